@@ -1,0 +1,1 @@
+"""Agent: reads the real processor (CPUID, XGETBV), decodes it, reports it."""

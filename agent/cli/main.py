@@ -1,0 +1,55 @@
+"""The `cpucompat` command: one entry point, subcommands loaded on demand.
+
+Subcommand modules are imported only when chosen, so `cpucompat probe`
+never loads gRPC and starts fast on every host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from .common import EXIT_CODES_HELP, EXIT_USAGE, CliError
+
+# name -> (module that defines add_parser(subparsers) and run(args), one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "probe": ("cpucompat.agent.cli.probe", "read this host's processors (or a dump) and decode them"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cpucompat",
+        description="Decide, from the real processors, where a VM's saved state may be restored.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        mod = importlib.import_module(module)
+        mod.add_parser(sub, name, help_text)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except CliError as exc:
+        print(f"cpucompat {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

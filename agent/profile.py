@@ -1,0 +1,142 @@
+"""The processor profile: what the decoder makes of raw CPUID leaves.
+
+Plain dataclasses with no wire types, so the agent's CLI, the coordinator's
+domain code and the protobuf conversion all share one shape. `to_json`
+defines the `probe --json` keys that outside checks read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .raw import RawCapture
+from .rawjson import capture_to_json
+
+
+@dataclass(frozen=True)
+class XsaveComponent:
+    index: int
+    name: str
+    size: int
+    offset: int
+    supervisor: bool = False
+
+
+@dataclass(frozen=True)
+class Xsave:
+    """XSAVE state: what the processor supports and what the OS enabled in XCR0."""
+
+    supported_mask: int = 0
+    supervisor_mask: int = 0
+    enabled_mask: int | None = None
+    max_size: int = 0
+    components: tuple[XsaveComponent, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "supported_mask": f"0x{self.supported_mask:x}",
+            "supervisor_mask": f"0x{self.supervisor_mask:x}",
+            "enabled_mask": None if self.enabled_mask is None else f"0x{self.enabled_mask:x}",
+            "max_size": self.max_size,
+            "components": [
+                {
+                    "index": c.index,
+                    "name": c.name,
+                    "size": c.size,
+                    "offset": c.offset,
+                    "supervisor": c.supervisor,
+                }
+                for c in self.components
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class AddressSizes:
+    physical_bits: int
+    linear_bits: int
+
+
+@dataclass(frozen=True)
+class CpuType:
+    """Logical CPUs that report the same CPUID data apart from per-CPU fields."""
+
+    logical_cpus: tuple[int, ...]
+    features: frozenset[str]
+    family: int
+    model: int
+    stepping: int
+    core_type: str | None
+    fingerprint: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "logical_cpus": list(self.logical_cpus),
+            "core_type": self.core_type,
+            "family": self.family,
+            "model": self.model,
+            "stepping": self.stepping,
+            "features": sorted(self.features),
+            "fingerprint": self.fingerprint,
+        }
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One host's (or one dump's) processor, decoded."""
+
+    vendor: str
+    brand: str
+    family: int
+    model: int
+    stepping: int
+    x86_64_level: str | None
+    features: frozenset[str]
+    cpu_types: tuple[CpuType, ...]
+    xsave: Xsave
+    address_sizes: AddressSizes
+    hypervisor: str | None
+    invariant_tsc: bool
+    tsc_hz: int | None
+    microcode: str | None
+    source: str
+    fingerprint: str
+    raw: RawCapture = field(repr=False, compare=False)
+
+    @property
+    def replayed(self) -> bool:
+        return self.raw.replayed
+
+    @property
+    def logical_cpu_count(self) -> int:
+        return len(self.raw.cpus)
+
+    def to_json(self, include_raw: bool = True) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "vendor": self.vendor,
+            "brand": self.brand,
+            "family": self.family,
+            "model": self.model,
+            "stepping": self.stepping,
+            "x86_64_level": self.x86_64_level,
+            "features": sorted(self.features),
+            "cpu_types": [t.to_json() for t in self.cpu_types],
+            "xsave": self.xsave.to_json(),
+            "address_sizes": {
+                "physical_bits": self.address_sizes.physical_bits,
+                "linear_bits": self.address_sizes.linear_bits,
+            },
+            "hypervisor": self.hypervisor,
+            "invariant_tsc": self.invariant_tsc,
+            "tsc_hz": self.tsc_hz,
+            "microcode": self.microcode,
+            "source": self.source,
+            "replayed": self.replayed,
+            "origin": self.raw.origin,
+            "logical_cpus": self.logical_cpu_count,
+            "fingerprint": self.fingerprint,
+        }
+        if include_raw:
+            doc["raw"] = capture_to_json(self.raw)
+        return doc

@@ -1,0 +1,116 @@
+"""Raw CPUID data as read from a processor or a dump, before any decoding.
+
+Every source (the live instruction, /dev/cpu, the dump formats, the wire)
+produces a :class:`RawCapture`, and the one decoder consumes it; so a
+replayed dump and a live probe are decoded by exactly the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+Regs = tuple[int, int, int, int]
+"""The four registers one CPUID call returns: (eax, ebx, ecx, edx)."""
+
+REG_INDEX = {"eax": 0, "ebx": 1, "ecx": 2, "edx": 3}
+
+LeafKey = tuple[int, int]
+"""(leaf, subleaf); leaves without subleaves use subleaf 0."""
+
+SOURCE_INSTRUCTION = "cpuid-instruction"
+SOURCE_DEVCPU = "devcpu"
+REPLAY_PREFIX = "replay:"
+
+STANDARD_BASE = 0x0000_0000
+HYPERVISOR_BASE = 0x4000_0000
+EXTENDED_BASE = 0x8000_0000
+CENTAUR_BASE = 0xC000_0000
+RANGE_SPAN = 0x1000_0000
+"""Each CPUID range starts at a base and reports its own maximum leaf there."""
+
+VENDOR_RANGES = (STANDARD_BASE, HYPERVISOR_BASE, EXTENDED_BASE, CENTAUR_BASE)
+
+
+class RawDataError(ValueError):
+    """Raw leaves that cannot come from a real processor."""
+
+
+@dataclass(frozen=True)
+class LogicalCpu:
+    """The CPUID leaves one logical CPU returned, plus XCR0 when it was read live."""
+
+    index: int
+    leaves: Mapping[LeafKey, Regs]
+    xcr0: int | None = None
+
+    def get(self, leaf: int, subleaf: int = 0) -> Regs | None:
+        return self.leaves.get((leaf, subleaf))
+
+    def reg(self, leaf: int, subleaf: int, name: str) -> int:
+        """One register of one leaf, 0 when the leaf was not read (absent means unsupported)."""
+        regs = self.leaves.get((leaf, subleaf))
+        return 0 if regs is None else regs[REG_INDEX[name]]
+
+    def max_leaf(self, base: int) -> int | None:
+        """The maximum leaf the range starting at ``base`` reports, or None when absent."""
+        regs = self.leaves.get((base, 0))
+        if regs is None:
+            return None
+        top = regs[0]
+        if base == STANDARD_BASE:
+            return top
+        if base <= top < base + RANGE_SPAN:
+            return top
+        return None
+
+    def sorted_leaves(self) -> list[tuple[LeafKey, Regs]]:
+        return sorted(self.leaves.items())
+
+
+@dataclass(frozen=True)
+class RawCapture:
+    """Everything read from one host's processors (or one dump file)."""
+
+    cpus: tuple[LogicalCpu, ...]
+    source: str
+    microcode: str | None = None
+    origin: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def replayed(self) -> bool:
+        return self.source.startswith(REPLAY_PREFIX)
+
+
+def leaf_in_reported_range(cpu_leaves: Mapping[LeafKey, Regs], leaf: int) -> bool:
+    """True when ``leaf`` lies at or below the maximum its range reports.
+
+    Processors answer leaves above the maximum with the data of the highest
+    standard leaf (Intel) or zeros (AMD); dumps such as libcpuid's record
+    those anyway, so importers drop them before decoding.
+    """
+    base = leaf & 0xF000_0000
+    if base not in VENDOR_RANGES:
+        return False
+    head = cpu_leaves.get((base, 0))
+    if head is None:
+        return False
+    if leaf == base:
+        return True
+    top = head[0]
+    if base == STANDARD_BASE:
+        return leaf <= top
+    return base < top < base + RANGE_SPAN and leaf <= top
+
+
+def trim_to_reported_ranges(leaves: Mapping[LeafKey, Regs]) -> dict[LeafKey, Regs]:
+    """Keep only the leaves that lie inside the ranges the processor reports."""
+    return {k: v for k, v in leaves.items() if leaf_in_reported_range(leaves, k[0])}
+
+
+def check_regs(values: Iterable[int]) -> Regs:
+    regs = tuple(values)
+    if len(regs) != 4 or any(not 0 <= r <= 0xFFFF_FFFF for r in regs):
+        raise RawDataError(f"a CPUID result is four 32-bit registers, got {regs!r}")
+    return regs  # type: ignore[return-value]

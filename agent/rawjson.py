@@ -1,0 +1,103 @@
+"""The project's own raw-leaf JSON: what `probe --json` prints under "raw".
+
+Hex strings keep it readable next to vendor manuals and other dump tools;
+the same object re-imports with `probe --from-dump`, so a dump taken on one
+host replays anywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .raw import LogicalCpu, RawCapture, RawDataError, Regs
+
+FORMAT_NAME = "cpucompat-raw"
+FORMAT_VERSION = 1
+
+
+def capture_to_json(capture: RawCapture) -> dict[str, Any]:
+    """The raw leaves of every logical CPU, as a JSON-ready dict."""
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "source": capture.source,
+        "microcode": capture.microcode,
+        "cpus": [
+            {
+                "cpu": cpu.index,
+                "xcr0": None if cpu.xcr0 is None else f"0x{cpu.xcr0:x}",
+                "leaves": [
+                    [f"0x{leaf:08x}", f"0x{sub:02x}", *(f"0x{r:08x}" for r in regs)]
+                    for (leaf, sub), regs in cpu.sorted_leaves()
+                ],
+            }
+            for cpu in capture.cpus
+        ],
+    }
+
+
+def _hex(value: Any, what: str, limit: int = 0xFFFF_FFFF) -> int:
+    if not isinstance(value, str):
+        raise RawDataError(f"{what}: expected a hex string such as '0x0000000d', got {value!r}")
+    try:
+        number = int(value, 16)
+    except ValueError:
+        raise RawDataError(f"{what}: {value!r} is not a hex number") from None
+    if not 0 <= number <= limit:
+        raise RawDataError(f"{what}: {value!r} is out of range")
+    return number
+
+
+def capture_from_json(doc: Any, origin: str | None = None) -> RawCapture:
+    """Parse the dict produced by :func:`capture_to_json` (or `probe --json`'s "raw")."""
+    if isinstance(doc, dict) and "raw" in doc and "format" not in doc:
+        doc = doc["raw"]  # a whole `probe --json` document
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
+        raise RawDataError(f"not a {FORMAT_NAME} document (missing \"format\": \"{FORMAT_NAME}\")")
+    if doc.get("version") != FORMAT_VERSION:
+        raise RawDataError(
+            f"{FORMAT_NAME} version {doc.get('version')!r} is not supported; expected {FORMAT_VERSION}"
+        )
+    cpus_doc = doc.get("cpus")
+    if not isinstance(cpus_doc, list) or not cpus_doc:
+        raise RawDataError('"cpus" must be a non-empty list')
+    cpus: list[LogicalCpu] = []
+    for n, cpu_doc in enumerate(cpus_doc):
+        where = f"cpus[{n}]"
+        if not isinstance(cpu_doc, dict):
+            raise RawDataError(f"{where}: expected an object")
+        index = cpu_doc.get("cpu", n)
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise RawDataError(f"{where}.cpu: expected a non-negative integer")
+        xcr0_doc = cpu_doc.get("xcr0")
+        xcr0 = None if xcr0_doc is None else _hex(xcr0_doc, f"{where}.xcr0", 2**64 - 1)
+        leaves_doc = cpu_doc.get("leaves")
+        if not isinstance(leaves_doc, list) or not leaves_doc:
+            raise RawDataError(f"{where}.leaves: expected a non-empty list")
+        leaves: dict[tuple[int, int], Regs] = {}
+        for m, row in enumerate(leaves_doc):
+            at = f"{where}.leaves[{m}]"
+            if not isinstance(row, list) or len(row) != 6:
+                raise RawDataError(f"{at}: expected [leaf, subleaf, eax, ebx, ecx, edx]")
+            leaf = _hex(row[0], f"{at} leaf")
+            sub = _hex(row[1], f"{at} subleaf")
+            regs = (
+                _hex(row[2], f"{at} eax"),
+                _hex(row[3], f"{at} ebx"),
+                _hex(row[4], f"{at} ecx"),
+                _hex(row[5], f"{at} edx"),
+            )
+            if (leaf, sub) in leaves and leaves[(leaf, sub)] != regs:
+                raise RawDataError(f"{at}: leaf 0x{leaf:x}.{sub} given twice with different values")
+            leaves[(leaf, sub)] = regs
+        cpus.append(LogicalCpu(index=index, leaves=leaves, xcr0=xcr0))
+    source = doc.get("source")
+    if not isinstance(source, str):
+        source = "unknown"
+    microcode = doc.get("microcode")
+    return RawCapture(
+        cpus=tuple(cpus),
+        source=source,
+        microcode=microcode if isinstance(microcode, str) else None,
+        origin=origin,
+    )

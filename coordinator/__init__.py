@@ -1,0 +1,1 @@
+"""Coordinator: keeps host profiles and decides compatibility and fail-over policy."""
