@@ -114,3 +114,46 @@ def check_regs(values: Iterable[int]) -> Regs:
     if len(regs) != 4 or any(not 0 <= r <= 0xFFFF_FFFF for r in regs):
         raise RawDataError(f"a CPUID result is four 32-bit registers, got {regs!r}")
     return regs  # type: ignore[return-value]
+
+
+MAX_LOGICAL_CPUS = 8192
+MAX_LEAVES_PER_CPU = 2048
+MAX_SUBLEAF = 0xFF
+MAX_LEAVES_IN_RANGE = 0x100
+
+
+def validate_capture(capture: RawCapture) -> None:
+    """Refuse raw leaves that cannot come from a processor (a spoofed or corrupt report)."""
+    if not capture.cpus:
+        raise RawDataError("the report holds no logical CPU")
+    if len(capture.cpus) > MAX_LOGICAL_CPUS:
+        raise RawDataError(f"{len(capture.cpus)} logical CPUs is more than {MAX_LOGICAL_CPUS}")
+    seen: set[int] = set()
+    for cpu in capture.cpus:
+        where = f"logical CPU {cpu.index}"
+        if cpu.index in seen:
+            raise RawDataError(f"{where} appears twice")
+        seen.add(cpu.index)
+        if len(cpu.leaves) > MAX_LEAVES_PER_CPU:
+            raise RawDataError(f"{where}: {len(cpu.leaves)} leaves is beyond any processor")
+        head = cpu.leaves.get((0, 0))
+        if head is None:
+            raise RawDataError(f"{where}: leaf 0 (vendor string) is missing")
+        vendor = b"".join(r.to_bytes(4, "little") for r in (head[1], head[3], head[2]))
+        if len(vendor.rstrip(b"\0")) != 12 or not all(0x20 <= b < 0x7F for b in vendor):
+            raise RawDataError(f"{where}: vendor string {vendor!r} is not 12 printable characters")
+        for (leaf, sub), regs in cpu.leaves.items():
+            base = leaf & 0xF000_0000
+            if base not in VENDOR_RANGES and leaf not in (0x2000_0000, 0x8086_0000):
+                raise RawDataError(f"{where}: leaf 0x{leaf:08x} is outside the CPUID ranges")
+            span = 0x1000 if base == HYPERVISOR_BASE else MAX_LEAVES_IN_RANGE
+            if leaf - base >= span and leaf != 0x8FFF_FFFF:
+                raise RawDataError(
+                    f"{where}: leaf 0x{leaf:08x} is beyond the architectural range "
+                    f"0x{base:08x}..0x{base + span - 1:08x}"
+                )
+            if sub > MAX_SUBLEAF:
+                raise RawDataError(f"{where}: leaf 0x{leaf:08x} subleaf {sub} is beyond any processor")
+            check_regs(regs)
+        if head[0] >= MAX_LEAVES_IN_RANGE:
+            raise RawDataError(f"{where}: leaf 0 claims 0x{head[0]:x} standard leaves")

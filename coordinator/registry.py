@@ -1,0 +1,451 @@
+"""The host registry: applies agent reports, heartbeats and goodbyes to the store.
+
+Every change happens in one SQLite transaction together with its events
+and with whatever `on_change` does for the clusters it touched (the policy
+engine recomputes there), and the in-memory view is updated only after the
+commit, so readers never see what the disk does not hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from cpucompat.agent.decode import decode
+from cpucompat.agent.profile import Profile
+from cpucompat.agent.raw import RawCapture, RawDataError, validate_capture
+from cpucompat.agent.rawjson import capture_from_json, capture_to_json
+
+from .domain.hosts import Event, EventKind, HostRecord, HostStatus, ProfileVersion
+from .store import Store, pack_raw, unpack_raw
+
+OnChange = Callable[[sqlite3.Connection, set[str], float], None]
+"""Called inside the transaction with the clusters whose membership or profiles changed."""
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,252}$")
+DEFAULT_HEARTBEAT_INTERVAL = 300.0
+MIN_HEARTBEAT_INTERVAL = 0.05
+
+
+class RegistryError(Exception):
+    """Base of the registry's refusals; each maps to one gRPC status."""
+
+
+class InvalidReportError(RegistryError):
+    """The report cannot describe a processor (INVALID_ARGUMENT)."""
+
+
+class UnknownHostError(RegistryError):
+    """No host is registered under that id (NOT_FOUND)."""
+
+
+class RefusedError(RegistryError):
+    """The coordinator's configuration forbids this (FAILED_PRECONDITION)."""
+
+
+def check_name(value: str, what: str) -> str:
+    if not NAME_PATTERN.match(value or ""):
+        raise InvalidReportError(
+            f"{what} {value!r} is not valid: use 1-253 letters, digits, '.', '_', '-', ':' or '@'"
+        )
+    return value
+
+
+def _summary(profile: Profile) -> dict[str, Any]:
+    return {
+        "vendor": profile.vendor,
+        "brand": profile.brand,
+        "family": profile.family,
+        "model": profile.model,
+        "stepping": profile.stepping,
+        "x86_64_level": profile.x86_64_level,
+        "hypervisor": profile.hypervisor,
+        "logical_cpus": profile.logical_cpu_count,
+    }
+
+
+class Registry:
+    """All registered hosts, kept in SQLite and mirrored in memory for fast decisions."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        allow_replayed: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.allow_replayed = allow_replayed
+        self.clock = clock
+        self.on_change: list[OnChange] = []
+        self.after_commit: list[Callable[[set[str]], None]] = []
+        self._hosts: dict[str, HostRecord] = {}
+        self._decoded: dict[str, Profile] = {}
+        self._lock = threading.RLock()
+        self._pending: set[str] = set()
+        with self._lock:
+            self._load()
+
+    # ---- reading -------------------------------------------------------------------
+
+    def _decode_blob(self, blob: bytes) -> Profile:
+        key = hashlib.sha256(blob).hexdigest()
+        profile = self._decoded.get(key)
+        if profile is None:
+            profile = decode(capture_from_json(unpack_raw(blob)))
+            self._decoded[key] = profile
+        return profile
+
+    def _record(self, row: sqlite3.Row, blob: bytes) -> HostRecord:
+        return HostRecord(
+            host_id=row["host_id"],
+            cluster=row["cluster"],
+            agent_address=row["agent_address"],
+            status=HostStatus(row["status"]),
+            replayed=bool(row["replayed"]),
+            fingerprint=row["fingerprint"],
+            first_seen=row["first_seen"],
+            last_seen=row["last_seen"],
+            heartbeat_interval=row["heartbeat_interval"],
+            profile_version=row["profile_version"],
+            profile=self._decode_blob(blob),
+            agent_version=row["agent_version"],
+        )
+
+    def _load(self, host_ids: Iterable[str] | None = None) -> None:
+        """Mirror the stored hosts in memory (all of them, or just ``host_ids``)."""
+        sql = "SELECT h.*, p.raw FROM hosts h JOIN profiles p ON p.id = h.profile_version"
+        with self.store.reading() as db:
+            if host_ids is None:
+                rows = db.execute(sql).fetchall()
+                self._hosts = {row["host_id"]: self._record(row, row["raw"]) for row in rows}
+                return
+            for host_id in host_ids:
+                row = db.execute(sql + " WHERE h.host_id = ?", (host_id,)).fetchone()
+                if row is None:
+                    self._hosts.pop(host_id, None)
+                else:
+                    self._hosts[host_id] = self._record(row, row["raw"])
+
+    def hosts(self, cluster: str | None = None) -> list[HostRecord]:
+        with self._lock:
+            records = list(self._hosts.values())
+        if cluster:
+            records = [r for r in records if r.cluster == cluster]
+        return sorted(records, key=lambda r: (r.cluster, r.host_id))
+
+    def clusters(self) -> list[str]:
+        with self._lock:
+            return sorted({r.cluster for r in self._hosts.values()})
+
+    def host(self, host_id: str) -> HostRecord:
+        with self._lock:
+            record = self._hosts.get(host_id)
+        if record is None:
+            raise UnknownHostError(f"no host {host_id!r} is registered; see `cpucompat hosts`")
+        return record
+
+    def find(self, host_id: str) -> HostRecord | None:
+        with self._lock:
+            return self._hosts.get(host_id)
+
+    def history(self, host_id: str) -> list[ProfileVersion]:
+        self.host(host_id)
+        with self.store.reading() as db:
+            rows = db.execute(
+                "SELECT * FROM profiles WHERE host_id = ? ORDER BY id", (host_id,)
+            ).fetchall()
+        return [
+            ProfileVersion(
+                version=row["id"],
+                host_id=row["host_id"],
+                recorded_at=row["recorded_at"],
+                fingerprint=row["fingerprint"],
+                source=row["source"],
+                features=tuple(json.loads(row["features"])),
+                gained=tuple(json.loads(row["gained"])),
+                lost=tuple(json.loads(row["lost"])),
+                summary=json.loads(row["summary"]),
+            )
+            for row in rows
+        ]
+
+    def events(
+        self, cluster: str | None = None, since: float | None = None, limit: int = 1000
+    ) -> list[Event]:
+        sql = "SELECT * FROM events WHERE 1=1"
+        params: list[Any] = []
+        if cluster:
+            sql += " AND cluster = ?"
+            params.append(cluster)
+        if since is not None:
+            sql += " AND time >= ?"
+            params.append(since)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(max(1, min(limit, 100_000)))
+        with self.store.reading() as db:
+            rows = db.execute(sql, params).fetchall()
+        return [
+            Event(
+                id=row["id"],
+                time=row["time"],
+                cluster=row["cluster"],
+                host_id=row["host_id"],
+                kind=EventKind(row["kind"]),
+                message=row["message"],
+                details=json.loads(row["details"]),
+            )
+            for row in reversed(rows)
+        ]
+
+    # ---- writing -------------------------------------------------------------------
+
+    @staticmethod
+    def add_event(
+        db: sqlite3.Connection,
+        now: float,
+        cluster: str,
+        host_id: str,
+        kind: EventKind,
+        message: str,
+        **details: Any,
+    ) -> None:
+        db.execute(
+            "INSERT INTO events (time, cluster, host_id, kind, message, details) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (now, cluster, host_id, kind.value, message, json.dumps(details, sort_keys=True)),
+        )
+
+    def _commit(
+        self, work: Callable[[sqlite3.Connection, float], set[str]], host_ids: Iterable[str]
+    ) -> set[str]:
+        """Run ``work`` and the on_change hooks in one transaction; then refresh ``host_ids``."""
+        with self._lock:
+            now = self.clock()
+            try:
+                with self.store.transaction() as db:
+                    self._pending = set(host_ids)
+                    clusters = work(db, now)
+                    if clusters:
+                        for hook in self.on_change:
+                            hook(db, clusters, now)
+            finally:
+                self._load(self._pending)
+        for after in self.after_commit:
+            after(clusters)
+        return clusters
+
+    def report(
+        self,
+        host_id: str,
+        cluster: str,
+        capture: RawCapture,
+        *,
+        agent_address: str = "",
+        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+        agent_fingerprint: str = "",
+        agent_version: str = "",
+    ) -> HostRecord:
+        """Apply a full report: validate, re-decode, store a new version if it changed."""
+        check_name(host_id, "host id")
+        check_name(cluster, "cluster name")
+        try:
+            validate_capture(capture)
+            profile = decode(capture)
+        except RawDataError as exc:
+            raise InvalidReportError(f"report for {host_id!r} refused: {exc}") from None
+        if capture.replayed and not self.allow_replayed:
+            raise RefusedError(
+                f"report for {host_id!r} is replayed from a dump ({capture.source}); start the "
+                "coordinator with --allow-replayed to accept rehearsal hosts"
+            )
+        interval = max(float(heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL), MIN_HEARTBEAT_INTERVAL)
+        blob = pack_raw(capture_to_json(capture))
+        features = sorted(profile.features)
+
+        def work(db: sqlite3.Connection, now: float) -> set[str]:
+            old = db.execute("SELECT * FROM hosts WHERE host_id = ?", (host_id,)).fetchone()
+            touched: set[str] = set()
+            version = old["profile_version"] if old is not None else None
+            gained: list[str] = []
+            lost: list[str] = []
+            if old is None or old["fingerprint"] != profile.fingerprint:
+                if old is not None:
+                    prev = set(
+                        json.loads(
+                            db.execute(
+                                "SELECT features FROM profiles WHERE id = ?", (version,)
+                            ).fetchone()[0]
+                        )
+                    )
+                    gained = sorted(set(features) - prev)
+                    lost = sorted(prev - set(features))
+                cur = db.execute(
+                    "INSERT INTO profiles (host_id, recorded_at, fingerprint, source, raw, "
+                    "features, gained, lost, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        host_id,
+                        now,
+                        profile.fingerprint,
+                        capture.source,
+                        blob,
+                        json.dumps(features),
+                        json.dumps(gained),
+                        json.dumps(lost),
+                        json.dumps(_summary(profile)),
+                    ),
+                )
+                version = cur.lastrowid
+            if old is None:
+                db.execute(
+                    "INSERT INTO hosts (host_id, cluster, agent_address, agent_version, status, "
+                    "replayed, fingerprint, agent_fingerprint, profile_version, first_seen, "
+                    "last_seen, heartbeat_interval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        host_id, cluster, agent_address, agent_version, HostStatus.ONLINE.value,
+                        int(capture.replayed), profile.fingerprint, agent_fingerprint, version,
+                        now, now, interval,
+                    ),
+                )
+                what = "replayed dump" if capture.replayed else "processor"
+                self.add_event(
+                    db, now, cluster, host_id, EventKind.HOST_JOINED,
+                    f"host {host_id} joined cluster {cluster} ({what}: {profile.brand or profile.vendor})",
+                    fingerprint=profile.fingerprint, replayed=capture.replayed,
+                )
+                return {cluster}
+            if old["cluster"] != cluster:
+                self.add_event(
+                    db, now, cluster, host_id, EventKind.CLUSTER_CHANGED,
+                    f"host {host_id} moved from cluster {old['cluster']} to {cluster}",
+                    old_cluster=old["cluster"], new_cluster=cluster,
+                )
+                touched |= {old["cluster"], cluster}
+            if old["fingerprint"] != profile.fingerprint:
+                change = ", ".join(
+                    [f"gained {' '.join(gained)}"] * bool(gained) + [f"lost {' '.join(lost)}"] * bool(lost)
+                ) or "same features, other details"
+                self.add_event(
+                    db, now, cluster, host_id, EventKind.PROFILE_CHANGED,
+                    f"host {host_id} processor profile changed: {change}",
+                    features_gained=gained, features_lost=lost,
+                    old_fingerprint=old["fingerprint"], new_fingerprint=profile.fingerprint,
+                )
+                touched.add(cluster)
+            if old["status"] != HostStatus.ONLINE.value:
+                self.add_event(
+                    db, now, cluster, host_id, EventKind.STATUS_CHANGED,
+                    f"host {host_id} is online again (was {old['status']})",
+                    old_status=old["status"], new_status=HostStatus.ONLINE.value,
+                )
+                touched.add(cluster)
+            if bool(old["replayed"]) != capture.replayed:
+                touched.add(cluster)
+            db.execute(
+                "UPDATE hosts SET cluster = ?, agent_address = ?, agent_version = ?, status = ?, "
+                "replayed = ?, fingerprint = ?, agent_fingerprint = ?, profile_version = ?, "
+                "last_seen = ?, heartbeat_interval = ? WHERE host_id = ?",
+                (
+                    cluster, agent_address, agent_version, HostStatus.ONLINE.value,
+                    int(capture.replayed), profile.fingerprint, agent_fingerprint, version,
+                    now, interval, host_id,
+                ),
+            )
+            return touched
+
+        self._commit(work, [host_id])
+        return self.host(host_id)
+
+    def heartbeat(
+        self, host_id: str, cluster: str, agent_fingerprint: str, heartbeat_interval: float = 0
+    ) -> tuple[HostRecord | None, bool]:
+        """Refresh a host's last-seen time; returns (record, whether a full report is wanted)."""
+        record = self.find(host_id)
+        if record is None:
+            return None, True
+        with self.store.reading() as db:
+            row = db.execute(
+                "SELECT agent_fingerprint FROM hosts WHERE host_id = ?", (host_id,)
+            ).fetchone()
+        if row is None or row[0] != agent_fingerprint or record.cluster != cluster:
+            return record, True
+        interval = max(float(heartbeat_interval or record.heartbeat_interval), MIN_HEARTBEAT_INTERVAL)
+
+        def work(db: sqlite3.Connection, now: float) -> set[str]:
+            old = db.execute("SELECT status FROM hosts WHERE host_id = ?", (host_id,)).fetchone()
+            db.execute(
+                "UPDATE hosts SET last_seen = ?, status = ?, heartbeat_interval = ? WHERE host_id = ?",
+                (now, HostStatus.ONLINE.value, interval, host_id),
+            )
+            if old is not None and old["status"] != HostStatus.ONLINE.value:
+                self.add_event(
+                    db, now, cluster, host_id, EventKind.STATUS_CHANGED,
+                    f"host {host_id} is online again (was {old['status']})",
+                    old_status=old["status"], new_status=HostStatus.ONLINE.value,
+                )
+                return {cluster}
+            return set()
+
+        self._commit(work, [host_id])
+        return self.host(host_id), False
+
+    def _set_status(self, host_ids: Iterable[str], status: HostStatus, why: str) -> set[str]:
+        ids = list(host_ids)
+
+        def work(db: sqlite3.Connection, now: float) -> set[str]:
+            touched: set[str] = set()
+            for host_id in ids:
+                old = db.execute(
+                    "SELECT status, cluster FROM hosts WHERE host_id = ?", (host_id,)
+                ).fetchone()
+                if old is None or old["status"] == status.value:
+                    continue
+                db.execute("UPDATE hosts SET status = ? WHERE host_id = ?", (status.value, host_id))
+                self.add_event(
+                    db, now, old["cluster"], host_id, EventKind.STATUS_CHANGED,
+                    f"host {host_id} is {status.value} ({why}; was {old['status']})",
+                    old_status=old["status"], new_status=status.value, reason=why,
+                )
+                touched.add(old["cluster"])
+            return touched
+
+        return self._commit(work, ids) if ids else set()
+
+    def goodbye(self, host_id: str) -> HostRecord:
+        """The host's agent is stopping: mark it offline (it is still a member)."""
+        self.host(host_id)
+        self._set_status([host_id], HostStatus.OFFLINE, "its agent is stopping")
+        return self.host(host_id)
+
+    def sweep(self) -> set[str]:
+        """Mark online hosts whose heartbeats stopped as stale; returns touched clusters."""
+        now = self.clock()
+        due = [r.host_id for r in self.hosts() if r.status == HostStatus.ONLINE and now > r.stale_after()]
+        return self._set_status(due, HostStatus.STALE, "3 heartbeats missed") if due else set()
+
+    def next_sweep_in(self, default: float = 5.0) -> float:
+        """Seconds until the next host could become stale (bounded), for the sweeper thread."""
+        now = self.clock()
+        waits = [r.stale_after() - now for r in self.hosts() if r.status == HostStatus.ONLINE]
+        return max(0.05, min([default, *waits])) if waits else default
+
+    def remove(self, host_id: str) -> None:
+        """Forget a host (an administrator decommissioned it): it leaves its cluster."""
+        record = self.host(host_id)
+
+        def work(db: sqlite3.Connection, now: float) -> set[str]:
+            db.execute("DELETE FROM hosts WHERE host_id = ?", (host_id,))
+            self.add_event(
+                db, now, record.cluster, host_id, EventKind.HOST_LEFT,
+                f"host {host_id} left cluster {record.cluster} (removed by an administrator)",
+                fingerprint=record.fingerprint,
+            )
+            return {record.cluster}
+
+        self._commit(work, [host_id])
