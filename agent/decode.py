@@ -18,11 +18,14 @@ from .raw import REG_INDEX, LeafKey, LogicalCpu, RawCapture, RawDataError, Regs
 
 FINGERPRINT_VERSION = 1
 
-# Leaves that describe where a logical CPU sits, not what it can do.
-TOPOLOGY_LEAVES = frozenset({0xB, 0x1F, 0x8000001E, 0x80000026})
+# Leaves that describe where a logical CPU sits or what it reads right now, not what it
+# can do: topology (0xB, 0x1F, 0x8000001E, 0x80000026), the Pentium III serial number (3)
+# and Centaur/Zhaoxin's live temperature and frequency readings (0xC0000004).
+PER_CPU_LEAVES = frozenset({0x3, 0xB, 0x1F, 0x8000001E, 0x80000026, 0xC0000004})
 # (leaf, register index) -> mask of the bits to keep; the rest is per-CPU.
 PER_CPU_MASKS: Mapping[tuple[int, int], int] = {
     (0x1, 1): 0x00FF_FFFF,  # EBX[31:24]: initial APIC ID
+    (0x6, 3): 0x0000_FFFF,  # EDX[31:16]: this CPU's row in the hardware feedback table
     (0x4, 0): 0x0000_3FFF,  # EAX[31:14]: logical CPUs sharing the cache, cores per package
     (0x8000001D, 0): 0x0000_3FFF,  # EAX[25:14]: logical CPUs sharing the cache
 }
@@ -224,7 +227,7 @@ def type_key(cpu: LogicalCpu) -> bytes:
     """The CPU's leaves with per-CPU fields (APIC IDs, topology, cache sharing) masked."""
     parts = []
     for (leaf, sub), regs in cpu.sorted_leaves():
-        if leaf in TOPOLOGY_LEAVES:
+        if leaf in PER_CPU_LEAVES:
             continue
         masked = [
             r & PER_CPU_MASKS.get((leaf, i), 0xFFFF_FFFF) for i, r in enumerate(regs)

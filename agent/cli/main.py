@@ -11,11 +11,13 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from .common import EXIT_CODES_HELP, EXIT_USAGE, CliError
+from .common import EXIT_CODES_HELP, CliError
 
 # name -> (module that defines add_parser(subparsers) and run(args), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("cpucompat.agent.cli.probe", "read this host's processors (or a dump) and decode them"),
+    "coordinator": ("cpucompat.agent.cli.coordinator_cmd", "run the coordinator daemon"),
+    "agent": ("cpucompat.agent.cli.agent_cmd", "run the agent daemon on this host"),
 }
 
 

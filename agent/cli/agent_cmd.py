@@ -1,0 +1,130 @@
+"""`cpucompat agent`: run the agent daemon on this host."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from .common import EXIT_OK, CliError
+from .daemon_common import add_tls_options, tls_files, wait_for_signal
+
+DEFAULT_INTERVAL = 300.0
+
+
+def add_parser(sub: Any, name: str, help_text: str) -> None:
+    p = sub.add_parser(
+        name,
+        help=help_text,
+        description=(
+            "Run the agent: it probes this host's processors, serves the profile over gRPC, "
+            "reports it to the coordinator at start and whenever it changes, and heartbeats "
+            "in between. Prints 'listening on ADDR' once ready; stops cleanly on SIGTERM/SIGINT."
+        ),
+    )
+    p.add_argument("--coordinator", metavar="HOST:PORT", required=True, help="the coordinator's address")
+    p.add_argument("--cluster", required=True, help="the cluster this host belongs to")
+    p.add_argument("--listen", default="127.0.0.1:7444", metavar="ADDR",
+                   help="address for the agent's own gRPC service (default 127.0.0.1:7444; port 0 picks one)")
+    p.add_argument("--host-id", metavar="ID",
+                   help="id to report under (default: /etc/machine-id); under mutual TLS it must "
+                        "equal the certificate's CN or a DNS SAN")
+    p.add_argument("--interval", type=float, default=DEFAULT_INTERVAL, metavar="SECONDS",
+                   help="re-probe and heartbeat interval (default 300)")
+    p.add_argument("--replay-dump", metavar="FILE",
+                   help="report a recorded processor from FILE instead of this host's (rehearsals); "
+                        "the file is re-read at every probe, so replacing it swaps the processor")
+    p.add_argument("--source", choices=("instruction", "devcpu"), default="instruction",
+                   help="live source: the CPUID instruction (default) or /dev/cpu/N/cpuid")
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback --listen without TLS")
+    p.add_argument("--state-file", metavar="PATH",
+                   help="where to write the cluster's current fail-over policy (JSON)")
+    p.add_argument("--on-policy-change", metavar="CMD",
+                   help="command run (via /bin/sh) when the cluster's policy changes")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every report and heartbeat")
+    add_tls_options(p, "agent")
+    p.set_defaults(run=run)
+
+
+def _capture_fn(args: argparse.Namespace) -> Any:
+    if args.replay_dump:
+        from ..dumps import load_dump
+
+        path = args.replay_dump
+        return lambda: load_dump(path)
+    from ..live import probe
+
+    source = "devcpu" if args.source == "devcpu" else "cpuid-instruction"
+    return lambda: probe(source)
+
+
+def run(args: argparse.Namespace) -> int:
+    import grpc
+
+    from cpucompat import agent as agent_pkg
+    from cpucompat.coordinator.server import check_listen_address
+
+    from ..daemon.reporter import Reporter
+    from ..daemon.service import AgentServicer, build_agent_server
+    from ..daemon.state import ProfileHolder, default_host_id
+    from ..live import ProbeError
+    from ..raw import RawDataError
+    from ..tls import channel_credentials
+
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s cpucompat agent: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.interval <= 0:
+        raise CliError("--interval must be a positive number of seconds")
+    tls = tls_files(args)
+    try:
+        check_listen_address(args.listen, tls, args.insecure)
+        holder = ProfileHolder(_capture_fn(args))
+    except (ValueError, ProbeError, RawDataError) as exc:
+        raise CliError(str(exc)) from None
+    host_id = args.host_id or default_host_id()
+    version = getattr(agent_pkg, "__version__", "0.1.0")
+    try:
+        channel = (
+            grpc.secure_channel(args.coordinator, channel_credentials(tls))
+            if tls.enabled
+            else grpc.insecure_channel(args.coordinator)
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    servicer = AgentServicer(holder, host_id, args.cluster, version)
+    try:
+        server, port, health = build_agent_server(servicer, args.listen, tls)
+    except (ValueError, RuntimeError) as exc:
+        raise CliError(f"cannot listen on {args.listen}: {exc}") from None
+    address = f"{args.listen.rsplit(':', 1)[0]}:{port}"
+    reporter = Reporter(holder, channel, host_id, args.cluster, address, version, args.interval)
+    servicer.on_probe = reporter.probed
+    server.start()
+    reporter.start()
+    watcher = None
+    if args.state_file or args.on_policy_change:
+        from ..daemon.policy_watch import PolicyWatcher
+
+        watcher = PolicyWatcher(channel, args.cluster, args.state_file, args.on_policy_change)
+        watcher.start()
+    snap = holder.current
+    print(
+        f"cpucompat agent listening on {address} (host {host_id}, cluster {args.cluster}, "
+        f"{snap.profile.source}, fingerprint {snap.profile.fingerprint[:12]})",
+        flush=True,
+    )
+    try:
+        wait_for_signal()
+    finally:
+        health.enter_graceful_shutdown()
+        if watcher is not None:
+            watcher.stop()
+        reporter.stop(leave=True)
+        server.stop(grace=2).wait(5)
+        channel.close()
+    print("cpucompat agent stopped", flush=True)
+    return EXIT_OK

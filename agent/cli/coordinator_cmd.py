@@ -1,0 +1,80 @@
+"""`cpucompat coordinator`: run the coordinator daemon."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from .common import EXIT_OK, CliError
+from .daemon_common import add_tls_options, default_state_dir, tls_files, wait_for_signal
+
+
+def add_parser(sub: Any, name: str, help_text: str) -> None:
+    p = sub.add_parser(
+        name,
+        help=help_text,
+        description=(
+            "Run the coordinator: it keeps every host's profile and history in SQLite, answers "
+            "compatibility queries and owns each cluster's fail-over policy. Without TLS it "
+            "listens on loopback only unless --insecure is given. Prints 'listening on ADDR' "
+            "once ready."
+        ),
+    )
+    p.add_argument("--listen", default="127.0.0.1:7443", metavar="ADDR",
+                   help="address to serve on (default 127.0.0.1:7443; port 0 picks a free port)")
+    p.add_argument("--db", metavar="PATH",
+                   help="SQLite file (default STATE_DIR/coordinator.db; STATE_DIR is "
+                        "$CPUCOMPAT_STATE_DIR, /var/lib/cpucompat as root, else ~/.local/state/cpucompat)")
+    p.add_argument("--allow-replayed", action="store_true",
+                   help="accept reports replayed from dumps (rehearsals); they are marked in listings")
+    p.add_argument("--admin", action="append", default=[], metavar="NAME",
+                   help="certificate CN or DNS SAN allowed to query and administer under mutual TLS "
+                        "(repeatable)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow listening beyond loopback without TLS")
+    p.add_argument("--max-message-bytes", type=int, default=4 * 1024 * 1024, metavar="N",
+                   help="refuse requests larger than N bytes (default 4 MiB)")
+    add_tls_options(p, "coordinator")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cpucompat.coordinator.server import Coordinator, CoordinatorConfig, build_server
+    from cpucompat.coordinator.store import StoreError
+
+    db = Path(args.db) if args.db else default_state_dir() / "coordinator.db"
+    config = CoordinatorConfig(
+        db_path=db,
+        listen=args.listen,
+        tls=tls_files(args),
+        admins=tuple(args.admin),
+        allow_replayed=args.allow_replayed,
+        insecure=args.insecure,
+        max_message_bytes=args.max_message_bytes,
+    )
+    if args.tls_ca and not args.admin:
+        print("cpucompat coordinator: warning: mutual TLS without --admin: queries will be refused",
+              file=sys.stderr)
+    try:
+        coordinator = Coordinator(config)
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        server, port = build_server(coordinator)
+    except (ValueError, OSError, RuntimeError) as exc:
+        coordinator.close()
+        raise CliError(str(exc)) from None
+    server.start()
+    coordinator.start()
+    host = config.listen.rsplit(":", 1)[0]
+    print(f"cpucompat coordinator listening on {host}:{port} (db {db})", flush=True)
+    try:
+        wait_for_signal()
+    finally:
+        coordinator.health.enter_graceful_shutdown()  # type: ignore[attr-defined]
+        server.stop(grace=2).wait(5)
+        coordinator.close()
+    print("cpucompat coordinator stopped", flush=True)
+    return EXIT_OK

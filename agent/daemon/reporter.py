@@ -1,0 +1,155 @@
+"""Reports this host to the coordinator: a full report at start and on change, heartbeats otherwise.
+
+The loop never gives up: while the coordinator is away it retries with
+capped, jittered backoff, and the agent keeps serving its own gRPC port.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+
+from cpucompat.v1 import coordinator_service_pb2 as pb
+from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+from ..wire import capture_to_proto, profile_to_proto
+from .state import Backoff, ProfileHolder, Snapshot
+
+log = logging.getLogger("cpucompat.agent")
+
+RPC_TIMEOUT = 10.0
+
+
+class Reporter:
+    """Owns the channel to the coordinator and the probe/report/heartbeat cycle."""
+
+    def __init__(
+        self,
+        holder: ProfileHolder,
+        channel: grpc.Channel,
+        host_id: str,
+        cluster: str,
+        agent_address: str,
+        version: str,
+        interval: float,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.holder = holder
+        self.stub = pb_grpc.RegistryServiceStub(channel)
+        self.host_id = host_id
+        self.cluster = cluster
+        self.agent_address = agent_address
+        self.version = version
+        self.interval = interval
+        self.backoff = backoff or Backoff()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._need_report = True
+        self._lock = threading.Lock()
+        self.reports_sent = 0
+        self.on_status: Callable[[str], None] | None = None
+        self._thread = threading.Thread(target=self._run, name="reporter", daemon=True)
+
+    def _interval(self) -> Duration:
+        d = Duration()
+        d.FromNanoseconds(int(self.interval * 1e9))
+        return d
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def probed(self, previous: Snapshot, fresh: Snapshot) -> None:
+        """Called after an on-demand probe: report at once when the fingerprint changed."""
+        if previous.profile.fingerprint != fresh.profile.fingerprint:
+            with self._lock:
+                self._need_report = True
+            self._wake.set()
+
+    def _report(self, snap: Snapshot) -> None:
+        request = pb.ReportProfileRequest(
+            host_id=self.host_id,
+            cluster=self.cluster,
+            agent_address=self.agent_address,
+            raw=capture_to_proto(snap.profile.raw, snap.taken_at),
+            agent_version=self.version,
+            profile=profile_to_proto(snap.profile),
+            probe_interval=self._interval(),
+            agent_fingerprint=snap.profile.fingerprint,
+        )
+        response = self.stub.ReportProfile(request, timeout=RPC_TIMEOUT)
+        self.reports_sent += 1
+        log.info(
+            "reported %s to the coordinator (fingerprint %s, version %d)",
+            self.host_id, response.fingerprint[:12], response.profile_version,
+        )
+
+    def _heartbeat(self, snap: Snapshot) -> bool:
+        """Returns True when the coordinator wants a full report."""
+        response = self.stub.Heartbeat(
+            pb.HeartbeatRequest(
+                host_id=self.host_id,
+                cluster=self.cluster,
+                fingerprint=snap.profile.fingerprint,
+                probe_interval=self._interval(),
+            ),
+            timeout=RPC_TIMEOUT,
+        )
+        return response.report_required
+
+    def _cycle(self) -> None:
+        snap = self.holder.current
+        with self._lock:
+            need = self._need_report
+        if not need and self._heartbeat(snap):
+            need = True
+        if need:
+            self._report(snap)
+            with self._lock:
+                self._need_report = False
+
+    def _run(self) -> None:
+        first = True
+        while not self._stop.is_set():
+            if not first:
+                try:
+                    previous, fresh = self.holder.refresh()
+                    if previous.profile.fingerprint != fresh.profile.fingerprint:
+                        log.info("processor profile changed; reporting")
+                        with self._lock:
+                            self._need_report = True
+                except Exception as exc:  # keep serving the last good profile
+                    log.error("probe failed, keeping the previous profile: %s", exc)
+            first = False
+            try:
+                self._cycle()
+                self.backoff.reset()
+                delay = self.interval
+            except grpc.RpcError as exc:
+                code = exc.code() if hasattr(exc, "code") else None
+                delay = self.backoff.next_delay()
+                log.warning(
+                    "coordinator unavailable (%s: %s); retrying in %.1fs",
+                    code.name if code else "error", exc.details() if hasattr(exc, "details") else exc, delay,
+                )
+                with self._lock:
+                    self._need_report = True
+                first = True  # retry without re-probing
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def stop(self, leave: bool = True) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=5)
+        if leave:
+            try:
+                self.stub.Leave(
+                    pb.LeaveRequest(host_id=self.host_id, cluster=self.cluster, reason="agent stopping"),
+                    timeout=3,
+                )
+            except grpc.RpcError as exc:
+                log.warning("could not tell the coordinator we are leaving: %s", exc.code().name)

@@ -1,0 +1,69 @@
+"""Todd Allen's ``cpuid -r`` raw output, read and written.
+
+``CPU N:`` (``CPU:`` with ``-1``) heads each logical CPU, then one line per
+call: ``   0x00000007 0x00: eax=0x... ebx=0x... ecx=0x... edx=0x...``. The
+subleaf is hex too (``0x0b``). The tool probes ranges such as 0x20000000 and
+0x80860000 on every processor; those and anything above a range's maximum are
+dropped by the common range trimming.
+
+The same text is what ``probe --raw`` prints, so a capture rendered here can
+be fed to any tool that reads ``cpuid -r`` output, and back to this importer.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..raw import RawCapture
+from .errors import CaptureBuilder, expected, hex32, split_lines
+
+SOURCE = "replay:cpuid-r"
+
+LEAF_SYNTAX = "0xLLLLLLLL 0xSS: eax=0xAAAAAAAA ebx=0xBBBBBBBB ecx=0xCCCCCCCC edx=0xDDDDDDDD"
+
+_LEAF = re.compile(
+    r"\s*0x([0-9A-Fa-f]+)(?:\s+0x([0-9A-Fa-f]+))?:\s*"
+    r"eax=0x([0-9A-Fa-f]+)\s+ebx=0x([0-9A-Fa-f]+)\s+ecx=0x([0-9A-Fa-f]+)\s+edx=0x([0-9A-Fa-f]+)\s*$"
+)
+_HEADER = re.compile(r"\s*CPU(?:\s+(\d{1,9}))?:\s*$")
+
+
+def parse_cpuid_r(text: str, origin: str = "<text>") -> RawCapture:
+    """Parse ``cpuid -r`` output; a missing subleaf field (very old versions) means subleaf 0."""
+    builder = CaptureBuilder(origin, SOURCE)
+    leaf_match = _LEAF.match
+    for number, line in enumerate(split_lines(text), start=1):
+        m = leaf_match(line)
+        if m is not None:
+            builder.add(
+                hex32(m[1], origin, number, "leaf"),
+                0 if m[2] is None else hex32(m[2], origin, number, "subleaf"),
+                (
+                    hex32(m[3], origin, number, "eax"),
+                    hex32(m[4], origin, number, "ebx"),
+                    hex32(m[5], origin, number, "ecx"),
+                    hex32(m[6], origin, number, "edx"),
+                ),
+                number,
+            )
+            continue
+        if not line.strip():
+            continue
+        header = _HEADER.match(line)
+        if header is not None:
+            builder.start_cpu(None if header[1] is None else int(header[1]), number)
+            continue
+        raise expected(origin, number, LEAF_SYNTAX, line)
+    return builder.build()
+
+
+def render_cpuid_r(capture: RawCapture) -> str:
+    """The capture as ``cpuid -r`` prints it: one ``CPU N:`` block per logical CPU."""
+    out: list[str] = []
+    for cpu in capture.cpus:
+        out.append(f"CPU {cpu.index}:")
+        out.extend(
+            f"   0x{leaf:08x} 0x{sub:02x}: eax=0x{a:08x} ebx=0x{b:08x} ecx=0x{c:08x} edx=0x{d:08x}"
+            for (leaf, sub), (a, b, c, d) in cpu.sorted_leaves()
+        )
+    return "\n".join(out) + "\n" if out else ""

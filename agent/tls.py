@@ -1,0 +1,48 @@
+"""TLS material for gRPC servers and channels, shared by the daemons and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for one side of a connection."""
+
+    cert: str | None = None
+    key: str | None = None
+    ca: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert or self.ca)
+
+    def read(self) -> tuple[bytes | None, bytes | None, bytes | None]:
+        def load(path: str | None) -> bytes | None:
+            if not path:
+                return None
+            try:
+                with open(path, "rb") as fh:
+                    return fh.read()
+            except OSError as exc:
+                raise ValueError(f"cannot read TLS file {path}: {exc.strerror}") from None
+
+        return load(self.cert), load(self.key), load(self.ca)
+
+
+def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
+    cert, key, ca = tls.read()
+    if not cert or not key:
+        raise ValueError("TLS needs both --tls-cert and --tls-key")
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+    )
+
+
+def channel_credentials(tls: TlsFiles) -> grpc.ChannelCredentials:
+    cert, key, ca = tls.read()
+    if (cert is None) != (key is None):
+        raise ValueError("a client certificate needs both --tls-cert and --tls-key")
+    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)

@@ -1,0 +1,135 @@
+"""Raw captures and profiles to and from their protobuf messages.
+
+Only the agent's daemon and the coordinator's conversion module import
+this; `cpucompat probe` never does, so it never loads gRPC or protobuf.
+"""
+
+from __future__ import annotations
+
+from cpucompat.v1 import profile_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from .profile import Profile
+from .raw import LogicalCpu, RawCapture, RawDataError, Regs
+
+
+def capture_to_proto(capture: RawCapture, captured_at: float | None = None) -> profile_pb2.RawCapture:
+    msg = profile_pb2.RawCapture(
+        source=capture.source,
+        microcode=capture.microcode or "",
+        origin=capture.origin or "",
+        extra=dict(capture.extra),
+    )
+    for cpu in capture.cpus:
+        out = msg.cpus.add(cpu=cpu.index)
+        if cpu.xcr0 is not None:
+            out.xcr0 = cpu.xcr0
+        out.leaves.extend(
+            profile_pb2.CpuidLeaf(leaf=leaf, subleaf=sub, eax=r[0], ebx=r[1], ecx=r[2], edx=r[3])
+            for (leaf, sub), r in cpu.sorted_leaves()
+        )
+    if captured_at is not None:
+        ts = Timestamp()
+        ts.FromNanoseconds(int(captured_at * 1e9))
+        msg.captured_at.CopyFrom(ts)
+    return msg
+
+
+def capture_from_proto(msg: profile_pb2.RawCapture) -> RawCapture:
+    """The domain capture; duplicated leaves with different values are refused here."""
+    cpus = []
+    for cpu_msg in msg.cpus:
+        leaves: dict[tuple[int, int], Regs] = {}
+        for leaf in cpu_msg.leaves:
+            key = (leaf.leaf, leaf.subleaf)
+            regs = (leaf.eax, leaf.ebx, leaf.ecx, leaf.edx)
+            if key in leaves and leaves[key] != regs:
+                raise RawDataError(
+                    f"logical CPU {cpu_msg.cpu}: leaf 0x{leaf.leaf:08x} subleaf {leaf.subleaf} "
+                    "is given twice with different values"
+                )
+            leaves[key] = regs
+        cpus.append(
+            LogicalCpu(
+                index=cpu_msg.cpu,
+                leaves=leaves,
+                xcr0=cpu_msg.xcr0 if cpu_msg.HasField("xcr0") else None,
+            )
+        )
+    return RawCapture(
+        cpus=tuple(cpus),
+        source=msg.source,
+        microcode=msg.microcode or None,
+        origin=msg.origin or None,
+        extra=dict(msg.extra),
+    )
+
+
+def profile_to_proto(profile: Profile, microarchitecture: str = "") -> profile_pb2.ProcessorProfile:
+    xs = profile.xsave
+    msg = profile_pb2.ProcessorProfile(
+        vendor=profile.vendor,
+        brand=profile.brand,
+        family=profile.family,
+        model=profile.model,
+        stepping=profile.stepping,
+        x86_64_level=profile.x86_64_level or "",
+        features=sorted(profile.features),
+        xsave=profile_pb2.Xsave(
+            supported_mask=xs.supported_mask,
+            supervisor_mask=xs.supervisor_mask,
+            max_size=xs.max_size,
+            components=[
+                profile_pb2.XsaveComponent(
+                    index=c.index, name=c.name, size=c.size, offset=c.offset, supervisor=c.supervisor
+                )
+                for c in xs.components
+            ],
+        ),
+        address_sizes=profile_pb2.AddressSizes(
+            physical_bits=profile.address_sizes.physical_bits,
+            linear_bits=profile.address_sizes.linear_bits,
+        ),
+        hypervisor=profile.hypervisor or "",
+        invariant_tsc=profile.invariant_tsc,
+        tsc_hz=profile.tsc_hz or 0,
+        microcode=profile.microcode or "",
+        source=profile.source,
+        replayed=profile.replayed,
+        fingerprint=profile.fingerprint,
+        origin=profile.raw.origin or "",
+        logical_cpu_count=profile.logical_cpu_count,
+        microarchitecture=microarchitecture,
+    )
+    if xs.enabled_mask is not None:
+        msg.xsave.enabled_mask = xs.enabled_mask
+    for t in profile.cpu_types:
+        msg.cpu_types.add(
+            logical_cpus=list(t.logical_cpus),
+            features=sorted(t.features),
+            fingerprint=t.fingerprint,
+            family=t.family,
+            model=t.model,
+            stepping=t.stepping,
+            core_type=t.core_type or "",
+        )
+    return msg
+
+
+def summary_to_proto(profile: Profile, microarchitecture: str = "") -> profile_pb2.ProfileSummary:
+    return profile_pb2.ProfileSummary(
+        vendor=profile.vendor,
+        brand=profile.brand,
+        family=profile.family,
+        model=profile.model,
+        stepping=profile.stepping,
+        x86_64_level=profile.x86_64_level or "",
+        microarchitecture=microarchitecture,
+        hypervisor=profile.hypervisor or "",
+        feature_count=len(profile.features),
+        logical_cpu_count=profile.logical_cpu_count,
+        cpu_type_count=len(profile.cpu_types),
+        physical_bits=profile.address_sizes.physical_bits,
+        microcode=profile.microcode or "",
+        source=profile.source,
+    )

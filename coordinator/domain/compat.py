@@ -1,0 +1,594 @@
+"""The compatibility engine: may a saved state be restored on a target host?
+
+`check` is directional and reports, in DESIGN's order, every reason a target
+refuses a requirement, then the warnings. The audit and the eligible-target
+search call it across many profiles, so both sides are compiled once into
+integers (one bit per feature name) and verdicts are cached per distinct
+pair of decision keys: the cost follows distinct profiles, not hosts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from cpucompat.agent.decode import FEATURE_CLASS
+from cpucompat.agent.feature_table import (
+    FEATURE_BITS,
+    FeatureClass,
+    UnknownFeatureError,
+    canonical_name,
+)
+from cpucompat.agent.profile import Profile
+from cpucompat.agent.raw import REG_INDEX
+
+from .requirement import (
+    LEGACY_XSAVE_MASK,
+    Mode,
+    Requirement,
+    component_names,
+    decides,
+    mask_indices,
+    usable_xsave_mask,
+)
+
+# Refusal codes, in the order DESIGN reports them.
+VENDOR_MISMATCH = "VENDOR_MISMATCH"
+MISSING_FEATURES = "MISSING_FEATURES"
+XSAVE_STATE_MISSING = "XSAVE_STATE_MISSING"
+PHYS_ADDR_BITS_SMALLER = "PHYS_ADDR_BITS_SMALLER"
+UNKNOWN_HOST = "UNKNOWN_HOST"
+# Warning codes: the restore may go ahead, but someone should know.
+VENDOR_NOT_CHECKED = "VENDOR_NOT_CHECKED"
+FAMILY_MODEL_CHANGED = "FAMILY_MODEL_CHANGED"
+TSC_NOT_INVARIANT = "TSC_NOT_INVARIANT"
+TSC_FREQUENCY_DIFFERS = "TSC_FREQUENCY_DIFFERS"
+STALE_PROFILE = "STALE_PROFILE"
+REPLAYED_PROFILE = "REPLAYED_PROFILE"
+
+SUMMARY_FEATURES = 8
+"""How many missing feature names the one-line summary spells out before '...'."""
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One machine-readable cause of a refusal or warning, with a human line."""
+
+    code: str
+    detail: str
+    features: tuple[str, ...] = ()
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "detail": self.detail,
+            "features": list(self.features),
+            "data": dict(self.data),
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A target's answer to one requirement: refusals decide, warnings only inform."""
+
+    compatible: bool
+    reasons: tuple[Reason, ...]
+    warnings: tuple[Reason, ...]
+    summary: str
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(r.code for r in self.reasons)
+
+    def reason(self, code: str) -> Reason | None:
+        """The refusal (or warning) with ``code``, if any."""
+        for r in (*self.reasons, *self.warnings):
+            if r.code == code:
+                return r
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "compatible": self.compatible,
+            "reasons": [r.to_json() for r in self.reasons],
+            "warnings": [w.to_json() for w in self.warnings],
+            "summary": self.summary,
+        }
+
+
+def unknown_host(name: str) -> Verdict:
+    """The verdict for a target nobody has registered: refuse, never guess."""
+    reason = Reason(
+        UNKNOWN_HOST,
+        f"host {name!r} is not registered; start its agent or register it before planning",
+        data={"host": name},
+    )
+    return Verdict(False, (reason,), (), f"refused: {reason.detail}")
+
+
+# --- feature classes, explained -------------------------------------------------------
+
+
+def explain_feature(name: str) -> tuple[FeatureClass, str]:
+    """The table's class for a feature (any accepted spelling) and the reason written beside it.
+
+    Raises the table's UnknownFeatureError for names it does not know.
+    """
+    canonical = canonical_name(name)
+    for fb in FEATURE_BITS:
+        if fb.name == canonical:
+            return fb.cls, str(getattr(fb, "reason", "") or "")
+    raise UnknownFeatureError(f"{name!r} has no entry in the feature table")
+
+
+# --- target view ---------------------------------------------------------------------------
+
+
+def tsc_scaling_of(profile: Profile) -> bool | None:
+    """Whether the host can scale a guest's TSC, when CPUID tells it.
+
+    AMD states it in leaf 0x8000000A EDX bit 4 (TscRateMsr, named ``tsc_scale``);
+    Intel keeps it in a VMX capability MSR, so for Intel the answer is None
+    (unknown) and a frequency change is warned about.
+    """
+    if "tsc_scale" in profile.features:
+        return True
+    if profile.vendor not in ("AuthenticAMD", "HygonGenuine") or "svm" not in profile.features:
+        return None
+    cpu = profile.raw.cpus[0] if profile.raw.cpus else None
+    if cpu is None:
+        return None
+    top = cpu.max_leaf(0x8000_0000)
+    if top is None or top < 0x8000_000A:
+        return None
+    return bool(cpu.reg(0x8000_000A, 0, "edx") >> 4 & 1)
+
+
+assert REG_INDEX["edx"] == 3  # the raw layout tsc_scaling_of relies on
+
+
+@dataclass(frozen=True)
+class TargetView:
+    """What a target host offers a restore, with the flags that only warn.
+
+    ``xsave_mask`` is the user XSAVE components it can give guests (see
+    `usable_xsave_mask`); ``tsc_scaling`` is None when CPUID cannot tell.
+    """
+
+    name: str
+    vendor: str
+    features: frozenset[str]
+    xsave_mask: int
+    physical_bits: int | None
+    family: int | None = None
+    model: int | None = None
+    invariant_tsc: bool = False
+    tsc_hz: int | None = None
+    tsc_scaling: bool | None = None
+    stale: bool = False
+    replayed: bool = False
+    fingerprint: str = ""
+    brand: str = ""
+    x86_64_level: str | None = None
+
+    @classmethod
+    def from_profile(
+        cls,
+        profile: Profile,
+        name: str,
+        *,
+        stale: bool = False,
+        replayed: bool | None = None,
+    ) -> TargetView:
+        """A host's view from its decoded profile (``replayed`` defaults to the profile's own)."""
+        return cls(
+            name=name,
+            vendor=profile.vendor,
+            features=profile.features,
+            xsave_mask=usable_xsave_mask(profile.xsave),
+            physical_bits=profile.address_sizes.physical_bits,
+            family=profile.family,
+            model=profile.model,
+            invariant_tsc=profile.invariant_tsc,
+            tsc_hz=profile.tsc_hz,
+            tsc_scaling=tsc_scaling_of(profile),
+            stale=stale,
+            replayed=profile.replayed if replayed is None else replayed,
+            fingerprint=profile.fingerprint,
+            brand=profile.brand,
+            x86_64_level=profile.x86_64_level,
+        )
+
+    @cached_property
+    def guest_features(self) -> frozenset[str]:
+        """The features that take part in decisions."""
+        return frozenset(f for f in self.features if decides(f))
+
+    @cached_property
+    def profile_key(self) -> str:
+        """The profile fingerprint, or a digest of the decision fields when none was given."""
+        if self.fingerprint:
+            return self.fingerprint
+        doc = [
+            self.vendor,
+            sorted(self.guest_features),
+            self.xsave_mask,
+            self.physical_bits,
+            self.family,
+            self.model,
+        ]
+        return "view:" + hashlib.sha256(json.dumps(doc).encode()).hexdigest()
+
+    @cached_property
+    def decision_key(self) -> tuple[Any, ...]:
+        """Everything a verdict depends on (host flags included), hashable."""
+        return (
+            self.vendor,
+            self.guest_features,
+            self.xsave_mask | LEGACY_XSAVE_MASK,
+            self.physical_bits,
+            self.family,
+            self.model,
+            self.invariant_tsc,
+            self.tsc_hz,
+            self.tsc_scaling,
+            self.stale,
+            self.replayed,
+        )
+
+    @cached_property
+    def compiled(self) -> _Compiled:
+        """The interned integer form the engine compares (computed once per view)."""
+        return _COMPILER.target(self)
+
+
+# --- compiled forms ------------------------------------------------------------------------
+
+
+class _Bits:
+    """One bit position per feature name, assigned once; sets become ints."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self._lock = threading.Lock()
+        self.position: dict[str, int] = {}
+        self.names: list[str] = []
+        for n in names:
+            self._add(n)
+
+    def _add(self, name: str) -> int:
+        pos = self.position.get(name)
+        if pos is None:
+            pos = len(self.names)
+            self.names.append(name)
+            self.position[name] = pos
+        return pos
+
+    def mask(self, names: Iterable[str]) -> int:
+        position = self.position
+        m = 0
+        for n in names:
+            pos = position.get(n)
+            if pos is None:
+                with self._lock:
+                    pos = self._add(n)
+            m |= 1 << pos
+        return m
+
+    def unmask(self, mask: int) -> tuple[str, ...]:
+        names = self.names
+        return tuple(sorted(names[i] for i in range(mask.bit_length()) if mask >> i & 1))
+
+
+_BITS = _Bits(sorted(n for n, c in FEATURE_CLASS.items() if c is FeatureClass.GUEST_VISIBLE))
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    ident: int
+    vendor: str | None
+    features: int
+    xsave: int
+    physical_bits: int | None
+    family: int | None
+    model: int | None
+    invariant_tsc: bool
+    tsc_hz: int | None
+    tsc_scaling: bool | None
+    stale: bool
+    replayed: bool
+    baseline: bool
+
+
+class _Compiler:
+    """Interns decision keys: equal keys share one compiled form and one small integer id."""
+
+    MAX_ENTRIES = 200_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requirements: dict[tuple[Any, ...], _Compiled] = {}
+        self._targets: dict[tuple[Any, ...], _Compiled] = {}
+        self._verdicts: dict[tuple[int, int], Verdict] = {}
+        self._next = 0
+
+    def _ident(self) -> int:
+        with self._lock:
+            self._next += 1
+            return self._next
+
+    def requirement(self, req: Requirement) -> _Compiled:
+        cached = req.__dict__.get("_compiled")
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        key = req.decision_key
+        c = self._requirements.get(key)
+        if c is None:
+            if len(self._requirements) > self.MAX_ENTRIES:
+                self._requirements.clear()
+            c = self._requirements[key] = _Compiled(
+                ident=self._ident(),
+                vendor=req.vendor,
+                features=_BITS.mask(f for f in req.features if decides(f)),
+                xsave=req.xsave_mask,
+                physical_bits=req.physical_bits,
+                family=req.family,
+                model=req.model,
+                invariant_tsc=req.invariant_tsc,
+                tsc_hz=req.tsc_hz,
+                tsc_scaling=None,
+                stale=False,
+                replayed=False,
+                baseline=req.mode is Mode.BASELINE,
+            )
+        # Requirement is frozen; the compiled form is a cache, not state.
+        object.__setattr__(req, "_compiled", c)
+        return c
+
+    def target(self, view: TargetView) -> _Compiled:
+        key = view.decision_key
+        c = self._targets.get(key)
+        if c is None:
+            if len(self._targets) > self.MAX_ENTRIES:
+                self._targets.clear()
+            c = self._targets[key] = _Compiled(
+                ident=self._ident(),
+                vendor=view.vendor,
+                features=_BITS.mask(view.guest_features),
+                xsave=view.xsave_mask | LEGACY_XSAVE_MASK,
+                physical_bits=view.physical_bits,
+                family=view.family,
+                model=view.model,
+                invariant_tsc=view.invariant_tsc,
+                tsc_hz=view.tsc_hz,
+                tsc_scaling=view.tsc_scaling,
+                stale=view.stale,
+                replayed=view.replayed,
+                baseline=False,
+            )
+        return c
+
+    def verdict(self, req: _Compiled, tgt: _Compiled) -> Verdict:
+        key = (req.ident, tgt.ident)
+        v = self._verdicts.get(key)
+        if v is None:
+            if len(self._verdicts) > self.MAX_ENTRIES:
+                self._verdicts.clear()
+            v = self._verdicts[key] = _decide(req, tgt)
+        return v
+
+
+_COMPILER = _Compiler()
+
+
+def _short_list(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:SUMMARY_FEATURES])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > SUMMARY_FEATURES else "")
+
+
+def _decide(req: _Compiled, tgt: _Compiled) -> Verdict:
+    reasons: list[Reason] = []
+    warnings: list[Reason] = []
+
+    # 1. vendor
+    if req.vendor is None:
+        warnings.append(
+            Reason(
+                VENDOR_NOT_CHECKED,
+                "the baseline names no vendor, so the vendor was not checked; "
+                "name one (e.g. level:x86-64-v3@intel) for a real VM",
+                data={"target": tgt.vendor},
+            )
+        )
+    elif req.vendor != tgt.vendor:
+        reasons.append(
+            Reason(
+                VENDOR_MISMATCH,
+                f"vendor differs: saved on {req.vendor.strip()}, target is {tgt.vendor.strip()}",
+                data={"required": req.vendor, "target": tgt.vendor},
+            )
+        )
+    # 2. guest-visible features
+    missing = req.features & ~tgt.features
+    if missing:
+        names = _BITS.unmask(missing)
+        reasons.append(
+            Reason(
+                MISSING_FEATURES,
+                f"{len(names)} guest-visible feature(s) missing on the target: "
+                f"{_short_list(names)}",
+                features=names,
+            )
+        )
+    # 3. XSAVE state
+    xmissing = req.xsave & ~tgt.xsave
+    if xmissing:
+        comps = component_names(xmissing)
+        reasons.append(
+            Reason(
+                XSAVE_STATE_MISSING,
+                f"XSAVE state the guest may use is not supported: {', '.join(comps)}",
+                data={"components": list(comps), "indices": list(mask_indices(xmissing))},
+            )
+        )
+    # 4. physical address width
+    if (
+        req.physical_bits is not None
+        and tgt.physical_bits is not None
+        and tgt.physical_bits < req.physical_bits
+    ):
+        reasons.append(
+            Reason(
+                PHYS_ADDR_BITS_SMALLER,
+                f"physical address width {tgt.physical_bits} bits is below the "
+                f"required {req.physical_bits}",
+                data={"required": req.physical_bits, "target": tgt.physical_bits},
+            )
+        )
+    # 5. warnings
+    if (
+        req.family is not None
+        and req.model is not None
+        and (req.family, req.model) != (tgt.family, tgt.model)
+    ):
+        warnings.append(
+            Reason(
+                FAMILY_MODEL_CHANGED,
+                f"family/model changes from {req.family:#x}/{req.model:#x} to "
+                f"{tgt.family or 0:#x}/{tgt.model or 0:#x}: the guest chose errata paths "
+                "for the old one",
+                data={
+                    "required": [req.family, req.model],
+                    "target": [tgt.family, tgt.model],
+                },
+            )
+        )
+    if req.invariant_tsc and not tgt.invariant_tsc:
+        warnings.append(
+            Reason(
+                TSC_NOT_INVARIANT,
+                "the guest saw an invariant TSC; the target's TSC is not invariant",
+            )
+        )
+    elif (
+        req.invariant_tsc
+        and req.tsc_hz
+        and tgt.tsc_hz
+        and req.tsc_hz != tgt.tsc_hz
+        and tgt.tsc_scaling is not True
+    ):
+        how = "cannot scale" if tgt.tsc_scaling is False else "may not be able to scale"
+        warnings.append(
+            Reason(
+                TSC_FREQUENCY_DIFFERS,
+                f"invariant TSC runs at {tgt.tsc_hz} Hz instead of {req.tsc_hz} Hz and the "
+                f"target {how} a guest's TSC",
+                data={
+                    "required_hz": req.tsc_hz,
+                    "target_hz": tgt.tsc_hz,
+                    "tsc_scaling": tgt.tsc_scaling,
+                },
+            )
+        )
+    if tgt.stale:
+        warnings.append(
+            Reason(
+                STALE_PROFILE,
+                "the target's profile is stale (its agent missed heartbeats): "
+                "the processor may have changed",
+            )
+        )
+    if tgt.replayed:
+        warnings.append(
+            Reason(
+                REPLAYED_PROFILE,
+                "the target's profile is replayed from a dump, not read from a live processor",
+            )
+        )
+
+    compatible = not reasons
+    if compatible:
+        summary = "compatible"
+        if warnings:
+            summary += f" with {len(warnings)} warning(s): " + "; ".join(
+                w.code.lower().replace("_", " ") for w in warnings
+            )
+    else:
+        summary = "refused: " + "; ".join(_brief(r) for r in reasons)
+    return Verdict(compatible, tuple(reasons), tuple(warnings), summary)
+
+
+def _brief(reason: Reason) -> str:
+    if reason.code == MISSING_FEATURES:
+        return f"missing {_short_list(reason.features)}"
+    return reason.detail
+
+
+def check(requirement: Requirement, target: TargetView) -> Verdict:
+    """Whether ``target`` may restore a saved state with ``requirement``; directional."""
+    c = _COMPILER
+    return c.verdict(c.requirement(requirement), target.compiled)
+
+
+def eligible_targets(
+    requirement: Requirement, hosts: Iterable[TargetView] | TargetIndex
+) -> list[tuple[TargetView, Verdict]]:
+    """Every host that accepts ``requirement``, in input order, with its verdict.
+
+    The check runs once per distinct target decision key; hosts that share a
+    profile (and flags) share the verdict object.
+    """
+    if isinstance(hosts, TargetIndex):
+        return hosts.eligible(requirement)
+    c = _COMPILER
+    req = c.requirement(requirement)
+    seen: dict[int, Verdict] = {}
+    out: list[tuple[TargetView, Verdict]] = []
+    append = out.append
+    for host in hosts:
+        tgt = host.compiled
+        v = seen.get(tgt.ident)
+        if v is None:
+            v = seen[tgt.ident] = c.verdict(req, tgt)
+        if v.compatible:
+            append((host, v))
+    return out
+
+
+class TargetIndex:
+    """Registered hosts grouped by decision key, for repeated eligible-target searches.
+
+    Build once when hosts change; each search then costs one check per
+    distinct profile plus the size of the answer. Results come grouped by
+    profile (first-seen order), hosts of a group in input order.
+    """
+
+    def __init__(self, hosts: Iterable[TargetView]) -> None:
+        groups: dict[int, tuple[_Compiled, list[TargetView]]] = {}
+        for h in hosts:
+            tgt = h.compiled
+            entry = groups.get(tgt.ident)
+            if entry is None:
+                entry = groups[tgt.ident] = (tgt, [])
+            entry[1].append(h)
+        self._groups = list(groups.values())
+        self.size = sum(len(g) for _, g in self._groups)
+
+    @property
+    def distinct(self) -> int:
+        return len(self._groups)
+
+    def eligible(self, requirement: Requirement) -> list[tuple[TargetView, Verdict]]:
+        c = _COMPILER
+        req = c.requirement(requirement)
+        out: list[tuple[TargetView, Verdict]] = []
+        for tgt, group in self._groups:
+            v = c.verdict(req, tgt)
+            if v.compatible:
+                out.extend([(h, v) for h in group])
+        return out

@@ -1,0 +1,180 @@
+"""What a VM's saved state needs from the processor it is restored on.
+
+A requirement is what the guest could see when it booted: either a real
+host's guest-visible features (``host`` mode) or a named feature set
+(``baseline`` mode, EVC-like). Only guest-visible features are kept: the
+agent's feature table says which those are, so this module holds no list of
+its own and a newer table changes every decision at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from cpucompat.agent.decode import FEATURE_CLASS, XSAVE_COMPONENT_NAMES
+from cpucompat.agent.feature_table import FeatureClass
+from cpucompat.agent.profile import Profile, Xsave
+
+if TYPE_CHECKING:
+    from .compat import TargetView
+
+LEGACY_XSAVE_MASK = 0b11
+"""x87 and SSE state (components 0, 1) live in the legacy FXSAVE area every x86-64 CPU has."""
+
+
+class Mode(StrEnum):
+    """How the guest's CPUID was chosen when it booted."""
+
+    HOST = "host"  # passthrough: the boot host's own guest-visible features
+    BASELINE = "baseline"  # a named feature set (EVC-like compatibility mode)
+
+
+def feature_class(name: str) -> FeatureClass | None:
+    """The table's class for a canonical feature name; None when the table does not know it."""
+    return FEATURE_CLASS.get(name)
+
+
+def decides(name: str) -> bool:
+    """True when a feature takes part in compatibility decisions.
+
+    Guest-visible features decide; so do names the table does not know (a
+    stamp written by a newer table, say): refusing on them is the safe side.
+    """
+    cls = FEATURE_CLASS.get(name)
+    return cls is None or cls is FeatureClass.GUEST_VISIBLE
+
+
+def guest_visible(names: Iterable[str]) -> frozenset[str]:
+    """The names among ``names`` that decide compatibility."""
+    return frozenset(n for n in names if decides(n))
+
+
+def usable_xsave_mask(xsave: Xsave) -> int:
+    """User XSAVE components a guest may enable on this processor.
+
+    The supported user mask, narrowed to XCR0 when the probe read it: a
+    hypervisor only hands guests state the host kernel itself enabled.
+    """
+    mask = xsave.supported_mask
+    if xsave.enabled_mask is not None:
+        mask &= xsave.enabled_mask
+    return mask
+
+
+def component_names(mask: int) -> tuple[str, ...]:
+    """Readable names of the XSAVE components set in ``mask``, lowest index first."""
+    return tuple(XSAVE_COMPONENT_NAMES.get(i, f"component{i}") for i in mask_indices(mask))
+
+
+def mask_indices(mask: int) -> tuple[int, ...]:
+    return tuple(i for i in range(mask.bit_length()) if mask >> i & 1)
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """What a saved state needs from the processor it is restored on.
+
+    ``vendor`` None means a vendorless baseline (an x86-64 level): the vendor
+    check is then skipped and the verdict says so in a warning. ``family``,
+    ``model`` and the TSC fields only ever produce warnings.
+    """
+
+    mode: Mode
+    name: str
+    vendor: str | None
+    features: frozenset[str]
+    xsave_mask: int
+    physical_bits: int | None = None
+    family: int | None = None
+    model: int | None = None
+    invariant_tsc: bool = False
+    tsc_hz: int | None = None
+    baseline: str | None = None
+    fingerprint: str | None = None
+
+    @classmethod
+    def from_profile(cls, profile: Profile, name: str) -> Requirement:
+        """The requirement of a VM that booted on the host ``profile`` describes."""
+        return cls(
+            mode=Mode.HOST,
+            name=name,
+            vendor=profile.vendor,
+            features=guest_visible(profile.features),
+            xsave_mask=usable_xsave_mask(profile.xsave),
+            physical_bits=profile.address_sizes.physical_bits,
+            family=profile.family,
+            model=profile.model,
+            invariant_tsc=profile.invariant_tsc,
+            tsc_hz=profile.tsc_hz,
+            fingerprint=profile.fingerprint,
+        )
+
+    @classmethod
+    def from_target(cls, view: TargetView) -> Requirement:
+        """The requirement of a VM booted on a host known only by its target view."""
+        return cls(
+            mode=Mode.HOST,
+            name=view.name,
+            vendor=view.vendor,
+            features=guest_visible(view.features),
+            xsave_mask=view.xsave_mask,
+            physical_bits=view.physical_bits,
+            family=view.family,
+            model=view.model,
+            invariant_tsc=view.invariant_tsc,
+            tsc_hz=view.tsc_hz,
+            fingerprint=view.profile_key,
+        )
+
+    @classmethod
+    def from_baseline(cls, name: str, vendor: str | None = None) -> Requirement:
+        """The requirement of a VM booted under a named baseline (see ``baselines``)."""
+        from .baselines import resolve_baseline
+
+        return resolve_baseline(name, vendor).requirement()
+
+    @property
+    def xsave_components(self) -> tuple[int, ...]:
+        return mask_indices(self.xsave_mask)
+
+    @property
+    def xsave_component_names(self) -> tuple[str, ...]:
+        return component_names(self.xsave_mask)
+
+    @cached_property
+    def decision_key(self) -> tuple[Any, ...]:
+        """Everything a verdict depends on, hashable; equal keys give equal verdicts."""
+        return (
+            self.mode,
+            self.vendor,
+            self.features,
+            self.xsave_mask,
+            self.physical_bits,
+            self.family,
+            self.model,
+            self.invariant_tsc,
+            self.tsc_hz,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode.value,
+            "name": self.name,
+            "baseline": self.baseline,
+            "vendor": self.vendor,
+            "features": sorted(self.features),
+            "xsave_components": [
+                {"index": i, "name": n}
+                for i, n in zip(self.xsave_components, self.xsave_component_names, strict=True)
+            ],
+            "physical_bits": self.physical_bits,
+            "family": self.family,
+            "model": self.model,
+            "invariant_tsc": self.invariant_tsc,
+            "tsc_hz": self.tsc_hz,
+            "fingerprint": self.fingerprint,
+        }

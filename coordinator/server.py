@@ -1,0 +1,115 @@
+"""Build the coordinator's gRPC server: every service, health and reflection, on one port."""
+
+from __future__ import annotations
+
+import threading
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from cpucompat.agent.tls import TlsFiles, server_credentials
+from cpucompat.v1 import coordinator_service_pb2 as pb
+from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+from .registry import Registry
+from .security import Authorizer
+from .service.query_servicer import QueryServicer
+from .service.registry_servicer import RegistryServicer
+from .store import Store
+
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+DEFAULT_LISTEN = "127.0.0.1:7443"
+
+
+@dataclass
+class CoordinatorConfig:
+    db_path: Path
+    listen: str = DEFAULT_LISTEN
+    tls: TlsFiles = field(default_factory=TlsFiles)
+    admins: tuple[str, ...] = ()
+    allow_replayed: bool = False
+    insecure: bool = False
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    workers: int = 32
+
+
+class Coordinator:
+    """The running pieces: store, registry, the staleness sweeper."""
+
+    def __init__(self, config: CoordinatorConfig) -> None:
+        self.config = config
+        self.store = Store(config.db_path)
+        self.registry = Registry(self.store, allow_replayed=config.allow_replayed)
+        self.auth = Authorizer(mutual_tls=bool(config.tls.ca), admins=config.admins)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="stale-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._sweeper.start()
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.is_set():
+            self.registry.sweep()
+            self._wake.wait(self.registry.next_sweep_in(default=1.0))
+            self._wake.clear()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._sweeper.is_alive():
+            self._sweeper.join(timeout=5)
+        self.store.close()
+
+
+def check_listen_address(listen: str, tls: TlsFiles, insecure: bool) -> None:
+    """Without TLS, refuse anything but loopback unless the operator said --insecure."""
+    if tls.enabled or insecure:
+        return
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+        raise ValueError(
+            f"refusing to listen on {listen} without TLS; give --tls-cert/--tls-key "
+            "(and --tls-ca for mutual TLS), listen on 127.0.0.1, or pass --insecure"
+        )
+
+
+def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:
+    """A started-ready server with every service registered; returns (server, bound port)."""
+    config = coordinator.config
+    check_listen_address(config.listen, config.tls, config.insecure)
+    options = [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", max(config.max_message_bytes, 64 * 1024 * 1024)),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.workers), options=options)
+    pb_grpc.add_RegistryServiceServicer_to_server(
+        RegistryServicer(coordinator.registry, coordinator.auth), server
+    )
+    pb_grpc.add_QueryServiceServicer_to_server(
+        QueryServicer(coordinator.registry, coordinator.auth), server
+    )
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    services = [
+        pb.DESCRIPTOR.services_by_name[name].full_name
+        for name in ("RegistryService", "QueryService")
+    ]
+    for name in ["", *services]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    if config.tls.enabled:
+        port = server.add_secure_port(config.listen, server_credentials(config.tls))
+    else:
+        port = server.add_insecure_port(config.listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {config.listen}: address in use or not available")
+    coordinator.health = health_servicer  # type: ignore[attr-defined]
+    return server, port

@@ -1,0 +1,69 @@
+"""RegistryService: agents report, heartbeat and leave. Thin: the registry decides."""
+
+from __future__ import annotations
+
+import grpc
+
+from cpucompat.v1 import coordinator_service_pb2 as pb
+from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+from .. import convert
+from ..registry import Registry, check_name
+from ..security import Authorizer
+from .errors import rpc
+
+
+class RegistryServicer(pb_grpc.RegistryServiceServicer):
+    def __init__(self, registry: Registry, auth: Authorizer) -> None:
+        self.registry = registry
+        self.auth = auth
+
+    @rpc
+    def ReportProfile(self, request: pb.ReportProfileRequest, context: grpc.ServicerContext) -> pb.ReportProfileResponse:
+        check_name(request.host_id, "host id")
+        self.auth.require_host(context, request.host_id)
+        before = self.registry.find(request.host_id)
+        capture = convert.capture_from_proto(request.raw)
+        record = self.registry.report(
+            request.host_id,
+            request.cluster,
+            capture,
+            agent_address=request.agent_address,
+            heartbeat_interval=convert.duration_seconds(request.probe_interval),
+            agent_fingerprint=request.agent_fingerprint,
+            agent_version=request.agent_version,
+        )
+        return pb.ReportProfileResponse(
+            accepted=True,
+            fingerprint=record.fingerprint,
+            status=convert.status_to_proto(record.status),
+            changed=before is None or before.fingerprint != record.fingerprint,
+            profile_version=record.profile_version,
+            heartbeat_interval=convert.duration(record.heartbeat_interval),
+        )
+
+    @rpc
+    def Heartbeat(self, request: pb.HeartbeatRequest, context: grpc.ServicerContext) -> pb.HeartbeatResponse:
+        check_name(request.host_id, "host id")
+        self.auth.require_host(context, request.host_id)
+        record, wanted = self.registry.heartbeat(
+            request.host_id,
+            request.cluster,
+            request.fingerprint,
+            convert.duration_seconds(request.probe_interval),
+        )
+        if record is None:
+            return pb.HeartbeatResponse(report_required=True, reason="host is not registered")
+        return pb.HeartbeatResponse(
+            report_required=wanted,
+            reason="fingerprint or cluster differs from the stored profile" if wanted else "",
+            status=convert.status_to_proto(record.status),
+            heartbeat_interval=convert.duration(record.heartbeat_interval),
+        )
+
+    @rpc
+    def Leave(self, request: pb.LeaveRequest, context: grpc.ServicerContext) -> pb.LeaveResponse:
+        check_name(request.host_id, "host id")
+        self.auth.require_host(context, request.host_id)
+        record = self.registry.goodbye(request.host_id)
+        return pb.LeaveResponse(status=convert.status_to_proto(record.status))

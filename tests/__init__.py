@@ -1,0 +1,1 @@
+"""cpucompat tests."""

@@ -1,0 +1,58 @@
+"""Every shared real dump decodes to the identity its MANIFEST states."""
+
+from __future__ import annotations
+
+import pytest
+
+from cpucompat.agent.decode import decode
+from cpucompat.agent.dumps import load_dump
+
+from .conftest import SHARED_DUMPS, manifest_entries, shared_dumps_or_skip
+
+ENTRIES = manifest_entries()
+
+
+@pytest.mark.parametrize("entry", ENTRIES or [None], ids=[e["file"] for e in ENTRIES] or ["absent"])
+def test_dump_decodes_to_manifest_identity(entry: dict | None) -> None:
+    shared_dumps_or_skip()
+    assert entry is not None
+    profile = decode(load_dump(SHARED_DUMPS / entry["file"]))
+    assert (profile.family, profile.model, profile.stepping) == (
+        entry["family"],
+        entry["model"],
+        entry["stepping"],
+    )
+    assert profile.x86_64_level == entry["x86_64_level"]
+    assert len(profile.cpu_types) == entry["logical_cpu_types"]
+    assert profile.source.startswith("replay:")
+    assert profile.replayed
+    # The host's features are what every CPU type has.
+    for cpu_type in profile.cpu_types:
+        assert profile.features <= cpu_type.features
+
+
+def test_hybrid_types_list_every_logical_cpu_once() -> None:
+    shared_dumps_or_skip()
+    name = "intel-x86-64-lion-cove-intel-core-ultra-7-265u.txt"
+    capture = load_dump(SHARED_DUMPS / name)
+    profile = decode(capture)
+    listed = sorted(c for t in profile.cpu_types for c in t.logical_cpus)
+    assert listed == sorted(c.index for c in capture.cpus)
+    # P cores, E cores and the SoC tile's low-power E cores (same core type, no L3).
+    assert len(profile.cpu_types) == 3
+    assert sorted(t.core_type or "" for t in profile.cpu_types) == [
+        "intel-atom",
+        "intel-atom",
+        "intel-core",
+    ]
+
+
+def test_logical_cpus_of_one_type_share_a_fingerprint_despite_apic_ids() -> None:
+    shared_dumps_or_skip()
+    capture = load_dump(SHARED_DUMPS / "instlatx64-AuthenticAMD0830F10_K17_Rome_CPUID.txt")
+    assert len(capture.cpus) == 256
+    apic_ids = {cpu.leaves[(1, 0)][1] >> 24 for cpu in capture.cpus}
+    assert len(apic_ids) > 1  # the CPUs really do differ in per-CPU fields
+    profile = decode(capture)
+    assert len(profile.cpu_types) == 1
+    assert profile.cpu_types[0].fingerprint == profile.fingerprint

@@ -1,0 +1,354 @@
+"""Property tests: the importers never fail with anything but DumpError, and round trips hold.
+
+Random text alone rarely gets past format detection, so most strategies build
+texts from fragments of each format (headers, leaf lines with hex fields of
+random width, tags, notes, junk) to reach deep into every parser.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cpucompat.agent.dumps import DumpError, parse_dump, render_cpuid_r
+from cpucompat.agent.dumps.detect import decode_dump
+from cpucompat.agent.raw import LeafKey, LogicalCpu, RawCapture, Regs, trim_to_reported_ranges
+
+FUZZ = settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+def parse_or_dump_error(text: str) -> RawCapture | None:
+    """Parse; a DumpError is an accepted outcome, any other exception fails the test."""
+    try:
+        capture = parse_dump(text, "fuzz.txt")
+    except DumpError as err:
+        assert str(err).startswith("fuzz.txt")
+        return None
+    assert capture.cpus
+    assert capture.source.startswith("replay:")
+    for cpu in capture.cpus:
+        assert (0, 0) in cpu.leaves
+        assert cpu.xcr0 is None
+        for (leaf, sub), regs in cpu.leaves.items():
+            assert 0 <= leaf <= 0xFFFF_FFFF and 0 <= sub <= 0xFFFF_FFFF
+            assert len(regs) == 4 and all(0 <= r <= 0xFFFF_FFFF for r in regs)
+    return capture
+
+
+# --------------------------------------------------------------------------------------------
+# building blocks
+
+HEX = "0123456789abcdefABCDEF"
+hexes = st.text(alphabet=HEX, min_size=0, max_size=10)
+hex8 = st.integers(0, 0xFFFF_FFFF).map(lambda v: f"{v:08X}")
+junk = st.text(alphabet=string.printable + "\x00\u00b5\u2028", max_size=40)
+some_leaf = st.sampled_from(
+    [0, 1, 4, 7, 0xB, 0xD, 0x14, 0x8000_0000, 0x8000_001D, 0x8FFF_FFFF, 0x4000_0000, 0xC000_0000]
+) | st.integers(0, 0xFFFF_FFFF)
+cpu_number = st.integers(0, 5).map(str) | st.text(alphabet="0123456789x", max_size=12)
+
+
+def lines_text(line: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    eol = st.sampled_from(["\n", "\r\n", "\r"])
+    return st.lists(st.tuples(line, eol), max_size=40).map(
+        lambda parts: "".join(a + b for a, b in parts)
+    )
+
+
+aida_leaf_line = st.builds(
+    lambda leaf, sep, regs, tag, note: f"CPUID {leaf}{sep}{'-'.join(regs)}{tag}{note}",
+    st.one_of(some_leaf.map(lambda v: f"{v:08X}"), hexes),
+    st.sampled_from([": ", ":", "  \t", " ", ":\t", ": : "]),
+    st.lists(st.one_of(hex8, hexes), min_size=3, max_size=5),
+    st.sampled_from(["", " [SL 00]", " [SL 01]", " [SL 0C]", " [SL ZZ]", " [SL 123456789]"]),
+    st.sampled_from(["", " [GenuineIntel]", " [L1D: 48 KB]", " [120 / 0]", " ", " x", "["]),
+)
+aida_line = st.one_of(
+    aida_leaf_line,
+    aida_leaf_line,
+    aida_leaf_line,
+    cpu_number.map(lambda n: f"------[ CPUID Registers / Logical CPU #{n} ]------"),
+    cpu_number.map(lambda n: f"------[ Logical CPU #{n} ]------"),
+    cpu_number.map(lambda n: f"------[ MSR Registers / Logical CPU #{n} ]------"),
+    cpu_number.map(lambda n: f"CPU#{n} AffMask: 0x0000000000000001 "),
+    cpu_number.map(lambda n: f"CPUID Registers (CPU #{n}):"),
+    st.sampled_from(
+        [
+            "------[ All CPUs ]------",
+            "------[ Versions ]------",
+            "allcpu: Package 0 / Core 0 / Thread 0: Valid",
+            "CPU   0: APICID    0 / Package 0 / Core   0 / Thread 0: Valid",
+            "L1    Data Cache:    32 KB,  8-way Associative, 64-byte Line",
+            "MSR 0000001B: 0000-0000-FEE0-0900",
+            "CPUID Manufacturer: GenuineIntel",
+            "",
+        ]
+    ),
+    junk,
+)
+
+LIBCPUID_NAMES = [
+    "basic_cpuid", "ext_cpuid", "intel_fn4", "intel_fn11", "intel_fn12h", "intel_fn14h",
+    "amd_fn8000001dh", "amd_fn80000026h", "intel_fn99h", "Basic_cpuid", "x",
+]
+libcpuid_line = st.one_of(
+    st.builds(
+        lambda name, index, values: f"{name}[{index}]={' '.join(values)}",
+        st.sampled_from(LIBCPUID_NAMES),
+        st.integers(0, 40).map(str) | st.text(alphabet="0123456789-", max_size=12),
+        st.lists(st.one_of(hex8.map(str.lower), hexes), min_size=0, max_size=5),
+    ),
+    cpu_number.map(lambda n: f"_________________ Logical CPU #{n} _________________"),
+    st.sampled_from(["version=0.7.0", "arm_midr=00000000410fd083", "-" * 80, "", "  "]),
+    junk,
+)
+
+cpuid_r_line = st.one_of(
+    st.builds(
+        lambda leaf, sub, regs: (
+            f"   0x{leaf} 0x{sub}: eax=0x{regs[0]} ebx=0x{regs[1]} ecx=0x{regs[2]} edx=0x{regs[3]}"
+        ),
+        st.one_of(some_leaf.map(lambda v: f"{v:08x}"), hexes),
+        st.one_of(st.integers(0, 20).map(lambda v: f"{v:02x}"), hexes),
+        st.lists(st.one_of(hex8.map(str.lower), hexes), min_size=4, max_size=4),
+    ),
+    cpu_number.map(lambda n: f"CPU {n}:"),
+    st.sampled_from(["CPU:", "", "cpuid version 20230120"]),
+    junk,
+)
+
+hex_string = st.one_of(
+    st.integers(0, 0xFFFF_FFFF).map(lambda v: f"0x{v:08x}"),
+    st.integers(0, 2**40).map(hex),
+    hexes,
+    st.integers(),
+    st.none(),
+)
+json_doc = st.fixed_dictionaries(
+    {
+        "format": st.sampled_from(["cpucompat-raw", "other"]),
+        "version": st.sampled_from([1, 2, "1"]),
+        "source": st.one_of(st.text(max_size=10), st.none()),
+        "cpus": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "cpu": st.one_of(st.integers(-1, 3), st.text(max_size=2)),
+                    "xcr0": hex_string,
+                    "leaves": st.lists(
+                        st.lists(hex_string, min_size=5, max_size=7), max_size=4
+                    ),
+                }
+            ),
+            max_size=3,
+        ),
+    }
+)
+
+
+# --------------------------------------------------------------------------------------------
+# never anything but DumpError
+
+
+@FUZZ
+@given(st.text())
+def test_arbitrary_text(text: str) -> None:
+    parse_or_dump_error(text)
+
+
+@FUZZ
+@given(st.binary())
+def test_arbitrary_bytes(data: bytes) -> None:
+    try:
+        text = decode_dump(data, "fuzz.txt")
+    except DumpError:
+        return
+    parse_or_dump_error(text)
+
+
+@FUZZ
+@given(lines_text(aida_line))
+def test_aida_fragments(text: str) -> None:
+    parse_or_dump_error("------[ CPUID Registers / Logical CPU #0 ]------\n" + text)
+
+
+@FUZZ
+@given(lines_text(aida_line))
+def test_aida_fragments_without_header(text: str) -> None:
+    parse_or_dump_error("CPUID 00000000: 00000001-756E6547-6C65746E-49656E69\n" + text)
+
+
+@FUZZ
+@given(lines_text(libcpuid_line))
+def test_libcpuid_fragments(text: str) -> None:
+    parse_or_dump_error("basic_cpuid[0]=0000000d 756e6547 6c65746e 49656e69\n" + text)
+
+
+@FUZZ
+@given(lines_text(cpuid_r_line))
+def test_cpuid_r_fragments(text: str) -> None:
+    parse_or_dump_error("CPU 0:\n" + text)
+
+
+@FUZZ
+@given(json_doc)
+def test_json_documents(doc: dict[str, object]) -> None:
+    parse_or_dump_error(json.dumps(doc))
+
+
+@FUZZ
+@given(json_doc, st.integers(0, 400), junk)
+def test_json_text_mutations(doc: dict[str, object], at: int, noise: str) -> None:
+    text = json.dumps(doc, indent=1)
+    parse_or_dump_error(text[:at] + noise + text[at:])
+
+
+# --------------------------------------------------------------------------------------------
+# round trips
+
+regs_strategy: st.SearchStrategy[Regs] = st.tuples(
+    *(st.integers(0, 0xFFFF_FFFF) for _ in range(4))
+)
+
+
+@st.composite
+def cpu_leaves(draw: st.DrawFn) -> dict[LeafKey, Regs]:
+    """Leaf 0 plus random leaves, some of them outside the ranges the CPU reports."""
+    top = draw(st.integers(0, 0x24))
+    leaves: dict[LeafKey, Regs] = {(0, 0): (top, *draw(regs_strategy)[1:])}
+    for base in (0x4000_0000, 0x8000_0000, 0xC000_0000):
+        if draw(st.booleans()):
+            leaves[(base, 0)] = (base + draw(st.integers(0, 0x30)), *draw(regs_strategy)[1:])
+    keys = st.tuples(
+        st.one_of(
+            st.integers(1, 0x28),
+            st.integers(0x4000_0001, 0x4000_0030),
+            st.integers(0x8000_0001, 0x8000_0030),
+            st.integers(0xC000_0001, 0xC000_0008),
+            st.integers(0, 0xFFFF_FFFF),
+        ),
+        st.integers(0, 0x3F) | st.integers(0, 0xFFFF_FFFF),
+    )
+    leaves.update(draw(st.dictionaries(keys, regs_strategy, max_size=12)))
+    return leaves
+
+
+@st.composite
+def captures(draw: st.DrawFn) -> RawCapture:
+    """One to three CPUs with distinct numbers in any order (files need not start at 0)."""
+    cpus = draw(st.lists(cpu_leaves(), min_size=1, max_size=3))
+    numbers = draw(st.lists(st.integers(0, 300), min_size=len(cpus), max_size=len(cpus), unique=True))
+    return RawCapture(
+        cpus=tuple(
+            LogicalCpu(index=n, leaves=leaves) for n, leaves in zip(numbers, cpus, strict=True)
+        ),
+        source="cpuid-instruction",
+    )
+
+
+def same_leaves(got: RawCapture, want: list[tuple[int, dict[LeafKey, Regs]]]) -> None:
+    assert [(cpu.index, dict(cpu.leaves)) for cpu in got.cpus] == want
+
+
+@FUZZ
+@given(captures())
+def test_cpuid_r_round_trip(capture: RawCapture) -> None:
+    parsed = parse_dump(render_cpuid_r(capture), "rendered")
+    assert parsed.source == "replay:cpuid-r"
+    same_leaves(parsed, [(c.index, trim_to_reported_ranges(c.leaves)) for c in capture.cpus])
+    assert render_cpuid_r(parsed) == render_cpuid_r(
+        RawCapture(
+            cpus=tuple(
+                LogicalCpu(index=c.index, leaves=trim_to_reported_ranges(c.leaves))
+                for c in capture.cpus
+            ),
+            source="x",
+        )
+    )
+
+
+def render_aida(capture: RawCapture) -> str:
+    """AIDA64's current layout: every line tagged, annotations after the tag."""
+    out = []
+    for cpu in capture.cpus:
+        out.append(f"------[ CPUID Registers / Logical CPU #{cpu.index} ]------")
+        out.append("")
+        for (leaf, sub), regs in cpu.sorted_leaves():
+            body = "-".join(f"{r:08X}" for r in regs)
+            out.append(f"CPUID {leaf:08X}: {body} [SL {sub:02X}] [note]")
+        out.append("")
+        out.append(f"------[ MSR Registers / Logical CPU #{cpu.index} ]------")
+        out.append("CPUID 00000000: 00000000-00000000-00000000-00000000")
+    return "\n".join(out)
+
+
+@FUZZ
+@given(captures())
+def test_aida_round_trip(capture: RawCapture) -> None:
+    parsed = parse_dump(render_aida(capture), "rendered")
+    assert parsed.source == "replay:aida"
+    same_leaves(parsed, [(c.index, trim_to_reported_ranges(c.leaves)) for c in capture.cpus])
+
+
+LIBCPUID_SUBLEAF_ARRAYS = {
+    4: "intel_fn4", 0xB: "intel_fn11", 0x12: "intel_fn12h", 0x14: "intel_fn14h",
+    0x8000_001D: "amd_fn8000001dh", 0x8000_0026: "amd_fn80000026h",
+}
+
+
+@st.composite
+def libcpuid_capture(draw: st.DrawFn) -> RawCapture:
+    """Captures libcpuid can hold: leaves 0-31 and 0x80000000-31, plus its subleaf arrays."""
+    cpus = []
+    for index in range(draw(st.integers(1, 3))):
+        leaves: dict[LeafKey, Regs] = {(0, 0): (draw(st.integers(0, 0x20)), 1, 2, 3)}
+        if draw(st.booleans()):
+            leaves[(0x8000_0000, 0)] = (0x8000_0000 + draw(st.integers(0, 0x28)), 0, 0, 0)
+        for key in draw(
+            st.lists(
+                st.one_of(
+                    st.tuples(st.integers(1, 31), st.just(0)),
+                    st.tuples(st.integers(0x8000_0001, 0x8000_001F), st.just(0)),
+                    st.tuples(st.sampled_from(sorted(LIBCPUID_SUBLEAF_ARRAYS)), st.integers(0, 7)),
+                ),
+                max_size=12,
+            )
+        ):
+            leaves[key] = draw(st.sampled_from([(0, 0, 0, 0)]) | regs_strategy)
+        cpus.append(LogicalCpu(index=index, leaves=leaves))
+    return RawCapture(cpus=tuple(cpus), source="x")
+
+
+def render_libcpuid(capture: RawCapture) -> str:
+    out = ["version=0.7.0"]
+    for cpu in capture.cpus:
+        out.append(f"_________________ Logical CPU #{cpu.index} _________________")
+        for (leaf, sub), regs in cpu.sorted_leaves():
+            body = " ".join(f"{r:08x}" for r in regs)
+            if leaf in LIBCPUID_SUBLEAF_ARRAYS:
+                out.append(f"{LIBCPUID_SUBLEAF_ARRAYS[leaf]}[{sub}]={body}")
+            if sub == 0 and leaf < 0x20:
+                out.append(f"basic_cpuid[{leaf}]={body}")
+            elif sub == 0 and 0x8000_0000 <= leaf < 0x8000_0020:
+                out.append(f"ext_cpuid[{leaf - 0x8000_0000}]={body}")
+    return "\n".join(out) + "\n"
+
+
+@FUZZ
+@given(libcpuid_capture())
+def test_libcpuid_round_trip(capture: RawCapture) -> None:
+    parsed = parse_dump(render_libcpuid(capture), "rendered")
+    assert parsed.source == "replay:libcpuid"
+    want = []
+    for cpu in capture.cpus:
+        kept = {
+            key: regs
+            for key, regs in cpu.leaves.items()
+            if key[1] == 0 or regs != (0, 0, 0, 0)  # zero padding of the subleaf arrays goes
+        }
+        want.append((cpu.index, trim_to_reported_ranges(kept)))
+    same_leaves(parsed, want)
