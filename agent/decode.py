@@ -249,7 +249,9 @@ def migration_fingerprint(
         "vendor": vendor,
         "fms": list(fms),
         "features": sorted(features),
-        "xsave": [xsave.supported_mask, xsave.enabled_mask],
+        # Processor capability only: XCR0 is the OS's choice and dumps do not carry it, so a
+        # dump of a host fingerprints like the host itself.
+        "xsave": [xsave.supported_mask, xsave.supervisor_mask],
         "xsave_sizes": [[c.index, c.size, c.offset] for c in xsave.components],
         "address": [address.physical_bits, address.linear_bits],
     }

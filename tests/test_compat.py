@@ -81,17 +81,33 @@ def test_rome_vm_restores_on_milan_although_milan_lacks_x2apic() -> None:
     assert REPLAYED_PROFILE in codes  # the target is a dump
 
 
-def test_milan_vm_is_refused_by_rome_with_exactly_the_newer_features() -> None:
+MILAN_OVER_ROME = ("erms", "fsrm", "invpcid", "pku", "vaes", "vpclmulqdq")
+"""What the issue says Milan adds over Rome that a guest may depend on."""
+
+
+def test_milan_vm_is_refused_by_rome_for_its_newer_instructions() -> None:
     verdict = check(req(MILAN), view(ROME))
     assert not verdict.compatible
     missing = verdict.reason(MISSING_FEATURES)
     assert missing is not None
-    assert missing.features == ("erms", "fsrm", "invpcid", "pku", "vaes", "vpclmulqdq")
+    assert set(MILAN_OVER_ROME) <= set(missing.features)
     # PKU brings its XSAVE component; Rome has neither.
     xsave = verdict.reason(XSAVE_STATE_MISSING)
     assert xsave is not None and xsave.data["components"] == ["pkru"]
     assert verdict.codes == (MISSING_FEATURES, XSAVE_STATE_MISSING)
     assert "erms" in verdict.summary and verdict.summary.startswith("refused")
+
+
+def test_milan_vm_refused_by_rome_lists_exactly_the_issue_features() -> None:
+    """The issue's exact list. The feature table currently also classes pcid, shstk,
+    amd_psfd, efer_lmsle_mbz, lfence_rdtsc, no_nested_data_bp and null_sel_clr_base
+    as guest-visible, and the Milan dump has them while Rome's lacks them; this test
+    stays as the issue states it until the classes (or the issue) are settled."""
+    verdict = check(req(MILAN), view(ROME))
+    missing = verdict.reason(MISSING_FEATURES)
+    assert missing is not None
+    extra = {f: explain_feature(f)[1] for f in missing.features if f not in MILAN_OVER_ROME}
+    assert missing.features == MILAN_OVER_ROME, f"also missing, by the table's classes: {extra}"
 
 
 def test_skylake_sp_vm_is_refused_by_sapphire_rapids_for_mpx() -> None:

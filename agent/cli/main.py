@@ -18,6 +18,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("cpucompat.agent.cli.probe", "read this host's processors (or a dump) and decode them"),
     "coordinator": ("cpucompat.agent.cli.coordinator_cmd", "run the coordinator daemon"),
     "agent": ("cpucompat.agent.cli.agent_cmd", "run the agent daemon on this host"),
+    "hosts": ("cpucompat.coordinator.cli.hosts_cmd:add_hosts_parser", "list registered hosts"),
+    "host": ("cpucompat.coordinator.cli.hosts_cmd:add_host_parser", "show, trace or remove one host"),
+    "events": ("cpucompat.coordinator.cli.hosts_cmd:add_events_parser", "show the event log"),
 }
 
 
@@ -29,9 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module, help_text) in COMMANDS.items():
-        mod = importlib.import_module(module)
-        mod.add_parser(sub, name, help_text)
+    for name, (target, help_text) in COMMANDS.items():
+        module, _, func = target.partition(":")
+        getattr(importlib.import_module(module), func or "add_parser")(sub, name, help_text)
     return parser
 
 

@@ -35,7 +35,14 @@ import archspec.cpu
 from cpucompat.agent.decode import LEVEL_FEATURES
 from cpucompat.agent.feature_table import UnknownFeatureError, canonical_name
 
-from .requirement import LEGACY_XSAVE_MASK, Mode, Requirement, decides, feature_class
+from .requirement import (
+    LEGACY_XSAVE_MASK,
+    XSAVE_FEATURE,
+    Mode,
+    Requirement,
+    decides,
+    feature_class,
+)
 
 LEVEL_PREFIX = "level:"
 MODEL_PREFIX = "model:"
@@ -57,13 +64,11 @@ VENDOR_ALIASES: Mapping[str, str] = {
 """Short vendor names accepted after '@' or as the vendor argument -> CPUID vendor string."""
 
 XSAVE_FOR_FEATURE: Mapping[str, tuple[int, ...]] = {
-    "avx": (2,),
-    "mpx": (3, 4),
-    "avx512f": (5, 6, 7),
-    "pku": (9,),
-    "amx_tile": (17, 18),
+    feature: tuple(sorted(i for i, f in XSAVE_FEATURE.items() if f == feature))
+    for feature in sorted(set(XSAVE_FEATURE.values()))
 }
-"""XSAVE state components a guest using the feature enables (SDM vol. 1, 13.1)."""
+"""Feature -> the XSAVE components a guest using it enables (avx: 2; mpx: 3, 4;
+avx512f: 5-7; pku: 9; amx_tile: 17, 18; apx: 19), from requirement.XSAVE_FEATURE."""
 
 
 class BaselineError(ValueError):

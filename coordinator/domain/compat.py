@@ -18,12 +18,7 @@ from functools import cached_property
 from typing import Any
 
 from cpucompat.agent.decode import FEATURE_CLASS
-from cpucompat.agent.feature_table import (
-    FEATURE_BITS,
-    FeatureClass,
-    UnknownFeatureError,
-    canonical_name,
-)
+from cpucompat.agent.feature_table import FeatureClass, bits_named
 from cpucompat.agent.profile import Profile
 from cpucompat.agent.raw import REG_INDEX
 
@@ -50,6 +45,12 @@ TSC_NOT_INVARIANT = "TSC_NOT_INVARIANT"
 TSC_FREQUENCY_DIFFERS = "TSC_FREQUENCY_DIFFERS"
 STALE_PROFILE = "STALE_PROFILE"
 REPLAYED_PROFILE = "REPLAYED_PROFILE"
+
+GUEST_VISIBLE_REASON = (
+    "a hypervisor can expose it and a guest can depend on it (DESIGN: guest-visible); "
+    "the table gives no further reason"
+)
+"""What explain_feature says for guest-visible rows whose table entry carries no reason."""
 
 SUMMARY_FEATURES = 8
 """How many missing feature names the one-line summary spells out before '...'."""
@@ -120,11 +121,11 @@ def explain_feature(name: str) -> tuple[FeatureClass, str]:
 
     Raises the table's UnknownFeatureError for names it does not know.
     """
-    canonical = canonical_name(name)
-    for fb in FEATURE_BITS:
-        if fb.name == canonical:
-            return fb.cls, str(getattr(fb, "reason", "") or "")
-    raise UnknownFeatureError(f"{name!r} has no entry in the feature table")
+    rows = bits_named(name)
+    cls, reason = rows[0].cls, rows[0].reason
+    if not reason and cls is FeatureClass.GUEST_VISIBLE:
+        reason = GUEST_VISIBLE_REASON
+    return cls, reason
 
 
 # --- target view ---------------------------------------------------------------------------
@@ -191,7 +192,7 @@ class TargetView:
             name=name,
             vendor=profile.vendor,
             features=profile.features,
-            xsave_mask=usable_xsave_mask(profile.xsave),
+            xsave_mask=usable_xsave_mask(profile.xsave, profile.features),
             physical_bits=profile.address_sizes.physical_bits,
             family=profile.family,
             model=profile.model,

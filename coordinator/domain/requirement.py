@@ -9,7 +9,7 @@ its own and a newer table changes every decision at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
@@ -53,15 +53,36 @@ def guest_visible(names: Iterable[str]) -> frozenset[str]:
     return frozenset(n for n in names if decides(n))
 
 
-def usable_xsave_mask(xsave: Xsave) -> int:
+XSAVE_FEATURE: Mapping[int, str] = {
+    2: "avx",
+    3: "mpx",
+    4: "mpx",
+    5: "avx512f",
+    6: "avx512f",
+    7: "avx512f",
+    9: "pku",
+    17: "amx_tile",
+    18: "amx_tile",
+    19: "apx",
+}
+"""User XSAVE component -> the feature without which no OS enables it (Linux's
+xsave_cpuid_features); components not listed are taken as enumerated."""
+
+
+def usable_xsave_mask(xsave: Xsave, features: Collection[str]) -> int:
     """User XSAVE components a guest may enable on this processor.
 
-    The supported user mask, narrowed to XCR0 when the probe read it: a
-    hypervisor only hands guests state the host kernel itself enabled.
+    The supported user mask, narrowed to XCR0 when the probe read it (a
+    hypervisor only hands guests state the host kernel enabled) and to the
+    components whose feature the processor reports: EPYC Rome enumerates the
+    PKRU component without reporting PKU, and no guest can use that state.
     """
     mask = xsave.supported_mask
     if xsave.enabled_mask is not None:
         mask &= xsave.enabled_mask
+    for index, feature in XSAVE_FEATURE.items():
+        if mask >> index & 1 and feature not in features:
+            mask &= ~(1 << index)
     return mask
 
 
@@ -104,7 +125,7 @@ class Requirement:
             name=name,
             vendor=profile.vendor,
             features=guest_visible(profile.features),
-            xsave_mask=usable_xsave_mask(profile.xsave),
+            xsave_mask=usable_xsave_mask(profile.xsave, profile.features),
             physical_bits=profile.address_sizes.physical_bits,
             family=profile.family,
             model=profile.model,

@@ -90,11 +90,11 @@ def stamp_text(stamp: dict[str, Any]) -> str:
 
 def _field(doc: dict[str, Any], key: str, kinds: tuple[type, ...], where: str) -> Any:
     if key not in doc:
-        raise StampError(f"stamp is missing {where}{key!r}; re-create it with 'cpucompat stamp'")
+        raise StampError(f"stamp is missing '{where}{key}'; re-create it with 'cpucompat stamp'")
     value = doc[key]
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         want = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
-        raise StampError(f"stamp field {where}{key!r} must be {want}, got {value!r}")
+        raise StampError(f"stamp field '{where}{key}' must be {want}, got {value!r}")
     return value
 
 

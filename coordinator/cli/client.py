@@ -1,0 +1,97 @@
+"""Connecting the CLI to a coordinator, and turning gRPC failures into one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from cpucompat.agent.cli.common import EXIT_FAILURE, EXIT_NO, EXIT_USAGE, CliError
+from cpucompat.agent.cli.daemon_common import add_tls_options
+
+T = TypeVar("T")
+ENV_COORDINATOR = "CPUCOMPAT_COORDINATOR"
+DEFAULT_COORDINATOR = "127.0.0.1:7443"
+TIMEOUT = 30.0
+
+
+def add_client_options(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
+    p.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        default=os.environ.get(ENV_COORDINATOR, DEFAULT_COORDINATOR),
+        help=f"coordinator address (default ${ENV_COORDINATOR} or {DEFAULT_COORDINATOR})",
+    )
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_tls_options(p, "client")
+
+
+def channel_for(args: argparse.Namespace) -> Any:
+    import grpc
+
+    from cpucompat.agent.tls import TlsFiles, channel_credentials
+
+    tls = TlsFiles(cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca)
+    options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
+    if tls.enabled:
+        try:
+            return grpc.secure_channel(args.coordinator, channel_credentials(tls), options=options)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    return grpc.insecure_channel(args.coordinator, options=options)
+
+
+def call(args: argparse.Namespace, fn: Callable[..., T], request: Any) -> T:
+    """One RPC with a deadline; failures become CliError with the documented exit codes."""
+    import grpc
+
+    try:
+        return fn(request, timeout=TIMEOUT)
+    except grpc.RpcError as exc:
+        code = exc.code()
+        detail = exc.details() or code.name
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            raise CliError(
+                f"cannot reach the coordinator at {args.coordinator} ({detail}); start it or "
+                f"pass --coordinator / set {ENV_COORDINATOR}",
+                EXIT_FAILURE,
+            ) from None
+        if code == grpc.StatusCode.FAILED_PRECONDITION:
+            raise CliError(detail, EXIT_NO) from None
+        if code in (
+            grpc.StatusCode.NOT_FOUND,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            grpc.StatusCode.PERMISSION_DENIED,
+            grpc.StatusCode.UNAUTHENTICATED,
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        ):
+            raise CliError(detail, EXIT_USAGE) from None
+        raise CliError(f"coordinator error {code.name}: {detail}", EXIT_FAILURE) from None
+
+
+def to_doc(message: Any) -> Any:
+    """A message as plain JSON, with enum names shortened (HOST_STATUS_ONLINE -> online)."""
+    from google.protobuf.json_format import MessageToDict
+
+    doc = MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    return _short_enums(doc)
+
+
+_PREFIXES = ("HOST_STATUS_", "EVENT_KIND_", "OFFLINE_ACTION_", "AUDIT_HOST_KIND_", "VM_REQUIREMENT_MODE_")
+
+
+def _short_enums(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _short_enums(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_short_enums(v) for v in value]
+    if isinstance(value, str):
+        for prefix in _PREFIXES:
+            if value.startswith(prefix):
+                rest = value[len(prefix) :]
+                return rest if prefix == "OFFLINE_ACTION_" else rest.lower()
+    return value

@@ -1,0 +1,187 @@
+"""`cpucompat hosts`, `cpucompat host show|history|remove`, `cpucompat events`."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cpucompat.agent.cli.common import EXIT_OK, CliError, print_json, table
+
+from .client import add_client_options, call, channel_for, to_doc
+
+
+def _when(ts: Any) -> str:
+    if not ts.seconds and not ts.nanos:
+        return "-"
+    return ts.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _status(value: int) -> str:
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+
+    return pb.HostStatus.Name(value).removeprefix("HOST_STATUS_").lower()
+
+
+def add_hosts_parser(sub: Any, name: str, help_text: str) -> None:
+    p = sub.add_parser(name, help=help_text, description="List the hosts the coordinator knows.")
+    p.add_argument("--cluster", help="only this cluster")
+    add_client_options(p)
+    p.set_defaults(run=run_hosts)
+
+
+def run_hosts(args: argparse.Namespace) -> int:
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+    from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+    stub = pb_grpc.QueryServiceStub(channel_for(args))
+    response = call(args, stub.ListHosts, pb.ListHostsRequest(cluster=args.cluster or ""))
+    if args.json:
+        print_json([to_doc(h) for h in response.hosts])
+        return EXIT_OK
+    rows = [
+        (
+            h.host_id + (" (replayed)" if h.replayed else ""),
+            h.cluster,
+            _status(h.status),
+            h.summary.brand or h.summary.vendor,
+            h.summary.x86_64_level or "-",
+            h.summary.feature_count,
+            h.fingerprint[:12],
+            _when(h.last_seen),
+        )
+        for h in response.hosts
+    ]
+    print(table(("HOST", "CLUSTER", "STATUS", "PROCESSOR", "LEVEL", "FEATURES", "FINGERPRINT", "LAST SEEN"), rows))
+    return EXIT_OK
+
+
+def add_host_parser(sub: Any, name: str, help_text: str) -> None:
+    p = sub.add_parser(name, help=help_text, description="Show, trace or remove one registered host.")
+    hs = p.add_subparsers(dest="host_command", metavar="ACTION", required=True)
+    show = hs.add_parser("show", help="the host's current profile")
+    show.add_argument("host_id", metavar="ID")
+    show.add_argument("--raw", action="store_true", help="include the raw leaves in --json")
+    add_client_options(show)
+    show.set_defaults(run=run_show)
+    hist = hs.add_parser("history", help="every profile version the host reported, with changes")
+    hist.add_argument("host_id", metavar="ID")
+    add_client_options(hist)
+    hist.set_defaults(run=run_history)
+    rm = hs.add_parser("remove", help="forget a decommissioned host (administrator)")
+    rm.add_argument("host_id", metavar="ID")
+    add_client_options(rm)
+    rm.set_defaults(run=run_remove)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+    from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+    stub = pb_grpc.QueryServiceStub(channel_for(args))
+    r = call(args, stub.GetHost, pb.GetHostRequest(host_id=args.host_id, include_raw=args.raw))
+    if args.json:
+        doc = {"host": to_doc(r.host), "profile": to_doc(r.profile)}
+        if args.raw:
+            doc["raw"] = to_doc(r.raw)
+        print_json(doc)
+        return EXIT_OK
+    h, p = r.host, r.profile
+    rows = [
+        ("Host", h.host_id + (" (replayed dump)" if h.replayed else "")),
+        ("Cluster", h.cluster),
+        ("Status", f"{_status(h.status)}, last seen {_when(h.last_seen)}"),
+        ("Agent", f"{h.agent_address or '-'} (version {h.agent_version or '?'})"),
+        ("Processor", f"{p.brand} ({p.vendor}, family {p.family} model {p.model} stepping {p.stepping})"),
+        ("x86-64 level", p.x86_64_level or "none"),
+        ("Hypervisor", p.hypervisor or "none"),
+        ("Address bits", f"{p.address_sizes.physical_bits} physical, {p.address_sizes.linear_bits} linear"),
+        ("XSAVE", f"0x{p.xsave.supported_mask:x}"),
+        ("Source", p.source + (f" ({p.origin})" if p.origin else "")),
+        ("Profile version", f"{h.profile_version}, fingerprint {h.fingerprint[:16]}"),
+        ("Features", f"{len(p.features)}: {' '.join(p.features)}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
+    return EXIT_OK
+
+
+def run_history(args: argparse.Namespace) -> int:
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+    from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+    stub = pb_grpc.QueryServiceStub(channel_for(args))
+    r = call(args, stub.GetHostHistory, pb.GetHostHistoryRequest(host_id=args.host_id))
+    if args.json:
+        print_json(to_doc(r))
+        return EXIT_OK
+    rows = [
+        (
+            v.version,
+            _when(v.recorded_at),
+            v.fingerprint[:12],
+            " ".join(v.features_gained) or "-",
+            " ".join(v.features_lost) or "-",
+        )
+        for v in r.versions
+    ]
+    print(table(("VERSION", "RECORDED", "FINGERPRINT", "GAINED", "LOST"), rows))
+    return EXIT_OK
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+    from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+    stub = pb_grpc.QueryServiceStub(channel_for(args))
+    r = call(args, stub.RemoveHost, pb.RemoveHostRequest(host_id=args.host_id))
+    if args.json:
+        print_json(to_doc(r))
+    else:
+        print(f"removed host {r.host.host_id} from cluster {r.host.cluster}")
+    return EXIT_OK
+
+
+def parse_since(text: str) -> datetime:
+    """An ISO time (2026-11-25T10:00) or a relative age (90s, 15m, 2h, 7d)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text and text[-1] in units and text[:-1].replace(".", "", 1).isdigit():
+        return datetime.now(UTC) - timedelta(seconds=float(text[:-1]) * units[text[-1]])
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"--since {text!r}: use an ISO time (2026-11-25T10:00) or an age (15m, 2h, 7d)") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def add_events_parser(sub: Any, name: str, help_text: str) -> None:
+    p = sub.add_parser(name, help=help_text, description="Show the coordinator's event log, oldest first.")
+    p.add_argument("--cluster", help="only this cluster")
+    p.add_argument("--since", metavar="T", help="only events since T (ISO time, or an age: 15m, 2h, 7d)")
+    p.add_argument("--limit", type=int, default=1000, help="at most N events (newest kept)")
+    add_client_options(p)
+    p.set_defaults(run=run_events)
+
+
+def run_events(args: argparse.Namespace) -> int:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+    from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+    request = pb.ListEventsRequest(cluster=args.cluster or "", limit=max(1, args.limit))
+    if args.since:
+        ts = Timestamp()
+        ts.FromDatetime(parse_since(args.since))
+        request.since.CopyFrom(ts)
+    stub = pb_grpc.QueryServiceStub(channel_for(args))
+    r = call(args, stub.ListEvents, request)
+    if args.json:
+        print_json([to_doc(e) for e in r.events])
+        return EXIT_OK
+    rows = [
+        (_when(e.time), e.cluster, pb.EventKind.Name(e.kind).removeprefix("EVENT_KIND_").lower(), e.message)
+        for e in r.events
+    ]
+    print(table(("TIME", "CLUSTER", "KIND", "WHAT"), rows))
+    return EXIT_OK

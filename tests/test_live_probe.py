@@ -1,0 +1,178 @@
+"""The live probe reads the real processor: it must agree with the Debian `cpuid` tool."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from cpucompat.agent import cpuid_exec, live
+from cpucompat.agent.decode import decode
+from cpucompat.agent.dumps import load_dump, parse_dump
+
+from .conftest import FIXTURES
+from .daemons import run_cli
+
+pytestmark = pytest.mark.usefixtures("require_x86")
+
+# Fields that legitimately differ between two reads of the same logical CPU. Both tools pin
+# to the same CPU, so APIC IDs match; what may move is live sensor data and the per-read
+# counters some hypervisors expose. Listed as (leaf, register index) -> mask of bits compared.
+PER_READ_FIELDS = {
+    (0xC000_0004, 1): 0x0000_0000,  # Centaur/Zhaoxin: current temperature and frequency
+}
+
+
+def cpuid_tool_capture() -> object:
+    tool = shutil.which("cpuid")
+    if tool is None:
+        pytest.fail("the Debian package `cpuid` is missing; .ci/run installs it (apt-get install cpuid)")
+    text = subprocess.run([tool, "-r"], capture_output=True, text=True, check=True).stdout
+    return parse_dump(text, origin="cpuid -r")
+
+
+def test_live_probe_equals_cpuid_tool_leaf_by_leaf_on_every_cpu() -> None:
+    ours = live.probe()
+    theirs = cpuid_tool_capture()
+    assert [c.index for c in ours.cpus] == [c.index for c in theirs.cpus]  # type: ignore[attr-defined]
+    for mine, other in zip(ours.cpus, theirs.cpus, strict=True):  # type: ignore[attr-defined]
+        # `cpuid -r` also pokes range heads the vendor does not implement (0x20000000,
+        # 0xC0000000 on AMD, the next hypervisor block); inside the standard, extended and
+        # first hypervisor ranges the processor reports, both must read the same leaves.
+        def relevant(key: tuple[int, int], cpu: object = mine) -> bool:
+            leaf = key[0]
+            for base in (0x0, 0x4000_0000, 0x8000_0000):
+                top = cpu.max_leaf(base)  # type: ignore[attr-defined]
+                if top is not None and base <= leaf <= top:
+                    return True
+            return False
+
+        assert {k for k in other.leaves if relevant(k)} == {k for k in mine.leaves if relevant(k)}
+        for key, regs in other.leaves.items():
+            if key not in mine.leaves:
+                continue
+            got = mine.leaves[key]
+            for i in range(4):
+                mask = PER_READ_FIELDS.get((key[0], i), 0xFFFF_FFFF)
+                assert got[i] & mask == regs[i] & mask, (
+                    f"CPU {mine.index} leaf 0x{key[0]:08x}.{key[1]} register {'abcd'[i]}: "
+                    f"probe 0x{got[i]:08x}, cpuid -r 0x{regs[i]:08x}"
+                )
+
+
+def test_live_probe_reads_xcr0_and_every_allowed_cpu() -> None:
+    capture = live.probe()
+    assert [c.index for c in capture.cpus] == live.allowed_cpus()
+    profile = decode(capture)
+    assert profile.source == "cpuid-instruction"
+    assert not profile.replayed
+    if "osxsave" in profile.features:
+        assert profile.xsave.enabled_mask is not None
+        assert profile.xsave.enabled_mask & 0b11 == 0b11  # x87 and SSE are always enabled
+        assert profile.xsave.enabled_mask & ~profile.xsave.supported_mask == 0
+
+
+def test_fingerprint_is_stable_across_runs_and_matches_a_replay_of_the_same_host(tmp_path) -> None:
+    first = decode(live.probe())
+    second = decode(live.probe())
+    assert first.fingerprint == second.fingerprint
+    raw = run_cli("probe", "--raw")
+    assert raw.returncode == 0, raw.stderr
+    dump = tmp_path / "here.txt"
+    dump.write_text(raw.stdout)
+    replay = decode(load_dump(dump))
+    assert replay.source == "replay:cpuid-r"
+    assert replay.fingerprint == first.fingerprint
+    assert replay.features == first.features
+
+
+def test_probe_json_contract_keys() -> None:
+    result = run_cli("probe", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    for key in (
+        "vendor", "brand", "family", "model", "stepping", "x86_64_level", "features",
+        "cpu_types", "xsave", "address_sizes", "hypervisor", "source", "fingerprint", "raw",
+    ):
+        assert key in doc, key
+    assert doc["features"] == sorted(doc["features"])
+    assert doc["source"] == "cpuid-instruction"
+    assert {"supported_mask", "enabled_mask"} <= set(doc["xsave"])
+    assert {"physical_bits", "linear_bits"} <= set(doc["address_sizes"])
+    cpus = [c for t in doc["cpu_types"] for c in t["logical_cpus"]]
+    assert sorted(cpus) == live.allowed_cpus()
+    assert all(set(doc["features"]) <= set(t["features"]) for t in doc["cpu_types"])
+    assert len(doc["raw"]["cpus"]) == len(cpus)
+
+
+def test_probe_json_reimports_with_the_same_identity(tmp_path) -> None:
+    result = run_cli("probe", "--json")
+    path = tmp_path / "probe.json"
+    path.write_text(result.stdout)
+    again = run_cli("probe", "--from-dump", str(path), "--json")
+    assert again.returncode == 0, again.stderr
+    a, b = json.loads(result.stdout), json.loads(again.stdout)
+    assert b["source"] == "replay:json"
+    assert (a["fingerprint"], a["features"], a["x86_64_level"]) == (b["fingerprint"], b["features"], b["x86_64_level"])
+
+
+def test_probe_never_loads_grpc() -> None:
+    code = (
+        "import sys; from cpucompat.agent.cli.main import main; rc = main(['probe', '--json']);"
+        "sys.stderr.write(repr(sorted(m for m in sys.modules if m.startswith(('grpc', 'google.protobuf')))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stderr.strip() == "[]"
+
+
+def test_readable_summary_names_the_processor() -> None:
+    result = run_cli("probe")
+    assert result.returncode == 0
+    profile = decode(live.probe())
+    assert profile.vendor in result.stdout
+    assert (profile.x86_64_level or "none") in result.stdout
+    assert profile.fingerprint in result.stdout
+
+
+def test_malformed_dump_is_one_line_naming_file_and_line(tmp_path) -> None:
+    bad = FIXTURES / "dumps" / "bad-aida-leaf.txt"
+    result = run_cli("probe", "--from-dump", str(bad))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "bad-aida-leaf.txt:" in lines[0]
+    missing = run_cli("probe", "--from-dump", str(tmp_path / "nope.txt"))
+    assert missing.returncode == 2
+    assert "nope.txt" in missing.stderr
+
+
+def test_non_x86_machine_gets_a_clear_refusal(monkeypatch) -> None:
+    cpuid_exec.executor.cache_clear()
+    monkeypatch.setattr(cpuid_exec.platform, "machine", lambda: "aarch64")
+    try:
+        with pytest.raises(live.ProbeError, match="aarch64"):
+            live.probe()
+    finally:
+        cpuid_exec.executor.cache_clear()
+
+
+def test_devcpu_source_needs_the_kernel_module_or_reads_it() -> None:
+    from pathlib import Path
+
+    if Path("/dev/cpu/0/cpuid").exists():
+        assert live.probe("devcpu").cpus[0].leaves == live.probe().cpus[0].leaves
+    else:
+        result = run_cli("probe", "--source", "devcpu")
+        assert result.returncode == 2
+        assert "modprobe cpuid" in result.stderr
+
+
+def test_project_fixture_of_the_development_machine_decodes() -> None:
+    profile = decode(load_dump(FIXTURES / "processors" / "dev-amd-epyc-kvm.cpuid-r.txt"))
+    assert (profile.vendor, profile.family, profile.model, profile.stepping) == ("AuthenticAMD", 25, 1, 1)
+    assert profile.x86_64_level == "x86-64-v3"
+    assert profile.hypervisor == "KVMKVMKVM"
+    assert {"avx2", "sha_ni", "vaes", "pku"} <= profile.features
