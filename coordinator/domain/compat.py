@@ -14,6 +14,8 @@ import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import attrgetter
 from functools import cached_property
 from typing import Any
 
@@ -289,8 +291,10 @@ class _Bits:
 _BITS = _Bits(sorted(n for n, c in FEATURE_CLASS.items() if c is FeatureClass.GUEST_VISIBLE))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class _Compiled:
+    """A requirement or target as integers; interned, so identity is equality."""
+
     ident: int
     vendor: str | None
     features: int
@@ -385,6 +389,7 @@ class _Compiler:
 
 
 _COMPILER = _Compiler()
+_COMPILED_OF = attrgetter("compiled")
 
 
 def _short_list(names: Sequence[str]) -> str:
@@ -548,17 +553,13 @@ def eligible_targets(
         return hosts.eligible(requirement)
     c = _COMPILER
     req = c.requirement(requirement)
-    seen: dict[int, Verdict] = {}
-    out: list[tuple[TargetView, Verdict]] = []
-    append = out.append
-    for host in hosts:
-        tgt = host.compiled
-        v = seen.get(tgt.ident)
-        if v is None:
-            v = seen[tgt.ident] = c.verdict(req, tgt)
-        if v.compatible:
-            append((host, v))
-    return out
+    hosts = hosts if isinstance(hosts, list | tuple) else list(hosts)
+    # C-level passes only (map/compress/zip): the per-host cost is a few dict lookups.
+    targets = list(map(_COMPILED_OF, hosts))
+    verdicts = {t: c.verdict(req, t) for t in set(targets)}
+    accepted = {t: v.compatible for t, v in verdicts.items()}
+    chosen = list(compress(targets, map(accepted.__getitem__, targets)))
+    return list(zip(compress(hosts, map(accepted.__getitem__, targets)), map(verdicts.__getitem__, chosen), strict=True))
 
 
 class TargetIndex:
