@@ -258,7 +258,9 @@ _WORDS: tuple[tuple[int, int, str, frozenset[str] | None, tuple[Row, ...]], ...]
         (13, "cx16", GV, ""),
         (14, "xtpr", HO, "xTPR update control drives the physical chipset's interrupt routing"),
         (15, "pdcm", HO, R_PMU),
-        (17, "pcid", GV, ""),
+        (17, "pcid", GV,
+         "a guest kernel running with CR4.PCIDE cannot resume where PCID is missing "
+         "(AMD's own EPYC-Milan QEMU model adds it over EPYC-Rome)"),
         (18, "dca", HO, "Direct Cache Access is a chipset/platform capability"),
         (19, "sse4_1", GV, ""),
         (20, "sse4_2", GV, ""),
@@ -618,7 +620,9 @@ _WORDS: tuple[tuple[int, int, str, frozenset[str] | None, tuple[Row, ...]], ...]
         (17, "amd_stibp_always_on", GV, R_MITIGATION),
         (18, "amd_ibrs_preferred", GV, f"{R_INVENTED}; {R_MITIGATION}"),
         (19, "amd_ibrs_same_mode", GV, R_MITIGATION),
-        (20, "efer_lmsle_mbz", GV, "EFER.LMSLE is gone; a guest stops using it"),
+        (20, "efer_lmsle_mbz", HO,
+         "negative bit (EFER.LMSLE is gone); LMSLE is usable only by a guest running nested "
+         "SVM, which pins the VM anyway, and older targets still allow it"),
         (23, "amd_ppin", HO, "protected processor inventory number identifies the physical chip"),
         (24, "amd_ssbd", GV, R_MITIGATION),
         (25, "virt_ssbd", HE,
@@ -686,15 +690,21 @@ _WORDS: tuple[tuple[int, int, str, frozenset[str] | None, tuple[Row, ...]], ...]
     )),
     # ---- CPUID.80000021h:EAX (Linux word 20) / ECX (scattered.c) ----------------------------
     (0x8000_0021, 0, "eax", AMD_LIKE, (
-        (0, "no_nested_data_bp", GV, "debug-breakpoint behaviour a guest kernel relies on"),
+        (0, "no_nested_data_bp", GV,
+         "debug-breakpoint behaviour passed through by KVM that no hypervisor can emulate "
+         "(part of QEMU's EPYC-Milan-v2 guest model)"),
         (1, "wrmsr_xx_base_ns", GV, "guest kernels drop serialisation around FS/GS base writes"),
-        (2, "lfence_rdtsc", GV, "LFENCE is dispatch-serialising; guests build RDTSC ordering on it"),
+        (2, "lfence_rdtsc", HE,
+         "KVM synthesises it on every host whose LFENCE serialises (Linux arranges that on "
+         "older AMD parts through DE_CFG), so hosts lacking the bit still provide it"),
         (3, "smm_pg_cfg_lock", HO, f"{R_INVENTED}: SMM paging lock protects the host's SMM"),
         (5, "verw_clear", GV, R_MITIGATION),
-        (6, "null_sel_clr_base", GV, "segment behaviour a guest kernel may rely on"),
+        (6, "null_sel_clr_base", HE,
+         "KVM advertises it on every host without the NULL-segment bug (Zen 2 behaves so "
+         "without the bit)"),
         (7, "upper_addr_ignore", GV, f"{R_INVENTED}: a guest may enable EFER.UAIE"),
         (8, "autoibrs", GV, R_MITIGATION),
-        (9, "no_smm_ctl_msr", HO, "SMM_CTL MSR absence concerns the host's SMM"),
+        (9, "no_smm_ctl_msr", HE, "KVM always sets it: it emulates no SMM_CTL MSR for guests"),
         (10, "amd_fsrs", GV, f"{R_INVENTED}: fast short REP STOSB"),
         (11, "amd_fsrc", GV, f"{R_INVENTED}: fast short REP CMPSB"),
         (13, "prefetch_ctl_msr", HO, f"{R_INVENTED}: hardware prefetcher control is the host's"),

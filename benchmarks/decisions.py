@@ -47,7 +47,7 @@ def load_profiles(folders: Sequence[Path]) -> tuple[list[tuple[str, Profile]], l
             notes.append(f"{folder}: not found, skipped")
             continue
         for path in sorted(folder.iterdir()):
-            if not path.is_file() or path.suffix not in (".txt", ".json") or path.stem == "README":
+            if not path.is_file() or path.suffix not in (".txt", ".json") or path.stem in ("README", "MANIFEST"):
                 continue
             if path.name.startswith("bad-"):
                 continue

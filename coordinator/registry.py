@@ -87,6 +87,7 @@ class Registry:
         self.after_commit: list[Callable[[set[str]], None]] = []
         self._hosts: dict[str, HostRecord] = {}
         self._decoded: dict[str, Profile] = {}
+        self._by_version: dict[int, Profile] = {}
         self._lock = threading.RLock()
         self._pending: set[str] = set()
         with self._lock:
@@ -102,7 +103,20 @@ class Registry:
             self._decoded[key] = profile
         return profile
 
+    def profile_for_version(self, db: sqlite3.Connection, version: int) -> Profile:
+        """The decoded profile of one stored version (cached: versions never change)."""
+        profile = self._by_version.get(version)
+        if profile is None:
+            row = db.execute("SELECT raw FROM profiles WHERE id = ?", (version,)).fetchone()
+            if row is None:
+                raise UnknownHostError(f"profile version {version} is not stored")
+            profile = self._by_version[version] = self._decode_blob(row[0])
+        return profile
+
     def _record(self, row: sqlite3.Row, blob: bytes) -> HostRecord:
+        profile = self._by_version.get(row["profile_version"])
+        if profile is None:
+            profile = self._by_version[row["profile_version"]] = self._decode_blob(blob)
         return HostRecord(
             host_id=row["host_id"],
             cluster=row["cluster"],
@@ -114,7 +128,7 @@ class Registry:
             last_seen=row["last_seen"],
             heartbeat_interval=row["heartbeat_interval"],
             profile_version=row["profile_version"],
-            profile=self._decode_blob(blob),
+            profile=profile,
             agent_version=row["agent_version"],
         )
 

@@ -13,6 +13,7 @@ from cpucompat.agent.feature_table import FeatureClass, canonical_name
 from cpucompat.agent.profile import Profile
 from cpucompat.coordinator.domain.baselines import (
     BaselineError,
+    map_feature_names,
     model_names,
     nearest_level,
     nearest_microarchitecture,
@@ -69,10 +70,13 @@ def test_every_archspec_feature_maps_or_is_listed() -> None:
     assert "pni" in resolve_baseline("model:x86_64_v2").features
 
 
-def test_unmapped_archspec_features_are_known() -> None:
-    """The names the table cannot map today (update when the table learns them)."""
-    unmapped = {f for names in unmapped_archspec_features().values() for f in names}
-    assert unmapped <= {"avx512er", "avx512pf"}, sorted(unmapped)
+def test_unmapped_archspec_features_are_listed() -> None:
+    """Today the table maps every archspec x86-64 feature; a name it cannot map is listed."""
+    assert unmapped_archspec_features() == {}
+    features, ignored, unmapped = map_feature_names(["sse3", "sse4.1", "tsc_adjust", "warp9"])
+    assert features == {"pni", "sse4_1"}
+    assert ignored == (("tsc_adjust", "hypervisor-emulated"),)
+    assert unmapped == ("warp9",)
 
 
 def test_baseline_requirements_hold_guest_visible_features_only() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from cpucompat.agent.decode import decode
 from cpucompat.agent.dumps import load_dump
 

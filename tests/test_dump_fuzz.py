@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import string
+from collections.abc import Callable
 from pathlib import Path
-
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from cpucompat.agent.dumps import DumpError, parse_dump, render_cpuid_r
 from cpucompat.agent.dumps.detect import decode_dump
 from cpucompat.agent.raw import LeafKey, LogicalCpu, RawCapture, Regs, trim_to_reported_ranges
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 FUZZ = settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -43,115 +43,162 @@ def parse_or_dump_error(text: str) -> RawCapture | None:
 
 # --------------------------------------------------------------------------------------------
 # building blocks
+#
+# Fragment texts are decoded from one byte string: each 16-byte chunk picks a line template
+# and fills its fields. Hypothesis draws and shrinks one blob far faster than the dozens of
+# separate draws per line a composite strategy needs, so 200 examples stay well under a second.
 
-# hex fields as integers formatted: much cheaper to draw than text, still every width
-hex8 = st.integers(0, 0xFFFF_FFFF).map(lambda v: f"{v:08X}")
-hexes = st.one_of(
-    st.integers(0, 2**40).map(lambda v: f"{v:X}"),
-    st.integers(0, 2**40).map(lambda v: f"{v:x}"),
-    st.sampled_from(["", "Z", "0x1", "-", "000000000", " 1"]),
-)
+LINE_CHUNK = 16
+SOME_LEAVES = [
+    0, 1, 4, 7, 0xB, 0xD, 0x14, 0x8000_0000, 0x8000_001D, 0x8FFF_FFFF, 0x4000_0000, 0xC000_0000,
+]
+BROKEN_HEX = ["", "Z", "0x1", "-", " 1", "G0000000", "000000000"]
+CPU_NUMBERS = ["0", "1", "2", "3", "0", "1", "", "x", "007", "99999999999"]
 junk = st.text(alphabet=string.printable + "\x00\u00b5\u2028", max_size=40)
-some_leaf = st.sampled_from(
-    [0, 1, 4, 7, 0xB, 0xD, 0x14, 0x8000_0000, 0x8000_001D, 0x8FFF_FFFF, 0x4000_0000, 0xC000_0000]
-) | st.integers(0, 0xFFFF_FFFF)
-cpu_number = st.integers(0, 5).map(str) | st.text(alphabet="0123456789x", max_size=12)
 
 
-def lines_text(line: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    eol = st.sampled_from(["\n", "\r\n", "\r"])
-    return st.lists(st.tuples(line, eol), max_size=25).map(
-        lambda parts: "".join(a + b for a, b in parts)
-    )
+def _u32(chunk: bytes, at: int) -> int:
+    return int.from_bytes(chunk[at : at + 4], "little")
 
 
-aida_leaf_line = st.builds(
-    lambda leaf, sep, regs, tag, note: f"CPUID {leaf}{sep}{'-'.join(regs)}{tag}{note}",
-    st.one_of(some_leaf.map(lambda v: f"{v:08X}"), hexes),
-    st.sampled_from([": ", ":", "  \t", " ", ":\t", ": : "]),
-    st.lists(st.one_of(hex8, hexes), min_size=3, max_size=5),
-    st.sampled_from(["", " [SL 00]", " [SL 01]", " [SL 0C]", " [SL ZZ]", " [SL 123456789]"]),
-    st.sampled_from(["", " [GenuineIntel]", " [L1D: 48 KB]", " [120 / 0]", " ", " x", "["]),
-)
-aida_line = st.one_of(
-    aida_leaf_line,
-    aida_leaf_line,
-    aida_leaf_line,
-    cpu_number.map(lambda n: f"------[ CPUID Registers / Logical CPU #{n} ]------"),
-    cpu_number.map(lambda n: f"------[ Logical CPU #{n} ]------"),
-    cpu_number.map(lambda n: f"------[ MSR Registers / Logical CPU #{n} ]------"),
-    cpu_number.map(lambda n: f"CPU#{n} AffMask: 0x0000000000000001 "),
-    cpu_number.map(lambda n: f"CPUID Registers (CPU #{n}):"),
-    st.sampled_from(
-        [
-            "------[ All CPUs ]------",
-            "------[ Versions ]------",
-            "allcpu: Package 0 / Core 0 / Thread 0: Valid",
-            "CPU   0: APICID    0 / Package 0 / Core   0 / Thread 0: Valid",
-            "L1    Data Cache:    32 KB,  8-way Associative, 64-byte Line",
-            "MSR 0000001B: 0000-0000-FEE0-0900",
-            "CPUID Manufacturer: GenuineIntel",
-            "",
-        ]
-    ),
-    junk,
-)
+def _hex(chunk: bytes, at: int, upper: bool = True) -> str:
+    """A hex field of chunk[at:at+5]: mostly well formed, sometimes short, too wide or broken."""
+    mode, value = chunk[at] % 10, _u32(chunk, at + 1)
+    if mode < 6:
+        text = f"{value:08x}"
+    elif mode == 6:
+        text = f"{value:x}"
+    elif mode == 7:
+        text = f"1{value:08x}"
+    else:
+        return BROKEN_HEX[value % len(BROKEN_HEX)]
+    return text.upper() if upper else text
+
+
+def _leaf(chunk: bytes, at: int, upper: bool = True) -> str:
+    if chunk[at] & 0x80:
+        return _hex(chunk, at, upper)
+    text = f"{SOME_LEAVES[chunk[at] % len(SOME_LEAVES)]:08x}"
+    return text.upper() if upper else text
+
+
+def _pick(options: list[str], byte: int) -> str:
+    return options[byte % len(options)]
+
+
+def _aida_line(c: bytes) -> str:
+    kind = c[0] % 12
+    cpu = _pick(CPU_NUMBERS, c[1])
+    if kind < 6:
+        regs = [_hex(c, 2 + (i % 2) * 5) for i in range(3 + c[12] % 3)]
+        sep = _pick([": ", ":", "  \t", " ", ":\t", ": : "], c[13])
+        tag = _pick(["", "", " [SL 00]", " [SL 01]", " [SL 0C]", " [SL ZZ]", " [SL 1234567890]"], c[14])
+        note = _pick(["", "", " [GenuineIntel]", " [L1D: 48 KB]", " [120 / 0]", " ", " x", " ["], c[15])
+        return f"CPUID {_leaf(c, 7)}{sep}{'-'.join(regs)}{tag}{note}"
+    return [
+        f"------[ CPUID Registers / Logical CPU #{cpu} ]------",
+        f"------[ Logical CPU #{cpu} ]------",
+        f"------[ MSR Registers / Logical CPU #{cpu} ]------",
+        f"CPU#{cpu} AffMask: 0x0000000000000001 ",
+        f"CPUID Registers (CPU #{cpu}):",
+        _pick(
+            [
+                "------[ All CPUs ]------",
+                "------[ Versions ]------",
+                "allcpu: Package 0 / Core 0 / Thread 0: Valid",
+                "CPU   0: APICID    0 / Package 0 / Core   0 / Thread 0: Valid",
+                "L1    Data Cache:    32 KB,  8-way Associative, 64-byte Line",
+                "MSR 0000001B: 0000-0000-FEE0-0900",
+                "CPUID Manufacturer: GenuineIntel",
+                "",
+            ],
+            c[2],
+        ),
+    ][kind - 6]
+
 
 LIBCPUID_NAMES = [
     "basic_cpuid", "ext_cpuid", "intel_fn4", "intel_fn11", "intel_fn12h", "intel_fn14h",
     "amd_fn8000001dh", "amd_fn80000026h", "intel_fn99h", "Basic_cpuid", "x",
 ]
-libcpuid_line = st.one_of(
-    st.builds(
-        lambda name, index, values: f"{name}[{index}]={' '.join(values)}",
-        st.sampled_from(LIBCPUID_NAMES),
-        st.integers(0, 40).map(str) | st.text(alphabet="0123456789-", max_size=12),
-        st.lists(st.one_of(hex8.map(str.lower), hexes), min_size=0, max_size=5),
-    ),
-    cpu_number.map(lambda n: f"_________________ Logical CPU #{n} _________________"),
-    st.sampled_from(["version=0.7.0", "arm_midr=00000000410fd083", "-" * 80, "", "  "]),
-    junk,
-)
 
-cpuid_r_line = st.one_of(
-    st.builds(
-        lambda leaf, sub, regs: (
-            f"   0x{leaf} 0x{sub}: eax=0x{regs[0]} ebx=0x{regs[1]} ecx=0x{regs[2]} edx=0x{regs[3]}"
-        ),
-        st.one_of(some_leaf.map(lambda v: f"{v:08x}"), hexes),
-        st.one_of(st.integers(0, 20).map(lambda v: f"{v:02x}"), hexes),
-        st.lists(st.one_of(hex8.map(str.lower), hexes), min_size=4, max_size=4),
-    ),
-    cpu_number.map(lambda n: f"CPU {n}:"),
-    st.sampled_from(["CPU:", "", "cpuid version 20230120"]),
-    junk,
-)
 
-hex_string = st.one_of(
-    st.integers(0, 0xFFFF_FFFF).map(lambda v: f"0x{v:08x}"),
-    st.integers(0, 2**40).map(hex),
-    hexes,
-    st.integers(),
-    st.none(),
-)
-json_doc = st.fixed_dictionaries(
-    {
-        "format": st.sampled_from(["cpucompat-raw", "other"]),
-        "version": st.sampled_from([1, 2, "1"]),
-        "source": st.one_of(st.text(max_size=10), st.none()),
-        "cpus": st.lists(
-            st.fixed_dictionaries(
-                {
-                    "cpu": st.one_of(st.integers(-1, 3), st.text(max_size=2)),
-                    "xcr0": hex_string,
-                    "leaves": st.lists(
-                        st.lists(hex_string, min_size=5, max_size=7), max_size=4
-                    ),
-                }
-            ),
-            max_size=2,
-        ),
+def _libcpuid_line(c: bytes) -> str:
+    kind = c[0] % 8
+    if kind < 6:
+        index = _pick([str(c[1] % 40), str(c[1] % 40), "-1", "", "1x", "99999999999"], c[2])
+        values = " ".join(_hex(c, 3 + (i % 2) * 5, upper=False) for i in range(c[13] % 6))
+        return f"{_pick(LIBCPUID_NAMES, c[14])}[{index}]={values}"
+    if kind == 6:
+        return f"_________________ Logical CPU #{_pick(CPU_NUMBERS, c[1])} _________________"
+    return _pick(["version=0.7.0", "arm_midr=00000000410fd083", "-" * 80, "", "  "], c[1])
+
+
+def _cpuid_r_line(c: bytes) -> str:
+    kind = c[0] % 6
+    if kind < 4:
+        sub = f"{c[1] % 20:02x}" if c[2] & 1 else _hex(c, 1, upper=False)
+        regs = [_hex(c, 6 + (i % 2) * 5, upper=False) for i in range(4)]
+        return (
+            f"   0x{_leaf(c, 11, upper=False)} 0x{sub}: "
+            f"eax=0x{regs[0]} ebx=0x{regs[1]} ecx=0x{regs[2]} edx=0x{regs[3]}"
+        )
+    if kind == 4:
+        return f"CPU {_pick(CPU_NUMBERS, c[1])}:"
+    return _pick(["CPU:", "", "cpuid version 20230120"], c[1])
+
+
+def fragments(line: Callable[[bytes], str]) -> st.SearchStrategy[str]:
+    """Texts of up to 25 template lines, mixed line endings, maybe one junk line."""
+    ends = ["\n", "\n", "\n", "\r\n", "\r"]
+
+    def build(blob: bytes, noise: str, where: int) -> str:
+        chunks = [blob[at : at + LINE_CHUNK] for at in range(0, len(blob), LINE_CHUNK)]
+        lines = [line(c.ljust(LINE_CHUNK, b"\0")) + ends[c[-1] % len(ends)] for c in chunks]
+        if noise:
+            lines.insert(where % (len(lines) + 1), noise + "\n")
+        return "".join(lines)
+
+    return st.builds(
+        build, st.binary(max_size=25 * LINE_CHUNK), st.one_of(st.just(""), junk), st.integers(0, 30)
+    )
+
+
+JSON_ODD_VALUES: list[object] = [None, True, -1, 2**70, "", "0x", "0xZZ", [], {}, 1.5]
+
+
+def _json_value(c: bytes, at: int) -> object:
+    """A register/leaf field: mostly a hex string, sometimes any other JSON value."""
+    if c[at] % 10 < 8:
+        text = _hex(c, at, upper=False)
+        return text if c[at] & 0x80 else "0x" + text
+    return JSON_ODD_VALUES[c[at + 1] % len(JSON_ODD_VALUES)]
+
+
+def _json_doc(head: bytes, cpus: list[bytes]) -> dict[str, object]:
+    """A cpucompat-raw document decoded from bytes, valid more often than not."""
+    head = head.ljust(4, b"\0")
+    doc: dict[str, object] = {
+        "format": _pick(["cpucompat-raw"] * 3 + ["other"], head[0]),
+        "version": _pick([1, 1, 1, 2, "1"], head[1]),
+        "source": _pick(["cpuid-instruction", "devcpu", None, 7], head[2]),
+        "cpus": [],
     }
+    for n, blob in enumerate(cpus):
+        rows = []
+        for at in range(0, len(blob) - 31, 32):
+            c = blob[at : at + 32]
+            rows.append([_json_value(c, 5 * i) for i in range(c[31] % 3 + 5)])
+        cpu: dict[str, object] = {"leaves": rows}
+        if blob[:1] != b"\xff":
+            cpu["cpu"] = _pick([n, n, n, 0, -1, "1", None], blob[1] if len(blob) > 1 else 0)
+        cpu["xcr0"] = _pick(["0x207", None, "0x", 5], blob[2] if len(blob) > 2 else 0)
+        doc["cpus"].append(cpu)  # type: ignore[union-attr]
+    return doc
+
+
+json_doc = st.builds(
+    _json_doc, st.binary(max_size=4), st.lists(st.binary(max_size=6 * 32), max_size=3)
 )
 
 
@@ -176,25 +223,25 @@ def test_arbitrary_bytes(data: bytes) -> None:
 
 
 @FUZZ
-@given(lines_text(aida_line))
+@given(fragments(_aida_line))
 def test_aida_fragments(text: str) -> None:
     parse_or_dump_error("------[ CPUID Registers / Logical CPU #0 ]------\n" + text)
 
 
 @FUZZ
-@given(lines_text(aida_line))
+@given(fragments(_aida_line))
 def test_aida_fragments_without_header(text: str) -> None:
     parse_or_dump_error("CPUID 00000000: 00000001-756E6547-6C65746E-49656E69\n" + text)
 
 
 @FUZZ
-@given(lines_text(libcpuid_line))
+@given(fragments(_libcpuid_line))
 def test_libcpuid_fragments(text: str) -> None:
     parse_or_dump_error("basic_cpuid[0]=0000000d 756e6547 6c65746e 49656e69\n" + text)
 
 
 @FUZZ
-@given(lines_text(cpuid_r_line))
+@given(fragments(_cpuid_r_line))
 def test_cpuid_r_fragments(text: str) -> None:
     parse_or_dump_error("CPU 0:\n" + text)
 

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from cpucompat.agent.dumps import (
     MAX_DUMP_BYTES,
     DumpError,

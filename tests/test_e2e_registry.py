@@ -10,7 +10,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.wire import capture_to_proto
 from cpucompat.v1 import coordinator_service_pb2 as pb

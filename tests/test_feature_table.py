@@ -438,8 +438,12 @@ def test_host_only(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["x2apic", "tsc_deadline_timer", "arat", "hypervisor", "apic", "tsc_adjust"]
-)
+    "name",
+    [
+        "x2apic", "tsc_deadline_timer", "arat", "hypervisor", "apic", "tsc_adjust",
+        "lfence_rdtsc", "null_sel_clr_base", "virt_ssbd", "invariant_tsc",
+    ],
+)  # fmt: skip
 def test_hypervisor_emulated(name: str) -> None:
     assert _cls(name) is HE
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from cpucompat.agent import cpuid_exec, live
 from cpucompat.agent.decode import decode
 from cpucompat.agent.dumps import load_dump, parse_dump

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.wire import capture_to_proto
 from cpucompat.coordinator.server import Coordinator, CoordinatorConfig, build_server

@@ -61,7 +61,6 @@ def _capture_fn(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     import grpc
-
     from cpucompat import agent as agent_pkg
     from cpucompat.coordinator.server import check_listen_address
 

@@ -31,6 +31,7 @@ from cpucompat.agent.profile import Profile
 
 from .baselines import nearest_level, nearest_microarchitecture
 from .compat import (
+    REFUSAL_ORDER,
     REPLAYED_PROFILE,
     Reason,
     TargetView,
@@ -295,6 +296,10 @@ def _unpack(host: Any) -> tuple[str, Profile | TargetView, bool, bool | None]:
     )
 
 
+def _order(code: str) -> int:
+    return REFUSAL_ORDER.index(code) if code in REFUSAL_ORDER else len(REFUSAL_ORDER)
+
+
 def _group_key(req: Requirement) -> tuple[Any, ...]:
     """Equal keys <=> mutually compatible (see the module docstring)."""
     return (req.vendor, req.features, req.xsave_mask | LEGACY_XSAVE_MASK, req.physical_bits)
@@ -404,7 +409,7 @@ def audit(hosts: Iterable[HostLike], pair_limit: int = PAIR_HOST_LIMIT) -> Audit
                 data={"groups": len(groups)},
             )
         )
-    for code, count in blocking.items():
+    for code, count in sorted(blocking.items(), key=lambda kv: _order(kv[0])):
         reasons.append(
             Reason(
                 code,

@@ -133,8 +133,8 @@ def normalize_vendor(vendor: str) -> str:
 Mapped = tuple[frozenset[str], tuple[tuple[str, str], ...], tuple[str, ...]]
 
 
-def _map_names(names: Iterable[str]) -> Mapped:
-    """Split names into (guest-visible canonical, ignored with class, unmapped)."""
+def map_feature_names(names: Iterable[str]) -> Mapped:
+    """Split names (any spelling) into (guest-visible canonical, ignored with class, unmapped)."""
     kept: set[str] = set()
     ignored: set[tuple[str, str]] = set()
     unmapped: set[str] = set()
@@ -165,7 +165,7 @@ def level_features(level: str) -> frozenset[str]:
     for name, needed in LEVEL_FEATURES:
         wanted |= needed
         if name == level:
-            return _map_names(wanted)[0]
+            return map_feature_names(wanted)[0]
     raise BaselineError(f"unknown x86-64 level {level!r}; use one of {', '.join(LEVEL_NAMES)}")
 
 
@@ -175,7 +175,7 @@ def _level_baseline(level: str, vendor: str | None) -> Baseline:
         wanted |= needed
         if name == level:
             break
-    features, ignored, unmapped = _map_names(wanted)
+    features, ignored, unmapped = map_feature_names(wanted)
     suffix = "" if vendor is None else f"@{_short_vendor(vendor)}"
     return Baseline(
         name=f"{LEVEL_PREFIX}{level}{suffix}",
@@ -223,7 +223,7 @@ def _model_parts(
 ) -> tuple[str | None, frozenset[str], tuple[tuple[str, str], ...], tuple[str, ...]]:
     target = _archspec_targets()[name]
     vendor = None if target.vendor == "generic" else str(target.vendor)
-    features, ignored, unmapped = _map_names(target.features)
+    features, ignored, unmapped = map_feature_names(target.features)
     return vendor, features, ignored, unmapped
 
 

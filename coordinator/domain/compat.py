@@ -14,15 +14,14 @@ import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import compress
 from operator import attrgetter
-from functools import cached_property
 from typing import Any
 
 from cpucompat.agent.decode import FEATURE_CLASS
 from cpucompat.agent.feature_table import FeatureClass, bits_named
 from cpucompat.agent.profile import Profile
-from cpucompat.agent.raw import REG_INDEX
 
 from .requirement import (
     LEGACY_XSAVE_MASK,
@@ -40,6 +39,13 @@ MISSING_FEATURES = "MISSING_FEATURES"
 XSAVE_STATE_MISSING = "XSAVE_STATE_MISSING"
 PHYS_ADDR_BITS_SMALLER = "PHYS_ADDR_BITS_SMALLER"
 UNKNOWN_HOST = "UNKNOWN_HOST"
+REFUSAL_ORDER = (
+    VENDOR_MISMATCH,
+    MISSING_FEATURES,
+    XSAVE_STATE_MISSING,
+    PHYS_ADDR_BITS_SMALLER,
+    UNKNOWN_HOST,
+)
 # Warning codes: the restore may go ahead, but someone should know.
 VENDOR_NOT_CHECKED = "VENDOR_NOT_CHECKED"
 FAMILY_MODEL_CHANGED = "FAMILY_MODEL_CHANGED"
@@ -136,24 +142,16 @@ def explain_feature(name: str) -> tuple[FeatureClass, str]:
 def tsc_scaling_of(profile: Profile) -> bool | None:
     """Whether the host can scale a guest's TSC, when CPUID tells it.
 
-    AMD states it in leaf 0x8000000A EDX bit 4 (TscRateMsr, named ``tsc_scale``);
-    Intel keeps it in a VMX capability MSR, so for Intel the answer is None
-    (unknown) and a frequency change is warned about.
+    AMD states it in the SVM leaf 0x8000000A EDX bit 4 (TscRateMsr, the table's
+    ``tsc_scale``); Intel keeps it in a VMX capability MSR and a guest sees no
+    SVM leaf, so there the answer is None (unknown) and a frequency change is
+    warned about.
     """
     if "tsc_scale" in profile.features:
         return True
-    if profile.vendor not in ("AuthenticAMD", "HygonGenuine") or "svm" not in profile.features:
-        return None
-    cpu = profile.raw.cpus[0] if profile.raw.cpus else None
-    if cpu is None:
-        return None
-    top = cpu.max_leaf(0x8000_0000)
-    if top is None or top < 0x8000_000A:
-        return None
-    return bool(cpu.reg(0x8000_000A, 0, "edx") >> 4 & 1)
-
-
-assert REG_INDEX["edx"] == 3  # the raw layout tsc_scaling_of relies on
+    if "svm" in profile.features:
+        return False  # the SVM leaf is there and says no
+    return None
 
 
 @dataclass(frozen=True)
@@ -558,8 +556,11 @@ def eligible_targets(
     targets = list(map(_COMPILED_OF, hosts))
     verdicts = {t: c.verdict(req, t) for t in set(targets)}
     accepted = {t: v.compatible for t, v in verdicts.items()}
-    chosen = list(compress(targets, map(accepted.__getitem__, targets)))
-    return list(zip(compress(hosts, map(accepted.__getitem__, targets)), map(verdicts.__getitem__, chosen), strict=True))
+    if all(accepted.values()):
+        return list(zip(hosts, map(verdicts.__getitem__, targets), strict=True))
+    flags = list(map(accepted.__getitem__, targets))
+    chosen = map(verdicts.__getitem__, compress(targets, flags))
+    return list(zip(compress(hosts, flags), chosen, strict=True))
 
 
 class TargetIndex:

@@ -7,7 +7,6 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import grpc
-
 from cpucompat.agent.raw import RawDataError
 
 from ..registry import InvalidReportError, RefusedError, UnknownHostError

@@ -1,0 +1,141 @@
+"""A cluster's planned fail-over action, as Hyper-V failover clustering names it.
+
+`SAVE` only while every host can restore every other host's saved state and
+every host's profile is fresh; anything unknown means `SHUTDOWN` (fail-safe).
+An administrator may pin a colder action, never a warmer one than the
+processors allow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+
+class OfflineAction(IntEnum):
+    """A VM resource's OfflineAction, with Hyper-V's own numbers."""
+
+    TURN_OFF = 0
+    SAVE = 1
+    SHUTDOWN = 2
+    SHUTDOWN_FORCED = 3
+
+    @classmethod
+    def parse(cls, text: str) -> OfflineAction:
+        key = text.strip().upper().replace("-", "_")
+        if key.isdigit() and int(key) in cls._value2member_map_:
+            return cls(int(key))
+        try:
+            return cls[key]
+        except KeyError:
+            names = ", ".join(a.name for a in cls)
+            raise ValueError(f"unknown offline action {text!r}; use one of {names}") from None
+
+
+class PolicyRefusedError(Exception):
+    """An administrator asked for an action the processors do not allow (FAILED_PRECONDITION)."""
+
+
+@dataclass(frozen=True)
+class HostState:
+    """What the policy needs to know about one member host."""
+
+    name: str
+    status: str  # online / stale / offline
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """The computed and effective actions of one cluster, with why."""
+
+    cluster: str
+    action: OfflineAction
+    computed: OfflineAction
+    pinned: OfflineAction | None
+    reason: str
+    blocking_pairs: tuple[dict[str, Any], ...] = ()
+    stale_hosts: tuple[str, ...] = ()
+    host_count: int = 0
+    pin_reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def same_as(self, other: PolicyDecision | None) -> bool:
+        """Equal in everything a watcher cares about (the version aside)."""
+        return other is not None and (
+            self.action, self.computed, self.pinned, self.reason, self.blocking_pairs,
+            self.stale_hosts, self.host_count, self.pin_reason,
+        ) == (
+            other.action, other.computed, other.pinned, other.reason, other.blocking_pairs,
+            other.stale_hosts, other.host_count, other.pin_reason,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cluster": self.cluster,
+            "action": self.action.name,
+            "hyperv_offline_action": int(self.action),
+            "computed_action": self.computed.name,
+            "pinned_action": self.pinned.name if self.pinned is not None else None,
+            "reason": self.reason,
+            "blocking_pairs": list(self.blocking_pairs),
+            "stale_hosts": list(self.stale_hosts),
+            "host_count": self.host_count,
+        }
+
+
+def _pair_text(pair: dict[str, Any]) -> str:
+    codes = ",".join(r.get("code", "?") for r in pair.get("reasons", []))
+    return f"{pair.get('source')} -> {pair.get('target')} ({codes})"
+
+
+def decide(
+    cluster: str,
+    hosts: Sequence[HostState],
+    audit_action: str | None,
+    blocking_pairs: Sequence[dict[str, Any]],
+    pinned: OfflineAction | None,
+    pin_reason: str = "",
+) -> PolicyDecision:
+    """Combine the audit verdict, host freshness and an administrator's pin."""
+    not_fresh = tuple(sorted(h.name for h in hosts if h.status != "online"))
+    pairs = tuple(blocking_pairs)
+    if not hosts:
+        computed, why = OfflineAction.SHUTDOWN, "no hosts are registered: nothing is known (fail-safe)"
+    elif pairs or audit_action != "SAVE":
+        shown = "; ".join(_pair_text(p) for p in pairs[:3]) + (f"; +{len(pairs) - 3} more" if len(pairs) > 3 else "")
+        computed, why = OfflineAction.SHUTDOWN, f"processors are mixed: {shown or 'audit says SHUTDOWN'}"
+    elif not_fresh:
+        computed = OfflineAction.SHUTDOWN
+        why = f"profile not fresh for {', '.join(not_fresh)} (stale or offline): unknown means shutdown"
+    else:
+        computed, why = OfflineAction.SAVE, f"all {len(hosts)} hosts can restore each other's saved state"
+    action = computed
+    if pinned is not None:
+        if pinned == OfflineAction.SAVE and computed != OfflineAction.SAVE:
+            why = f"pinned SAVE is overridden: {why}"
+        else:
+            action = pinned
+            why = f"pinned {pinned.name} by an administrator" + (f" ({pin_reason})" if pin_reason else "") + f"; processors allow {computed.name}"
+    return PolicyDecision(
+        cluster=cluster,
+        action=action,
+        computed=computed,
+        pinned=pinned,
+        reason=why,
+        blocking_pairs=pairs,
+        stale_hosts=not_fresh,
+        host_count=len(hosts),
+        pin_reason=pin_reason,
+    )
+
+
+def check_pin(decision: PolicyDecision, wanted: OfflineAction) -> None:
+    """Refuse pinning SAVE where the processors force a cold fail-over."""
+    if wanted == OfflineAction.SAVE and decision.computed != OfflineAction.SAVE:
+        blocking = "; ".join(_pair_text(p) for p in decision.blocking_pairs[:5])
+        raise PolicyRefusedError(
+            f"cannot pin SAVE on cluster {decision.cluster}: {decision.reason}"
+            + (f" [blocking: {blocking}]" if blocking and blocking not in decision.reason else "")
+        )
