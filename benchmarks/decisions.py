@@ -47,9 +47,9 @@ def load_profiles(folders: Sequence[Path]) -> tuple[list[tuple[str, Profile]], l
             notes.append(f"{folder}: not found, skipped")
             continue
         for path in sorted(folder.iterdir()):
-            if not path.is_file() or path.suffix not in (".txt", ".json") or path.stem in ("README", "MANIFEST"):
+            if not path.is_file() or path.suffix not in (".txt", ".json"):
                 continue
-            if path.name.startswith("bad-"):
+            if path.stem in ("README", "MANIFEST") or path.name.startswith("bad-"):
                 continue
             try:
                 profiles.append((path.name, decode(load_dump(path))))

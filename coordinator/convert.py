@@ -6,24 +6,26 @@ decision and storage code stays plain Python that tests can read.
 
 from __future__ import annotations
 
-from cpucompat.agent.wire import capture_from_proto, profile_to_proto, summary_to_proto
-from cpucompat.v1 import coordinator_service_pb2 as pb
+import json
+from typing import Any
+
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from .domain.hosts import Event, EventKind, HostRecord, HostStatus, ProfileVersion
+from cpucompat.agent.wire import capture_from_proto, profile_to_proto, summary_to_proto
+from cpucompat.v1 import coordinator_service_pb2 as pb
+from cpucompat.v1 import profile_pb2 as pb_profile
 
-__all__ = [
-    "capture_from_proto",
-    "duration_seconds",
-    "event_to_proto",
-    "host_to_proto",
-    "profile_to_proto",
-    "status_to_proto",
-    "timestamp",
-    "timestamp_seconds",
-    "version_to_proto",
-]
+from .decisions import Ref
+from .domain.audit import AuditReport
+from .domain.compat import Reason, Verdict
+from .domain.hosts import Event, EventKind, HostRecord, HostStatus, ProfileVersion
+from .domain.policy import OfflineAction
+from .domain.requirement import Requirement
+from .policy import StoredPolicy
+from .vms import FailoverPlan, VmRecord
+
+__all__ = ["capture_from_proto", "profile_to_proto"]  # re-exported for the servicers
 
 _STATUS = {
     HostStatus.ONLINE: pb.HOST_STATUS_ONLINE,
@@ -117,6 +119,177 @@ def event_to_proto(event: Event) -> pb.Event:
 
 
 def _compact(value: object) -> str:
-    import json
-
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+# ---- decisions ------------------------------------------------------------------------
+
+def ref_from_proto(msg: pb.HostRef) -> Ref:
+    which = msg.WhichOneof("ref")
+    if which == "host_id":
+        return Ref.host(msg.host_id)
+    if which == "dump":
+        name = msg.dump.name or "dump"
+        return Ref.dump(name.removeprefix("dump:"), capture_from_proto(msg.dump.raw))
+    if which == "model":
+        return Ref.model(msg.model, msg.vendor or None)
+    raise ValueError("a host reference needs one of host_id, dump or model")
+
+
+def reason_to_proto(reason: Reason) -> pb.Reason:
+    return pb.Reason(
+        code=reason.code,
+        detail=reason.detail,
+        features=list(reason.features),
+        data={k: v if isinstance(v, str) else _compact(v) for k, v in dict(reason.data).items()},
+    )
+
+
+def verdict_to_proto(verdict: Verdict) -> pb.Verdict:
+    return pb.Verdict(
+        compatible=verdict.compatible,
+        reasons=[reason_to_proto(r) for r in verdict.reasons],
+        warnings=[reason_to_proto(w) for w in verdict.warnings],
+        summary=verdict.summary,
+    )
+
+
+def _pair_to_proto(pair: dict[str, Any]) -> pb.PairVerdict:
+    return pb.PairVerdict(
+        source=str(pair.get("source_example") or pair["source"]) if "source_example" in pair else pair["source"],
+        target=str(pair.get("target_example") or pair["target"]) if "target_example" in pair else pair["target"],
+        compatible=bool(pair["compatible"]),
+        reasons=[
+            pb.Reason(code=r["code"], detail=r.get("detail", ""), features=list(r.get("features", [])))
+            for r in pair.get("reasons", [])
+        ],
+    )
+
+
+_ACTION = {"SAVE": pb.OFFLINE_ACTION_SAVE, "SHUTDOWN": pb.OFFLINE_ACTION_SHUTDOWN}
+
+
+def audit_to_proto(report: AuditReport, cluster: str, now: float, kinds: dict[str, int]) -> pb.AuditReport:
+    doc = report.to_json()
+    msg = pb.AuditReport(
+        cluster=cluster,
+        offline_action=_ACTION[report.offline_action],
+        reason=report.summary,
+        compatible=not doc["blocking_pairs"],
+        vendors=[v["vendor"] for v in doc["vendors"]],
+        distinct_profiles=len(report.profiles),
+        generated_at=timestamp(now),
+    )
+    for h in doc["hosts"]:
+        msg.hosts.add(
+            name=h["name"],
+            kind=kinds.get(h["name"], pb.AUDIT_HOST_KIND_UNSPECIFIED),
+            fingerprint=h["fingerprint"],
+            replayed=h["replayed"],
+            status=pb.HOST_STATUS_STALE if h["stale"] else pb.HOST_STATUS_UNSPECIFIED,
+            summary=pb_profile.ProfileSummary(vendor=h["vendor"] or "", brand=h["brand"] or "",
+                                              x86_64_level=h["level"] or ""),
+        )
+        msg.losses.add(host=h["name"], features=h["loses"])
+    msg.pairs.extend(_pair_to_proto(p) for p in doc["pairs"])
+    msg.blocking_pairs.extend(_pair_to_proto(p) for p in doc["blocking_pairs"])
+    msg.groups.extend(pb.HostGroup(hosts=sorted(g["hosts"])) for g in doc["groups"])
+    base = report.baseline
+    msg.baseline.CopyFrom(
+        pb.Baseline(
+            vendor=base.vendor or "",
+            features=sorted(base.features),
+            x86_64_level=base.x86_64_level or "",
+            microarchitecture=base.microarchitecture or "",
+            xsave_mask=base.xsave_mask,
+            physical_bits=base.physical_bits or 0,
+        )
+    )
+    removal = report.best_removal
+    if removal.host:
+        msg.best_removal.CopyFrom(
+            pb.BestRemoval(
+                host=removal.host,
+                gained_features=list(removal.gained),
+                makes_compatible=removal.offline_action_after == "SAVE",
+            )
+        )
+    return msg
+
+
+# ---- policy and VMs -------------------------------------------------------------------
+
+_OFFLINE = {
+    OfflineAction.TURN_OFF: pb.OFFLINE_ACTION_TURN_OFF,
+    OfflineAction.SAVE: pb.OFFLINE_ACTION_SAVE,
+    OfflineAction.SHUTDOWN: pb.OFFLINE_ACTION_SHUTDOWN,
+    OfflineAction.SHUTDOWN_FORCED: pb.OFFLINE_ACTION_SHUTDOWN_FORCED,
+}
+_OFFLINE_BACK = {v: k for k, v in _OFFLINE.items()}
+
+
+def action_to_proto(action: OfflineAction | None) -> int:
+    return pb.OFFLINE_ACTION_UNSPECIFIED if action is None else _OFFLINE[action]
+
+
+def action_from_proto(value: int) -> OfflineAction:
+    if value not in _OFFLINE_BACK:
+        raise ValueError("an offline action is required: TURN_OFF, SAVE, SHUTDOWN or SHUTDOWN_FORCED")
+    return _OFFLINE_BACK[value]
+
+
+def policy_to_proto(stored: StoredPolicy) -> pb.ClusterPolicy:
+    d = stored.decision
+    return pb.ClusterPolicy(
+        cluster=d.cluster,
+        action=_OFFLINE[d.action],
+        computed_action=_OFFLINE[d.computed],
+        pinned_action=action_to_proto(d.pinned),
+        hyperv_offline_action=int(d.action),
+        reason=d.reason,
+        blocking_pairs=[_pair_to_proto(p) for p in d.blocking_pairs],
+        stale_hosts=list(d.stale_hosts),
+        updated_at=timestamp(stored.updated_at),
+        version=stored.version,
+        host_count=d.host_count,
+        pin_reason=d.pin_reason,
+    )
+
+
+def requirement_to_proto(req: Requirement) -> pb.VmRequirement:
+    return pb.VmRequirement(
+        mode=pb.VM_REQUIREMENT_MODE_HOST if req.mode.value == "host" else pb.VM_REQUIREMENT_MODE_BASELINE,
+        source=req.baseline or req.name,
+        vendor=req.vendor or "",
+        features=sorted(req.features),
+        xsave_mask=req.xsave_mask,
+        physical_bits=req.physical_bits or 0,
+        family=req.family or 0,
+        model=req.model or 0,
+        tsc_hz=req.tsc_hz or 0,
+        fingerprint=req.fingerprint or "",
+    )
+
+
+def vm_to_proto(vm: VmRecord) -> pb.Vm:
+    return pb.Vm(
+        name=vm.name,
+        cluster=vm.cluster,
+        boot_host=vm.boot_host or "",
+        baseline=vm.baseline or "",
+        requirement=requirement_to_proto(vm.requirement),
+        registered_at=timestamp(vm.registered_at),
+        booted_at=timestamp(vm.booted_at),
+    )
+
+
+def plan_to_proto(plan: FailoverPlan) -> pb.FailoverPlan:
+    return pb.FailoverPlan(
+        vm_name=plan.vm,
+        to_host=plan.to_host,
+        action=_OFFLINE[plan.action],
+        hyperv_offline_action=int(plan.action),
+        verdict=verdict_to_proto(plan.verdict),
+        reason=plan.reason,
+        cluster_action=action_to_proto(plan.cluster_action),
+    )

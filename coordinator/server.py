@@ -8,17 +8,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from cpucompat.agent.tls import TlsFiles, server_credentials
-from cpucompat.v1 import coordinator_service_pb2 as pb
-from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from cpucompat.agent.tls import TlsFiles, server_credentials
+from cpucompat.v1 import coordinator_service_pb2 as pb
+from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+from .decisions import Decisions
+from .policy import PolicyEngine
 from .registry import Registry
 from .security import Authorizer
+from .service.decision_servicer import DecisionServicer
+from .service.policy_servicer import PolicyServicer
 from .service.query_servicer import QueryServicer
 from .service.registry_servicer import RegistryServicer
+from .service.vm_servicer import VmServicer
 from .store import Store
+from .vms import VmRegistry
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 DEFAULT_LISTEN = "127.0.0.1:7443"
@@ -33,7 +40,7 @@ class CoordinatorConfig:
     allow_replayed: bool = False
     insecure: bool = False
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-    workers: int = 32
+    workers: int = 256  # each WatchPolicy subscriber holds one while it waits
 
 
 class Coordinator:
@@ -44,6 +51,9 @@ class Coordinator:
         self.store = Store(config.db_path)
         self.registry = Registry(self.store, allow_replayed=config.allow_replayed)
         self.auth = Authorizer(mutual_tls=bool(config.tls.ca), admins=config.admins)
+        self.policies = PolicyEngine(self.store, self.registry)
+        self.decisions = Decisions(self.registry)
+        self.vms = VmRegistry(self.store, self.registry, self.decisions, self.policies)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="stale-sweeper", daemon=True)
@@ -58,6 +68,7 @@ class Coordinator:
             self._wake.clear()
 
     def close(self) -> None:
+        self.policies.close()
         self._stop.set()
         self._wake.set()
         if self._sweeper.is_alive():
@@ -93,11 +104,20 @@ def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:
     pb_grpc.add_QueryServiceServicer_to_server(
         QueryServicer(coordinator.registry, coordinator.auth), server
     )
+    pb_grpc.add_DecisionServiceServicer_to_server(
+        DecisionServicer(coordinator.decisions, coordinator.registry, coordinator.auth), server
+    )
+    pb_grpc.add_PolicyServiceServicer_to_server(
+        PolicyServicer(coordinator.policies, coordinator.auth), server
+    )
+    pb_grpc.add_VmServiceServicer_to_server(
+        VmServicer(coordinator.vms, coordinator.registry, coordinator.auth), server
+    )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     services = [
         pb.DESCRIPTOR.services_by_name[name].full_name
-        for name in ("RegistryService", "QueryService")
+        for name in ("RegistryService", "QueryService", "DecisionService", "PolicyService", "VmService")
     ]
     for name in ["", *services]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -97,8 +97,7 @@ WITHOUT_BIT: Mapping[str, tuple[Callable[[str, int], bool], str]] = {
     "constant_tsc": (_intel, "Intel: set from family/model tables, not only invariant TSC"),
     "nonstop_tsc": (_intel, "Intel: set from family/model tables, not only invariant TSC"),
     "intel_ppin": (_intel, "older Intel servers: family/model list plus an MSR probe"),
-    "cat_l3": (_intel, "Haswell-server CAT is probed through MSRs"),
-    "vnmi": (_intel, "kernels before 6.6 also set it on Intel from the VMX capability MSRs"),
+    "vnmi": (_intel, "older kernels also set it on Intel from the VMX capability MSRs"),
 }
 
 # py-cpuinfo 9.0.0 decodes CPUID 0x80000001 from EBX instead of EDX (cpuinfo.py,

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import json
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cpucompat.agent.dumps import DumpError, parse_dump, render_cpuid_r
 from cpucompat.agent.dumps.detect import decode_dump
 from cpucompat.agent.raw import LeafKey, LogicalCpu, RawCapture, Regs, trim_to_reported_ranges
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-FUZZ = settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def parse_or_dump_error(text: str) -> RawCapture | None:
@@ -48,12 +48,23 @@ def parse_or_dump_error(text: str) -> RawCapture | None:
 # and fills its fields. Hypothesis draws and shrinks one blob far faster than the dozens of
 # separate draws per line a composite strategy needs, so 200 examples stay well under a second.
 
+T = TypeVar("T")
 LINE_CHUNK = 16
 SOME_LEAVES = [
-    0, 1, 4, 7, 0xB, 0xD, 0x14, 0x8000_0000, 0x8000_001D, 0x8FFF_FFFF, 0x4000_0000, 0xC000_0000,
+    0,
+    1,
+    4,
+    7,
+    0xB,
+    0xD,
+    0x14,
+    0x8000_0000,
+    0x8000_001D,
+    0x8FFF_FFFF,
+    0x4000_0000,
+    0xC000_0000,
 ]
 BROKEN_HEX = ["", "Z", "0x1", "-", " 1", "G0000000", "000000000"]
-CPU_NUMBERS = ["0", "1", "2", "3", "0", "1", "", "x", "007", "99999999999"]
 junk = st.text(alphabet=string.printable + "\x00\u00b5\u2028", max_size=40)
 
 
@@ -61,46 +72,65 @@ def _u32(chunk: bytes, at: int) -> int:
     return int.from_bytes(chunk[at : at + 4], "little")
 
 
-def _hex(chunk: bytes, at: int, upper: bool = True) -> str:
-    """A hex field of chunk[at:at+5]: mostly well formed, sometimes short, too wide or broken."""
-    mode, value = chunk[at] % 10, _u32(chunk, at + 1)
-    if mode < 6:
-        text = f"{value:08x}"
-    elif mode == 6:
-        text = f"{value:x}"
-    elif mode == 7:
-        text = f"1{value:08x}"
-    else:
-        return BROKEN_HEX[value % len(BROKEN_HEX)]
-    return text.upper() if upper else text
+def _pick(options: Sequence[T], byte: int, broken: Sequence[T] | None = None) -> T:
+    """One of ``options``, or of ``options + broken`` when ``broken`` is given."""
+    pool = list(options) if broken is None else [*options, *broken]
+    return pool[byte % len(pool)]
 
 
-def _leaf(chunk: bytes, at: int, upper: bool = True) -> str:
-    if chunk[at] & 0x80:
-        return _hex(chunk, at, upper)
-    text = f"{SOME_LEAVES[chunk[at] % len(SOME_LEAVES)]:08x}"
-    return text.upper() if upper else text
+class Line:
+    """Decodes one text line from a chunk; ``clean`` texts keep every field well formed."""
+
+    def __init__(self, chunk: bytes, clean: bool) -> None:
+        self.c = chunk
+        self.clean = clean
+
+    def maybe(self, broken: list[str]) -> list[str] | None:
+        return None if self.clean else broken
+
+    def hex(self, at: int, upper: bool = True) -> str:
+        """A hex field of c[at:at+5]: well formed, or (unless clean) short, too wide or broken."""
+        mode, value = self.c[at] % 10, _u32(self.c, at + 1)
+        if mode < 6 or self.clean:
+            text = f"{value:08x}"
+        elif mode == 6:
+            text = f"{value:x}"
+        elif mode == 7:
+            text = f"1{value:08x}"
+        else:
+            return BROKEN_HEX[value % len(BROKEN_HEX)]
+        return text.upper() if upper else text
+
+    def leaf(self, at: int, upper: bool = True) -> str:
+        if self.c[at] & 0x80:
+            return self.hex(at, upper)
+        text = f"{SOME_LEAVES[self.c[at] % len(SOME_LEAVES)]:08x}"
+        return text.upper() if upper else text
+
+    def cpu(self, at: int) -> str:
+        return _pick(["0", "1", "2", "3", "007"], self.c[at], self.maybe(["", "x", "99999999999"]))
 
 
-def _pick(options: list[str], byte: int) -> str:
-    return options[byte % len(options)]
+AIDA_LEAF0 = "\nCPUID 00000000: 00000016-756E6547-6C65746E-49656E69 [GenuineIntel]"
 
 
-def _aida_line(c: bytes) -> str:
+def _aida_line(line: Line) -> str:
+    c = line.c
     kind = c[0] % 12
-    cpu = _pick(CPU_NUMBERS, c[1])
     if kind < 6:
-        regs = [_hex(c, 2 + (i % 2) * 5) for i in range(3 + c[12] % 3)]
-        sep = _pick([": ", ":", "  \t", " ", ":\t", ": : "], c[13])
-        tag = _pick(["", "", " [SL 00]", " [SL 01]", " [SL 0C]", " [SL ZZ]", " [SL 1234567890]"], c[14])
-        note = _pick(["", "", " [GenuineIntel]", " [L1D: 48 KB]", " [120 / 0]", " ", " x", " ["], c[15])
-        return f"CPUID {_leaf(c, 7)}{sep}{'-'.join(regs)}{tag}{note}"
+        count = 4 if line.clean else 3 + c[12] % 3
+        regs = "-".join(line.hex(2 + (i % 2) * 5) for i in range(count))
+        sep = _pick([": ", ":", "  \t", " ", ":\t"], c[13], line.maybe([": : "]))
+        tag = _pick(["", "", " [SL 00]", " [SL 01]", " [SL 0C]"], c[14], line.maybe([" [SL ZZ]"]))
+        note = _pick(["", "", " [GenuineIntel]", " [L1D: 48 KB]", " [120 / 0]", " ", " ["], c[15])
+        return f"CPUID {line.leaf(7)}{sep}{regs}{tag}{note}"
+    leaf0 = AIDA_LEAF0 if line.clean else ""
     return [
-        f"------[ CPUID Registers / Logical CPU #{cpu} ]------",
-        f"------[ Logical CPU #{cpu} ]------",
-        f"------[ MSR Registers / Logical CPU #{cpu} ]------",
-        f"CPU#{cpu} AffMask: 0x0000000000000001 ",
-        f"CPUID Registers (CPU #{cpu}):",
+        f"------[ CPUID Registers / Logical CPU #{line.cpu(1)} ]------{leaf0}",
+        f"------[ Logical CPU #{line.cpu(1)} ]------{leaf0}",
+        f"------[ MSR Registers / Logical CPU #{line.cpu(1)} ]------",
+        f"CPU#{line.cpu(1)} AffMask: 0x0000000000000001 {leaf0}",
+        f"CPUID Registers (CPU #{line.cpu(1)}):{leaf0}",
         _pick(
             [
                 "------[ All CPUs ]------",
@@ -109,91 +139,124 @@ def _aida_line(c: bytes) -> str:
                 "CPU   0: APICID    0 / Package 0 / Core   0 / Thread 0: Valid",
                 "L1    Data Cache:    32 KB,  8-way Associative, 64-byte Line",
                 "MSR 0000001B: 0000-0000-FEE0-0900",
-                "CPUID Manufacturer: GenuineIntel",
                 "",
             ],
             c[2],
+            line.maybe(["CPUID Manufacturer: GenuineIntel"]),
         ),
     ][kind - 6]
 
 
 LIBCPUID_NAMES = [
-    "basic_cpuid", "ext_cpuid", "intel_fn4", "intel_fn11", "intel_fn12h", "intel_fn14h",
-    "amd_fn8000001dh", "amd_fn80000026h", "intel_fn99h", "Basic_cpuid", "x",
+    "basic_cpuid",
+    "ext_cpuid",
+    "intel_fn4",
+    "intel_fn11",
+    "intel_fn12h",
+    "intel_fn14h",
+    "amd_fn8000001dh",
+    "amd_fn80000026h",
+    "intel_fn99h",
 ]
+LIBCPUID_LEAF0 = "\nbasic_cpuid[0]=0000000d 756e6547 6c65746e 49656e69"
 
 
-def _libcpuid_line(c: bytes) -> str:
+def _libcpuid_line(line: Line) -> str:
+    c = line.c
     kind = c[0] % 8
     if kind < 6:
-        index = _pick([str(c[1] % 40), str(c[1] % 40), "-1", "", "1x", "99999999999"], c[2])
-        values = " ".join(_hex(c, 3 + (i % 2) * 5, upper=False) for i in range(c[13] % 6))
-        return f"{_pick(LIBCPUID_NAMES, c[14])}[{index}]={values}"
+        index = _pick([str(c[1] % 40)], c[2], line.maybe(["-1", "", "1x", "99999999999"]))
+        count = 4 if line.clean else c[13] % 6
+        values = " ".join(line.hex(3 + (i % 2) * 5, upper=False) for i in range(count))
+        name = _pick(LIBCPUID_NAMES, c[14], line.maybe(["Basic_cpuid", "x"]))
+        return f"{name}[{index}]={values}"
     if kind == 6:
-        return f"_________________ Logical CPU #{_pick(CPU_NUMBERS, c[1])} _________________"
-    return _pick(["version=0.7.0", "arm_midr=00000000410fd083", "-" * 80, "", "  "], c[1])
+        leaf0 = LIBCPUID_LEAF0 if line.clean else ""
+        return f"_________________ Logical CPU #{line.cpu(1)} _________________{leaf0}"
+    return _pick(
+        ["version=0.7.0", "arm_midr=00000000410fd083", "", "  "], c[1], line.maybe(["-" * 80])
+    )
 
 
-def _cpuid_r_line(c: bytes) -> str:
+CPUID_R_LEAF0 = "\n   0x00000000 0x00: eax=0x0000000d ebx=0x756e6547 ecx=0x6c65746e edx=0x49656e69"
+
+
+def _cpuid_r_line(line: Line) -> str:
+    c = line.c
     kind = c[0] % 6
     if kind < 4:
-        sub = f"{c[1] % 20:02x}" if c[2] & 1 else _hex(c, 1, upper=False)
-        regs = [_hex(c, 6 + (i % 2) * 5, upper=False) for i in range(4)]
+        sub = f"{c[1] % 20:02x}" if c[2] & 1 or line.clean else line.hex(1, upper=False)
+        regs = [line.hex(6 + (i % 2) * 5, upper=False) for i in range(4)]
         return (
-            f"   0x{_leaf(c, 11, upper=False)} 0x{sub}: "
+            f"   0x{line.leaf(11, upper=False)} 0x{sub}: "
             f"eax=0x{regs[0]} ebx=0x{regs[1]} ecx=0x{regs[2]} edx=0x{regs[3]}"
         )
+    leaf0 = CPUID_R_LEAF0 if line.clean else ""
     if kind == 4:
-        return f"CPU {_pick(CPU_NUMBERS, c[1])}:"
-    return _pick(["CPU:", "", "cpuid version 20230120"], c[1])
+        return f"CPU {line.cpu(1)}:{leaf0}"
+    return _pick(["CPU:" + leaf0, ""], c[1], line.maybe(["cpuid version 20230120"]))
 
 
-def fragments(line: Callable[[bytes], str]) -> st.SearchStrategy[str]:
-    """Texts of up to 25 template lines, mixed line endings, maybe one junk line."""
+def fragments(decode: Callable[[Line], str]) -> st.SearchStrategy[str]:
+    """Up to 25 template lines with mixed line endings; half the texts keep every field well
+    formed (so parsing gets to the end), the others carry broken fields and a junk line."""
     ends = ["\n", "\n", "\n", "\r\n", "\r"]
 
     def build(blob: bytes, noise: str, where: int) -> str:
-        chunks = [blob[at : at + LINE_CHUNK] for at in range(0, len(blob), LINE_CHUNK)]
-        lines = [line(c.ljust(LINE_CHUNK, b"\0")) + ends[c[-1] % len(ends)] for c in chunks]
-        if noise:
+        clean = blob[:1] < b"\x80"
+        chunks = [
+            blob[at : at + LINE_CHUNK].ljust(LINE_CHUNK, b"\0")
+            for at in range(1, len(blob), LINE_CHUNK)
+        ]
+        lines = [decode(Line(c, clean)) + ends[c[-1] % len(ends)] for c in chunks]
+        if noise and not clean:
             lines.insert(where % (len(lines) + 1), noise + "\n")
         return "".join(lines)
 
     return st.builds(
-        build, st.binary(max_size=25 * LINE_CHUNK), st.one_of(st.just(""), junk), st.integers(0, 30)
+        build,
+        st.binary(max_size=1 + 25 * LINE_CHUNK),
+        st.one_of(st.just(""), junk),
+        st.integers(0, 30),
     )
 
 
 JSON_ODD_VALUES: list[object] = [None, True, -1, 2**70, "", "0x", "0xZZ", [], {}, 1.5]
 
 
-def _json_value(c: bytes, at: int) -> object:
-    """A register/leaf field: mostly a hex string, sometimes any other JSON value."""
-    if c[at] % 10 < 8:
-        text = _hex(c, at, upper=False)
-        return text if c[at] & 0x80 else "0x" + text
-    return JSON_ODD_VALUES[c[at + 1] % len(JSON_ODD_VALUES)]
+def _json_value(line: Line, at: int) -> object:
+    """A leaf field: a hex string, or (unless clean) sometimes any other JSON value."""
+    if line.clean or line.c[at] % 10 < 8:
+        return "0x" + line.hex(at, upper=False)
+    return JSON_ODD_VALUES[line.c[at + 1] % len(JSON_ODD_VALUES)]
 
 
 def _json_doc(head: bytes, cpus: list[bytes]) -> dict[str, object]:
-    """A cpucompat-raw document decoded from bytes, valid more often than not."""
+    """A cpucompat-raw document decoded from bytes; half of them are well formed."""
     head = head.ljust(4, b"\0")
+    clean = head[3] < 0x80
+    odd = None if clean else [2, "1", None]
     doc: dict[str, object] = {
-        "format": _pick(["cpucompat-raw"] * 3 + ["other"], head[0]),
-        "version": _pick([1, 1, 1, 2, "1"], head[1]),
+        "format": _pick(["cpucompat-raw"], head[0], None if clean else ["other"]),
+        "version": _pick([1], head[1], odd),
         "source": _pick(["cpuid-instruction", "devcpu", None, 7], head[2]),
-        "cpus": [],
     }
+    entries = []
     for n, blob in enumerate(cpus):
-        rows = []
+        rows: list[list[object]] = [["0x0", "0x0", "0xd", "0x756e6547", "0x6c65746e", "0x49656e69"]]
         for at in range(0, len(blob) - 31, 32):
-            c = blob[at : at + 32]
-            rows.append([_json_value(c, 5 * i) for i in range(c[31] % 3 + 5)])
-        cpu: dict[str, object] = {"leaves": rows}
-        if blob[:1] != b"\xff":
-            cpu["cpu"] = _pick([n, n, n, 0, -1, "1", None], blob[1] if len(blob) > 1 else 0)
-        cpu["xcr0"] = _pick(["0x207", None, "0x", 5], blob[2] if len(blob) > 2 else 0)
-        doc["cpus"].append(cpu)  # type: ignore[union-attr]
+            line = Line(blob[at : at + 32], clean)
+            width = 6 if clean else 5 + line.c[31] % 3
+            rows.append([_json_value(line, 5 * i) for i in range(width)])
+        tail = blob[-3:].ljust(3, b"\0")
+        entries.append(
+            {
+                "cpu": _pick([n], tail[0], None if clean else [0, -1, "1", None]),
+                "xcr0": _pick(["0x207", None], tail[1], None if clean else ["0x", 5]),
+                "leaves": rows,
+            }
+        )
+    doc["cpus"] = entries
     return doc
 
 
@@ -225,7 +288,9 @@ def test_arbitrary_bytes(data: bytes) -> None:
 @FUZZ
 @given(fragments(_aida_line))
 def test_aida_fragments(text: str) -> None:
-    parse_or_dump_error("------[ CPUID Registers / Logical CPU #0 ]------\n" + text)
+    parse_or_dump_error(
+        "------[ CPUID Registers / Logical CPU #0 ]------" + AIDA_LEAF0 + "\n" + text
+    )
 
 
 @FUZZ
@@ -243,7 +308,7 @@ def test_libcpuid_fragments(text: str) -> None:
 @FUZZ
 @given(fragments(_cpuid_r_line))
 def test_cpuid_r_fragments(text: str) -> None:
-    parse_or_dump_error("CPU 0:\n" + text)
+    parse_or_dump_error("CPU 0:" + CPUID_R_LEAF0 + "\n" + text)
 
 
 @FUZZ
@@ -360,8 +425,12 @@ def test_aida_round_trip(capture: RawCapture) -> None:
 
 
 LIBCPUID_SUBLEAF_ARRAYS = {
-    4: "intel_fn4", 0xB: "intel_fn11", 0x12: "intel_fn12h", 0x14: "intel_fn14h",
-    0x8000_001D: "amd_fn8000001dh", 0x8000_0026: "amd_fn80000026h",
+    4: "intel_fn4",
+    0xB: "intel_fn11",
+    0x12: "intel_fn12h",
+    0x14: "intel_fn14h",
+    0x8000_001D: "amd_fn8000001dh",
+    0x8000_0026: "amd_fn80000026h",
 }
 
 
@@ -370,7 +439,9 @@ def libcpuid_capture(draw: st.DrawFn) -> RawCapture:
     """Captures libcpuid can hold: leaves 0-31 and 0x80000000-31, plus its subleaf arrays."""
     arrays = sorted(LIBCPUID_SUBLEAF_ARRAYS)
     cpus = []
-    for index, blob in enumerate(draw(st.lists(st.binary(max_size=13 * _CHUNK), min_size=1, max_size=3))):
+    for index, blob in enumerate(
+        draw(st.lists(st.binary(max_size=13 * _CHUNK), min_size=1, max_size=3))
+    ):
         head = blob[:2].ljust(2, b"\0")
         leaves: dict[LeafKey, Regs] = {(0, 0): (head[0] % 0x21, 1, 2, 3)}
         if head[1] & 1:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from cpucompat.agent.dumps import (
     MAX_DUMP_BYTES,
     DumpError,
@@ -224,7 +225,11 @@ def test_aida_ranges(shared: Path) -> None:
     assert max(leaf for leaf, _ in k8.leaves) == 0x8000_0018
     via = load_dump(shared / "via-isaiah-via-nano-processor-l2200.txt").cpus[0]
     assert [leaf for leaf, _ in via.leaves if leaf >= 0xC000_0000] == [
-        0xC000_0000, 0xC000_0001, 0xC000_0002, 0xC000_0003, 0xC000_0004,
+        0xC000_0000,
+        0xC000_0001,
+        0xC000_0002,
+        0xC000_0003,
+        0xC000_0004,
     ]
     k10 = load_dump(shared / "amd-k10-amd-athlon-ii-x4-620-processor.txt")
     assert [cpu.index for cpu in k10.cpus] == [1, 2, 3, 4]
@@ -333,11 +338,44 @@ def test_aida_old_variant_xsave_subleaf_1() -> None:
 
 def test_aida_old_variant_xsave_ambiguous() -> None:
     """An extra untagged 0xD line that cannot be subleaf 1 is reported, not guessed."""
-    text = fixture("aida-old-xsave-sl1.txt").read_text().replace(
-        "0000000D: 00000001-00000000", "0000000D: 00000040-000003C0"
+    text = (
+        fixture("aida-old-xsave-sl1.txt")
+        .read_text()
+        .replace("0000000D: 00000001-00000000", "0000000D: 00000040-000003C0")
     )
     with pytest.raises(DumpError, match=r"^x\.txt:4: leaf 0xD is given 3 times"):
         parse_dump(text, "x.txt")
+
+
+AIDA_LEAF0 = "CPUID 00000000: 00000010-68747541-444D4163-69746E65 [AuthenticAMD]"
+
+
+def test_aida_free_text_before_first_leaf() -> None:
+    capture = parse_dump(f"CPUID dump of a test box\n\n{AIDA_LEAF0}\n", "t.txt")
+    assert [cpu.index for cpu in capture.cpus] == [0]
+    with pytest.raises(DumpError, match=r"^t\.txt:3: expected 'CPUID LLLLLLLL"):
+        parse_dump(f"{AIDA_LEAF0}\n\nnot an AIDA note\n", "t.txt")
+
+
+def test_aida_malformed_tag_is_not_a_note() -> None:
+    with pytest.raises(DumpError, match=r"^t\.txt:2: expected 'CPUID LLLLLLLL"):
+        parse_dump(f"{AIDA_LEAF0}\n{AIDA_LEAF0[:-15]} [SL ZZ]\n", "t.txt")
+
+
+def test_libcpuid_key_shapes() -> None:
+    head = "basic_cpuid[0]=00000001 756e6547 6c65746e 49656e69\n"
+    known_later = "intel_fn99h[0]=00000001 00000002 00000003 00000004\narm_midr=00000000410fd083\n"
+    assert len(parse_dump(head + known_later, "t").cpus[0].leaves) == 1
+    with pytest.raises(DumpError, match=r"^t:2: expected 'intel_fn99h\[N\]=EAX EBX ECX EDX'"):
+        parse_dump(head + "intel_fn99h[0]=00000001 00000002\n", "t")
+    with pytest.raises(DumpError, match=r"^t:2: basic_cpuid\[268435456\]: index out of range"):
+        parse_dump(head + "basic_cpuid[268435456]=0 0 0 0\n", "t")
+
+
+def test_cpuid_r_without_subleaf_field() -> None:
+    """Very old cpuid versions printed no subleaf: those lines are subleaf 0."""
+    text = "CPU 0:\n   0x00000000: eax=0x00000001 ebx=0x68747541 ecx=0x444d4163 edx=0x69746e65\n"
+    assert parse_dump(text, "t").cpus[0].get(0) == (1, 0x68747541, 0x444D4163, 0x69746E65)
 
 
 def test_aida_tab_variant() -> None:
@@ -447,7 +485,11 @@ def test_render_cpuid_r_format() -> None:
 @pytest.mark.parametrize(
     ("name", "line", "fragment"),
     [
-        ("bad-aida-leaf.txt", 12, "expected 'CPUID LLLLLLLL: EAX-EBX-ECX-EDX', got 'CPUID 0000000Z: "),
+        (
+            "bad-aida-leaf.txt",
+            12,
+            "expected 'CPUID LLLLLLLL: EAX-EBX-ECX-EDX', got 'CPUID 0000000Z: ",
+        ),
         ("bad-aida-over32.txt", 3, "EAX 0x100A00F11 does not fit in 32 bits"),
         ("bad-aida-duplicate.txt", 5, "given twice with different values (first on line 4)"),
         ("bad-aida-no-leaf0.txt", 5, "logical CPU #1 has no leaf 0"),
@@ -507,7 +549,9 @@ def test_dump_error_is_raw_data_error() -> None:
 def test_binary_garbage(tmp_path: Path) -> None:
     path = tmp_path / "garbage.bin"
     path.write_bytes(bytes(range(256)) * 8)
-    with pytest.raises(DumpError, match=r"garbage\.bin:2: undecodable byte 0x80 at offset 128: expected UTF-8"):
+    with pytest.raises(
+        DumpError, match=r"garbage\.bin:2: undecodable byte 0x80 at offset 128: expected UTF-8"
+    ):
         load_dump(path)
     path.write_bytes(b"CPU 0:\n\x00\x01\x02")
     with pytest.raises(DumpError, match=r"garbage\.bin:2: binary data"):

@@ -74,7 +74,9 @@ def _parse_json(text: str, origin: str) -> RawCapture:
     try:
         doc = json.loads(text.lstrip("\ufeff"))
     except json.JSONDecodeError as err:
-        raise DumpError(origin, f"invalid JSON: {err.msg} (column {err.colno})", err.lineno) from None
+        raise DumpError(
+            origin, f"invalid JSON: {err.msg} (column {err.colno})", err.lineno
+        ) from None
     except (ValueError, RecursionError) as err:
         raise DumpError(origin, f"invalid JSON: {err}") from None
     try:

@@ -16,7 +16,8 @@ is never taken for a leaf. Inside a CPUID section only leaf lines, headers and
 AIDA's own notes (``allcpu:``, cache descriptions, APIC lines) are allowed;
 anything else is reported, since a mangled leaf line would otherwise vanish.
 
-Untagged repeats of a leaf are subleaves in order (0, 1, 2...), except for
+Untagged repeats of a leaf are subleaves in order (0, 1, 2...; tagged lines
+of the same leaf keep their tag and must agree with that order), except for
 leaf 0xD: old AIDA printed subleaf 0 and then only the subleaves of the XSAVE
 components that subleaf 0 announces (EDX:EAX bits 2 and up). So untagged 0xD
 occurrences map to subleaf 0, then to those component numbers in ascending
@@ -39,14 +40,14 @@ _LEAF = re.compile(
     r"CPUID ([0-9A-Fa-f]{8})(?::[ \t]*|[ \t]+)"
     r"([0-9A-Fa-f]+)-([0-9A-Fa-f]+)-([0-9A-Fa-f]+)-([0-9A-Fa-f]+)"
     r"(?:[ \t]+\[SL ([0-9A-Fa-f]{1,8})\])?"
-    r"(?:[ \t]+\[.*)?\s*$"
+    r"(?:[ \t]+\[(?!SL ).*)?\s*$"  # notes after the tag; a malformed tag is no note
 )
 _SECTION = re.compile(r"-{2,}\[\s*(.*?)\s*\]-{2,}\s*$")
 _SECTION_CPU = re.compile(r"(?:CPUID Registers / )?Logical CPU #(\d{1,9})")
 _AFFMASK = re.compile(r"CPU#(\d{1,9}) AffMask: 0x[0-9A-Fa-f]+\s*$")
 _OLD_HEADER = re.compile(r"CPUID Registers \(CPU #(\d{1,9})\):\s*$")
 _NOTE = re.compile(r"allcpu:|L\d[ \t].*Cache:|CPU[ \t]+\d+: APICID")
-_CPUID_WORD = re.compile(r"\s*cpuid\b", re.IGNORECASE)
+_LEAF_ATTEMPT = re.compile(r"\s*cpuid\s+[0-9a-f]{4}", re.IGNORECASE)
 
 LEAF_SYNTAX = "CPUID LLLLLLLL: EAX-EBX-ECX-EDX"
 
@@ -139,7 +140,9 @@ def parse_aida(text: str, origin: str = "<text>") -> RawCapture:
                 in_cpuid = True
                 regs = (int(m[2], 16), int(m[3], 16), int(m[4], 16), int(m[5], 16))
                 if max(regs) > MAX_REG:
-                    for name, field in zip(("EAX", "EBX", "ECX", "EDX"), m.groups()[1:5], strict=True):
+                    for name, field in zip(
+                        ("EAX", "EBX", "ECX", "EDX"), m.groups()[1:5], strict=True
+                    ):
                         hex32(field, origin, number, name)
                 tag = None if m[6] is None else int(m[6], 16)
                 pending.add(int(m[1], 16), tag, regs, number)
@@ -166,7 +169,7 @@ def parse_aida(text: str, origin: str = "<text>") -> RawCapture:
                 continue
         if in_cpuid is False:
             continue
-        if in_cpuid is None and not _CPUID_WORD.match(line):
+        if in_cpuid is None and not _LEAF_ATTEMPT.match(line):
             continue  # free text before the first header or leaf
         if _NOTE.match(line):
             continue

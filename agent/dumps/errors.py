@@ -83,18 +83,6 @@ class CaptureBuilder:
         self._by_index: dict[int, _CpuLeaves] = {}
         self._current: _CpuLeaves | None = None
 
-    @property
-    def has_cpu(self) -> bool:
-        return self._current is not None
-
-    @property
-    def current_has_leaves(self) -> bool:
-        return self._current is not None and bool(self._current.leaves)
-
-    @property
-    def current_index(self) -> int | None:
-        return None if self._current is None else self._current.index
-
     def start_cpu(self, index: int | None, line: int | None) -> None:
         """Begin a logical CPU; ``index`` None means the next number after the last one."""
         if index is None:
@@ -133,7 +121,8 @@ class CaptureBuilder:
         for cpu in self._cpus:
             if (0, 0) not in cpu.leaves:
                 raise DumpError(
-                    self.origin, f"logical CPU #{cpu.index} has no leaf 0 (vendor and max leaf)",
+                    self.origin,
+                    f"logical CPU #{cpu.index} has no leaf 0 (vendor and max leaf)",
                     cpu.line,
                 )
             kept = trim_to_reported_ranges(cpu.leaves)

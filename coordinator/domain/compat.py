@@ -12,9 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from itertools import compress
 from operator import attrgetter
 from typing import Any
@@ -25,7 +24,6 @@ from cpucompat.agent.profile import Profile
 
 from .requirement import (
     LEGACY_XSAVE_MASK,
-    Mode,
     Requirement,
     component_names,
     decides,
@@ -154,12 +152,14 @@ def tsc_scaling_of(profile: Profile) -> bool | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TargetView:
     """What a target host offers a restore, with the flags that only warn.
 
     ``xsave_mask`` is the user XSAVE components it can give guests (see
     `usable_xsave_mask`); ``tsc_scaling`` is None when CPUID cannot tell.
+    The compiled form is made at construction and kept in a slot: searches
+    over thousands of views then touch one small object per host.
     """
 
     name: str
@@ -177,6 +177,18 @@ class TargetView:
     fingerprint: str = ""
     brand: str = ""
     x86_64_level: str | None = None
+    guest_features: frozenset[str] = field(init=False, repr=False, compare=False)
+    """The features that take part in decisions."""
+    compiled: _Compiled = field(init=False, repr=False, compare=False)
+    """The interned integer form the engine compares."""
+    _profile_key: str | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        # Frozen: derived values are set once here, never changed after.
+        object.__setattr__(
+            self, "guest_features", frozenset(f for f in self.features if decides(f))
+        )
+        object.__setattr__(self, "compiled", _COMPILER.target(self))
 
     @classmethod
     def from_profile(
@@ -206,27 +218,26 @@ class TargetView:
             x86_64_level=profile.x86_64_level,
         )
 
-    @cached_property
-    def guest_features(self) -> frozenset[str]:
-        """The features that take part in decisions."""
-        return frozenset(f for f in self.features if decides(f))
-
-    @cached_property
+    @property
     def profile_key(self) -> str:
         """The profile fingerprint, or a digest of the decision fields when none was given."""
         if self.fingerprint:
             return self.fingerprint
-        doc = [
-            self.vendor,
-            sorted(self.guest_features),
-            self.xsave_mask,
-            self.physical_bits,
-            self.family,
-            self.model,
-        ]
-        return "view:" + hashlib.sha256(json.dumps(doc).encode()).hexdigest()
+        if self._profile_key is None:
+            doc = [
+                self.vendor,
+                sorted(self.guest_features),
+                self.xsave_mask,
+                self.physical_bits,
+                self.family,
+                self.model,
+            ]
+            digest = hashlib.sha256(json.dumps(doc).encode()).hexdigest()
+            object.__setattr__(self, "_profile_key", "view:" + digest)
+        assert self._profile_key is not None
+        return self._profile_key
 
-    @cached_property
+    @property
     def decision_key(self) -> tuple[Any, ...]:
         """Everything a verdict depends on (host flags included), hashable."""
         return (
@@ -242,11 +253,6 @@ class TargetView:
             self.stale,
             self.replayed,
         )
-
-    @cached_property
-    def compiled(self) -> _Compiled:
-        """The interned integer form the engine compares (computed once per view)."""
-        return _COMPILER.target(self)
 
 
 # --- compiled forms ------------------------------------------------------------------------
@@ -305,7 +311,6 @@ class _Compiled:
     tsc_scaling: bool | None
     stale: bool
     replayed: bool
-    baseline: bool
 
 
 class _Compiler:
@@ -347,7 +352,6 @@ class _Compiler:
                 tsc_scaling=None,
                 stale=False,
                 replayed=False,
-                baseline=req.mode is Mode.BASELINE,
             )
         # Requirement is frozen; the compiled form is a cache, not state.
         object.__setattr__(req, "_compiled", c)
@@ -372,7 +376,6 @@ class _Compiler:
                 tsc_scaling=view.tsc_scaling,
                 stale=view.stale,
                 replayed=view.replayed,
-                baseline=False,
             )
         return c
 
@@ -554,13 +557,23 @@ def eligible_targets(
     hosts = hosts if isinstance(hosts, list | tuple) else list(hosts)
     # C-level passes only (map/compress/zip): the per-host cost is a few dict lookups.
     targets = list(map(_COMPILED_OF, hosts))
-    verdicts = {t: c.verdict(req, t) for t in set(targets)}
-    accepted = {t: v.compatible for t, v in verdicts.items()}
-    if all(accepted.values()):
-        return list(zip(hosts, map(verdicts.__getitem__, targets), strict=True))
+    verdicts = _PerTarget(lambda t: c.verdict(req, t))
+    accepted = _PerTarget(lambda t: verdicts[t].compatible)
     flags = list(map(accepted.__getitem__, targets))
     chosen = map(verdicts.__getitem__, compress(targets, flags))
     return list(zip(compress(hosts, flags), chosen, strict=True))
+
+
+class _PerTarget(dict[Any, Any]):
+    """A dict that fills itself on first lookup: one check per distinct target."""
+
+    def __init__(self, make: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key: Any) -> Any:
+        value = self[key] = self.make(key)
+        return value
 
 
 class TargetIndex:

@@ -7,8 +7,10 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import grpc
+
 from cpucompat.agent.raw import RawDataError
 
+from ..domain.policy import PolicyRefusedError
 from ..registry import InvalidReportError, RefusedError, UnknownHostError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -18,6 +20,7 @@ STATUS_FOR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (RawDataError, grpc.StatusCode.INVALID_ARGUMENT),
     (UnknownHostError, grpc.StatusCode.NOT_FOUND),
     (RefusedError, grpc.StatusCode.FAILED_PRECONDITION),
+    (PolicyRefusedError, grpc.StatusCode.FAILED_PRECONDITION),
     (LookupError, grpc.StatusCode.NOT_FOUND),
     (ValueError, grpc.StatusCode.INVALID_ARGUMENT),
 )

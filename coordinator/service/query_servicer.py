@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+
 from cpucompat.agent.wire import capture_to_proto
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc

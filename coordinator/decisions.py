@@ -1,0 +1,164 @@
+"""Answering "can this saved state restore there?" over registered hosts, dumps and models.
+
+A reference names a registered host, a dump's raw capture (hardware not
+racked yet) or a named baseline; this module turns references into
+requirements and target views and asks the domain engine. No protobuf.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cpucompat.agent.decode import decode
+from cpucompat.agent.profile import Profile
+from cpucompat.agent.raw import RawCapture, RawDataError, validate_capture
+
+from .domain.audit import AuditReport, HostInput, audit
+from .domain.baselines import resolve_baseline
+from .domain.compat import TargetView, Verdict, check, eligible_targets, unknown_host
+from .domain.hosts import HostRecord, HostStatus
+from .domain.requirement import Requirement
+from .registry import Registry, UnknownHostError
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One side of a question: a host id, a dump's capture, or a model/level spec."""
+
+    kind: str  # "host", "dump", "model"
+    label: str
+    capture: RawCapture | None = None
+    vendor: str | None = None
+
+    @classmethod
+    def host(cls, host_id: str) -> Ref:
+        return cls("host", host_id)
+
+    @classmethod
+    def dump(cls, name: str, capture: RawCapture) -> Ref:
+        return cls("dump", f"dump:{name}", capture)
+
+    @classmethod
+    def model(cls, spec: str, vendor: str | None = None) -> Ref:
+        spec = spec if spec.startswith(("model:", "level:")) else f"model:{spec}"
+        return cls("model", spec, vendor=vendor or None)
+
+
+def _dump_profile(ref: Ref) -> Profile:
+    assert ref.capture is not None
+    try:
+        validate_capture(ref.capture)
+        return decode(ref.capture)
+    except RawDataError as exc:
+        raise ValueError(f"{ref.label}: {exc}") from None
+
+
+def baseline_view(spec: str, vendor: str | None) -> TargetView:
+    """A named baseline as a target: exactly its features, no address width to compare."""
+    base = resolve_baseline(spec, vendor)
+    return TargetView(
+        name=spec,
+        vendor=base.vendor or "",
+        features=base.features,
+        xsave_mask=base.xsave_mask,
+        physical_bits=None,
+    )
+
+
+def host_view(record: HostRecord) -> TargetView:
+    return TargetView.from_profile(
+        record.profile,
+        record.host_id,
+        stale=record.status != HostStatus.ONLINE,
+        replayed=record.replayed,
+    )
+
+
+class Decisions:
+    """The coordinator's query side over its registry."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def requirement(self, ref: Ref) -> Requirement:
+        if ref.kind == "host":
+            record = self.registry.host(ref.label)
+            return Requirement.from_profile(record.profile, ref.label)
+        if ref.kind == "dump":
+            return Requirement.from_profile(_dump_profile(ref), ref.label)
+        return Requirement.from_baseline(ref.label, ref.vendor)
+
+    def target(self, ref: Ref) -> TargetView:
+        if ref.kind == "host":
+            return host_view(self.registry.host(ref.label))
+        if ref.kind == "dump":
+            return TargetView.from_profile(_dump_profile(ref), ref.label)
+        return baseline_view(ref.label, ref.vendor)
+
+    def check(self, source: Ref, target: Ref) -> Verdict:
+        """Directional: may a VM booted on ``source`` be restored on ``target``?"""
+        requirement = self.requirement(source)  # an unknown source is a usage error
+        try:
+            view = self.target(target)
+        except UnknownHostError:
+            return unknown_host(target.label)
+        return check(requirement, view)
+
+    def targets(self, source: Ref, cluster: str | None) -> list[tuple[HostRecord, Verdict]]:
+        """Every registered host (of ``cluster``) with its verdict, accepting hosts first."""
+        requirement = self.requirement(source)
+        records = [
+            r for r in self.registry.hosts(cluster) if not (source.kind == "host" and r.host_id == source.label)
+        ]
+        views = [host_view(r) for r in records]
+        by_name = {r.host_id: r for r in records}
+        accepted = {v.name: verdict for v, verdict in eligible_targets(requirement, views)}
+        out: list[tuple[HostRecord, Verdict]] = []
+        for view in views:
+            verdict = accepted.get(view.name) or check(requirement, view)
+            out.append((by_name[view.name], verdict))
+        out.sort(key=lambda item: (not item[1].compatible, item[0].host_id))
+        return out
+
+    def audit(self, cluster: str | None, extra: list[Ref]) -> AuditReport:
+        """Registered hosts of ``cluster`` (if given) plus dumps and models, all mixed."""
+        inputs: list[HostInput] = []
+        if cluster:
+            records = self.registry.hosts(cluster)
+            if not records and not extra:
+                raise UnknownHostError(f"no host has joined cluster {cluster!r}; see `cpucompat hosts`")
+            inputs += [
+                HostInput(r.host_id, r.profile, stale=r.status != HostStatus.ONLINE, replayed=r.replayed)
+                for r in records
+            ]
+        for ref in extra:
+            if ref.kind == "host":
+                r = self.registry.host(ref.label)
+                inputs.append(
+                    HostInput(r.host_id, r.profile, stale=r.status != HostStatus.ONLINE, replayed=r.replayed)
+                )
+            elif ref.kind == "dump":
+                inputs.append(HostInput(ref.label, _dump_profile(ref)))
+            else:
+                inputs.append(HostInput(ref.label, baseline_view(ref.label, ref.vendor)))
+        if not inputs:
+            raise ValueError("nothing to audit: name a --cluster, hosts, dump:PATH or model:NAME")
+        return audit(inputs)
+
+
+def audit_offline(refs: list[Ref]) -> AuditReport:
+    """An audit of dumps and models only: no coordinator involved."""
+    inputs: list[HostInput] = []
+    for ref in refs:
+        if ref.kind == "dump":
+            inputs.append(HostInput(ref.label, _dump_profile(ref)))
+        elif ref.kind == "model":
+            inputs.append(HostInput(ref.label, baseline_view(ref.label, ref.vendor)))
+        else:
+            raise ValueError(f"{ref.label}: registered hosts need a coordinator")
+    return audit(inputs)
+
+
+def verdict_doc(verdict: Verdict) -> dict[str, Any]:
+    return verdict.to_json()

@@ -1,0 +1,61 @@
+"""PolicyService: show, pin, unpin and watch each cluster's offline action."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+
+from cpucompat.v1 import coordinator_service_pb2 as pb
+from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+from .. import convert
+from ..policy import PolicyEngine
+from ..security import Authorizer
+from .errors import rpc, stream
+
+WATCH_POLL = 1.0
+
+
+class PolicyServicer(pb_grpc.PolicyServiceServicer):
+    def __init__(self, engine: PolicyEngine, auth: Authorizer) -> None:
+        self.engine = engine
+        self.auth = auth
+
+    @rpc
+    def GetPolicy(self, request: pb.GetPolicyRequest, context: grpc.ServicerContext) -> pb.GetPolicyResponse:
+        self.auth.require_member(context)
+        return pb.GetPolicyResponse(policy=convert.policy_to_proto(self.engine.get(request.cluster)))
+
+    @rpc
+    def ListPolicies(self, request: pb.ListPoliciesRequest, context: grpc.ServicerContext) -> pb.ListPoliciesResponse:
+        self.auth.require_member(context)
+        return pb.ListPoliciesResponse(policies=[convert.policy_to_proto(p) for p in self.engine.all()])
+
+    @rpc
+    def PinPolicy(self, request: pb.PinPolicyRequest, context: grpc.ServicerContext) -> pb.PinPolicyResponse:
+        self.auth.require_admin(context)
+        action = convert.action_from_proto(request.action)
+        stored = self.engine.pin(request.cluster, action, request.reason)
+        return pb.PinPolicyResponse(policy=convert.policy_to_proto(stored))
+
+    @rpc
+    def UnpinPolicy(self, request: pb.UnpinPolicyRequest, context: grpc.ServicerContext) -> pb.UnpinPolicyResponse:
+        self.auth.require_admin(context)
+        return pb.UnpinPolicyResponse(policy=convert.policy_to_proto(self.engine.unpin(request.cluster)))
+
+    @stream
+    def WatchPolicy(self, request: pb.WatchPolicyRequest, context: grpc.ServicerContext) -> Iterator[pb.WatchPolicyResponse]:
+        """The current policy first, then every change until the client goes away."""
+        self.auth.require_member(context)
+        version = 0
+        current = self.engine.get(request.cluster) if request.cluster else None
+        if current is None:
+            raise ValueError("WatchPolicy needs a cluster")
+        yield pb.WatchPolicyResponse(policy=convert.policy_to_proto(current))
+        version = current.version
+        while context.is_active() and not self.engine.closed:
+            fresh = self.engine.wait_for(request.cluster, version, WATCH_POLL)
+            if fresh is not None:
+                version = fresh.version
+                yield pb.WatchPolicyResponse(policy=convert.policy_to_proto(fresh))

@@ -1,0 +1,72 @@
+"""VmService: VMs, their eligible targets and fail-over plans."""
+
+from __future__ import annotations
+
+import grpc
+
+from cpucompat.v1 import coordinator_service_pb2 as pb
+from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+from .. import convert
+from ..registry import Registry
+from ..security import Authorizer
+from ..vms import VmRegistry
+from .errors import rpc
+
+
+class VmServicer(pb_grpc.VmServiceServicer):
+    def __init__(self, vms: VmRegistry, registry: Registry, auth: Authorizer) -> None:
+        self.vms = vms
+        self.registry = registry
+        self.auth = auth
+
+    @rpc
+    def RegisterVm(self, request: pb.RegisterVmRequest, context: grpc.ServicerContext) -> pb.RegisterVmResponse:
+        self.auth.require_admin(context)
+        which = request.WhichOneof("requirement")
+        try:
+            self.vms.get(request.vm_name)
+            created = False
+        except LookupError:
+            created = True
+        record, updated = self.vms.register(
+            request.vm_name,
+            request.cluster,
+            boot_host=request.boot_host if which == "boot_host" else None,
+            baseline=request.baseline if which == "baseline" else None,
+            vendor=request.vendor or None,
+            rebooted=request.rebooted,
+        )
+        return pb.RegisterVmResponse(vm=convert.vm_to_proto(record), created=created, requirement_updated=updated)
+
+    @rpc
+    def ListVms(self, request: pb.ListVmsRequest, context: grpc.ServicerContext) -> pb.ListVmsResponse:
+        self.auth.require_admin(context)
+        return pb.ListVmsResponse(vms=[convert.vm_to_proto(v) for v in self.vms.list(request.cluster or None)])
+
+    @rpc
+    def GetVmTargets(self, request: pb.GetVmTargetsRequest, context: grpc.ServicerContext) -> pb.GetVmTargetsResponse:
+        self.auth.require_admin(context)
+        vm = self.vms.get(request.vm_name)
+        targets = []
+        for host_id, verdict in self.vms.targets(request.vm_name):
+            record = self.registry.host(host_id)
+            targets.append(
+                pb.TargetVerdict(
+                    host_id=host_id,
+                    status=convert.status_to_proto(record.status),
+                    verdict=convert.verdict_to_proto(verdict),
+                )
+            )
+        return pb.GetVmTargetsResponse(vm=convert.vm_to_proto(vm), targets=targets)
+
+    @rpc
+    def PlanFailover(self, request: pb.PlanFailoverRequest, context: grpc.ServicerContext) -> pb.PlanFailoverResponse:
+        self.auth.require_admin(context)
+        return pb.PlanFailoverResponse(plan=convert.plan_to_proto(self.vms.plan(request.vm_name, request.to_host)))
+
+    @rpc
+    def RemoveVm(self, request: pb.RemoveVmRequest, context: grpc.ServicerContext) -> pb.RemoveVmResponse:
+        self.auth.require_admin(context)
+        record = self.vms.remove(request.vm_name)
+        return pb.RemoveVmResponse(vm=convert.vm_to_proto(record))

@@ -1,0 +1,217 @@
+"""VMs and their fail-over plans.
+
+A VM's requirement is fixed when it boots: registering it again after a
+live move keeps the boot host's requirement unless the caller says the
+guest was restarted (`rebooted`), because the guest still runs the code
+paths it chose at boot.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from .decisions import Decisions, Ref, host_view
+from .domain.compat import Verdict, check, unknown_host
+from .domain.hosts import EventKind
+from .domain.policy import OfflineAction
+from .domain.requirement import Requirement
+from .domain.stamp import load_stamp, make_stamp, stamp_text
+from .policy import PolicyEngine
+from .registry import Registry, UnknownHostError, check_name
+from .store import Store
+
+
+class UnknownVmError(LookupError):
+    """No VM of that name is registered (NOT_FOUND)."""
+
+
+@dataclass(frozen=True)
+class VmRecord:
+    name: str
+    cluster: str
+    mode: str  # "host" or "baseline"
+    boot_host: str | None
+    baseline: str | None
+    requirement: Requirement
+    registered_at: float
+    booted_at: float
+    current_host: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "cluster": self.cluster,
+            "mode": self.mode,
+            "boot_host": self.boot_host,
+            "baseline": self.baseline,
+            "current_host": self.current_host,
+            "registered_at": self.registered_at,
+            "booted_at": self.booted_at,
+            "requirement": self.requirement.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class FailoverPlan:
+    vm: str
+    to_host: str
+    action: OfflineAction
+    verdict: Verdict
+    reason: str
+    cluster_action: OfflineAction | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "vm": self.vm,
+            "to_host": self.to_host,
+            "action": self.action.name,
+            "hyperv_offline_action": int(self.action),
+            "reason": self.reason,
+            "cluster_action": self.cluster_action.name if self.cluster_action is not None else None,
+            "verdict": self.verdict.to_json(),
+        }
+
+
+class VmRegistry:
+    """Registered VMs, stored beside the hosts in the coordinator's database."""
+
+    def __init__(self, store: Store, registry: Registry, decisions: Decisions, policies: PolicyEngine) -> None:
+        self.store = store
+        self.registry = registry
+        self.decisions = decisions
+        self.policies = policies
+
+    @staticmethod
+    def _from_row(row: sqlite3.Row) -> VmRecord:
+        return VmRecord(
+            name=row["name"],
+            cluster=row["cluster"],
+            mode=row["mode"],
+            boot_host=row["boot_host"],
+            baseline=row["baseline"],
+            requirement=load_stamp(row["requirement"]),
+            registered_at=row["registered_at"],
+            booted_at=row["booted_at"],
+            current_host=row["current_host"],
+        )
+
+    def get(self, name: str) -> VmRecord:
+        with self.store.reading() as db:
+            row = db.execute("SELECT * FROM vms WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise UnknownVmError(f"no VM {name!r} is registered; see `cpucompat vm list`")
+        return self._from_row(row)
+
+    def list(self, cluster: str | None = None) -> list[VmRecord]:
+        sql, params = "SELECT * FROM vms", ()
+        if cluster:
+            sql, params = sql + " WHERE cluster = ?", (cluster,)
+        with self.store.reading() as db:
+            rows = db.execute(sql + " ORDER BY name", params).fetchall()
+        return [self._from_row(r) for r in rows]
+
+    def register(
+        self,
+        name: str,
+        cluster: str,
+        *,
+        boot_host: str | None = None,
+        baseline: str | None = None,
+        vendor: str | None = None,
+        rebooted: bool = False,
+    ) -> tuple[VmRecord, bool]:
+        """Register or update a VM; returns (record, whether its requirement was (re)captured)."""
+        check_name(name, "VM name")
+        check_name(cluster, "cluster name")
+        if bool(boot_host) == bool(baseline):
+            raise ValueError("give exactly one of --boot-host HOST or --baseline NAME")
+        now = self.registry.clock()
+        try:
+            existing: VmRecord | None = self.get(name)
+        except UnknownVmError:
+            existing = None
+        if boot_host:
+            record = self.registry.host(boot_host)
+            if record.cluster != cluster:
+                raise ValueError(f"host {boot_host} is in cluster {record.cluster}, not {cluster}")
+        recapture = existing is None or rebooted or existing.cluster != cluster or (
+            baseline is not None and existing.baseline != baseline
+        ) or (boot_host is not None and existing.mode != "host")
+        if recapture:
+            if boot_host:
+                requirement = self.decisions.requirement(Ref.host(boot_host))
+                mode, base = "host", None
+            else:
+                assert baseline is not None
+                requirement = self.decisions.requirement(Ref.model(baseline, vendor))
+                mode, base = "baseline", baseline
+            stamp = stamp_text(make_stamp(requirement, now, boot_host or baseline or ""))
+            registered_at = existing.registered_at if existing else now
+            row = (name, cluster, mode, boot_host, base, stamp, registered_at, now, boot_host)
+            with self.store.transaction() as db:
+                db.execute(
+                    "INSERT OR REPLACE INTO vms (name, cluster, mode, boot_host, baseline, requirement, "
+                    "registered_at, booted_at, current_host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+                what = f"booted on {boot_host}" if boot_host else f"baseline {baseline}"
+                Registry.add_event(
+                    db, now, cluster, boot_host or "", EventKind.VM_REGISTERED,
+                    f"VM {name} registered ({what})" + (" after a reboot" if existing else ""),
+                    vm=name, mode=mode,
+                )
+        else:
+            # A move without a reboot: the guest still needs its boot host's processor.
+            with self.store.transaction() as db:
+                db.execute("UPDATE vms SET current_host = ? WHERE name = ?", (boot_host or None, name))
+        return self.get(name), recapture
+
+    def remove(self, name: str) -> VmRecord:
+        record = self.get(name)
+        now = self.registry.clock()
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM vms WHERE name = ?", (name,))
+            Registry.add_event(db, now, record.cluster, "", EventKind.VM_REMOVED, f"VM {name} removed", vm=name)
+        return record
+
+    def targets(self, name: str) -> list[tuple[str, Verdict]]:
+        """Every host of the VM's cluster with the verdict on the VM's requirement."""
+        vm = self.get(name)
+        out = []
+        for record in self.registry.hosts(vm.cluster):
+            if record.host_id == vm.current_host:
+                continue
+            out.append((record.host_id, check(vm.requirement, host_view(record))))
+        out.sort(key=lambda item: (not item[1].compatible, item[0]))
+        return out
+
+    def plan(self, name: str, to_host: str) -> FailoverPlan:
+        """SAVE only when the target accepts the VM's boot requirement, else SHUTDOWN."""
+        vm = self.get(name)
+        try:
+            target = self.registry.host(to_host)
+            verdict = check(vm.requirement, host_view(target))
+        except UnknownHostError:
+            verdict = unknown_host(to_host)
+            target = None
+        try:
+            cluster_action: OfflineAction | None = self.policies.get(vm.cluster).decision.action
+            pinned = self.policies.get(vm.cluster).decision.pinned
+        except LookupError:
+            cluster_action, pinned = None, None
+        if not verdict.compatible:
+            action, reason = OfflineAction.SHUTDOWN, f"{to_host} cannot restore {name}'s saved state: {verdict.summary}"
+        elif target is not None and target.cluster != vm.cluster:
+            action, reason = OfflineAction.SHUTDOWN, f"{to_host} is in cluster {target.cluster}, not {vm.cluster}"
+        elif pinned is not None and pinned != OfflineAction.SAVE:
+            action, reason = pinned, f"cluster {vm.cluster} is pinned to {pinned.name} by an administrator"
+        else:
+            action, reason = OfflineAction.SAVE, f"{to_host} accepts the requirement {name} booted with"
+        return FailoverPlan(name, to_host, action, verdict, reason, cluster_action)
+
+
+def requirement_json(vm: VmRecord) -> str:
+    return json.dumps(vm.requirement.to_json(), sort_keys=True)
