@@ -316,14 +316,16 @@ _WORDS: tuple[tuple[int, int, str, frozenset[str] | None, tuple[Row, ...]], ...]
         (3, "bmi1", GV, ""),
         (4, "hle", GV, ""),
         (5, "avx2", GV, ""),
-        (6, "fdp_excptn_only", GV, "x87 FDP behaviour, passed through verbatim"),
+        (6, "fdp_excptn_only", HO, "marks a removed x87 capability (FDP saved only on exceptions); "
+         "no guest relies on its presence, so it must not decide compatibility"),
         (7, "smep", GV, ""),
         (8, "bmi2", GV, ""),
         (9, "erms", GV, ""),
         (10, "invpcid", GV, ""),
         (11, "rtm", GV, ""),
         (12, "cqm", HO, R_RDT),
-        (13, "zero_fcs_fds", GV, "x87 FCS/FDS behaviour, passed through verbatim"),
+        (13, "zero_fcs_fds", HO, "marks a removed x87 capability (FCS/FDS deprecated to zero); "
+         "no guest relies on its presence, so it must not decide compatibility"),
         (14, "mpx", GV, "MPX instructions with XSAVE state (BNDREGS/BNDCSR)"),
         (15, "rdt_a", HO, R_RDT),
         (16, "avx512f", GV, ""),

@@ -26,6 +26,9 @@ from .registry import Registry, UnknownHostError, check_name
 from .store import Store
 
 
+POLICY_PAIR_LIMIT = 50
+
+
 @dataclass(frozen=True)
 class StoredPolicy:
     """A decision as stored: with its version and time, what watchers receive."""
@@ -81,14 +84,17 @@ class PolicyEngine:
             )
             for host_id, status, version in members
         ]
-        report = audit(inputs)
-        # The audit's verdict covers the processors; freshness is judged by decide().
-        processors_ok = not report.pairs(blocking_only=True) and len(report.groups) <= 1
+        # Above POLICY_PAIR_LIMIT hosts the blocking pairs are listed per distinct profile
+        # (with an example host each), so a recompute stays cheap in big clusters.
+        report = audit(inputs, pair_limit=POLICY_PAIR_LIMIT)
+        # The audit's groups cover the processors; freshness is judged by decide().
+        processors_ok = len(report.groups) <= 1
+        blocking = [] if processors_ok else report.pairs(blocking_only=True)
         return decide(
             cluster,
             [HostState(h, s) for h, s, _ in members],
             "SAVE" if processors_ok else "SHUTDOWN",
-            report.pairs(blocking_only=True),
+            blocking,
             pinned,
             pin_reason,
         )

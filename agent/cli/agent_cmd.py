@@ -39,9 +39,13 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
                    help="live source: the CPUID instruction (default) or /dev/cpu/N/cpuid")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback --listen without TLS")
     p.add_argument("--state-file", metavar="PATH",
-                   help="where to write the cluster's current fail-over policy (JSON)")
+                   help="where to write the cluster's current fail-over policy as JSON (default "
+                        "STATE_DIR/policy-CLUSTER.json; STATE_DIR is $CPUCOMPAT_STATE_DIR, "
+                        "/var/lib/cpucompat as root, else ~/.local/state/cpucompat)")
     p.add_argument("--on-policy-change", metavar="CMD",
-                   help="command run (via /bin/sh) when the cluster's policy changes")
+                   help="command run (via /bin/sh) when the cluster's offline action changes, with "
+                        "CPUCOMPAT_CLUSTER, CPUCOMPAT_ACTION, CPUCOMPAT_HYPERV_OFFLINE_ACTION and "
+                        "CPUCOMPAT_REASON set; a failing hook is logged and retried on the next change")
     p.add_argument("-v", "--verbose", action="store_true", help="log every report and heartbeat")
     add_tls_options(p, "agent")
     p.set_defaults(run=run)
@@ -61,6 +65,7 @@ def _capture_fn(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     import grpc
+
     from cpucompat import agent as agent_pkg
     from cpucompat.coordinator.server import check_listen_address
 
@@ -104,12 +109,12 @@ def run(args: argparse.Namespace) -> int:
     servicer.on_probe = reporter.probed
     server.start()
     reporter.start()
-    watcher = None
-    if args.state_file or args.on_policy_change:
-        from ..daemon.policy_watch import PolicyWatcher
+    from ..daemon.policy_watch import PolicyWatcher
+    from .daemon_common import default_state_dir
 
-        watcher = PolicyWatcher(channel, args.cluster, args.state_file, args.on_policy_change)
-        watcher.start()
+    state_file = args.state_file or str(default_state_dir() / f"policy-{args.cluster}.json")
+    watcher = PolicyWatcher(channel, args.cluster, state_file, args.on_policy_change)
+    watcher.start()
     snap = holder.current
     print(
         f"cpucompat agent listening on {address} (host {host_id}, cluster {args.cluster}, "
@@ -120,8 +125,7 @@ def run(args: argparse.Namespace) -> int:
         wait_for_signal()
     finally:
         health.enter_graceful_shutdown()
-        if watcher is not None:
-            watcher.stop()
+        watcher.stop()
         reporter.stop(leave=True)
         server.stop(grace=2).wait(5)
         channel.close()

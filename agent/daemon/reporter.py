@@ -11,9 +11,10 @@ import threading
 from collections.abc import Callable
 
 import grpc
+from google.protobuf.duration_pb2 import Duration
+
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
-from google.protobuf.duration_pb2 import Duration
 
 from ..wire import capture_to_proto, profile_to_proto
 from .state import Backoff, ProfileHolder, Snapshot

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from concurrent import futures
 
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
 from cpucompat.v1 import agent_service_pb2 as pb
 from cpucompat.v1 import agent_service_pb2_grpc as pb_grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ..tls import TlsFiles, server_credentials
 from ..wire import capture_to_proto, profile_to_proto

@@ -1,0 +1,134 @@
+"""Follow the cluster's fail-over policy: state file and hook on every change.
+
+The agent subscribes to WatchPolicy, resubscribes after coordinator
+restarts, writes each policy atomically (temp file + rename, so readers
+never see half a file) and runs the operator's hook when the action
+changes. A failing hook is logged and retried on the next change; it never
+stops the agent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from cpucompat.v1 import coordinator_service_pb2 as pb
+from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+from .state import Backoff
+
+log = logging.getLogger("cpucompat.agent")
+
+STATE_FORMAT = "cpucompat-policy"
+HOOK_TIMEOUT = 60.0
+
+
+def policy_document(policy: pb.ClusterPolicy) -> dict[str, Any]:
+    """The state file's JSON: stable keys an operator's tooling can read."""
+    return {
+        "format": STATE_FORMAT,
+        "version": 1,
+        "cluster": policy.cluster,
+        "action": pb.OfflineAction.Name(policy.action).removeprefix("OFFLINE_ACTION_"),
+        "hyperv_offline_action": policy.hyperv_offline_action,
+        "computed_action": pb.OfflineAction.Name(policy.computed_action).removeprefix("OFFLINE_ACTION_"),
+        "pinned": policy.pinned_action != pb.OFFLINE_ACTION_UNSPECIFIED,
+        "reason": policy.reason,
+        "blocking_pairs": [f"{p.source}->{p.target}" for p in policy.blocking_pairs],
+        "stale_hosts": list(policy.stale_hosts),
+        "policy_version": policy.version,
+        "updated_at": policy.updated_at.ToJsonString(),
+    }
+
+
+def write_atomically(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class PolicyWatcher:
+    """One thread holding a WatchPolicy stream for the agent's cluster."""
+
+    def __init__(self, channel: grpc.Channel, cluster: str, state_file: str | None, hook: str | None) -> None:
+        self.stub = pb_grpc.PolicyServiceStub(channel)
+        self.cluster = cluster
+        self.state_file = Path(state_file) if state_file else None
+        self.hook = hook
+        self.backoff = Backoff(base=0.2, cap=10.0)
+        self._hooked_action: str | None = None
+        self._hook_pending = True
+        self._stop = threading.Event()
+        self._call: Any = None
+        self._thread = threading.Thread(target=self._run, name="policy-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._call is not None:
+            self._call.cancel()
+        self._thread.join(timeout=5)
+
+    def _apply(self, policy: pb.ClusterPolicy) -> None:
+        doc = policy_document(policy)
+        if self.state_file is not None:
+            write_atomically(self.state_file, doc)
+        changed = doc["action"] != self._hooked_action
+        if self.hook and (changed or self._hook_pending):
+            env = {
+                **os.environ,
+                "CPUCOMPAT_CLUSTER": policy.cluster,
+                "CPUCOMPAT_ACTION": doc["action"],
+                "CPUCOMPAT_HYPERV_OFFLINE_ACTION": str(policy.hyperv_offline_action),
+                "CPUCOMPAT_REASON": policy.reason,
+                "CPUCOMPAT_POLICY_VERSION": str(policy.version),
+            }
+            try:
+                result = subprocess.run(
+                    self.hook, shell=True, env=env, timeout=HOOK_TIMEOUT,
+                    stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                )
+                if result.returncode != 0:
+                    raise RuntimeError(f"exit {result.returncode}: {result.stderr.strip()[:200]}")
+                self._hook_pending = False
+            except Exception as exc:  # logged, retried on the next change
+                log.error("policy hook failed (%s); will run again on the next change", exc)
+                self._hook_pending = True
+        self._hooked_action = doc["action"]
+        log.info("cluster %s policy %s (version %d): %s", policy.cluster, doc["action"], policy.version, policy.reason)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._call = self.stub.WatchPolicy(pb.WatchPolicyRequest(cluster=self.cluster))
+                for message in self._call:
+                    self.backoff.reset()
+                    self._apply(message.policy)
+                    if self._stop.is_set():
+                        break
+            except grpc.RpcError as exc:
+                if self._stop.is_set():
+                    break
+                log.info("policy watch interrupted (%s); resubscribing", exc.code().name)
+            except OSError as exc:
+                log.error("cannot write the policy state file: %s", exc)
+            self._stop.wait(self.backoff.next_delay())
