@@ -30,6 +30,7 @@ def add_client_options(p: argparse.ArgumentParser, json_flag: bool = True) -> No
 
 def channel_for(args: argparse.Namespace) -> Any:
     import grpc
+
     from cpucompat.agent.tls import TlsFiles, channel_credentials
 
     tls = TlsFiles(cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca)

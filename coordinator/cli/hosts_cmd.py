@@ -164,9 +164,10 @@ def add_events_parser(sub: Any, name: str, help_text: str) -> None:
 
 
 def run_events(args: argparse.Namespace) -> int:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
     from cpucompat.v1 import coordinator_service_pb2 as pb
     from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
-    from google.protobuf.timestamp_pb2 import Timestamp
 
     request = pb.ListEventsRequest(cluster=args.cluster or "", limit=max(1, args.limit))
     if args.since:

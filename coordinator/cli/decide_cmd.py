@@ -1,0 +1,275 @@
+"""`cpucompat check`, `cpucompat targets`, `cpucompat audit`: the compatibility questions.
+
+Dumps and models are resolved right here; registered hosts go to the
+coordinator. `check` and `audit` with only dumps and models run offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cpucompat.agent.cli.common import EXIT_NO, EXIT_OK, CliError, print_json, table
+
+from .client import add_client_options, call, channel_for, to_doc
+from .refs import check_baseline, domain_ref, is_offline, proto_ref, verdict_doc
+
+HOST_ARG_HELP = "a registered host id, dump:PATH (a CPUID dump file) or model:NAME / level:x86-64-vN[@vendor]"
+
+
+def _vendor_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--vendor",
+        help="vendor for level:/generic model: baselines (GenuineIntel, AuthenticAMD, or intel/amd)",
+    )
+
+
+# ---- check --------------------------------------------------------------------------------
+
+
+def add_check_parser(sub: Any, name: str, help_text: str) -> None:
+    p = sub.add_parser(
+        name,
+        help=help_text,
+        description=(
+            "May a VM booted on SOURCE have its saved state restored on TARGET? Directional. "
+            "Exit 0 when compatible, 3 when refused."
+        ),
+    )
+    p.add_argument("source", metavar="SOURCE", help=HOST_ARG_HELP)
+    p.add_argument("target", metavar="TARGET", help=HOST_ARG_HELP)
+    _vendor_option(p)
+    add_client_options(p)
+    p.set_defaults(run=run_check)
+
+
+def render_verdict(source: str, target: str, doc: dict[str, Any]) -> str:
+    lines = [f"{source} -> {target}: {'COMPATIBLE' if doc['compatible'] else 'INCOMPATIBLE'}"]
+    for r in doc["reasons"]:
+        lines.append(f"  {r['code']}: {r['detail']}")
+        if r.get("features"):
+            lines.append(f"    {' '.join(r['features'])}")
+    for w in doc["warnings"]:
+        lines.append(f"  warning {w['code']}: {w['detail']}")
+    return "\n".join(lines)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    for arg in (args.source, args.target):
+        check_baseline(arg, args.vendor)
+    if is_offline(args.source) and is_offline(args.target):
+        from cpucompat.coordinator.decisions import Decisions
+
+        decisions = Decisions(registry=None)  # type: ignore[arg-type]
+        try:
+            doc = decisions.check(domain_ref(args.source, args.vendor), domain_ref(args.target, args.vendor)).to_json()
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    else:
+        from cpucompat.v1 import coordinator_service_pb2 as pb
+        from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+        stub = pb_grpc.DecisionServiceStub(channel_for(args))
+        request = pb.CheckRequest(source=proto_ref(args.source, args.vendor), target=proto_ref(args.target, args.vendor))
+        doc = verdict_doc(call(args, stub.Check, request).verdict)
+    if args.json:
+        print_json(doc)
+    else:
+        print(render_verdict(args.source, args.target, doc))
+    return EXIT_OK if doc["compatible"] else EXIT_NO
+
+
+# ---- targets ------------------------------------------------------------------------------
+
+
+def add_targets_parser(sub: Any, name: str, help_text: str) -> None:
+    p = sub.add_parser(
+        name,
+        help=help_text,
+        description=(
+            "Which registered hosts can take a VM booted on SOURCE, and why the others cannot. "
+            "Exit 0 when at least one host accepts, 3 when none does."
+        ),
+    )
+    p.add_argument("source", metavar="SOURCE", help=HOST_ARG_HELP)
+    p.add_argument("--cluster", help="only hosts of this cluster")
+    _vendor_option(p)
+    add_client_options(p)
+    p.set_defaults(run=run_targets)
+
+
+def run_targets(args: argparse.Namespace) -> int:
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+    from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+    check_baseline(args.source, args.vendor)
+    stub = pb_grpc.DecisionServiceStub(channel_for(args))
+    request = pb.TargetsRequest(source=proto_ref(args.source, args.vendor), cluster=args.cluster or "")
+    response = call(args, stub.Targets, request)
+    rows = [
+        {
+            "host": t.host_id,
+            "status": pb.HostStatus.Name(t.status).removeprefix("HOST_STATUS_").lower(),
+            **verdict_doc(t.verdict),
+        }
+        for t in response.targets
+    ]
+    accepted = [r for r in rows if r["compatible"]]
+    if args.json:
+        print_json({"source": response.source_label, "accepted": [r["host"] for r in accepted], "targets": rows})
+    else:
+        print(f"Hosts that can restore a VM booted on {response.source_label}: {len(accepted)} of {len(rows)}")
+        print(
+            table(
+                ("HOST", "STATUS", "VERDICT", "WHY NOT / WARNINGS"),
+                [
+                    (
+                        r["host"],
+                        r["status"],
+                        "accepts" if r["compatible"] else "refuses",
+                        "; ".join(f"{x['code']} {' '.join(x['features'][:8])}".strip() for x in r["reasons"])
+                        or "; ".join(w["code"] for w in r["warnings"]),
+                    )
+                    for r in rows
+                ],
+            )
+        )
+    return EXIT_OK if accepted else EXIT_NO
+
+
+# ---- audit --------------------------------------------------------------------------------
+
+
+def add_audit_parser(sub: Any, name: str, help_text: str) -> None:
+    p = sub.add_parser(
+        name,
+        help=help_text,
+        description=(
+            "Audit a set of hosts: registered ones (--cluster, host ids), dumps of hardware not "
+            "racked yet (dump:PATH) and named models (model:NAME) mixed. With only dumps and models "
+            "it runs offline. Exit 0 for SAVE (every host can restore every other host's VMs), "
+            "3 for SHUTDOWN."
+        ),
+    )
+    p.add_argument("hosts", nargs="*", metavar="HOST", help=HOST_ARG_HELP)
+    p.add_argument("--cluster", help="include every registered host of this cluster")
+    _vendor_option(p)
+    add_client_options(p)
+    p.set_defaults(run=run_audit)
+
+
+def _proto_audit_doc(report: Any) -> dict[str, Any]:
+    """The AuditReport message in the same shape as the offline audit's JSON."""
+    raw = to_doc(report)
+    losses = {entry["host"]: entry.get("features", []) for entry in raw.get("losses", [])}
+    hosts = [
+        {
+            "name": h["name"],
+            "kind": h.get("kind"),
+            "vendor": h.get("summary", {}).get("vendor"),
+            "brand": h.get("summary", {}).get("brand"),
+            "level": h.get("summary", {}).get("x86_64_level") or None,
+            "fingerprint": h.get("fingerprint"),
+            "replayed": h.get("replayed", False),
+            "stale": h.get("status") == "stale",
+            "loses": losses.get(h["name"], []),
+        }
+        for h in raw.get("hosts", [])
+    ]
+    removal = raw.get("best_removal") or {}
+    base = raw.get("baseline", {})
+    return {
+        "offline_action": raw.get("offline_action", "SHUTDOWN"),
+        "summary": raw.get("reason", ""),
+        "cluster": raw.get("cluster") or None,
+        "host_count": len(hosts),
+        "hosts": hosts,
+        "vendors": raw.get("vendors", []),
+        "distinct_profiles": raw.get("distinct_profiles", 0),
+        "pairs": raw.get("pairs", []),
+        "groups": [{"index": i, "hosts": g.get("hosts", [])} for i, g in enumerate(raw.get("groups", []))],
+        "baseline": {
+            "vendor": base.get("vendor") or None,
+            "features": base.get("features", []),
+            "x86_64_level": base.get("x86_64_level") or None,
+            "microarchitecture": base.get("microarchitecture") or None,
+            "physical_bits": base.get("physical_bits") or None,
+        },
+        "best_removal": {
+            "host": removal.get("host"),
+            "gained": removal.get("gained_features", []),
+            "offline_action_after": "SAVE" if removal.get("makes_compatible") else None,
+        },
+        "blocking_pairs": raw.get("blocking_pairs", []),
+    }
+
+
+def render_audit(doc: dict[str, Any]) -> str:
+    out = [f"Offline action: {doc['offline_action']}  ({doc['summary']})", ""]
+    group_of = {name: g["index"] for g in doc["groups"] for name in g["hosts"]}
+    rows = [
+        (
+            h["name"] + (" (replayed)" if h.get("replayed") else "") + (" (stale)" if h.get("stale") else ""),
+            h.get("vendor") or "-",
+            h.get("level") or "-",
+            group_of.get(h["name"], "-"),
+            len(h.get("loses", [])),
+            (h.get("brand") or "")[:40],
+        )
+        for h in doc["hosts"]
+    ]
+    out.append(table(("HOST", "VENDOR", "LEVEL", "GROUP", "LOSES", "PROCESSOR"), rows))
+    base = doc["baseline"]
+    out += [
+        "",
+        f"Groups of mutually compatible hosts: {len(doc['groups'])}",
+        f"Common baseline: {len(base['features'])} guest-visible features, level {base.get('x86_64_level') or 'none'}, "
+        f"nearest microarchitecture {base.get('microarchitecture') or 'none'}",
+    ]
+    removal = doc.get("best_removal") or {}
+    if removal.get("host"):
+        gained = removal.get("gained") or []
+        out.append(f"Removing {removal['host']} gains most: {len(gained)} features ({' '.join(gained[:12])}"
+                   f"{' ...' if len(gained) > 12 else ''})")
+    blocking = doc.get("blocking_pairs") or []
+    if blocking:
+        out.append(f"Pairs that force SHUTDOWN: {len(blocking)}")
+        for pair in blocking[:15]:
+            codes = ", ".join(
+                r["code"] + (f" ({' '.join(r.get('features', [])[:6])})" if r.get("features") else "")
+                for r in pair.get("reasons", [])
+            )
+            out.append(f"  {pair['source']} -> {pair['target']}: {codes}")
+        if len(blocking) > 15:
+            out.append(f"  ... {len(blocking) - 15} more (see --json)")
+    return "\n".join(out)
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    for arg in args.hosts:
+        check_baseline(arg, args.vendor)
+    if not args.cluster and not args.hosts:
+        raise CliError("nothing to audit: give --cluster C and/or hosts (ids, dump:PATH, model:NAME)")
+    if not args.cluster and all(is_offline(a) for a in args.hosts):
+        from cpucompat.coordinator.decisions import audit_offline
+        from cpucompat.coordinator.domain.audit import AuditError
+
+        try:
+            report = audit_offline([domain_ref(a, args.vendor) for a in args.hosts])
+        except (AuditError, ValueError) as exc:
+            raise CliError(str(exc)) from None
+        doc = report.to_json()
+    else:
+        from cpucompat.v1 import coordinator_service_pb2 as pb
+        from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+        stub = pb_grpc.DecisionServiceStub(channel_for(args))
+        request = pb.AuditRequest(
+            cluster=args.cluster or "", extra_hosts=[proto_ref(a, args.vendor) for a in args.hosts]
+        )
+        doc = _proto_audit_doc(call(args, stub.Audit, request).report)
+    if args.json:
+        print_json(doc)
+    else:
+        print(render_audit(doc))
+    return EXIT_OK if doc["offline_action"] == "SAVE" else EXIT_NO

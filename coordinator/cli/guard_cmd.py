@@ -1,0 +1,122 @@
+"""`cpucompat stamp` and `cpucompat guard`: the restore guard, working with no coordinator.
+
+At save time the source host stamps the VM's requirement beside the saved
+state; at restore time the target host refuses a stamp its own processor
+does not meet, whatever anyone else said: the last line of defence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from cpucompat.agent.cli.common import EXIT_NO, EXIT_OK, CliError, print_json
+
+
+def _local_profile(dump: str | None) -> Any:
+    from cpucompat.agent.decode import decode
+    from cpucompat.agent.live import ProbeError, probe
+    from cpucompat.agent.raw import RawDataError
+
+    try:
+        if dump:
+            from cpucompat.agent.dumps import load_dump
+
+            return decode(load_dump(dump))
+        return decode(probe())
+    except (ProbeError, RawDataError) as exc:
+        raise CliError(str(exc)) from None
+
+
+def add_stamp_parser(sub: Any, name: str, help_text: str) -> None:
+    p = sub.add_parser(
+        name,
+        help=help_text,
+        description=(
+            "Write the requirement of a VM saved on this host: this host's guest-visible features, "
+            "XSAVE state and address width (host mode), or a named baseline (--baseline). The stamp "
+            "is versioned JSON with an integrity digest; `cpucompat guard` checks it on the target."
+        ),
+    )
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write the stamp ('-' for stdout)")
+    p.add_argument("--baseline", metavar="NAME", help="stamp a baseline (model:NAME or level:x86-64-vN) instead")
+    p.add_argument("--vendor", help="vendor for level:/generic model: baselines")
+    p.add_argument("--from-dump", metavar="FILE", help="stamp a recorded processor instead of this host")
+    p.add_argument("--host-name", metavar="NAME", help="source host recorded in the stamp (default: hostname)")
+    p.set_defaults(run=run_stamp)
+
+
+def run_stamp(args: argparse.Namespace) -> int:
+    from cpucompat.coordinator.domain.baselines import BaselineError
+    from cpucompat.coordinator.domain.requirement import Requirement
+    from cpucompat.coordinator.domain.stamp import make_stamp, stamp_text
+
+    source = args.host_name or socket.gethostname()
+    if args.baseline:
+        try:
+            requirement = Requirement.from_baseline(args.baseline, args.vendor)
+        except BaselineError as exc:
+            raise CliError(str(exc)) from None
+    else:
+        requirement = Requirement.from_profile(_local_profile(args.from_dump), source)
+    text = stamp_text(make_stamp(requirement, time.time(), source))
+    if args.out == "-":
+        print(text, end="" if text.endswith("\n") else "\n")
+        return EXIT_OK
+    out = Path(args.out)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text if text.endswith("\n") else text + "\n")
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CliError(f"cannot write {out}: {exc.strerror}") from None
+    print(f"stamped {out}: {requirement.mode.value} requirement, {len(requirement.features)} features")
+    return EXIT_OK
+
+
+def add_guard_parser(sub: Any, name: str, help_text: str) -> None:
+    p = sub.add_parser(
+        name,
+        help=help_text,
+        description=(
+            "Check a stamp against this host's processor before restoring a saved state. Exit 0 when "
+            "the processor accepts it, 3 with the reasons when not, 2 for a tampered or unreadable stamp."
+        ),
+    )
+    p.add_argument("stamp", metavar="FILE", help="the stamp written by `cpucompat stamp`")
+    p.add_argument("--from-dump", metavar="FILE", help="judge against a recorded processor instead of this host")
+    p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    p.set_defaults(run=run_guard)
+
+
+def run_guard(args: argparse.Namespace) -> int:
+    from cpucompat.coordinator.domain.compat import TargetView, check
+    from cpucompat.coordinator.domain.stamp import StampError, load_stamp
+
+    try:
+        data = Path(args.stamp).read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read stamp {args.stamp}: {exc.strerror}") from None
+    try:
+        requirement = load_stamp(data)
+    except StampError as exc:
+        raise CliError(f"{args.stamp}: {exc}") from None
+    profile = _local_profile(args.from_dump)
+    verdict = check(requirement, TargetView.from_profile(profile, "this host"))
+    if args.json:
+        print_json(verdict.to_json())
+    else:
+        word = "accepted" if verdict.compatible else "REFUSED"
+        print(f"{args.stamp}: {word} by this host's processor ({profile.brand or profile.vendor})")
+        for r in verdict.reasons:
+            print(f"  {r.code}: {r.detail}")
+            if r.features:
+                print(f"    {' '.join(r.features)}")
+        for w in verdict.warnings:
+            print(f"  warning {w.code}: {w.detail}")
+    return EXIT_OK if verdict.compatible else EXIT_NO

@@ -1,0 +1,300 @@
+"""`cpucompat policy ...`, `cpucompat vm ...`, `cpucompat failover plan`: enforcement from the CLI."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cpucompat.agent.cli.common import EXIT_NO, EXIT_OK, print_json, table
+
+from .client import add_client_options, call, channel_for, to_doc
+from .refs import verdict_doc
+
+ACTIONS = ("TURN_OFF", "SAVE", "SHUTDOWN", "SHUTDOWN_FORCED")
+
+
+def _name(value: int, prefix: str) -> str:
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+
+    enum = {"OFFLINE_ACTION_": pb.OfflineAction, "HOST_STATUS_": pb.HostStatus}[prefix]
+    return enum.Name(value).removeprefix(prefix)
+
+
+def _policy_doc(policy: Any) -> dict[str, Any]:
+    doc = to_doc(policy)
+    doc["pinned_action"] = None if doc.get("pinned_action") == "UNSPECIFIED" else doc.get("pinned_action")
+    return doc
+
+
+# ---- policy ---------------------------------------------------------------------------------
+
+
+def add_policy_parser(sub: Any, name: str, help_text: str) -> None:
+    p = sub.add_parser(
+        name,
+        help=help_text,
+        description=(
+            "Each cluster's planned fail-over action (Hyper-V OfflineAction: TURN_OFF=0, SAVE=1, "
+            "SHUTDOWN=2, SHUTDOWN_FORCED=3), computed from the processors and kept right by the "
+            "coordinator. SAVE only while every host can restore every other host's saved state "
+            "and every profile is fresh."
+        ),
+    )
+    ps = p.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
+    show = ps.add_parser("show", help="the current policy (exit 3 when it is not SAVE)")
+    show.add_argument("--cluster", help="one cluster (default: all)")
+    add_client_options(show)
+    show.set_defaults(run=run_show)
+    pin = ps.add_parser("pin", help="pin a colder action; pinning SAVE on a mixed cluster is refused (exit 3)")
+    pin.add_argument("--cluster", required=True)
+    pin.add_argument("action", choices=ACTIONS, type=str.upper, metavar="ACTION", help=" | ".join(ACTIONS))
+    pin.add_argument("--reason", default="", help="why, recorded in the event log")
+    add_client_options(pin)
+    pin.set_defaults(run=run_pin)
+    unpin = ps.add_parser("unpin", help="return the cluster to the computed action")
+    unpin.add_argument("--cluster", required=True)
+    add_client_options(unpin)
+    unpin.set_defaults(run=run_unpin)
+    export = ps.add_parser(
+        "export",
+        help="print the Hyper-V commands that apply the policy to the cluster's VM resources",
+    )
+    export.add_argument("--cluster", required=True)
+    export.add_argument("--format", choices=("powershell",), default="powershell")
+    add_client_options(export, json_flag=False)
+    export.set_defaults(run=run_export)
+
+
+def _stub(args: argparse.Namespace) -> Any:
+    from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+    return pb_grpc.PolicyServiceStub(channel_for(args))
+
+
+def _render_policies(policies: list[Any]) -> str:
+    rows = [
+        (
+            p.cluster,
+            _name(p.action, "OFFLINE_ACTION_"),
+            p.hyperv_offline_action,
+            "yes" if p.pinned_action else "",
+            p.host_count,
+            p.reason,
+        )
+        for p in policies
+    ]
+    return table(("CLUSTER", "ACTION", "HYPER-V", "PINNED", "HOSTS", "REASON"), rows)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+
+    stub = _stub(args)
+    if args.cluster:
+        policies = [call(args, stub.GetPolicy, pb.GetPolicyRequest(cluster=args.cluster)).policy]
+    else:
+        policies = list(call(args, stub.ListPolicies, pb.ListPoliciesRequest()).policies)
+    if args.json:
+        docs = [_policy_doc(p) for p in policies]
+        print_json(docs[0] if args.cluster else docs)
+    else:
+        print(_render_policies(policies))
+    all_save = all(p.action == pb.OFFLINE_ACTION_SAVE for p in policies)
+    return EXIT_OK if all_save else EXIT_NO
+
+
+def run_pin(args: argparse.Namespace) -> int:
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+
+    action = getattr(pb, f"OFFLINE_ACTION_{args.action}")
+    response = call(args, _stub(args).PinPolicy, pb.PinPolicyRequest(cluster=args.cluster, action=action, reason=args.reason))
+    if args.json:
+        print_json(_policy_doc(response.policy))
+    else:
+        print(_render_policies([response.policy]))
+    return EXIT_OK
+
+
+def run_unpin(args: argparse.Namespace) -> int:
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+
+    response = call(args, _stub(args).UnpinPolicy, pb.UnpinPolicyRequest(cluster=args.cluster))
+    if args.json:
+        print_json(_policy_doc(response.policy))
+    else:
+        print(_render_policies([response.policy]))
+    return EXIT_OK
+
+
+def _ps_quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """PowerShell for the operator to review and run on a cluster node: printed, never run."""
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+    from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+    channel = channel_for(args)
+    policy = call(args, pb_grpc.PolicyServiceStub(channel).GetPolicy, pb.GetPolicyRequest(cluster=args.cluster)).policy
+    vms = call(args, pb_grpc.VmServiceStub(channel).ListVms, pb.ListVmsRequest(cluster=args.cluster)).vms
+    action = _name(policy.action, "OFFLINE_ACTION_")
+    lines = [
+        f"# cpucompat policy for cluster {args.cluster}: OfflineAction {policy.hyperv_offline_action} ({action})",
+        f"# Reason: {policy.reason}",
+        f"# Policy version {policy.version}; review, then run on a node of the failover cluster.",
+    ]
+    if not vms:
+        lines.append("# No VMs are registered for this cluster: register them with `cpucompat vm register`.")
+    for vm in vms:
+        resource = f"Virtual Machine {vm.name}"
+        lines.append(
+            f"Get-ClusterResource -Name {_ps_quote(resource)} | "
+            f"Set-ClusterParameter -Name OfflineAction -Value {policy.hyperv_offline_action}"
+        )
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+# ---- VMs and fail-over plans ------------------------------------------------------------------
+
+
+def add_vm_parser(sub: Any, name: str, help_text: str) -> None:
+    p = sub.add_parser(name, help=help_text, description="VMs whose fail-over the coordinator plans.")
+    vs = p.add_subparsers(dest="vm_command", metavar="ACTION", required=True)
+    reg = vs.add_parser(
+        "register",
+        help="register a VM with the requirement it booted with",
+        description=(
+            "A VM's requirement is fixed at boot: registering it again after a move keeps its "
+            "boot host's requirement unless --rebooted says the guest was restarted."
+        ),
+    )
+    reg.add_argument("vm", metavar="VM")
+    reg.add_argument("--cluster", required=True)
+    group = reg.add_mutually_exclusive_group(required=True)
+    group.add_argument("--boot-host", metavar="HOST", help="the registered host the VM booted on")
+    group.add_argument("--baseline", metavar="NAME", help="a named baseline (model:NAME, level:x86-64-vN)")
+    reg.add_argument("--vendor", help="vendor for level:/generic model: baselines")
+    reg.add_argument("--rebooted", action="store_true", help="the guest restarted: capture its requirement anew")
+    add_client_options(reg)
+    reg.set_defaults(run=run_vm_register)
+    ls = vs.add_parser("list", help="registered VMs")
+    ls.add_argument("--cluster")
+    add_client_options(ls)
+    ls.set_defaults(run=run_vm_list)
+    tg = vs.add_parser("targets", help="the hosts of the VM's cluster that can restore its saved state")
+    tg.add_argument("vm", metavar="VM")
+    add_client_options(tg)
+    tg.set_defaults(run=run_vm_targets)
+    rm = vs.add_parser("remove", help="forget a VM")
+    rm.add_argument("vm", metavar="VM")
+    add_client_options(rm)
+    rm.set_defaults(run=run_vm_remove)
+
+
+def _vm_stub(args: argparse.Namespace) -> Any:
+    from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+    return pb_grpc.VmServiceStub(channel_for(args))
+
+
+def run_vm_register(args: argparse.Namespace) -> int:
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+
+    request = pb.RegisterVmRequest(vm_name=args.vm, cluster=args.cluster, vendor=args.vendor or "", rebooted=args.rebooted)
+    if args.boot_host:
+        request.boot_host = args.boot_host
+    else:
+        request.baseline = args.baseline
+    response = call(args, _vm_stub(args).RegisterVm, request)
+    if args.json:
+        print_json(to_doc(response))
+    else:
+        vm = response.vm
+        kept = "" if response.requirement_updated else " (requirement kept from its boot: pass --rebooted after a restart)"
+        print(f"VM {vm.name} in {vm.cluster}: requirement of {vm.boot_host or vm.baseline}, "
+              f"{len(vm.requirement.features)} features{kept}")
+    return EXIT_OK
+
+
+def run_vm_list(args: argparse.Namespace) -> int:
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+
+    response = call(args, _vm_stub(args).ListVms, pb.ListVmsRequest(cluster=args.cluster or ""))
+    if args.json:
+        print_json([to_doc(v) for v in response.vms])
+    else:
+        print(table(
+            ("VM", "CLUSTER", "REQUIREMENT OF", "LEVEL", "FEATURES"),
+            [(v.name, v.cluster, v.boot_host or v.baseline, v.requirement.x86_64_level or "-",
+              len(v.requirement.features)) for v in response.vms],
+        ))
+    return EXIT_OK
+
+
+def run_vm_targets(args: argparse.Namespace) -> int:
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+
+    response = call(args, _vm_stub(args).GetVmTargets, pb.GetVmTargetsRequest(vm_name=args.vm))
+    rows = [{"host": t.host_id, "status": _name(t.status, "HOST_STATUS_").lower(), **verdict_doc(t.verdict)}
+            for t in response.targets]
+    accepted = [r["host"] for r in rows if r["compatible"]]
+    if args.json:
+        print_json({"vm": args.vm, "accepted": accepted, "targets": rows})
+    else:
+        print(f"Hosts that can restore {args.vm}'s saved state: {len(accepted)} of {len(rows)}")
+        print(table(("HOST", "STATUS", "VERDICT", "WHY NOT"),
+                    [(r["host"], r["status"], "accepts" if r["compatible"] else "refuses",
+                      "; ".join(x["code"] for x in r["reasons"])) for r in rows]))
+    return EXIT_OK if accepted else EXIT_NO
+
+
+def run_vm_remove(args: argparse.Namespace) -> int:
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+
+    response = call(args, _vm_stub(args).RemoveVm, pb.RemoveVmRequest(vm_name=args.vm))
+    if args.json:
+        print_json(to_doc(response))
+    else:
+        print(f"removed VM {response.vm.name}")
+    return EXIT_OK
+
+
+def add_failover_parser(sub: Any, name: str, help_text: str) -> None:
+    p = sub.add_parser(name, help=help_text, description="Plan a VM's planned fail-over.")
+    fs = p.add_subparsers(dest="failover_command", metavar="ACTION", required=True)
+    plan = fs.add_parser(
+        "plan",
+        help="SAVE only when the target accepts the VM's requirement, else SHUTDOWN (exit 3)",
+    )
+    plan.add_argument("vm", metavar="VM")
+    plan.add_argument("--to", required=True, metavar="HOST", help="the target host")
+    add_client_options(plan)
+    plan.set_defaults(run=run_plan)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+
+    plan = call(args, _vm_stub(args).PlanFailover, pb.PlanFailoverRequest(vm_name=args.vm, to_host=args.to)).plan
+    action = _name(plan.action, "OFFLINE_ACTION_")
+    doc = {
+        "vm": plan.vm_name,
+        "to_host": plan.to_host,
+        "action": action,
+        "hyperv_offline_action": plan.hyperv_offline_action,
+        "reason": plan.reason,
+        "cluster_action": None if not plan.cluster_action else _name(plan.cluster_action, "OFFLINE_ACTION_"),
+        "verdict": verdict_doc(plan.verdict),
+    }
+    if args.json:
+        print_json(doc)
+    else:
+        print(f"{plan.vm_name} -> {plan.to_host}: {action} (OfflineAction {plan.hyperv_offline_action})")
+        print(f"  {plan.reason}")
+        for r in doc["verdict"]["reasons"]:
+            print(f"  {r['code']}: {' '.join(r['features']) or r['detail']}")
+    return EXIT_OK if action == "SAVE" else EXIT_NO
+
+

@@ -1,0 +1,90 @@
+"""Host arguments on the command line: a registered host id, `dump:PATH`, or `model:`/`level:` names."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cpucompat.agent.cli.common import CliError
+
+BASELINE_PREFIXES = ("model:", "level:")
+
+
+def is_offline(arg: str) -> bool:
+    """True for arguments the CLI can resolve itself (no coordinator needed)."""
+    return arg.startswith(("dump:", *BASELINE_PREFIXES))
+
+
+def load_dump_arg(arg: str) -> Any:
+    from cpucompat.agent.dumps import load_dump
+    from cpucompat.agent.raw import RawDataError
+
+    path = arg.removeprefix("dump:")
+    if not path:
+        raise CliError("dump: needs a file path, e.g. dump:/tmp/host.txt")
+    try:
+        return load_dump(path)
+    except RawDataError as exc:
+        raise CliError(str(exc)) from None
+
+
+def domain_ref(arg: str, vendor: str | None = None) -> Any:
+    """A decisions.Ref for dumps and models (offline use)."""
+    from cpucompat.coordinator.decisions import Ref
+
+    if arg.startswith("dump:"):
+        return Ref.dump(arg.removeprefix("dump:"), load_dump_arg(arg))
+    if arg.startswith(BASELINE_PREFIXES):
+        return Ref.model(arg, vendor)
+    raise CliError(f"{arg!r} is a registered host id: it needs a coordinator (--coordinator)")
+
+
+def proto_ref(arg: str, vendor: str | None = None) -> Any:
+    """A HostRef message: dumps are decoded here and sent as raw leaves."""
+    from cpucompat.agent.wire import capture_to_proto
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+
+    if arg.startswith("dump:"):
+        capture = load_dump_arg(arg)
+        return pb.HostRef(dump=pb.DumpRef(name=arg.removeprefix("dump:"), raw=capture_to_proto(capture)))
+    if arg.startswith(BASELINE_PREFIXES):
+        return pb.HostRef(model=arg, vendor=vendor or "")
+    return pb.HostRef(host_id=arg)
+
+
+def check_baseline(arg: str, vendor: str | None) -> None:
+    """Resolve a model/level name early, so a typo is a usage error with suggestions."""
+    if not arg.startswith(BASELINE_PREFIXES):
+        return
+    from cpucompat.coordinator.domain.baselines import BaselineError, resolve_baseline
+
+    try:
+        resolve_baseline(arg, vendor)
+    except BaselineError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _data_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def reason_doc(reason: Any) -> dict[str, Any]:
+    return {
+        "code": reason.code,
+        "detail": reason.detail,
+        "features": list(reason.features),
+        "data": {k: _data_value(v) for k, v in sorted(reason.data.items())},
+    }
+
+
+def verdict_doc(verdict: Any) -> dict[str, Any]:
+    """A Verdict message in the same JSON shape as the domain's Verdict.to_json()."""
+    return {
+        "compatible": verdict.compatible,
+        "reasons": [reason_doc(r) for r in verdict.reasons],
+        "warnings": [reason_doc(w) for w in verdict.warnings],
+        "summary": verdict.summary,
+    }
