@@ -1,0 +1,175 @@
+"""Enforcement end to end: the policy follows the processors and reaches every agent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import FIXTURES, SHARED_DUMPS
+from .daemons import Daemon, run_cli, wait_until
+
+pytestmark = pytest.mark.e2e
+
+TWIN = FIXTURES / "processors" / "dev-amd-epyc-kvm.cpuid-r.txt"  # this development machine
+OLDER = SHARED_DUMPS / "instlatx64-AuthenticAMD0830F10_K17_Rome_CPUID.txt"  # Zen 2, fewer features
+
+
+def policy(address: str) -> dict:
+    result = run_cli("policy", "show", "--cluster", "prod", "--json", "--coordinator", address)
+    assert result.returncode in (0, 3), result.stderr
+    return json.loads(result.stdout)
+
+
+def state(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def test_policy_follows_the_processors_and_reaches_every_agent(tmp_path: Path) -> None:
+    if not OLDER.is_file():
+        pytest.skip(f"needs the shared dump {OLDER.name} for an older processor")
+    coord = Daemon(
+        ["coordinator", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "c.db"), "--allow-replayed"],
+        tmp_path / "coordinator.log",
+    )
+    address = coord.address
+    hooks = {h: tmp_path / f"hook-{h}.log" for h in ("new-1", "new-2")}
+    states = {h: tmp_path / f"state-{h}.json" for h in ("new-1", "new-2")}
+
+    def agent(host: str, *extra: str) -> Daemon:
+        return Daemon(
+            ["agent", "--coordinator", address, "--cluster", "prod", "--host-id", host,
+             "--listen", "127.0.0.1:0", "--interval", "0.5", *extra],
+            tmp_path / f"agent-{host}.log",
+        )
+
+    hook = 'echo "$CPUCOMPAT_CLUSTER $CPUCOMPAT_ACTION $CPUCOMPAT_HYPERV_OFFLINE_ACTION" >> {}'
+    agents = {
+        "new-1": agent("new-1", "--state-file", str(states["new-1"]),
+                       "--on-policy-change", hook.format(hooks["new-1"])),
+        "new-2": agent("new-2", "--replay-dump", str(TWIN), "--state-file", str(states["new-2"]),
+                       "--on-policy-change", hook.format(hooks["new-2"])),
+    }
+    try:
+        # Two identical processors: save state is safe.
+        wait_until(lambda: policy(address).get("host_count") == 2, what="both hosts counted")
+        assert policy(address)["action"] == "SAVE"
+        for host in states:
+            wait_until(lambda h=host: (state(states[h]) or {}).get("action") == "SAVE", what=f"{host} state SAVE")
+
+        run_cli("vm", "register", "web-1", "--cluster", "prod", "--boot-host", "new-1", "--coordinator", address)
+
+        # An older processor joins: SHUTDOWN at once, on every agent, hook run.
+        agents["old"] = agent("old", "--replay-dump", str(OLDER))
+        wait_until(lambda: policy(address)["action"] == "SHUTDOWN", what="SHUTDOWN after the old host joined")
+        doc = policy(address)
+        assert doc["hyperv_offline_action"] == 2
+        assert any(p["target"] == "old" for p in doc["blocking_pairs"])
+        for host in states:
+            wait_until(lambda h=host: (state(states[h]) or {}).get("action") == "SHUTDOWN", what=f"{host} state")
+            wait_until(lambda h=host: "prod SHUTDOWN 2" in hooks[h].read_text(), what=f"{host} hook ran")
+            assert (state(states[host]) or {})["hyperv_offline_action"] == 2
+
+        # Fail-over plans: the VM booted on a newer host may not be saved onto the old one.
+        to_old = run_cli("failover", "plan", "web-1", "--to", "old", "--json", "--coordinator", address)
+        assert to_old.returncode == 3
+        plan = json.loads(to_old.stdout)
+        assert plan["action"] == "SHUTDOWN"
+        assert {"vaes", "vpclmulqdq"} <= set(plan["verdict"]["reasons"][0]["features"])
+        to_twin = run_cli("failover", "plan", "web-1", "--to", "new-2", "--json", "--coordinator", address)
+        assert to_twin.returncode == 0 and json.loads(to_twin.stdout)["action"] == "SAVE"
+
+        # Pinning SAVE on a mixed cluster is refused, naming the blocking pairs.
+        pin = run_cli("policy", "pin", "--cluster", "prod", "SAVE", "--coordinator", address)
+        assert pin.returncode == 3
+        assert "old" in pin.stderr and len(pin.stderr.strip().splitlines()) == 1
+        assert policy(address)["action"] == "SHUTDOWN"
+
+        # The old host leaves for good: back to SAVE.
+        agents.pop("old").stop()
+        removed = run_cli("host", "remove", "old", "--coordinator", address)
+        assert removed.returncode == 0, removed.stderr
+        wait_until(lambda: policy(address)["action"] == "SAVE", what="SAVE after removal")
+        for host in states:
+            wait_until(lambda h=host: (state(states[h]) or {}).get("action") == "SAVE", what=f"{host} back to SAVE")
+
+        # Both flips are events with their reasons.
+        events = json.loads(run_cli("events", "--cluster", "prod", "--json", "--coordinator", address).stdout)
+        flips = [e for e in events if e["kind"] == "policy_changed" and "new_action" in e.get("details", {})]
+        actions = [e["details"]["new_action"] for e in flips]
+        assert actions == ["SAVE", "SHUTDOWN", "SAVE"]
+        assert "mixed" in flips[-2]["details"]["reason"]
+
+        # An agent killed past the stale limit: unknown means shutdown.
+        agents.pop("new-2").kill()
+        wait_until(lambda: policy(address)["action"] == "SHUTDOWN", what="SHUTDOWN on a stale host")
+        assert policy(address)["stale_hosts"] == ["new-2"]
+        wait_until(lambda: (state(states["new-1"]) or {}).get("action") == "SHUTDOWN", what="new-1 told")
+    finally:
+        for a in agents.values():
+            a.kill()
+        coord.stop()
+
+
+def test_failing_hook_never_stops_the_agent(tmp_path: Path) -> None:
+    coord = Daemon(
+        ["coordinator", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "c.db")], tmp_path / "c.log"
+    )
+    state_file = tmp_path / "s.json"
+    agent = Daemon(
+        ["agent", "--coordinator", coord.address, "--cluster", "prod", "--host-id", "h",
+         "--listen", "127.0.0.1:0", "--interval", "0.5", "--state-file", str(state_file),
+         "--on-policy-change", "exit 7"],
+        tmp_path / "a.log",
+    )
+    try:
+        wait_until(lambda: (state(state_file) or {}).get("action") == "SAVE", what="state written")
+        pin = run_cli("policy", "pin", "--cluster", "prod", "SHUTDOWN_FORCED", "--coordinator", coord.address)
+        assert pin.returncode == 0, pin.stderr
+        wait_until(lambda: (state(state_file) or {}).get("action") == "SHUTDOWN_FORCED", what="pinned action")
+        assert agent.proc.poll() is None
+        assert "policy hook failed" in agent.output()
+        unpin = run_cli("policy", "unpin", "--cluster", "prod", "--coordinator", coord.address)
+        assert unpin.returncode == 0
+        wait_until(lambda: (state(state_file) or {}).get("action") == "SAVE", what="unpinned")
+    finally:
+        agent.kill()
+        coord.stop()
+
+
+def test_policy_export_prints_hyperv_commands(tmp_path: Path) -> None:
+    coord = Daemon(
+        ["coordinator", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "c.db"), "--allow-replayed"],
+        tmp_path / "c.log",
+    )
+    agent = Daemon(
+        ["agent", "--coordinator", coord.address, "--cluster", "prod", "--host-id", "h1",
+         "--listen", "127.0.0.1:0", "--replay-dump", str(TWIN), "--state-file", str(tmp_path / "s.json")],
+        tmp_path / "a.log",
+    )
+    try:
+        wait_until(lambda: policy(coord.address).get("host_count") == 1, what="host counted")
+        for vm in ("sql-1", "web-1"):
+            r = run_cli("vm", "register", vm, "--cluster", "prod", "--boot-host", "h1", "--coordinator", coord.address)
+            assert r.returncode == 0, r.stderr
+        export = run_cli("policy", "export", "--cluster", "prod", "--format", "powershell", "--coordinator", coord.address)
+        assert export.returncode == 0
+        lines = [line for line in export.stdout.splitlines() if not line.startswith("#")]
+        assert lines == [
+            "Get-ClusterResource -Name 'Virtual Machine sql-1' | Set-ClusterParameter -Name OfflineAction -Value 1",
+            "Get-ClusterResource -Name 'Virtual Machine web-1' | Set-ClusterParameter -Name OfflineAction -Value 1",
+        ]
+        # Registering again after a live move keeps the boot requirement.
+        again = run_cli("vm", "register", "web-1", "--cluster", "prod", "--boot-host", "h1", "--json",
+                        "--coordinator", coord.address)
+        assert json.loads(again.stdout)["requirement_updated"] is False
+        rebooted = run_cli("vm", "register", "web-1", "--cluster", "prod", "--boot-host", "h1", "--rebooted",
+                           "--json", "--coordinator", coord.address)
+        assert json.loads(rebooted.stdout)["requirement_updated"] is True
+    finally:
+        agent.kill()
+        coord.stop()
