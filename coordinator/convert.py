@@ -145,7 +145,23 @@ def reason_to_proto(reason: Reason) -> pb.Reason:
     )
 
 
+_VERDICTS: dict[int, tuple[Verdict, pb.Verdict]] = {}
+_VERDICT_CACHE_SIZE = 50_000
+
+
 def verdict_to_proto(verdict: Verdict) -> pb.Verdict:
+    """Converted once per verdict object: the engine shares verdicts between host pairs."""
+    hit = _VERDICTS.get(id(verdict))
+    if hit is not None and hit[0] is verdict:
+        return hit[1]
+    msg = _verdict_to_proto(verdict)
+    if len(_VERDICTS) >= _VERDICT_CACHE_SIZE:
+        _VERDICTS.clear()
+    _VERDICTS[id(verdict)] = (verdict, msg)
+    return msg
+
+
+def _verdict_to_proto(verdict: Verdict) -> pb.Verdict:
     return pb.Verdict(
         compatible=verdict.compatible,
         reasons=[reason_to_proto(r) for r in verdict.reasons],

@@ -80,18 +80,34 @@ class Decisions:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        # Per host version: a host's requirement and view change only with its record.
+        self._requirements: dict[tuple[str, int], Requirement] = {}
+        self._views: dict[tuple[str, int, str, bool], TargetView] = {}
+
+    def host_requirement(self, record: HostRecord) -> Requirement:
+        key = (record.host_id, record.profile_version)
+        req = self._requirements.get(key)
+        if req is None:
+            req = self._requirements[key] = Requirement.from_profile(record.profile, record.host_id)
+        return req
+
+    def host_view(self, record: HostRecord) -> TargetView:
+        key = (record.host_id, record.profile_version, record.status.value, record.replayed)
+        view = self._views.get(key)
+        if view is None:
+            view = self._views[key] = host_view(record)
+        return view
 
     def requirement(self, ref: Ref) -> Requirement:
         if ref.kind == "host":
-            record = self.registry.host(ref.label)
-            return Requirement.from_profile(record.profile, ref.label)
+            return self.host_requirement(self.registry.host(ref.label))
         if ref.kind == "dump":
             return Requirement.from_profile(_dump_profile(ref), ref.label)
         return Requirement.from_baseline(ref.label, ref.vendor)
 
     def target(self, ref: Ref) -> TargetView:
         if ref.kind == "host":
-            return host_view(self.registry.host(ref.label))
+            return self.host_view(self.registry.host(ref.label))
         if ref.kind == "dump":
             return TargetView.from_profile(_dump_profile(ref), ref.label)
         return baseline_view(ref.label, ref.vendor)
@@ -111,7 +127,7 @@ class Decisions:
         records = [
             r for r in self.registry.hosts(cluster) if not (source.kind == "host" and r.host_id == source.label)
         ]
-        views = [host_view(r) for r in records]
+        views = [self.host_view(r) for r in records]
         by_name = {r.host_id: r for r in records}
         accepted = {v.name: verdict for v, verdict in eligible_targets(requirement, views)}
         out: list[tuple[HostRecord, Verdict]] = []

@@ -95,11 +95,12 @@ class Registry:
 
     # ---- reading -------------------------------------------------------------------
 
-    def _decode_blob(self, blob: bytes) -> Profile:
+    def _decode_blob(self, blob: bytes, capture: RawCapture | None = None) -> Profile:
+        """Decode stored raw leaves once per distinct content (identical hosts share it)."""
         key = hashlib.sha256(blob).hexdigest()
         profile = self._decoded.get(key)
         if profile is None:
-            profile = decode(capture_from_json(unpack_raw(blob)))
+            profile = decode(capture if capture is not None else capture_from_json(unpack_raw(blob)))
             self._decoded[key] = profile
         return profile
 
@@ -271,7 +272,8 @@ class Registry:
         check_name(cluster, "cluster name")
         try:
             validate_capture(capture)
-            profile = decode(capture)
+            blob = pack_raw(capture_to_json(capture))
+            profile = self._decode_blob(blob, capture)
         except RawDataError as exc:
             raise InvalidReportError(f"report for {host_id!r} refused: {exc}") from None
         if capture.replayed and not self.allow_replayed:
@@ -280,7 +282,6 @@ class Registry:
                 "coordinator with --allow-replayed to accept rehearsal hosts"
             )
         interval = max(float(heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL), MIN_HEARTBEAT_INTERVAL)
-        blob = pack_raw(capture_to_json(capture))
         features = sorted(profile.features)
 
         def work(db: sqlite3.Connection, now: float) -> set[str]:

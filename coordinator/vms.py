@@ -13,7 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from .decisions import Decisions, Ref, host_view
+from .decisions import Decisions, Ref
 from .domain.compat import Verdict, check, unknown_host
 from .domain.hosts import EventKind
 from .domain.policy import OfflineAction
@@ -83,6 +83,9 @@ class VmRegistry:
         self.registry = registry
         self.decisions = decisions
         self.policies = policies
+        with store.reading() as db:
+            rows = db.execute("SELECT * FROM vms").fetchall()
+        self._cache: dict[str, VmRecord] = {row["name"]: self._from_row(row) for row in rows}
 
     @staticmethod
     def _from_row(row: sqlite3.Row) -> VmRecord:
@@ -98,20 +101,24 @@ class VmRegistry:
             current_host=row["current_host"],
         )
 
-    def get(self, name: str) -> VmRecord:
+    def _refresh(self, name: str) -> None:
         with self.store.reading() as db:
             row = db.execute("SELECT * FROM vms WHERE name = ?", (name,)).fetchone()
         if row is None:
+            self._cache.pop(name, None)
+        else:
+            self._cache[name] = self._from_row(row)
+
+    def get(self, name: str) -> VmRecord:
+        """From memory: the table changes only through this class, which refreshes it."""
+        record = self._cache.get(name)
+        if record is None:
             raise UnknownVmError(f"no VM {name!r} is registered; see `cpucompat vm list`")
-        return self._from_row(row)
+        return record
 
     def list(self, cluster: str | None = None) -> list[VmRecord]:
-        sql, params = "SELECT * FROM vms", ()
-        if cluster:
-            sql, params = sql + " WHERE cluster = ?", (cluster,)
-        with self.store.reading() as db:
-            rows = db.execute(sql + " ORDER BY name", params).fetchall()
-        return [self._from_row(r) for r in rows]
+        records = sorted(self._cache.values(), key=lambda r: r.name)
+        return [r for r in records if not cluster or r.cluster == cluster]
 
     def register(
         self,
@@ -167,6 +174,7 @@ class VmRegistry:
             # A move without a reboot: the guest still needs its boot host's processor.
             with self.store.transaction() as db:
                 db.execute("UPDATE vms SET current_host = ? WHERE name = ?", (boot_host or None, name))
+        self._refresh(name)
         return self.get(name), recapture
 
     def remove(self, name: str) -> VmRecord:
@@ -175,6 +183,7 @@ class VmRegistry:
         with self.store.transaction() as db:
             db.execute("DELETE FROM vms WHERE name = ?", (name,))
             Registry.add_event(db, now, record.cluster, "", EventKind.VM_REMOVED, f"VM {name} removed", vm=name)
+        self._refresh(name)
         return record
 
     def targets(self, name: str) -> list[tuple[str, Verdict]]:
@@ -184,7 +193,7 @@ class VmRegistry:
         for record in self.registry.hosts(vm.cluster):
             if record.host_id == vm.current_host:
                 continue
-            out.append((record.host_id, check(vm.requirement, host_view(record))))
+            out.append((record.host_id, check(vm.requirement, self.decisions.host_view(record))))
         out.sort(key=lambda item: (not item[1].compatible, item[0]))
         return out
 
@@ -193,13 +202,14 @@ class VmRegistry:
         vm = self.get(name)
         try:
             target = self.registry.host(to_host)
-            verdict = check(vm.requirement, host_view(target))
+            verdict = check(vm.requirement, self.decisions.host_view(target))
         except UnknownHostError:
             verdict = unknown_host(to_host)
             target = None
         try:
-            cluster_action: OfflineAction | None = self.policies.get(vm.cluster).decision.action
-            pinned = self.policies.get(vm.cluster).decision.pinned
+            decision = self.policies.get(vm.cluster).decision
+            cluster_action: OfflineAction | None = decision.action
+            pinned = decision.pinned
         except LookupError:
             cluster_action, pinned = None, None
         if not verdict.compatible:

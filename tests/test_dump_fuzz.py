@@ -34,7 +34,7 @@ def parse_or_dump_error(text: str) -> RawCapture | None:
     assert capture.source.startswith("replay:")
     for cpu in capture.cpus:
         assert (0, 0) in cpu.leaves
-        assert cpu.xcr0 is None
+        assert cpu.xcr0 is None or capture.source == "replay:json"  # only our JSON records XCR0
         for (leaf, sub), regs in cpu.leaves.items():
             assert 0 <= leaf <= 0xFFFF_FFFF and 0 <= sub <= 0xFFFF_FFFF
             assert len(regs) == 4 and all(0 <= r <= 0xFFFF_FFFF for r in regs)

@@ -433,7 +433,11 @@ def test_json_fixture() -> None:
     assert capture.microcode == "0x1000065"
     assert capture.origin == str(fixture("capture.json"))
     assert [cpu.index for cpu in capture.cpus] == [0, 1]
-    assert all(cpu.xcr0 is None for cpu in capture.cpus)
+    # The project's JSON keeps XCR0 as recorded (a live probe reads it on every CPU).
+    assert [cpu.xcr0 for cpu in capture.cpus] == [
+        None if c.get("xcr0") is None else int(c["xcr0"], 16)
+        for c in json.loads(fixture("capture.json").read_text())["cpus"]
+    ]
     assert capture.cpus[0].get(0x2000_0000) is None
     assert subleaves(capture.cpus[0], 0xD) == [0, 1]
 
@@ -615,6 +619,25 @@ def test_json_errors(text: str, fragment: str) -> None:
         parse_dump(text, "doc.json")
     assert str(caught.value).startswith("doc.json")
     assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"------[ Logical CPU #0 ]------\n{AIDA_LEAF0}\n------[" + " " * 100_000 + "x",
+        f"{AIDA_LEAF0}\n{AIDA_LEAF0[:-15]}" + " " * 100_000 + "x",
+        "basic_cpuid[0]=" + "a " * 100_000 + "x",
+        "CPU 0:\n   0x00000000 0x00:" + " " * 100_000 + "x",
+        "--[ " + "]-- " * 100_000,
+    ],
+    ids=["aida-section", "aida-leaf", "libcpuid-values", "cpuid-r-leaf", "detection"],
+)
+def test_pathological_lines_stay_linear(text: str) -> None:
+    """No regex backtracks badly on long runs of spaces or separators."""
+    start = time.perf_counter()
+    with pytest.raises(DumpError):
+        parse_dump(text, "long")
+    assert time.perf_counter() - start < 0.5
 
 
 def test_cpu_given_twice() -> None:

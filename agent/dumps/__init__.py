@@ -4,8 +4,9 @@
 takes whatever file a user has: AIDA64/InstLatx64 text, libcpuid's
 ``cpuid_tool --save``, ``cpuid -r`` output or the project's own JSON. Every
 importer yields the same shape: one LogicalCpu per logical CPU of the file,
-leaves outside the ranges the processor reports dropped, xcr0 unknown (a dump
-says nothing reliable about the OS state of the machine it came from), and
+leaves outside the ranges the processor reports dropped, xcr0 unknown except in
+the project's own JSON (other dumps say nothing reliable about the OS state of
+the machine they came from), and
 any defect reported as :class:`DumpError` with file and line.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 from ..raw import RawCapture, RawDataError
 from ..rawjson import capture_from_json
@@ -68,8 +70,9 @@ def _parse_json(text: str, origin: str) -> RawCapture:
     """The project's JSON, held to the same rules as the text formats.
 
     The document's own "source" (say "cpuid-instruction") is kept in
-    ``extra["json_source"]``: the capture itself is a replay. XCR0 values are
-    dropped like for every other dump format.
+    ``extra["json_source"]``: the capture itself is a replay. XCR0 is kept:
+    the project's own JSON records it when the probe was live, so a replay
+    shows the same enabled XSAVE state as the host did.
     """
     try:
         doc = json.loads(text.lstrip("\ufeff"))
@@ -89,7 +92,7 @@ def _parse_json(text: str, origin: str) -> RawCapture:
         for (leaf, sub), regs in cpu.leaves.items():
             builder.add(leaf, sub, regs, None)
     built = builder.build()
+    xcr0 = {cpu.index: cpu.xcr0 for cpu in parsed.cpus}
+    cpus = tuple(replace(cpu, xcr0=xcr0.get(cpu.index)) for cpu in built.cpus)
     extra = {"json_source": parsed.source}
-    return RawCapture(
-        cpus=built.cpus, source=SOURCE_JSON, microcode=parsed.microcode, origin=origin, extra=extra
-    )
+    return RawCapture(cpus=cpus, source=SOURCE_JSON, microcode=parsed.microcode, origin=origin, extra=extra)

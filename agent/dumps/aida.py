@@ -42,7 +42,7 @@ _LEAF = re.compile(
     r"(?:[ \t]+\[SL ([0-9A-Fa-f]{1,8})\])?"
     r"(?:[ \t]+\[(?!SL ).*)?\s*$"  # notes after the tag; a malformed tag is no note
 )
-_SECTION = re.compile(r"-{2,}\[\s*(.*?)\s*\]-{2,}\s*$")
+_SECTION = re.compile(r"-{2,}\[(.*)\]-{2,}$")  # on stripped lines; no nested \s* (backtracking)
 _SECTION_CPU = re.compile(r"(?:CPUID Registers / )?Logical CPU #(\d{1,9})")
 _AFFMASK = re.compile(r"CPU#(\d{1,9}) AffMask: 0x[0-9A-Fa-f]+\s*$")
 _OLD_HEADER = re.compile(r"CPUID Registers \(CPU #(\d{1,9})\):\s*$")
@@ -153,7 +153,7 @@ def parse_aida(text: str, origin: str = "<text>") -> RawCapture:
         if line.startswith("--"):
             section = _SECTION.match(line)
             if section is not None:
-                cpu = _SECTION_CPU.fullmatch(section[1])
+                cpu = _SECTION_CPU.fullmatch(section[1].strip())
                 if cpu is not None:
                     start(int(cpu[1]), number)
                     in_cpuid = True

@@ -1,0 +1,231 @@
+"""Coordinator throughput and policy push latency, measured in one run. Prints JSON.
+
+Seeds a database with N hosts (real dumps replayed, through the same
+Registry code path reports take; Hyper-V failover clusters hold at most 64
+nodes, so hosts are spread over clusters of --cluster-size), starts a real
+coordinator process on it, and measures over gRPC on loopback:
+- queries per second of `Check` and of `PlanFailover`, and of the standard
+  health check on the same server (target: both at least 0.8 of health);
+- the time from a profile change to every one of 100 `WatchPolicy`
+  subscribers holding the new policy (target: at most 1 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from cpucompat.agent.dumps import load_dump
+from cpucompat.agent.raw import RawCapture
+from cpucompat.agent.wire import capture_to_proto
+from cpucompat.coordinator.registry import Registry
+from cpucompat.coordinator.server import Coordinator, CoordinatorConfig
+from cpucompat.v1 import coordinator_service_pb2 as pb
+from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+ROOT = Path(__file__).resolve().parents[1]
+DUMP_DIRS = (ROOT.parent / "shared" / "cpuid-dumps", ROOT / "tests" / "fixtures" / "processors")
+TARGET_QPS_RATIO = 0.8
+TARGET_PUSH_SECONDS = 1.0
+
+
+def dumps(max_cpus: int = 4) -> list[RawCapture]:
+    """Real processors to replay (a few logical CPUs each keeps seeding quick)."""
+    out = []
+    for folder in DUMP_DIRS:
+        for path in sorted(folder.glob("*.txt")):
+            capture = load_dump(path)
+            if capture.cpus[0].max_leaf(0x8000_0000) is None:
+                continue  # no extended leaves: not an x86-64 server candidate
+            out.append(RawCapture(cpus=capture.cpus[:max_cpus], source=capture.source, origin=capture.origin))
+    if not out:
+        sys.exit("no CPUID dumps found in " + ", ".join(map(str, DUMP_DIRS)))
+    return out
+
+
+def seed(db: Path, hosts: int, cluster_size: int, captures: list[RawCapture]) -> list[str]:
+    """Register ``hosts`` hosts; clusters mostly uniform, every fifth one mixed."""
+    coordinator = Coordinator(CoordinatorConfig(db_path=db, allow_replayed=True))
+    registry: Registry = coordinator.registry
+    rng = random.Random(7)
+    ids = []
+    for n in range(hosts):
+        cluster = n // cluster_size
+        uniform = cluster % 5 != 0
+        capture = captures[cluster % len(captures)] if uniform else rng.choice(captures)
+        host_id = f"h{n:05d}"
+        registry.report(host_id, f"c{cluster:04d}", capture, heartbeat_interval=3600)
+        ids.append(host_id)
+    coordinator.vms.register("bench-vm", "c0001", boot_host=ids[cluster_size])
+    coordinator.close()
+    return ids
+
+
+def qps(fn, seconds: float, threads: int) -> float:  # type: ignore[no-untyped-def]
+    """Calls per second of ``fn`` from ``threads`` client threads over ``seconds``."""
+    count = [0] * threads
+    stop = time.perf_counter() + seconds
+
+    def worker(i: int) -> None:
+        while time.perf_counter() < stop:
+            fn()
+            count[i] += 1
+
+    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    start = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return sum(count) / (time.perf_counter() - start)
+
+
+def push_latency(address: str, watchers: int, cluster: str, host_id: str, capture: RawCapture) -> float:
+    """Seconds from a changed report until every watcher holds the new policy version."""
+    channels = [grpc.insecure_channel(address) for _ in range(4)]
+    ready = threading.Barrier(watchers + 1)
+    arrived: list[float] = []
+    lock = threading.Lock()
+    calls = []
+    target = {"version": None}
+
+    def watch(i: int) -> None:
+        stub = pb_grpc.PolicyServiceStub(channels[i % len(channels)])
+        call = stub.WatchPolicy(pb.WatchPolicyRequest(cluster=cluster))
+        calls.append(call)
+        first = True
+        for message in call:
+            if first:
+                first = False
+                ready.wait()
+                continue
+            if target["version"] is not None and message.policy.version >= target["version"]:
+                with lock:
+                    arrived.append(time.perf_counter())
+                return
+
+    threads = [threading.Thread(target=watch, args=(i,), daemon=True) for i in range(watchers)]
+    for t in threads:
+        t.start()
+    ready.wait()
+    registry = pb_grpc.RegistryServiceStub(channels[0])
+    policy = pb_grpc.PolicyServiceStub(channels[0]).GetPolicy(pb.GetPolicyRequest(cluster=cluster)).policy
+    target["version"] = policy.version + 1
+    start = time.perf_counter()
+    registry.ReportProfile(
+        pb.ReportProfileRequest(host_id=host_id, cluster=cluster, raw=capture_to_proto(capture)), timeout=30
+    )
+    for t in threads:
+        t.join(timeout=30)
+    for call in calls:
+        call.cancel()
+    if len(arrived) < watchers:
+        return float("inf")
+    return max(arrived) - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--hosts", type=int, default=10_000)
+    parser.add_argument("--cluster-size", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per QPS measurement")
+    parser.add_argument("--threads", type=int, default=8, help="client threads")
+    parser.add_argument("--watchers", type=int, default=100)
+    args = parser.parse_args()
+
+    captures = dumps()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.db"
+        t0 = time.perf_counter()
+        ids = seed(db, args.hosts, args.cluster_size, captures)
+        seed_s = time.perf_counter() - t0
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cpucompat.agent.cli.main", "coordinator", "--listen", "127.0.0.1:0",
+             "--db", str(db), "--allow-replayed"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            address = line.split("listening on ")[1].split()[0]
+            channel = grpc.insecure_channel(address)
+            grpc.channel_ready_future(channel).result(timeout=60)
+            health = health_pb2_grpc.HealthStub(channel)
+            decisions = pb_grpc.DecisionServiceStub(channel)
+            vms = pb_grpc.VmServiceStub(channel)
+            rng = random.Random(1)
+            pairs = [(rng.choice(ids), rng.choice(ids)) for _ in range(1000)]
+            it = iter(range(10**12))
+
+            def do_health() -> None:
+                health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+
+            def do_check() -> None:
+                a, b = pairs[next(it) % len(pairs)]
+                decisions.Check(pb.CheckRequest(source=pb.HostRef(host_id=a), target=pb.HostRef(host_id=b)), timeout=10)
+
+            def do_plan() -> None:
+                vms.PlanFailover(pb.PlanFailoverRequest(vm_name="bench-vm", to_host=pairs[next(it) % len(pairs)][1]), timeout=10)
+
+            # Warm connections and the coordinator's per-host caches (a long-running
+            # coordinator has them filled): every pair once.
+            for fn in (do_health, do_check, do_plan):
+                for _ in range(len(pairs)):
+                    fn()
+            health_qps = qps(do_health, args.seconds, args.threads)
+            check_qps = qps(do_check, args.seconds, args.threads)
+            plan_qps = qps(do_plan, args.seconds, args.threads)
+            health_qps_after = qps(do_health, args.seconds, args.threads)
+            reference = max(health_qps, health_qps_after)
+            # A profile change in one uniform cluster, pushed to 100 watchers.
+            cluster = "c0001"
+            member = ids[args.cluster_size + 1]
+            other = next(c for c in captures if load_fingerprint(c) != load_fingerprint(captures[1 % len(captures)]))
+            latency = push_latency(address, args.watchers, cluster, member, other)
+            channel.close()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    print(
+        json.dumps(
+            {
+                "hosts": args.hosts,
+                "clusters": (args.hosts + args.cluster_size - 1) // args.cluster_size,
+                "distinct_processors": len(captures),
+                "seed_seconds": round(seed_s, 1),
+                "client_threads": args.threads,
+                "health_qps": round(reference, 1),
+                "check_qps": round(check_qps, 1),
+                "failover_plan_qps": round(plan_qps, 1),
+                "check_vs_health": round(check_qps / reference, 3),
+                "plan_vs_health": round(plan_qps / reference, 3),
+                "qps_ratio_target": TARGET_QPS_RATIO,
+                "qps_ok": check_qps / reference >= TARGET_QPS_RATIO and plan_qps / reference >= TARGET_QPS_RATIO,
+                "watchers": args.watchers,
+                "policy_push_seconds": round(latency, 4),
+                "policy_push_target_s": TARGET_PUSH_SECONDS,
+                "policy_push_ok": latency <= TARGET_PUSH_SECONDS,
+            },
+            indent=2,
+        )
+    )
+
+
+def load_fingerprint(capture: RawCapture) -> str:
+    from cpucompat.agent.decode import decode
+
+    return decode(capture).fingerprint
+
+
+if __name__ == "__main__":
+    main()
