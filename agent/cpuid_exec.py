@@ -25,14 +25,30 @@ X86_64_MACHINES = frozenset({"x86_64", "amd64", "AMD64", "x64"})
 _CPUID_CODE = bytes(
     [
         0x53,  # push rbx            (callee-saved, CPUID clobbers it)
-        0x89, 0xF8,  # mov eax, edi
-        0x89, 0xF1,  # mov ecx, esi
-        0x49, 0x89, 0xD0,  # mov r8, rdx
-        0x0F, 0xA2,  # cpuid
-        0x41, 0x89, 0x00,  # mov [r8], eax
-        0x41, 0x89, 0x58, 0x04,  # mov [r8+4], ebx
-        0x41, 0x89, 0x48, 0x08,  # mov [r8+8], ecx
-        0x41, 0x89, 0x50, 0x0C,  # mov [r8+12], edx
+        0x89,
+        0xF8,  # mov eax, edi
+        0x89,
+        0xF1,  # mov ecx, esi
+        0x49,
+        0x89,
+        0xD0,  # mov r8, rdx
+        0x0F,
+        0xA2,  # cpuid
+        0x41,
+        0x89,
+        0x00,  # mov [r8], eax
+        0x41,
+        0x89,
+        0x58,
+        0x04,  # mov [r8+4], ebx
+        0x41,
+        0x89,
+        0x48,
+        0x08,  # mov [r8+8], ecx
+        0x41,
+        0x89,
+        0x50,
+        0x0C,  # mov [r8+12], edx
         0x5B,  # pop rbx
         0xC3,  # ret
     ]
@@ -41,10 +57,18 @@ _CPUID_CODE = bytes(
 # uint64_t xgetbv(uint32_t index)
 _XGETBV_CODE = bytes(
     [
-        0x89, 0xF9,  # mov ecx, edi
-        0x0F, 0x01, 0xD0,  # xgetbv
-        0x48, 0xC1, 0xE2, 0x20,  # shl rdx, 32
-        0x48, 0x09, 0xD0,  # or rax, rdx
+        0x89,
+        0xF9,  # mov ecx, edi
+        0x0F,
+        0x01,
+        0xD0,  # xgetbv
+        0x48,
+        0xC1,
+        0xE2,
+        0x20,  # shl rdx, 32
+        0x48,
+        0x09,
+        0xD0,  # or rax, rdx
         0xC3,  # ret
     ]
 )
@@ -79,10 +103,17 @@ class _CodePage:
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         libc.mmap.restype = ctypes.c_void_p
         libc.mmap.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_long,
         ]
         libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        addr = libc.mmap(None, _PAGE, _PROT_READ | _PROT_WRITE, _MAP_PRIVATE | _MAP_ANONYMOUS, -1, 0)
+        addr = libc.mmap(
+            None, _PAGE, _PROT_READ | _PROT_WRITE, _MAP_PRIVATE | _MAP_ANONYMOUS, -1, 0
+        )
         if addr in (None, ctypes.c_void_p(-1).value):
             raise CpuidUnavailableError(
                 f"cannot map memory for the CPUID routine: {os.strerror(ctypes.get_errno())}"

@@ -83,9 +83,7 @@ def vendor_of(cpu: LogicalCpu) -> str:
     head = cpu.get(0)
     if head is None:
         raise RawDataError(f"logical CPU {cpu.index} has no leaf 0 (vendor string)")
-    return b"".join(r.to_bytes(4, "little") for r in (head[1], head[3], head[2])).decode(
-        "latin-1"
-    )
+    return b"".join(r.to_bytes(4, "little") for r in (head[1], head[3], head[2])).decode("latin-1")
 
 
 def family_model_stepping(eax: int) -> tuple[int, int, int]:
@@ -229,9 +227,7 @@ def type_key(cpu: LogicalCpu) -> bytes:
     for (leaf, sub), regs in cpu.sorted_leaves():
         if leaf in PER_CPU_LEAVES:
             continue
-        masked = [
-            r & PER_CPU_MASKS.get((leaf, i), 0xFFFF_FFFF) for i, r in enumerate(regs)
-        ]
+        masked = [r & PER_CPU_MASKS.get((leaf, i), 0xFFFF_FFFF) for i, r in enumerate(regs)]
         parts.append(f"{leaf:x}.{sub:x}:{masked[0]:x},{masked[1]:x},{masked[2]:x},{masked[3]:x}")
     return ";".join(parts).encode()
 
@@ -303,7 +299,11 @@ def decode(capture: RawCapture) -> Profile:
                 stepping=rep_fms[2],
                 core_type=_core_type(rep),
                 fingerprint=migration_fingerprint(
-                    vendor, rep_fms, fingerprint_features(feats), _xsave(rep), _address_sizes(rep, feats)
+                    vendor,
+                    rep_fms,
+                    fingerprint_features(feats),
+                    _xsave(rep),
+                    _address_sizes(rep, feats),
                 ),
             )
         )
@@ -311,9 +311,15 @@ def decode(capture: RawCapture) -> Profile:
     xsave = _xsave(first)
     address = _address_sizes(first, host_features)
     hypervisor = _hypervisor(first)
-    brand = _text(
-        r for leaf in (0x80000002, 0x80000003, 0x80000004) for r in (first.get(leaf) or (0, 0, 0, 0))
-    ) if _leaf_valid(first, 0x80000004) else ""
+    brand = (
+        _text(
+            r
+            for leaf in (0x80000002, 0x80000003, 0x80000004)
+            for r in (first.get(leaf) or (0, 0, 0, 0))
+        )
+        if _leaf_valid(first, 0x80000004)
+        else ""
+    )
     return Profile(
         vendor=vendor,
         brand=" ".join(brand.split()),

@@ -23,7 +23,9 @@ def _bits(mask: int, start: int = 0, stop: int = 64) -> list[int]:
     return [i for i in range(start, stop) if mask >> i & 1]
 
 
-def _until(read: Reader, leaf: int, done: Callable[[Regs], bool], keep_last: bool) -> dict[LeafKey, Regs]:
+def _until(
+    read: Reader, leaf: int, done: Callable[[Regs], bool], keep_last: bool
+) -> dict[LeafKey, Regs]:
     """Read subleaves 0, 1, ... until ``done`` says a subleaf is the terminator."""
     out: dict[LeafKey, Regs] = {}
     for sub in range(MAX_SUBLEAVES):
@@ -102,9 +104,7 @@ def read_standard_leaf(read: Reader, leaf: int) -> dict[LeafKey, Regs]:
 
 
 def _vendor(regs: Regs) -> str:
-    return b"".join(r.to_bytes(4, "little") for r in (regs[1], regs[3], regs[2])).decode(
-        "latin-1"
-    )
+    return b"".join(r.to_bytes(4, "little") for r in (regs[1], regs[3], regs[2])).decode("latin-1")
 
 
 def _range(read: Reader, base: int, head: Regs) -> dict[LeafKey, Regs]:

@@ -77,10 +77,12 @@ def probe_devcpu(cpus: list[int] | None = None) -> RawCapture:
                 "or use the default source (the CPUID instruction)"
             ) from None
         except PermissionError:
-            raise ProbeError(f"{path}: permission denied; run as root or use the default source") from None
+            raise ProbeError(
+                f"{path}: permission denied; run as root or use the default source"
+            ) from None
         try:
 
-            def read(leaf: int, subleaf: int, fd: int = fd) -> Regs:
+            def read(leaf: int, subleaf: int, fd: int = fd, path: str = path) -> Regs:
                 data = os.pread(fd, 16, subleaf << 32 | leaf)
                 if len(data) != 16:
                     raise ProbeError(f"{path}: short read for leaf 0x{leaf:x}.{subleaf}")

@@ -153,7 +153,9 @@ def validate_capture(capture: RawCapture) -> None:
                     f"0x{base:08x}..0x{base + span - 1:08x}"
                 )
             if sub > MAX_SUBLEAF:
-                raise RawDataError(f"{where}: leaf 0x{leaf:08x} subleaf {sub} is beyond any processor")
+                raise RawDataError(
+                    f"{where}: leaf 0x{leaf:08x} subleaf {sub} is beyond any processor"
+                )
             check_regs(regs)
         if head[0] >= MAX_LEAVES_IN_RANGE:
             raise RawDataError(f"{where}: leaf 0 claims 0x{head[0]:x} standard leaves")

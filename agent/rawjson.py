@@ -53,7 +53,7 @@ def capture_from_json(doc: Any, origin: str | None = None) -> RawCapture:
     if isinstance(doc, dict) and "raw" in doc and "format" not in doc:
         doc = doc["raw"]  # a whole `probe --json` document
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
-        raise RawDataError(f"not a {FORMAT_NAME} document (missing \"format\": \"{FORMAT_NAME}\")")
+        raise RawDataError(f'not a {FORMAT_NAME} document (missing "format": "{FORMAT_NAME}")')
     if doc.get("version") != FORMAT_VERSION:
         raise RawDataError(
             f"{FORMAT_NAME} version {doc.get('version')!r} is not supported; expected {FORMAT_VERSION}"

@@ -45,4 +45,6 @@ def channel_credentials(tls: TlsFiles) -> grpc.ChannelCredentials:
     cert, key, ca = tls.read()
     if (cert is None) != (key is None):
         raise ValueError("a client certificate needs both --tls-cert and --tls-key")
-    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+    return grpc.ssl_channel_credentials(
+        root_certificates=ca, private_key=key, certificate_chain=cert
+    )

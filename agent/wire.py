@@ -6,14 +6,17 @@ this; `cpucompat probe` never does, so it never loads gRPC or protobuf.
 
 from __future__ import annotations
 
-from cpucompat.v1 import profile_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
+
+from cpucompat.v1 import profile_pb2
 
 from .profile import Profile
 from .raw import LogicalCpu, RawCapture, RawDataError, Regs
 
 
-def capture_to_proto(capture: RawCapture, captured_at: float | None = None) -> profile_pb2.RawCapture:
+def capture_to_proto(
+    capture: RawCapture, captured_at: float | None = None
+) -> profile_pb2.RawCapture:
     msg = profile_pb2.RawCapture(
         source=capture.source,
         microcode=capture.microcode or "",
@@ -81,7 +84,11 @@ def profile_to_proto(profile: Profile, microarchitecture: str = "") -> profile_p
             max_size=xs.max_size,
             components=[
                 profile_pb2.XsaveComponent(
-                    index=c.index, name=c.name, size=c.size, offset=c.offset, supervisor=c.supervisor
+                    index=c.index,
+                    name=c.name,
+                    size=c.size,
+                    offset=c.offset,
+                    supervisor=c.supervisor,
                 )
                 for c in xs.components
             ],

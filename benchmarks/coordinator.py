@@ -47,7 +47,11 @@ def dumps(max_cpus: int = 4) -> list[RawCapture]:
             capture = load_dump(path)
             if capture.cpus[0].max_leaf(0x8000_0000) is None:
                 continue  # no extended leaves: not an x86-64 server candidate
-            out.append(RawCapture(cpus=capture.cpus[:max_cpus], source=capture.source, origin=capture.origin))
+            out.append(
+                RawCapture(
+                    cpus=capture.cpus[:max_cpus], source=capture.source, origin=capture.origin
+                )
+            )
     if not out:
         sys.exit("no CPUID dumps found in " + ", ".join(map(str, DUMP_DIRS)))
     return out
@@ -90,7 +94,9 @@ def qps(fn, seconds: float, threads: int) -> float:  # type: ignore[no-untyped-d
     return sum(count) / (time.perf_counter() - start)
 
 
-def push_latency(address: str, watchers: int, cluster: str, host_id: str, capture: RawCapture) -> float:
+def push_latency(
+    address: str, watchers: int, cluster: str, host_id: str, capture: RawCapture
+) -> float:
     """Seconds from a changed report until every watcher holds the new policy version."""
     channels = [grpc.insecure_channel(address) for _ in range(4)]
     ready = threading.Barrier(watchers + 1)
@@ -119,11 +125,16 @@ def push_latency(address: str, watchers: int, cluster: str, host_id: str, captur
         t.start()
     ready.wait()
     registry = pb_grpc.RegistryServiceStub(channels[0])
-    policy = pb_grpc.PolicyServiceStub(channels[0]).GetPolicy(pb.GetPolicyRequest(cluster=cluster)).policy
+    policy = (
+        pb_grpc.PolicyServiceStub(channels[0])
+        .GetPolicy(pb.GetPolicyRequest(cluster=cluster))
+        .policy
+    )
     target["version"] = policy.version + 1
     start = time.perf_counter()
     registry.ReportProfile(
-        pb.ReportProfileRequest(host_id=host_id, cluster=cluster, raw=capture_to_proto(capture)), timeout=30
+        pb.ReportProfileRequest(host_id=host_id, cluster=cluster, raw=capture_to_proto(capture)),
+        timeout=30,
     )
     for t in threads:
         t.join(timeout=30)
@@ -150,9 +161,20 @@ def main() -> None:
         ids = seed(db, args.hosts, args.cluster_size, captures)
         seed_s = time.perf_counter() - t0
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cpucompat.agent.cli.main", "coordinator", "--listen", "127.0.0.1:0",
-             "--db", str(db), "--allow-replayed"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "cpucompat.agent.cli.main",
+                "coordinator",
+                "--listen",
+                "127.0.0.1:0",
+                "--db",
+                str(db),
+                "--allow-replayed",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         try:
             assert proc.stdout is not None
@@ -172,10 +194,18 @@ def main() -> None:
 
             def do_check() -> None:
                 a, b = pairs[next(it) % len(pairs)]
-                decisions.Check(pb.CheckRequest(source=pb.HostRef(host_id=a), target=pb.HostRef(host_id=b)), timeout=10)
+                decisions.Check(
+                    pb.CheckRequest(source=pb.HostRef(host_id=a), target=pb.HostRef(host_id=b)),
+                    timeout=10,
+                )
 
             def do_plan() -> None:
-                vms.PlanFailover(pb.PlanFailoverRequest(vm_name="bench-vm", to_host=pairs[next(it) % len(pairs)][1]), timeout=10)
+                vms.PlanFailover(
+                    pb.PlanFailoverRequest(
+                        vm_name="bench-vm", to_host=pairs[next(it) % len(pairs)][1]
+                    ),
+                    timeout=10,
+                )
 
             # Warm connections and the coordinator's per-host caches (a long-running
             # coordinator has them filled): every pair once.
@@ -190,7 +220,11 @@ def main() -> None:
             # A profile change in one uniform cluster, pushed to 100 watchers.
             cluster = "c0001"
             member = ids[args.cluster_size + 1]
-            other = next(c for c in captures if load_fingerprint(c) != load_fingerprint(captures[1 % len(captures)]))
+            other = next(
+                c
+                for c in captures
+                if load_fingerprint(c) != load_fingerprint(captures[1 % len(captures)])
+            )
             latency = push_latency(address, args.watchers, cluster, member, other)
             channel.close()
         finally:
@@ -210,7 +244,8 @@ def main() -> None:
                 "check_vs_health": round(check_qps / reference, 3),
                 "plan_vs_health": round(plan_qps / reference, 3),
                 "qps_ratio_target": TARGET_QPS_RATIO,
-                "qps_ok": check_qps / reference >= TARGET_QPS_RATIO and plan_qps / reference >= TARGET_QPS_RATIO,
+                "qps_ok": check_qps / reference >= TARGET_QPS_RATIO
+                and plan_qps / reference >= TARGET_QPS_RATIO,
                 "watchers": args.watchers,
                 "policy_push_seconds": round(latency, 4),
                 "policy_push_target_s": TARGET_PUSH_SECONDS,

@@ -100,9 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     audits: dict[str, Any] = {}
     for count, limit in AUDIT_TARGETS_S.items():
-        members = [
-            HostInput(f"node{i:06d}", profiles[i % len(profiles)][1]) for i in range(count)
-        ]
+        members = [HostInput(f"node{i:06d}", profiles[i % len(profiles)][1]) for i in range(count)]
         start = time.perf_counter()
         report = audit(members)
         audit_s = time.perf_counter() - start

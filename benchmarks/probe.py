@@ -61,7 +61,11 @@ def main() -> None:
                 "probe_command_median_s": round(command_s, 4),
                 "probe_command_target_s": TARGET_COMMAND_SECONDS,
                 "probe_command_ok": command_s <= TARGET_COMMAND_SECONDS,
-                "runs": {"probe": args.runs, "cpuinfo": args.cpuinfo_runs, "command": args.command_runs},
+                "runs": {
+                    "probe": args.runs,
+                    "cpuinfo": args.cpuinfo_runs,
+                    "command": args.command_runs,
+                },
             },
             indent=2,
         )

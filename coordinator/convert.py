@@ -124,6 +124,7 @@ def _compact(value: object) -> str:
 
 # ---- decisions ------------------------------------------------------------------------
 
+
 def ref_from_proto(msg: pb.HostRef) -> Ref:
     which = msg.WhichOneof("ref")
     if which == "host_id":
@@ -172,11 +173,17 @@ def _verdict_to_proto(verdict: Verdict) -> pb.Verdict:
 
 def _pair_to_proto(pair: dict[str, Any]) -> pb.PairVerdict:
     return pb.PairVerdict(
-        source=str(pair.get("source_example") or pair["source"]) if "source_example" in pair else pair["source"],
-        target=str(pair.get("target_example") or pair["target"]) if "target_example" in pair else pair["target"],
+        source=str(pair.get("source_example") or pair["source"])
+        if "source_example" in pair
+        else pair["source"],
+        target=str(pair.get("target_example") or pair["target"])
+        if "target_example" in pair
+        else pair["target"],
         compatible=bool(pair["compatible"]),
         reasons=[
-            pb.Reason(code=r["code"], detail=r.get("detail", ""), features=list(r.get("features", [])))
+            pb.Reason(
+                code=r["code"], detail=r.get("detail", ""), features=list(r.get("features", []))
+            )
             for r in pair.get("reasons", [])
         ],
     )
@@ -185,7 +192,9 @@ def _pair_to_proto(pair: dict[str, Any]) -> pb.PairVerdict:
 _ACTION = {"SAVE": pb.OFFLINE_ACTION_SAVE, "SHUTDOWN": pb.OFFLINE_ACTION_SHUTDOWN}
 
 
-def audit_to_proto(report: AuditReport, cluster: str, now: float, kinds: dict[str, int]) -> pb.AuditReport:
+def audit_to_proto(
+    report: AuditReport, cluster: str, now: float, kinds: dict[str, int]
+) -> pb.AuditReport:
     doc = report.to_json()
     msg = pb.AuditReport(
         cluster=cluster,
@@ -203,8 +212,9 @@ def audit_to_proto(report: AuditReport, cluster: str, now: float, kinds: dict[st
             fingerprint=h["fingerprint"],
             replayed=h["replayed"],
             status=pb.HOST_STATUS_STALE if h["stale"] else pb.HOST_STATUS_UNSPECIFIED,
-            summary=pb_profile.ProfileSummary(vendor=h["vendor"] or "", brand=h["brand"] or "",
-                                              x86_64_level=h["level"] or ""),
+            summary=pb_profile.ProfileSummary(
+                vendor=h["vendor"] or "", brand=h["brand"] or "", x86_64_level=h["level"] or ""
+            ),
         )
         msg.losses.add(host=h["name"], features=h["loses"])
     msg.pairs.extend(_pair_to_proto(p) for p in doc["pairs"])
@@ -250,7 +260,9 @@ def action_to_proto(action: OfflineAction | None) -> int:
 
 def action_from_proto(value: int) -> OfflineAction:
     if value not in _OFFLINE_BACK:
-        raise ValueError("an offline action is required: TURN_OFF, SAVE, SHUTDOWN or SHUTDOWN_FORCED")
+        raise ValueError(
+            "an offline action is required: TURN_OFF, SAVE, SHUTDOWN or SHUTDOWN_FORCED"
+        )
     return _OFFLINE_BACK[value]
 
 
@@ -274,7 +286,9 @@ def policy_to_proto(stored: StoredPolicy) -> pb.ClusterPolicy:
 
 def requirement_to_proto(req: Requirement) -> pb.VmRequirement:
     return pb.VmRequirement(
-        mode=pb.VM_REQUIREMENT_MODE_HOST if req.mode.value == "host" else pb.VM_REQUIREMENT_MODE_BASELINE,
+        mode=pb.VM_REQUIREMENT_MODE_HOST
+        if req.mode.value == "host"
+        else pb.VM_REQUIREMENT_MODE_BASELINE,
         source=req.baseline or req.name,
         vendor=req.vendor or "",
         features=sorted(req.features),

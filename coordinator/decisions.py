@@ -125,7 +125,9 @@ class Decisions:
         """Every registered host (of ``cluster``) with its verdict, accepting hosts first."""
         requirement = self.requirement(source)
         records = [
-            r for r in self.registry.hosts(cluster) if not (source.kind == "host" and r.host_id == source.label)
+            r
+            for r in self.registry.hosts(cluster)
+            if not (source.kind == "host" and r.host_id == source.label)
         ]
         views = [self.host_view(r) for r in records]
         by_name = {r.host_id: r for r in records}
@@ -143,16 +145,25 @@ class Decisions:
         if cluster:
             records = self.registry.hosts(cluster)
             if not records and not extra:
-                raise UnknownHostError(f"no host has joined cluster {cluster!r}; see `cpucompat hosts`")
+                raise UnknownHostError(
+                    f"no host has joined cluster {cluster!r}; see `cpucompat hosts`"
+                )
             inputs += [
-                HostInput(r.host_id, r.profile, stale=r.status != HostStatus.ONLINE, replayed=r.replayed)
+                HostInput(
+                    r.host_id, r.profile, stale=r.status != HostStatus.ONLINE, replayed=r.replayed
+                )
                 for r in records
             ]
         for ref in extra:
             if ref.kind == "host":
                 r = self.registry.host(ref.label)
                 inputs.append(
-                    HostInput(r.host_id, r.profile, stale=r.status != HostStatus.ONLINE, replayed=r.replayed)
+                    HostInput(
+                        r.host_id,
+                        r.profile,
+                        stale=r.status != HostStatus.ONLINE,
+                        replayed=r.replayed,
+                    )
                 )
             elif ref.kind == "dump":
                 inputs.append(HostInput(ref.label, _dump_profile(ref)))

@@ -25,7 +25,6 @@ from .domain.policy import (
 from .registry import Registry, UnknownHostError, check_name
 from .store import Store
 
-
 POLICY_PAIR_LIMIT = 50
 
 
@@ -101,7 +100,11 @@ class PolicyEngine:
 
     def _store(self, db: sqlite3.Connection, decision: PolicyDecision, now: float) -> None:
         old = db.execute("SELECT * FROM policies WHERE cluster = ?", (decision.cluster,)).fetchone()
-        if old is not None and old["version"] > 0 and decision.same_as(self._from_row(old).decision):
+        if (
+            old is not None
+            and old["version"] > 0
+            and decision.same_as(self._from_row(old).decision)
+        ):
             return
         version = (old["version"] if old is not None else 0) + 1
         details = {
@@ -131,7 +134,11 @@ class PolicyEngine:
         if old_action != decision.action:
             was = old_action.name if old_action is not None else "none"
             Registry.add_event(
-                db, now, decision.cluster, "", EventKind.POLICY_CHANGED,
+                db,
+                now,
+                decision.cluster,
+                "",
+                EventKind.POLICY_CHANGED,
                 f"cluster {decision.cluster} offline action {was} -> {decision.action.name}: {decision.reason}",
                 old_action=was,
                 new_action=decision.action.name,
@@ -162,7 +169,9 @@ class PolicyEngine:
             cluster=row["cluster"],
             action=OfflineAction(int(row["action"])),
             computed=OfflineAction(int(row["computed_action"])),
-            pinned=None if row["pinned_action"] is None else OfflineAction(int(row["pinned_action"])),
+            pinned=None
+            if row["pinned_action"] is None
+            else OfflineAction(int(row["pinned_action"])),
             reason=row["reason"],
             blocking_pairs=tuple(details.get("blocking_pairs", [])),
             stale_hosts=tuple(details.get("stale_hosts", [])),
@@ -223,8 +232,13 @@ class PolicyEngine:
         """Block until the cluster's policy is newer than ``after_version`` (or timeout)."""
         with self._changed:
             self._changed.wait_for(
-                lambda: self._closed
-                or (cluster in self._policies and self._policies[cluster].version > after_version),
+                lambda: (
+                    self._closed
+                    or (
+                        cluster in self._policies
+                        and self._policies[cluster].version > after_version
+                    )
+                ),
                 timeout=timeout,
             )
             stored = self._policies.get(cluster)
@@ -241,7 +255,9 @@ class PolicyEngine:
     def closed(self) -> bool:
         return self._closed
 
-    def _admin_change(self, cluster: str, pinned: OfflineAction | None, reason: str) -> StoredPolicy:
+    def _admin_change(
+        self, cluster: str, pinned: OfflineAction | None, reason: str
+    ) -> StoredPolicy:
         check_name(cluster, "cluster name")
 
         def apply(db: sqlite3.Connection, now: float) -> None:
@@ -266,8 +282,13 @@ class PolicyEngine:
             )
             what = f"pinned {pinned.name}" if pinned is not None else "unpinned"
             Registry.add_event(
-                db, now, cluster, "", EventKind.POLICY_CHANGED,
-                f"cluster {cluster} offline action {what} by an administrator" + (f": {reason}" if reason else ""),
+                db,
+                now,
+                cluster,
+                "",
+                EventKind.POLICY_CHANGED,
+                f"cluster {cluster} offline action {what} by an administrator"
+                + (f": {reason}" if reason else ""),
                 pinned=pinned.name if pinned is not None else None,
             )
             self._store(db, self.compute(db, cluster), now)
@@ -294,4 +315,3 @@ __all__ = [
     "UnknownClusterError",
     "UnknownHostError",
 ]
-

@@ -100,7 +100,9 @@ class Registry:
         key = hashlib.sha256(blob).hexdigest()
         profile = self._decoded.get(key)
         if profile is None:
-            profile = decode(capture if capture is not None else capture_from_json(unpack_raw(blob)))
+            profile = decode(
+                capture if capture is not None else capture_from_json(unpack_raw(blob))
+            )
             self._decoded[key] = profile
         return profile
 
@@ -281,7 +283,9 @@ class Registry:
                 f"report for {host_id!r} is replayed from a dump ({capture.source}); start the "
                 "coordinator with --allow-replayed to accept rehearsal hosts"
             )
-        interval = max(float(heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL), MIN_HEARTBEAT_INTERVAL)
+        interval = max(
+            float(heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL), MIN_HEARTBEAT_INTERVAL
+        )
         features = sorted(profile.features)
 
         def work(db: sqlite3.Connection, now: float) -> set[str]:
@@ -323,41 +327,75 @@ class Registry:
                     "replayed, fingerprint, agent_fingerprint, profile_version, first_seen, "
                     "last_seen, heartbeat_interval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
-                        host_id, cluster, agent_address, agent_version, HostStatus.ONLINE.value,
-                        int(capture.replayed), profile.fingerprint, agent_fingerprint, version,
-                        now, now, interval,
+                        host_id,
+                        cluster,
+                        agent_address,
+                        agent_version,
+                        HostStatus.ONLINE.value,
+                        int(capture.replayed),
+                        profile.fingerprint,
+                        agent_fingerprint,
+                        version,
+                        now,
+                        now,
+                        interval,
                     ),
                 )
                 what = "replayed dump" if capture.replayed else "processor"
                 self.add_event(
-                    db, now, cluster, host_id, EventKind.HOST_JOINED,
+                    db,
+                    now,
+                    cluster,
+                    host_id,
+                    EventKind.HOST_JOINED,
                     f"host {host_id} joined cluster {cluster} ({what}: {profile.brand or profile.vendor})",
-                    fingerprint=profile.fingerprint, replayed=capture.replayed,
+                    fingerprint=profile.fingerprint,
+                    replayed=capture.replayed,
                 )
                 return {cluster}
             if old["cluster"] != cluster:
                 self.add_event(
-                    db, now, cluster, host_id, EventKind.CLUSTER_CHANGED,
+                    db,
+                    now,
+                    cluster,
+                    host_id,
+                    EventKind.CLUSTER_CHANGED,
                     f"host {host_id} moved from cluster {old['cluster']} to {cluster}",
-                    old_cluster=old["cluster"], new_cluster=cluster,
+                    old_cluster=old["cluster"],
+                    new_cluster=cluster,
                 )
                 touched |= {old["cluster"], cluster}
             if old["fingerprint"] != profile.fingerprint:
-                change = ", ".join(
-                    [f"gained {' '.join(gained)}"] * bool(gained) + [f"lost {' '.join(lost)}"] * bool(lost)
-                ) or "same features, other details"
+                change = (
+                    ", ".join(
+                        [f"gained {' '.join(gained)}"] * bool(gained)
+                        + [f"lost {' '.join(lost)}"] * bool(lost)
+                    )
+                    or "same features, other details"
+                )
                 self.add_event(
-                    db, now, cluster, host_id, EventKind.PROFILE_CHANGED,
+                    db,
+                    now,
+                    cluster,
+                    host_id,
+                    EventKind.PROFILE_CHANGED,
                     f"host {host_id} processor profile changed: {change}",
-                    features_gained=gained, features_lost=lost,
-                    old_fingerprint=old["fingerprint"], new_fingerprint=profile.fingerprint,
+                    features_gained=gained,
+                    features_lost=lost,
+                    old_fingerprint=old["fingerprint"],
+                    new_fingerprint=profile.fingerprint,
                 )
                 touched.add(cluster)
             if old["status"] != HostStatus.ONLINE.value:
                 self.add_event(
-                    db, now, cluster, host_id, EventKind.STATUS_CHANGED,
+                    db,
+                    now,
+                    cluster,
+                    host_id,
+                    EventKind.STATUS_CHANGED,
                     f"host {host_id} is online again (was {old['status']})",
-                    old_status=old["status"], new_status=HostStatus.ONLINE.value,
+                    old_status=old["status"],
+                    new_status=HostStatus.ONLINE.value,
                 )
                 touched.add(cluster)
             if bool(old["replayed"]) != capture.replayed:
@@ -367,9 +405,17 @@ class Registry:
                 "replayed = ?, fingerprint = ?, agent_fingerprint = ?, profile_version = ?, "
                 "last_seen = ?, heartbeat_interval = ? WHERE host_id = ?",
                 (
-                    cluster, agent_address, agent_version, HostStatus.ONLINE.value,
-                    int(capture.replayed), profile.fingerprint, agent_fingerprint, version,
-                    now, interval, host_id,
+                    cluster,
+                    agent_address,
+                    agent_version,
+                    HostStatus.ONLINE.value,
+                    int(capture.replayed),
+                    profile.fingerprint,
+                    agent_fingerprint,
+                    version,
+                    now,
+                    interval,
+                    host_id,
                 ),
             )
             return touched
@@ -390,7 +436,9 @@ class Registry:
             ).fetchone()
         if row is None or row[0] != agent_fingerprint or record.cluster != cluster:
             return record, True
-        interval = max(float(heartbeat_interval or record.heartbeat_interval), MIN_HEARTBEAT_INTERVAL)
+        interval = max(
+            float(heartbeat_interval or record.heartbeat_interval), MIN_HEARTBEAT_INTERVAL
+        )
 
         def work(db: sqlite3.Connection, now: float) -> set[str]:
             old = db.execute("SELECT status FROM hosts WHERE host_id = ?", (host_id,)).fetchone()
@@ -400,9 +448,14 @@ class Registry:
             )
             if old is not None and old["status"] != HostStatus.ONLINE.value:
                 self.add_event(
-                    db, now, cluster, host_id, EventKind.STATUS_CHANGED,
+                    db,
+                    now,
+                    cluster,
+                    host_id,
+                    EventKind.STATUS_CHANGED,
                     f"host {host_id} is online again (was {old['status']})",
-                    old_status=old["status"], new_status=HostStatus.ONLINE.value,
+                    old_status=old["status"],
+                    new_status=HostStatus.ONLINE.value,
                 )
                 return {cluster}
             return set()
@@ -423,9 +476,15 @@ class Registry:
                     continue
                 db.execute("UPDATE hosts SET status = ? WHERE host_id = ?", (status.value, host_id))
                 self.add_event(
-                    db, now, old["cluster"], host_id, EventKind.STATUS_CHANGED,
+                    db,
+                    now,
+                    old["cluster"],
+                    host_id,
+                    EventKind.STATUS_CHANGED,
                     f"host {host_id} is {status.value} ({why}; was {old['status']})",
-                    old_status=old["status"], new_status=status.value, reason=why,
+                    old_status=old["status"],
+                    new_status=status.value,
+                    reason=why,
                 )
                 touched.add(old["cluster"])
             return touched
@@ -441,7 +500,11 @@ class Registry:
     def sweep(self) -> set[str]:
         """Mark online hosts whose heartbeats stopped as stale; returns touched clusters."""
         now = self.clock()
-        due = [r.host_id for r in self.hosts() if r.status == HostStatus.ONLINE and now > r.stale_after()]
+        due = [
+            r.host_id
+            for r in self.hosts()
+            if r.status == HostStatus.ONLINE and now > r.stale_after()
+        ]
         return self._set_status(due, HostStatus.STALE, "3 heartbeats missed") if due else set()
 
     def next_sweep_in(self, default: float = 5.0) -> float:
@@ -457,7 +520,11 @@ class Registry:
         def work(db: sqlite3.Connection, now: float) -> set[str]:
             db.execute("DELETE FROM hosts WHERE host_id = ?", (host_id,))
             self.add_event(
-                db, now, record.cluster, host_id, EventKind.HOST_LEFT,
+                db,
+                now,
+                record.cluster,
+                host_id,
+                EventKind.HOST_LEFT,
                 f"host {host_id} left cluster {record.cluster} (removed by an administrator)",
                 fingerprint=record.fingerprint,
             )

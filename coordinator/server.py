@@ -117,7 +117,13 @@ def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     services = [
         pb.DESCRIPTOR.services_by_name[name].full_name
-        for name in ("RegistryService", "QueryService", "DecisionService", "PolicyService", "VmService")
+        for name in (
+            "RegistryService",
+            "QueryService",
+            "DecisionService",
+            "PolicyService",
+            "VmService",
+        )
     ]
     for name in ["", *services]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

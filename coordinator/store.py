@@ -117,7 +117,9 @@ class Store:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open database {path}: {exc}; check the path and permissions") from None
+            raise StoreError(
+                f"cannot open database {path}: {exc}; check the path and permissions"
+            ) from None
         self._lock = threading.RLock()
         self._migrate()
 

@@ -78,7 +78,9 @@ class FailoverPlan:
 class VmRegistry:
     """Registered VMs, stored beside the hosts in the coordinator's database."""
 
-    def __init__(self, store: Store, registry: Registry, decisions: Decisions, policies: PolicyEngine) -> None:
+    def __init__(
+        self, store: Store, registry: Registry, decisions: Decisions, policies: PolicyEngine
+    ) -> None:
         self.store = store
         self.registry = registry
         self.decisions = decisions
@@ -144,9 +146,13 @@ class VmRegistry:
             record = self.registry.host(boot_host)
             if record.cluster != cluster:
                 raise ValueError(f"host {boot_host} is in cluster {record.cluster}, not {cluster}")
-        recapture = existing is None or rebooted or existing.cluster != cluster or (
-            baseline is not None and existing.baseline != baseline
-        ) or (boot_host is not None and existing.mode != "host")
+        recapture = (
+            existing is None
+            or rebooted
+            or existing.cluster != cluster
+            or (baseline is not None and existing.baseline != baseline)
+            or (boot_host is not None and existing.mode != "host")
+        )
         if recapture:
             if boot_host:
                 requirement = self.decisions.requirement(Ref.host(boot_host))
@@ -166,14 +172,21 @@ class VmRegistry:
                 )
                 what = f"booted on {boot_host}" if boot_host else f"baseline {baseline}"
                 Registry.add_event(
-                    db, now, cluster, boot_host or "", EventKind.VM_REGISTERED,
+                    db,
+                    now,
+                    cluster,
+                    boot_host or "",
+                    EventKind.VM_REGISTERED,
                     f"VM {name} registered ({what})" + (" after a reboot" if existing else ""),
-                    vm=name, mode=mode,
+                    vm=name,
+                    mode=mode,
                 )
         else:
             # A move without a reboot: the guest still needs its boot host's processor.
             with self.store.transaction() as db:
-                db.execute("UPDATE vms SET current_host = ? WHERE name = ?", (boot_host or None, name))
+                db.execute(
+                    "UPDATE vms SET current_host = ? WHERE name = ?", (boot_host or None, name)
+                )
         self._refresh(name)
         return self.get(name), recapture
 
@@ -182,7 +195,9 @@ class VmRegistry:
         now = self.registry.clock()
         with self.store.transaction() as db:
             db.execute("DELETE FROM vms WHERE name = ?", (name,))
-            Registry.add_event(db, now, record.cluster, "", EventKind.VM_REMOVED, f"VM {name} removed", vm=name)
+            Registry.add_event(
+                db, now, record.cluster, "", EventKind.VM_REMOVED, f"VM {name} removed", vm=name
+            )
         self._refresh(name)
         return record
 
@@ -213,13 +228,25 @@ class VmRegistry:
         except LookupError:
             cluster_action, pinned = None, None
         if not verdict.compatible:
-            action, reason = OfflineAction.SHUTDOWN, f"{to_host} cannot restore {name}'s saved state: {verdict.summary}"
+            action, reason = (
+                OfflineAction.SHUTDOWN,
+                f"{to_host} cannot restore {name}'s saved state: {verdict.summary}",
+            )
         elif target is not None and target.cluster != vm.cluster:
-            action, reason = OfflineAction.SHUTDOWN, f"{to_host} is in cluster {target.cluster}, not {vm.cluster}"
+            action, reason = (
+                OfflineAction.SHUTDOWN,
+                f"{to_host} is in cluster {target.cluster}, not {vm.cluster}",
+            )
         elif pinned is not None and pinned != OfflineAction.SAVE:
-            action, reason = pinned, f"cluster {vm.cluster} is pinned to {pinned.name} by an administrator"
+            action, reason = (
+                pinned,
+                f"cluster {vm.cluster} is pinned to {pinned.name} by an administrator",
+            )
         else:
-            action, reason = OfflineAction.SAVE, f"{to_host} accepts the requirement {name} booted with"
+            action, reason = (
+                OfflineAction.SAVE,
+                f"{to_host} accepts the requirement {name} booted with",
+            )
         return FailoverPlan(name, to_host, action, verdict, reason, cluster_action)
 
 

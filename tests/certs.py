@@ -39,7 +39,9 @@ class TestCA:
         self.ca_path = folder / "ca.pem"
         self.ca_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, cn: str, dns: list[str] | None = None, ip: list[str] | None = None) -> tuple[Path, Path]:
+    def issue(
+        self, cn: str, dns: list[str] | None = None, ip: list[str] | None = None
+    ) -> tuple[Path, Path]:
         """(cert.pem, key.pem) for ``cn`` with the given DNS and IP SANs."""
         import ipaddress
 

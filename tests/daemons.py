@@ -79,7 +79,9 @@ class Daemon:
             self.proc.wait()
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run one `cpucompat` command to completion."""
     return subprocess.run(
         CLI + list(args),
@@ -91,7 +93,9 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
     )
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> object:
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 60.0, what: str = "condition"
+) -> object:
     """Poll until predicate() is truthy; the timeout only bounds a hung test, it asserts no speed."""
     deadline = time.monotonic() + timeout
     last: object = None

@@ -7,6 +7,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+
 from cpucompat.agent.decode import decode
 from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.profile import Profile
@@ -111,9 +112,10 @@ def test_mixed_set_groups_baseline_and_best_removal() -> None:
     for pair in doc["pairs"]:
         a = next(m for m in members if m.name == pair["source"])
         b = next(m for m in members if m.name == pair["target"])
-        assert pair["compatible"] == check(
-            Requirement.from_profile(profile_of(a), a.name), view_of(b)
-        ).compatible
+        assert (
+            pair["compatible"]
+            == check(Requirement.from_profile(profile_of(a), a.name), view_of(b)).compatible
+        )
     assert doc["blocking_pairs"] == [p for p in doc["pairs"] if not p["compatible"]]
     codes = [r["code"] for r in doc["reasons"]]
     assert codes[0] == "NO_COMMON_GROUP"

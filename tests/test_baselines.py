@@ -7,6 +7,7 @@ from pathlib import Path
 
 import archspec.cpu
 import pytest
+
 from cpucompat.agent.decode import LEVEL_FEATURES, decode
 from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.feature_table import FeatureClass, canonical_name

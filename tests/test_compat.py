@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+
 from cpucompat.agent.decode import decode
 from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.feature_table import FeatureClass, UnknownFeatureError
@@ -111,8 +112,15 @@ def test_milan_vm_refused_by_rome_lists_the_newer_features_and_only_real_ones() 
     missing = verdict.reason(MISSING_FEATURES)
     assert missing is not None
     assert set(MILAN_OVER_ROME) <= set(missing.features)
-    assert set(missing.features) - set(MILAN_OVER_ROME) == {"pcid", "shstk", "amd_psfd", "no_nested_data_bp"}
-    assert not {"efer_lmsle_mbz", "lfence_rdtsc", "null_sel_clr_base", "x2apic"} & set(missing.features)
+    assert set(missing.features) - set(MILAN_OVER_ROME) == {
+        "pcid",
+        "shstk",
+        "amd_psfd",
+        "no_nested_data_bp",
+    }
+    assert not {"efer_lmsle_mbz", "lfence_rdtsc", "null_sel_clr_base", "x2apic"} & set(
+        missing.features
+    )
 
 
 def test_skylake_sp_vm_is_refused_by_sapphire_rapids_for_mpx() -> None:
@@ -165,9 +173,9 @@ def test_reasons_follow_design_order_and_every_dump_accepts_itself() -> None:
 def test_only_guest_visible_features_decide() -> None:
     rome = profile(ROME)
     requirement = req(ROME)
-    assert all(
-        feature_class(f) is FeatureClass.GUEST_VISIBLE for f in requirement.features
-    ), "a requirement keeps guest-visible features only"
+    assert all(feature_class(f) is FeatureClass.GUEST_VISIBLE for f in requirement.features), (
+        "a requirement keeps guest-visible features only"
+    )
     others = sorted(f for f in rome.features if feature_class(f) is not FeatureClass.GUEST_VISIBLE)
     assert others, "Rome reports host-only / emulated / mode-dependent bits too"
     stripped = dataclasses.replace(view(ROME), features=rome.features - frozenset(others))
@@ -217,9 +225,7 @@ def test_eligible_targets_match_check_and_share_work() -> None:
     names = all_dump_names()
     if not names:
         pytest.skip(f"no shared dumps in {DUMPS}")
-    hosts = [
-        TargetView.from_profile(profile(n), f"{n}#{i}") for i in range(3) for n in names
-    ]
+    hosts = [TargetView.from_profile(profile(n), f"{n}#{i}") for i in range(3) for n in names]
     requirement = req(ROME)
     expected = [h.name for h in hosts if check(requirement, h).compatible]
     found = eligible_targets(requirement, hosts)

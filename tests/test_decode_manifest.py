@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from cpucompat.agent.decode import decode
 from cpucompat.agent.dumps import load_dump
 

@@ -33,7 +33,14 @@ def test_policy_follows_the_processors_and_reaches_every_agent(tmp_path: Path) -
     if not OLDER.is_file():
         pytest.skip(f"needs the shared dump {OLDER.name} for an older processor")
     coord = Daemon(
-        ["coordinator", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "c.db"), "--allow-replayed"],
+        [
+            "coordinator",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            str(tmp_path / "c.db"),
+            "--allow-replayed",
+        ],
         tmp_path / "coordinator.log",
     )
     address = coord.address
@@ -42,45 +49,94 @@ def test_policy_follows_the_processors_and_reaches_every_agent(tmp_path: Path) -
 
     def agent(host: str, *extra: str) -> Daemon:
         return Daemon(
-            ["agent", "--coordinator", address, "--cluster", "prod", "--host-id", host,
-             "--listen", "127.0.0.1:0", "--interval", "0.5", *extra],
+            [
+                "agent",
+                "--coordinator",
+                address,
+                "--cluster",
+                "prod",
+                "--host-id",
+                host,
+                "--listen",
+                "127.0.0.1:0",
+                "--interval",
+                "0.5",
+                *extra,
+            ],
             tmp_path / f"agent-{host}.log",
         )
 
     hook = 'echo "$CPUCOMPAT_CLUSTER $CPUCOMPAT_ACTION $CPUCOMPAT_HYPERV_OFFLINE_ACTION" >> {}'
     agents = {
-        "new-1": agent("new-1", "--state-file", str(states["new-1"]),
-                       "--on-policy-change", hook.format(hooks["new-1"])),
-        "new-2": agent("new-2", "--replay-dump", str(TWIN), "--state-file", str(states["new-2"]),
-                       "--on-policy-change", hook.format(hooks["new-2"])),
+        "new-1": agent(
+            "new-1",
+            "--state-file",
+            str(states["new-1"]),
+            "--on-policy-change",
+            hook.format(hooks["new-1"]),
+        ),
+        "new-2": agent(
+            "new-2",
+            "--replay-dump",
+            str(TWIN),
+            "--state-file",
+            str(states["new-2"]),
+            "--on-policy-change",
+            hook.format(hooks["new-2"]),
+        ),
     }
     try:
         # Two identical processors: save state is safe.
         wait_until(lambda: policy(address).get("host_count") == 2, what="both hosts counted")
         assert policy(address)["action"] == "SAVE"
         for host in states:
-            wait_until(lambda h=host: (state(states[h]) or {}).get("action") == "SAVE", what=f"{host} state SAVE")
+            wait_until(
+                lambda h=host: (state(states[h]) or {}).get("action") == "SAVE",
+                what=f"{host} state SAVE",
+            )
 
-        run_cli("vm", "register", "web-1", "--cluster", "prod", "--boot-host", "new-1", "--coordinator", address)
+        run_cli(
+            "vm",
+            "register",
+            "web-1",
+            "--cluster",
+            "prod",
+            "--boot-host",
+            "new-1",
+            "--coordinator",
+            address,
+        )
 
         # An older processor joins: SHUTDOWN at once, on every agent, hook run.
         agents["old"] = agent("old", "--replay-dump", str(OLDER))
-        wait_until(lambda: policy(address)["action"] == "SHUTDOWN", what="SHUTDOWN after the old host joined")
+        wait_until(
+            lambda: policy(address)["action"] == "SHUTDOWN",
+            what="SHUTDOWN after the old host joined",
+        )
         doc = policy(address)
         assert doc["hyperv_offline_action"] == 2
         assert any(p["target"] == "old" for p in doc["blocking_pairs"])
         for host in states:
-            wait_until(lambda h=host: (state(states[h]) or {}).get("action") == "SHUTDOWN", what=f"{host} state")
-            wait_until(lambda h=host: "prod SHUTDOWN 2" in hooks[h].read_text(), what=f"{host} hook ran")
+            wait_until(
+                lambda h=host: (state(states[h]) or {}).get("action") == "SHUTDOWN",
+                what=f"{host} state",
+            )
+            wait_until(
+                lambda h=host: "prod SHUTDOWN 2" in hooks[h].read_text(), what=f"{host} hook ran"
+            )
             assert (state(states[host]) or {})["hyperv_offline_action"] == 2
 
         # Fail-over plans: the VM booted on a newer host may not be saved onto the old one.
-        to_old = run_cli("failover", "plan", "web-1", "--to", "old", "--json", "--coordinator", address)
+        to_old = run_cli(
+            "failover", "plan", "web-1", "--to", "old", "--json", "--coordinator", address
+        )
         assert to_old.returncode == 3
         plan = json.loads(to_old.stdout)
         assert plan["action"] == "SHUTDOWN"
         assert {"vaes", "vpclmulqdq"} <= set(plan["verdict"]["reasons"][0]["features"])
-        to_twin = run_cli("failover", "plan", "web-1", "--to", "new-2", "--json", "--coordinator", address)
+        to_twin = run_cli(
+            "failover", "plan", "web-1", "--to", "new-2", "--json", "--coordinator", address
+        )
         assert to_twin.returncode == 0 and json.loads(to_twin.stdout)["action"] == "SAVE"
 
         # Pinning SAVE on a mixed cluster is refused, naming the blocking pairs.
@@ -95,11 +151,20 @@ def test_policy_follows_the_processors_and_reaches_every_agent(tmp_path: Path) -
         assert removed.returncode == 0, removed.stderr
         wait_until(lambda: policy(address)["action"] == "SAVE", what="SAVE after removal")
         for host in states:
-            wait_until(lambda h=host: (state(states[h]) or {}).get("action") == "SAVE", what=f"{host} back to SAVE")
+            wait_until(
+                lambda h=host: (state(states[h]) or {}).get("action") == "SAVE",
+                what=f"{host} back to SAVE",
+            )
 
         # Both flips are events with their reasons.
-        events = json.loads(run_cli("events", "--cluster", "prod", "--json", "--coordinator", address).stdout)
-        flips = [e for e in events if e["kind"] == "policy_changed" and "new_action" in e.get("details", {})]
+        events = json.loads(
+            run_cli("events", "--cluster", "prod", "--json", "--coordinator", address).stdout
+        )
+        flips = [
+            e
+            for e in events
+            if e["kind"] == "policy_changed" and "new_action" in e.get("details", {})
+        ]
         actions = [e["details"]["new_action"] for e in flips]
         assert actions == ["SAVE", "SHUTDOWN", "SAVE"]
         assert "mixed" in flips[-2]["details"]["reason"]
@@ -108,7 +173,9 @@ def test_policy_follows_the_processors_and_reaches_every_agent(tmp_path: Path) -
         agents.pop("new-2").kill()
         wait_until(lambda: policy(address)["action"] == "SHUTDOWN", what="SHUTDOWN on a stale host")
         assert policy(address)["stale_hosts"] == ["new-2"]
-        wait_until(lambda: (state(states["new-1"]) or {}).get("action") == "SHUTDOWN", what="new-1 told")
+        wait_until(
+            lambda: (state(states["new-1"]) or {}).get("action") == "SHUTDOWN", what="new-1 told"
+        )
     finally:
         for a in agents.values():
             a.kill()
@@ -117,20 +184,40 @@ def test_policy_follows_the_processors_and_reaches_every_agent(tmp_path: Path) -
 
 def test_failing_hook_never_stops_the_agent(tmp_path: Path) -> None:
     coord = Daemon(
-        ["coordinator", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "c.db")], tmp_path / "c.log"
+        ["coordinator", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "c.db")],
+        tmp_path / "c.log",
     )
     state_file = tmp_path / "s.json"
     agent = Daemon(
-        ["agent", "--coordinator", coord.address, "--cluster", "prod", "--host-id", "h",
-         "--listen", "127.0.0.1:0", "--interval", "0.5", "--state-file", str(state_file),
-         "--on-policy-change", "exit 7"],
+        [
+            "agent",
+            "--coordinator",
+            coord.address,
+            "--cluster",
+            "prod",
+            "--host-id",
+            "h",
+            "--listen",
+            "127.0.0.1:0",
+            "--interval",
+            "0.5",
+            "--state-file",
+            str(state_file),
+            "--on-policy-change",
+            "exit 7",
+        ],
         tmp_path / "a.log",
     )
     try:
         wait_until(lambda: (state(state_file) or {}).get("action") == "SAVE", what="state written")
-        pin = run_cli("policy", "pin", "--cluster", "prod", "SHUTDOWN_FORCED", "--coordinator", coord.address)
+        pin = run_cli(
+            "policy", "pin", "--cluster", "prod", "SHUTDOWN_FORCED", "--coordinator", coord.address
+        )
         assert pin.returncode == 0, pin.stderr
-        wait_until(lambda: (state(state_file) or {}).get("action") == "SHUTDOWN_FORCED", what="pinned action")
+        wait_until(
+            lambda: (state(state_file) or {}).get("action") == "SHUTDOWN_FORCED",
+            what="pinned action",
+        )
         assert agent.proc.poll() is None
         assert "policy hook failed" in agent.output()
         unpin = run_cli("policy", "unpin", "--cluster", "prod", "--coordinator", coord.address)
@@ -143,20 +230,59 @@ def test_failing_hook_never_stops_the_agent(tmp_path: Path) -> None:
 
 def test_policy_export_prints_hyperv_commands(tmp_path: Path) -> None:
     coord = Daemon(
-        ["coordinator", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "c.db"), "--allow-replayed"],
+        [
+            "coordinator",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            str(tmp_path / "c.db"),
+            "--allow-replayed",
+        ],
         tmp_path / "c.log",
     )
     agent = Daemon(
-        ["agent", "--coordinator", coord.address, "--cluster", "prod", "--host-id", "h1",
-         "--listen", "127.0.0.1:0", "--replay-dump", str(TWIN), "--state-file", str(tmp_path / "s.json")],
+        [
+            "agent",
+            "--coordinator",
+            coord.address,
+            "--cluster",
+            "prod",
+            "--host-id",
+            "h1",
+            "--listen",
+            "127.0.0.1:0",
+            "--replay-dump",
+            str(TWIN),
+            "--state-file",
+            str(tmp_path / "s.json"),
+        ],
         tmp_path / "a.log",
     )
     try:
         wait_until(lambda: policy(coord.address).get("host_count") == 1, what="host counted")
         for vm in ("sql-1", "web-1"):
-            r = run_cli("vm", "register", vm, "--cluster", "prod", "--boot-host", "h1", "--coordinator", coord.address)
+            r = run_cli(
+                "vm",
+                "register",
+                vm,
+                "--cluster",
+                "prod",
+                "--boot-host",
+                "h1",
+                "--coordinator",
+                coord.address,
+            )
             assert r.returncode == 0, r.stderr
-        export = run_cli("policy", "export", "--cluster", "prod", "--format", "powershell", "--coordinator", coord.address)
+        export = run_cli(
+            "policy",
+            "export",
+            "--cluster",
+            "prod",
+            "--format",
+            "powershell",
+            "--coordinator",
+            coord.address,
+        )
         assert export.returncode == 0
         lines = [line for line in export.stdout.splitlines() if not line.startswith("#")]
         assert lines == [
@@ -164,11 +290,32 @@ def test_policy_export_prints_hyperv_commands(tmp_path: Path) -> None:
             "Get-ClusterResource -Name 'Virtual Machine web-1' | Set-ClusterParameter -Name OfflineAction -Value 1",
         ]
         # Registering again after a live move keeps the boot requirement.
-        again = run_cli("vm", "register", "web-1", "--cluster", "prod", "--boot-host", "h1", "--json",
-                        "--coordinator", coord.address)
+        again = run_cli(
+            "vm",
+            "register",
+            "web-1",
+            "--cluster",
+            "prod",
+            "--boot-host",
+            "h1",
+            "--json",
+            "--coordinator",
+            coord.address,
+        )
         assert json.loads(again.stdout)["requirement_updated"] is False
-        rebooted = run_cli("vm", "register", "web-1", "--cluster", "prod", "--boot-host", "h1", "--rebooted",
-                           "--json", "--coordinator", coord.address)
+        rebooted = run_cli(
+            "vm",
+            "register",
+            "web-1",
+            "--cluster",
+            "prod",
+            "--boot-host",
+            "h1",
+            "--rebooted",
+            "--json",
+            "--coordinator",
+            coord.address,
+        )
         assert json.loads(rebooted.stdout)["requirement_updated"] is True
     finally:
         agent.kill()

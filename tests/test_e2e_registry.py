@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.wire import capture_to_proto
 from cpucompat.v1 import coordinator_service_pb2 as pb
@@ -29,14 +30,26 @@ MILAN = SHARED_DUMPS / "instlatx64-AuthenticAMD0A00F11_K19_Milan_02_CPUID.txt"
 def coordinator(tmp_path: Path, *extra: str, db: Path | None = None) -> Daemon:
     db = db or tmp_path / "coordinator.db"
     return Daemon(
-        ["coordinator", "--listen", "127.0.0.1:0", "--db", str(db), *extra], tmp_path / "coordinator.log"
+        ["coordinator", "--listen", "127.0.0.1:0", "--db", str(db), *extra],
+        tmp_path / "coordinator.log",
     )
 
 
 def agent(tmp_path: Path, coord: str, host: str, *extra: str, cluster: str = "prod") -> Daemon:
     return Daemon(
-        ["agent", "--coordinator", coord, "--cluster", cluster, "--host-id", host,
-         "--listen", "127.0.0.1:0", "-v", *extra],
+        [
+            "agent",
+            "--coordinator",
+            coord,
+            "--cluster",
+            cluster,
+            "--host-id",
+            host,
+            "--listen",
+            "127.0.0.1:0",
+            "-v",
+            *extra,
+        ],
         tmp_path / f"agent-{host}.log",
     )
 
@@ -60,14 +73,22 @@ def test_cluster_of_live_and_replayed_agents(tmp_path: Path) -> None:
     shutil.copy(ROME if swappable else DEV_DUMP, swap)
     agents = [
         agent(tmp_path, coord.address, "live-1", "--interval", "0.5"),
-        agent(tmp_path, coord.address, "rehearsal", "--interval", "0.5", "--replay-dump", str(swap)),
-        agent(tmp_path, coord.address, "spare", "--interval", "0.5", "--replay-dump", str(DEV_DUMP)),
+        agent(
+            tmp_path, coord.address, "rehearsal", "--interval", "0.5", "--replay-dump", str(swap)
+        ),
+        agent(
+            tmp_path, coord.address, "spare", "--interval", "0.5", "--replay-dump", str(DEV_DUMP)
+        ),
     ]
     try:
-        listing = wait_until(lambda: (h := hosts(coord.address)) and len(h) == 3 and h, what="3 hosts")
+        listing = wait_until(
+            lambda: (h := hosts(coord.address)) and len(h) == 3 and h, what="3 hosts"
+        )
         assert isinstance(listing, dict)
         assert {h: listing[h]["replayed"] for h in listing} == {
-            "live-1": False, "rehearsal": True, "spare": True,
+            "live-1": False,
+            "rehearsal": True,
+            "spare": True,
         }
         assert all(h["status"] == "online" and h["cluster"] == "prod" for h in listing.values())
         table = run_cli("hosts", "--coordinator", coord.address)
@@ -79,13 +100,17 @@ def test_cluster_of_live_and_replayed_agents(tmp_path: Path) -> None:
             tmp.replace(swap)
 
             def two_versions() -> object:
-                r = run_cli("host", "history", "rehearsal", "--coordinator", coord.address, "--json")
+                r = run_cli(
+                    "host", "history", "rehearsal", "--coordinator", coord.address, "--json"
+                )
                 versions = json.loads(r.stdout)["versions"]
                 return versions if len(versions) == 2 else None
 
             versions = wait_until(two_versions, what="a second profile version")
             assert isinstance(versions, list)
-            assert {"vaes", "vpclmulqdq", "pku", "erms", "fsrm", "invpcid"} <= set(versions[1]["features_gained"])
+            assert {"vaes", "vpclmulqdq", "pku", "erms", "fsrm", "invpcid"} <= set(
+                versions[1]["features_gained"]
+            )
             assert "x2apic" in versions[1]["features_lost"]
             changed = [e for e in events(coord.address) if e["kind"] == "profile_changed"]
             assert changed and changed[0]["host_id"] == "rehearsal"
@@ -94,7 +119,9 @@ def test_cluster_of_live_and_replayed_agents(tmp_path: Path) -> None:
         agents[0].kill()  # SIGKILL: no goodbye, heartbeats simply stop
         wait_until(lambda: hosts(coord.address)["live-1"]["status"] == "stale", what="live-1 stale")
         assert agents[2].stop(signal.SIGTERM) == 0
-        wait_until(lambda: hosts(coord.address)["spare"]["status"] == "offline", what="spare offline")
+        wait_until(
+            lambda: hosts(coord.address)["spare"]["status"] == "offline", what="spare offline"
+        )
         kinds = [(e["host_id"], e["kind"]) for e in events(coord.address)]
         assert ("live-1", "host_joined") in kinds and ("live-1", "status_changed") in kinds
         assert hosts(coord.address)["rehearsal"]["status"] == "online"
@@ -138,7 +165,8 @@ def test_agent_reports_once_the_coordinator_comes_back(tmp_path: Path) -> None:
         health = run_cli("agent", "--help")
         assert health.returncode == 0
         coord = Daemon(
-            ["coordinator", "--listen", address, "--db", str(tmp_path / "late.db")], tmp_path / "late.log"
+            ["coordinator", "--listen", address, "--db", str(tmp_path / "late.db")],
+            tmp_path / "late.log",
         )
         try:
             wait_until(lambda: "patient" in hosts(address), what="report after coordinator start")
@@ -149,7 +177,9 @@ def test_agent_reports_once_the_coordinator_comes_back(tmp_path: Path) -> None:
         waiting.kill()
 
 
-def _stub(address: str, creds: grpc.ChannelCredentials | None = None) -> pb_grpc.RegistryServiceStub:
+def _stub(
+    address: str, creds: grpc.ChannelCredentials | None = None
+) -> pb_grpc.RegistryServiceStub:
     channel = grpc.secure_channel(address, creds) if creds else grpc.insecure_channel(address)
     return pb_grpc.RegistryServiceStub(channel)
 
@@ -160,13 +190,32 @@ def test_mutual_tls_binds_reports_to_certificates(tmp_path: Path) -> None:
     host_cert, host_key = ca.issue("host-a")
     admin_cert, admin_key = ca.issue("ops")
     coord = coordinator(
-        tmp_path, "--tls-cert", str(server_cert), "--tls-key", str(server_key),
-        "--tls-ca", str(ca.ca_path), "--admin", "ops",
+        tmp_path,
+        "--tls-cert",
+        str(server_cert),
+        "--tls-key",
+        str(server_key),
+        "--tls-ca",
+        str(ca.ca_path),
+        "--admin",
+        "ops",
     )
     tls_agent = [
-        "--tls-cert", str(host_cert), "--tls-key", str(host_key), "--tls-ca", str(ca.ca_path),
+        "--tls-cert",
+        str(host_cert),
+        "--tls-key",
+        str(host_key),
+        "--tls-ca",
+        str(ca.ca_path),
     ]
-    admin = ["--tls-cert", str(admin_cert), "--tls-key", str(admin_key), "--tls-ca", str(ca.ca_path)]
+    admin = [
+        "--tls-cert",
+        str(admin_cert),
+        "--tls-key",
+        str(admin_key),
+        "--tls-ca",
+        str(ca.ca_path),
+    ]
     a = agent(tmp_path, coord.address, "host-a", "--interval", "0.5", *tls_agent)
     try:
         wait_until(lambda: "host-a" in hosts(coord.address, *admin), what="host-a over mTLS")

@@ -12,6 +12,7 @@ import re
 from collections import Counter, defaultdict
 
 import pytest
+
 from cpucompat.agent.feature_table import (
     ALIASES,
     AMBIGUOUS,

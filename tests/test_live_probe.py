@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+
 from cpucompat.agent import cpuid_exec, live
 from cpucompat.agent.decode import decode
 from cpucompat.agent.dumps import load_dump, parse_dump
@@ -28,7 +29,9 @@ PER_READ_FIELDS = {
 def cpuid_tool_capture() -> object:
     tool = shutil.which("cpuid")
     if tool is None:
-        pytest.fail("the Debian package `cpuid` is missing; .ci/run installs it (apt-get install cpuid)")
+        pytest.fail(
+            "the Debian package `cpuid` is missing; .ci/run installs it (apt-get install cpuid)"
+        )
     text = subprocess.run([tool, "-r"], capture_output=True, text=True, check=True).stdout
     return parse_dump(text, origin="cpuid -r")
 
@@ -93,8 +96,20 @@ def test_probe_json_contract_keys() -> None:
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     for key in (
-        "vendor", "brand", "family", "model", "stepping", "x86_64_level", "features",
-        "cpu_types", "xsave", "address_sizes", "hypervisor", "source", "fingerprint", "raw",
+        "vendor",
+        "brand",
+        "family",
+        "model",
+        "stepping",
+        "x86_64_level",
+        "features",
+        "cpu_types",
+        "xsave",
+        "address_sizes",
+        "hypervisor",
+        "source",
+        "fingerprint",
+        "raw",
     ):
         assert key in doc, key
     assert doc["features"] == sorted(doc["features"])
@@ -115,7 +130,11 @@ def test_probe_json_reimports_with_the_same_identity(tmp_path) -> None:
     assert again.returncode == 0, again.stderr
     a, b = json.loads(result.stdout), json.loads(again.stdout)
     assert b["source"] == "replay:json"
-    assert (a["fingerprint"], a["features"], a["x86_64_level"]) == (b["fingerprint"], b["features"], b["x86_64_level"])
+    assert (a["fingerprint"], a["features"], a["x86_64_level"]) == (
+        b["fingerprint"],
+        b["features"],
+        b["x86_64_level"],
+    )
 
 
 def test_probe_never_loads_grpc() -> None:
@@ -123,7 +142,9 @@ def test_probe_never_loads_grpc() -> None:
         "import sys; from cpucompat.agent.cli.main import main; rc = main(['probe', '--json']);"
         "sys.stderr.write(repr(sorted(m for m in sys.modules if m.startswith(('grpc', 'google.protobuf')))))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stderr.strip() == "[]"
 
 
@@ -171,7 +192,12 @@ def test_devcpu_source_needs_the_kernel_module_or_reads_it() -> None:
 
 def test_project_fixture_of_the_development_machine_decodes() -> None:
     profile = decode(load_dump(FIXTURES / "processors" / "dev-amd-epyc-kvm.cpuid-r.txt"))
-    assert (profile.vendor, profile.family, profile.model, profile.stepping) == ("AuthenticAMD", 25, 1, 1)
+    assert (profile.vendor, profile.family, profile.model, profile.stepping) == (
+        "AuthenticAMD",
+        25,
+        1,
+        1,
+    )
     assert profile.x86_64_level == "x86-64-v3"
     assert profile.hypervisor == "KVMKVMKVM"
     assert {"avx2", "sha_ni", "vaes", "pku"} <= profile.features

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.wire import capture_to_proto
 from cpucompat.coordinator.server import Coordinator, CoordinatorConfig, build_server
@@ -23,7 +24,9 @@ DEV_DUMP = FIXTURES / "processors" / "dev-amd-epyc-kvm.cpuid-r.txt"
 class Running:
     def __init__(self, tmp_path: Path, **config: object) -> None:
         self.db = tmp_path / "c.db"
-        self.coordinator = Coordinator(CoordinatorConfig(db_path=self.db, listen="127.0.0.1:0", **config))  # type: ignore[arg-type]
+        self.coordinator = Coordinator(
+            CoordinatorConfig(db_path=self.db, listen="127.0.0.1:0", **config)
+        )  # type: ignore[arg-type]
         self.server, port = build_server(self.coordinator)
         self.server.start()
         self.address = f"127.0.0.1:{port}"
@@ -34,7 +37,8 @@ class Running:
     def stored(self) -> tuple[int, int, int]:
         with self.coordinator.store.reading() as db:
             return tuple(  # type: ignore[return-value]
-                db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("hosts", "profiles", "events")
+                db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                for t in ("hosts", "profiles", "events")
             )
 
     def close(self) -> None:
@@ -74,17 +78,25 @@ def test_replayed_report_refused_unless_allowed(live_coordinator: Running) -> No
     ("mutate", "needle"),
     [
         (lambda raw: raw.cpus[0].leaves[0].__setattr__("ebx", 0x00000001), "vendor string"),
-        (lambda raw: raw.cpus[0].leaves.add(leaf=0x1, subleaf=0, eax=1), "twice with different values"),
+        (
+            lambda raw: raw.cpus[0].leaves.add(leaf=0x1, subleaf=0, eax=1),
+            "twice with different values",
+        ),
         (lambda raw: raw.cpus[0].leaves.add(leaf=0x0000_1234), "architectural range"),
         (lambda raw: raw.cpus[0].leaves.add(leaf=0x1234_5678), "outside the CPUID ranges"),
         (lambda raw: raw.ClearField("cpus"), "no logical CPU"),
         (lambda raw: raw.cpus[1].__setattr__("cpu", raw.cpus[0].cpu), "appears twice"),
     ],
 )
-def test_raw_leaves_that_cannot_be_a_processor(live_coordinator: Running, mutate, needle: str) -> None:
+def test_raw_leaves_that_cannot_be_a_processor(
+    live_coordinator: Running, mutate, needle: str
+) -> None:
     raw = dev_raw()
     mutate(raw)
-    err = refused(live_coordinator.registry.ReportProfile, pb.ReportProfileRequest(host_id="h1", cluster="c", raw=raw))
+    err = refused(
+        live_coordinator.registry.ReportProfile,
+        pb.ReportProfileRequest(host_id="h1", cluster="c", raw=raw),
+    )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert needle in err.details()
     assert live_coordinator.stored() == (0, 0, 0)
@@ -93,12 +105,18 @@ def test_raw_leaves_that_cannot_be_a_processor(live_coordinator: Running, mutate
 def test_bad_names_and_oversized_messages(tmp_path: Path) -> None:
     running = Running(tmp_path, max_message_bytes=64 * 1024)
     try:
-        err = refused(running.registry.ReportProfile, pb.ReportProfileRequest(host_id="bad id!", cluster="c", raw=dev_raw()))
+        err = refused(
+            running.registry.ReportProfile,
+            pb.ReportProfileRequest(host_id="bad id!", cluster="c", raw=dev_raw()),
+        )
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
         big = dev_raw()
         for i in range(200):
             big.cpus.add(cpu=100 + i).leaves.extend(big.cpus[0].leaves)
-        err = refused(running.registry.ReportProfile, pb.ReportProfileRequest(host_id="h1", cluster="c", raw=big))
+        err = refused(
+            running.registry.ReportProfile,
+            pb.ReportProfileRequest(host_id="h1", cluster="c", raw=big),
+        )
         assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert running.stored() == (0, 0, 0)
     finally:
@@ -125,7 +143,9 @@ def test_repeated_reports_are_idempotent(live_coordinator: Running) -> None:
 
 
 def test_heartbeat_from_unknown_host_asks_for_a_report(live_coordinator: Running) -> None:
-    response = live_coordinator.registry.Heartbeat(pb.HeartbeatRequest(host_id="new", cluster="c"), timeout=10)
+    response = live_coordinator.registry.Heartbeat(
+        pb.HeartbeatRequest(host_id="new", cluster="c"), timeout=10
+    )
     assert response.report_required
     assert live_coordinator.stored() == (0, 0, 0)
 

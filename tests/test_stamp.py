@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+
 from cpucompat.agent.decode import decode
 from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.profile import Profile

@@ -23,29 +23,58 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
             "in between. Prints 'listening on ADDR' once ready; stops cleanly on SIGTERM/SIGINT."
         ),
     )
-    p.add_argument("--coordinator", metavar="HOST:PORT", required=True, help="the coordinator's address")
+    p.add_argument(
+        "--coordinator", metavar="HOST:PORT", required=True, help="the coordinator's address"
+    )
     p.add_argument("--cluster", required=True, help="the cluster this host belongs to")
-    p.add_argument("--listen", default="127.0.0.1:7444", metavar="ADDR",
-                   help="address for the agent's own gRPC service (default 127.0.0.1:7444; port 0 picks one)")
-    p.add_argument("--host-id", metavar="ID",
-                   help="id to report under (default: /etc/machine-id); under mutual TLS it must "
-                        "equal the certificate's CN or a DNS SAN")
-    p.add_argument("--interval", type=float, default=DEFAULT_INTERVAL, metavar="SECONDS",
-                   help="re-probe and heartbeat interval (default 300)")
-    p.add_argument("--replay-dump", metavar="FILE",
-                   help="report a recorded processor from FILE instead of this host's (rehearsals); "
-                        "the file is re-read at every probe, so replacing it swaps the processor")
-    p.add_argument("--source", choices=("instruction", "devcpu"), default="instruction",
-                   help="live source: the CPUID instruction (default) or /dev/cpu/N/cpuid")
-    p.add_argument("--insecure", action="store_true", help="allow a non-loopback --listen without TLS")
-    p.add_argument("--state-file", metavar="PATH",
-                   help="where to write the cluster's current fail-over policy as JSON (default "
-                        "STATE_DIR/policy-CLUSTER.json; STATE_DIR is $CPUCOMPAT_STATE_DIR, "
-                        "/var/lib/cpucompat as root, else ~/.local/state/cpucompat)")
-    p.add_argument("--on-policy-change", metavar="CMD",
-                   help="command run (via /bin/sh) when the cluster's offline action changes, with "
-                        "CPUCOMPAT_CLUSTER, CPUCOMPAT_ACTION, CPUCOMPAT_HYPERV_OFFLINE_ACTION and "
-                        "CPUCOMPAT_REASON set; a failing hook is logged and retried on the next change")
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:7444",
+        metavar="ADDR",
+        help="address for the agent's own gRPC service (default 127.0.0.1:7444; port 0 picks one)",
+    )
+    p.add_argument(
+        "--host-id",
+        metavar="ID",
+        help="id to report under (default: /etc/machine-id); under mutual TLS it must "
+        "equal the certificate's CN or a DNS SAN",
+    )
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=DEFAULT_INTERVAL,
+        metavar="SECONDS",
+        help="re-probe and heartbeat interval (default 300)",
+    )
+    p.add_argument(
+        "--replay-dump",
+        metavar="FILE",
+        help="report a recorded processor from FILE instead of this host's (rehearsals); "
+        "the file is re-read at every probe, so replacing it swaps the processor",
+    )
+    p.add_argument(
+        "--source",
+        choices=("instruction", "devcpu"),
+        default="instruction",
+        help="live source: the CPUID instruction (default) or /dev/cpu/N/cpuid",
+    )
+    p.add_argument(
+        "--insecure", action="store_true", help="allow a non-loopback --listen without TLS"
+    )
+    p.add_argument(
+        "--state-file",
+        metavar="PATH",
+        help="where to write the cluster's current fail-over policy as JSON (default "
+        "STATE_DIR/policy-CLUSTER.json; STATE_DIR is $CPUCOMPAT_STATE_DIR, "
+        "/var/lib/cpucompat as root, else ~/.local/state/cpucompat)",
+    )
+    p.add_argument(
+        "--on-policy-change",
+        metavar="CMD",
+        help="command run (via /bin/sh) when the cluster's offline action changes, with "
+        "CPUCOMPAT_CLUSTER, CPUCOMPAT_ACTION, CPUCOMPAT_HYPERV_OFFLINE_ACTION and "
+        "CPUCOMPAT_REASON set; a failing hook is logged and retried on the next change",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log every report and heartbeat")
     add_tls_options(p, "agent")
     p.set_defaults(run=run)

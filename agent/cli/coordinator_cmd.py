@@ -22,20 +22,41 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
             "once ready."
         ),
     )
-    p.add_argument("--listen", default="127.0.0.1:7443", metavar="ADDR",
-                   help="address to serve on (default 127.0.0.1:7443; port 0 picks a free port)")
-    p.add_argument("--db", metavar="PATH",
-                   help="SQLite file (default STATE_DIR/coordinator.db; STATE_DIR is "
-                        "$CPUCOMPAT_STATE_DIR, /var/lib/cpucompat as root, else ~/.local/state/cpucompat)")
-    p.add_argument("--allow-replayed", action="store_true",
-                   help="accept reports replayed from dumps (rehearsals); they are marked in listings")
-    p.add_argument("--admin", action="append", default=[], metavar="NAME",
-                   help="certificate CN or DNS SAN allowed to query and administer under mutual TLS "
-                        "(repeatable)")
-    p.add_argument("--insecure", action="store_true",
-                   help="allow listening beyond loopback without TLS")
-    p.add_argument("--max-message-bytes", type=int, default=4 * 1024 * 1024, metavar="N",
-                   help="refuse requests larger than N bytes (default 4 MiB)")
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:7443",
+        metavar="ADDR",
+        help="address to serve on (default 127.0.0.1:7443; port 0 picks a free port)",
+    )
+    p.add_argument(
+        "--db",
+        metavar="PATH",
+        help="SQLite file (default STATE_DIR/coordinator.db; STATE_DIR is "
+        "$CPUCOMPAT_STATE_DIR, /var/lib/cpucompat as root, else ~/.local/state/cpucompat)",
+    )
+    p.add_argument(
+        "--allow-replayed",
+        action="store_true",
+        help="accept reports replayed from dumps (rehearsals); they are marked in listings",
+    )
+    p.add_argument(
+        "--admin",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="certificate CN or DNS SAN allowed to query and administer under mutual TLS "
+        "(repeatable)",
+    )
+    p.add_argument(
+        "--insecure", action="store_true", help="allow listening beyond loopback without TLS"
+    )
+    p.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=4 * 1024 * 1024,
+        metavar="N",
+        help="refuse requests larger than N bytes (default 4 MiB)",
+    )
     add_tls_options(p, "coordinator")
     p.set_defaults(run=run)
 
@@ -55,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
         max_message_bytes=args.max_message_bytes,
     )
     if args.tls_ca and not args.admin:
-        print("cpucompat coordinator: warning: mutual TLS without --admin: queries will be refused",
-              file=sys.stderr)
+        print(
+            "cpucompat coordinator: warning: mutual TLS without --admin: queries will be refused",
+            file=sys.stderr,
+        )
     try:
         coordinator = Coordinator(config)
     except StoreError as exc:

@@ -15,20 +15,50 @@ from .common import EXIT_CODES_HELP, CliError
 
 # name -> (module that defines add_parser(subparsers) and run(args), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "probe": ("cpucompat.agent.cli.probe", "read this host's processors (or a dump) and decode them"),
+    "probe": (
+        "cpucompat.agent.cli.probe",
+        "read this host's processors (or a dump) and decode them",
+    ),
     "coordinator": ("cpucompat.agent.cli.coordinator_cmd", "run the coordinator daemon"),
     "agent": ("cpucompat.agent.cli.agent_cmd", "run the agent daemon on this host"),
     "hosts": ("cpucompat.coordinator.cli.hosts_cmd:add_hosts_parser", "list registered hosts"),
-    "host": ("cpucompat.coordinator.cli.hosts_cmd:add_host_parser", "show, trace or remove one host"),
+    "host": (
+        "cpucompat.coordinator.cli.hosts_cmd:add_host_parser",
+        "show, trace or remove one host",
+    ),
     "events": ("cpucompat.coordinator.cli.hosts_cmd:add_events_parser", "show the event log"),
-    "check": ("cpucompat.coordinator.cli.decide_cmd:add_check_parser", "may SOURCE's saved state restore on TARGET?"),
-    "targets": ("cpucompat.coordinator.cli.decide_cmd:add_targets_parser", "which hosts can take a VM booted on SOURCE"),
-    "audit": ("cpucompat.coordinator.cli.decide_cmd:add_audit_parser", "audit a cluster, dumps and models: SAVE or SHUTDOWN"),
-    "stamp": ("cpucompat.coordinator.cli.guard_cmd:add_stamp_parser", "write a saved VM's requirement (restore guard)"),
-    "guard": ("cpucompat.coordinator.cli.guard_cmd:add_guard_parser", "refuse a restore this processor cannot take"),
-    "policy": ("cpucompat.coordinator.cli.policy_cmd:add_policy_parser", "show, pin or export a cluster's offline action"),
-    "vm": ("cpucompat.coordinator.cli.policy_cmd:add_vm_parser", "register VMs and list their targets"),
-    "failover": ("cpucompat.coordinator.cli.policy_cmd:add_failover_parser", "plan a VM's fail-over: SAVE or SHUTDOWN"),
+    "check": (
+        "cpucompat.coordinator.cli.decide_cmd:add_check_parser",
+        "may SOURCE's saved state restore on TARGET?",
+    ),
+    "targets": (
+        "cpucompat.coordinator.cli.decide_cmd:add_targets_parser",
+        "which hosts can take a VM booted on SOURCE",
+    ),
+    "audit": (
+        "cpucompat.coordinator.cli.decide_cmd:add_audit_parser",
+        "audit a cluster, dumps and models: SAVE or SHUTDOWN",
+    ),
+    "stamp": (
+        "cpucompat.coordinator.cli.guard_cmd:add_stamp_parser",
+        "write a saved VM's requirement (restore guard)",
+    ),
+    "guard": (
+        "cpucompat.coordinator.cli.guard_cmd:add_guard_parser",
+        "refuse a restore this processor cannot take",
+    ),
+    "policy": (
+        "cpucompat.coordinator.cli.policy_cmd:add_policy_parser",
+        "show, pin or export a cluster's offline action",
+    ),
+    "vm": (
+        "cpucompat.coordinator.cli.policy_cmd:add_vm_parser",
+        "register VMs and list their targets",
+    ),
+    "failover": (
+        "cpucompat.coordinator.cli.policy_cmd:add_failover_parser",
+        "plan a VM's fail-over: SAVE or SHUTDOWN",
+    ),
 }
 
 

@@ -18,7 +18,9 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
             "the result (or decode a recorded dump with --from-dump)."
         ),
     )
-    p.add_argument("--json", action="store_true", help="print the profile as JSON (with raw leaves)")
+    p.add_argument(
+        "--json", action="store_true", help="print the profile as JSON (with raw leaves)"
+    )
     p.add_argument(
         "--raw",
         action="store_true",
@@ -102,15 +104,24 @@ def render_summary(profile: Any) -> str:
     rows = [
         ("Processor", f"{profile.brand or '(no brand string)'}"),
         ("Vendor", profile.vendor),
-        ("Family/model", f"family {profile.family} model {profile.model} stepping {profile.stepping}"
-         f" (0x{profile.family:x}/0x{profile.model:x}/0x{profile.stepping:x})"),
+        (
+            "Family/model",
+            f"family {profile.family} model {profile.model} stepping {profile.stepping}"
+            f" (0x{profile.family:x}/0x{profile.model:x}/0x{profile.stepping:x})",
+        ),
         ("x86-64 level", profile.x86_64_level or "none (no long mode)"),
-        ("Source", f"{profile.source}" + (f" ({profile.raw.origin})" if profile.raw.origin else "")),
+        (
+            "Source",
+            f"{profile.source}" + (f" ({profile.raw.origin})" if profile.raw.origin else ""),
+        ),
         ("Logical CPUs", str(profile.logical_cpu_count)),
         ("Microcode", profile.microcode or "unknown"),
         ("Hypervisor", profile.hypervisor or "none (bare metal)"),
-        ("Address bits", f"{profile.address_sizes.physical_bits} physical, "
-         f"{profile.address_sizes.linear_bits} linear"),
+        (
+            "Address bits",
+            f"{profile.address_sizes.physical_bits} physical, "
+            f"{profile.address_sizes.linear_bits} linear",
+        ),
         ("XSAVE", f"supported 0x{xs.supported_mask:x}, enabled {enabled}, max {xs.max_size} bytes"),
         ("XSAVE state", comps),
         ("TSC", tsc),

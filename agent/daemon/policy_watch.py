@@ -39,7 +39,9 @@ def policy_document(policy: pb.ClusterPolicy) -> dict[str, Any]:
         "cluster": policy.cluster,
         "action": pb.OfflineAction.Name(policy.action).removeprefix("OFFLINE_ACTION_"),
         "hyperv_offline_action": policy.hyperv_offline_action,
-        "computed_action": pb.OfflineAction.Name(policy.computed_action).removeprefix("OFFLINE_ACTION_"),
+        "computed_action": pb.OfflineAction.Name(policy.computed_action).removeprefix(
+            "OFFLINE_ACTION_"
+        ),
         "pinned": policy.pinned_action != pb.OFFLINE_ACTION_UNSPECIFIED,
         "reason": policy.reason,
         "blocking_pairs": [f"{p.source}->{p.target}" for p in policy.blocking_pairs],
@@ -67,7 +69,9 @@ def write_atomically(path: Path, doc: dict[str, Any]) -> None:
 class PolicyWatcher:
     """One thread holding a WatchPolicy stream for the agent's cluster."""
 
-    def __init__(self, channel: grpc.Channel, cluster: str, state_file: str | None, hook: str | None) -> None:
+    def __init__(
+        self, channel: grpc.Channel, cluster: str, state_file: str | None, hook: str | None
+    ) -> None:
         self.stub = pb_grpc.PolicyServiceStub(channel)
         self.cluster = cluster
         self.state_file = Path(state_file) if state_file else None
@@ -104,8 +108,13 @@ class PolicyWatcher:
             }
             try:
                 result = subprocess.run(
-                    self.hook, shell=True, env=env, timeout=HOOK_TIMEOUT,
-                    stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                    self.hook,
+                    shell=True,
+                    env=env,
+                    timeout=HOOK_TIMEOUT,
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
                 )
                 if result.returncode != 0:
                     raise RuntimeError(f"exit {result.returncode}: {result.stderr.strip()[:200]}")
@@ -114,7 +123,13 @@ class PolicyWatcher:
                 log.error("policy hook failed (%s); will run again on the next change", exc)
                 self._hook_pending = True
         self._hooked_action = doc["action"]
-        log.info("cluster %s policy %s (version %d): %s", policy.cluster, doc["action"], policy.version, policy.reason)
+        log.info(
+            "cluster %s policy %s (version %d): %s",
+            policy.cluster,
+            doc["action"],
+            policy.version,
+            policy.reason,
+        )
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -84,7 +84,9 @@ class Reporter:
         self.reports_sent += 1
         log.info(
             "reported %s to the coordinator (fingerprint %s, version %d)",
-            self.host_id, response.fingerprint[:12], response.profile_version,
+            self.host_id,
+            response.fingerprint[:12],
+            response.profile_version,
         )
 
     def _heartbeat(self, snap: Snapshot) -> bool:
@@ -133,7 +135,9 @@ class Reporter:
                 delay = self.backoff.next_delay()
                 log.warning(
                     "coordinator unavailable (%s: %s); retrying in %.1fs",
-                    code.name if code else "error", exc.details() if hasattr(exc, "details") else exc, delay,
+                    code.name if code else "error",
+                    exc.details() if hasattr(exc, "details") else exc,
+                    delay,
                 )
                 with self._lock:
                     self._need_report = True
@@ -148,7 +152,9 @@ class Reporter:
         if leave:
             try:
                 self.stub.Leave(
-                    pb.LeaveRequest(host_id=self.host_id, cluster=self.cluster, reason="agent stopping"),
+                    pb.LeaveRequest(
+                        host_id=self.host_id, cluster=self.cluster, reason="agent stopping"
+                    ),
                     timeout=3,
                 )
             except grpc.RpcError as exc:

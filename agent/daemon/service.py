@@ -33,7 +33,9 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
         self.version = version
         self.on_probe = on_probe
 
-    def GetProfile(self, request: pb.GetProfileRequest, context: grpc.ServicerContext) -> pb.GetProfileResponse:
+    def GetProfile(
+        self, request: pb.GetProfileRequest, context: grpc.ServicerContext
+    ) -> pb.GetProfileResponse:
         snap = self.holder.current
         return pb.GetProfileResponse(
             profile=profile_to_proto(snap.profile),

@@ -62,7 +62,9 @@ class ProfileHolder:
 class Backoff:
     """Capped exponential backoff with full jitter, so many agents do not retry in step."""
 
-    def __init__(self, base: float = 0.2, cap: float = 30.0, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, base: float = 0.2, cap: float = 30.0, rng: random.Random | None = None
+    ) -> None:
         self.base = base
         self.cap = cap
         self.attempt = 0

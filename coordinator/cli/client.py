@@ -81,7 +81,13 @@ def to_doc(message: Any) -> Any:
     return _short_enums(doc)
 
 
-_PREFIXES = ("HOST_STATUS_", "EVENT_KIND_", "OFFLINE_ACTION_", "AUDIT_HOST_KIND_", "VM_REQUIREMENT_MODE_")
+_PREFIXES = (
+    "HOST_STATUS_",
+    "EVENT_KIND_",
+    "OFFLINE_ACTION_",
+    "AUDIT_HOST_KIND_",
+    "VM_REQUIREMENT_MODE_",
+)
 
 
 def _short_enums(value: Any) -> Any:

@@ -14,7 +14,9 @@ from cpucompat.agent.cli.common import EXIT_NO, EXIT_OK, CliError, print_json, t
 from .client import add_client_options, call, channel_for, to_doc
 from .refs import check_baseline, domain_ref, is_offline, proto_ref, verdict_doc
 
-HOST_ARG_HELP = "a registered host id, dump:PATH (a CPUID dump file) or model:NAME / level:x86-64-vN[@vendor]"
+HOST_ARG_HELP = (
+    "a registered host id, dump:PATH (a CPUID dump file) or model:NAME / level:x86-64-vN[@vendor]"
+)
 
 
 def _vendor_option(p: argparse.ArgumentParser) -> None:
@@ -62,7 +64,9 @@ def run_check(args: argparse.Namespace) -> int:
 
         decisions = Decisions(registry=None)  # type: ignore[arg-type]
         try:
-            doc = decisions.check(domain_ref(args.source, args.vendor), domain_ref(args.target, args.vendor)).to_json()
+            doc = decisions.check(
+                domain_ref(args.source, args.vendor), domain_ref(args.target, args.vendor)
+            ).to_json()
         except ValueError as exc:
             raise CliError(str(exc)) from None
     else:
@@ -70,7 +74,9 @@ def run_check(args: argparse.Namespace) -> int:
         from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
         stub = pb_grpc.DecisionServiceStub(channel_for(args))
-        request = pb.CheckRequest(source=proto_ref(args.source, args.vendor), target=proto_ref(args.target, args.vendor))
+        request = pb.CheckRequest(
+            source=proto_ref(args.source, args.vendor), target=proto_ref(args.target, args.vendor)
+        )
         doc = verdict_doc(call(args, stub.Check, request).verdict)
     if args.json:
         print_json(doc)
@@ -104,7 +110,9 @@ def run_targets(args: argparse.Namespace) -> int:
 
     check_baseline(args.source, args.vendor)
     stub = pb_grpc.DecisionServiceStub(channel_for(args))
-    request = pb.TargetsRequest(source=proto_ref(args.source, args.vendor), cluster=args.cluster or "")
+    request = pb.TargetsRequest(
+        source=proto_ref(args.source, args.vendor), cluster=args.cluster or ""
+    )
     response = call(args, stub.Targets, request)
     rows = [
         {
@@ -116,9 +124,17 @@ def run_targets(args: argparse.Namespace) -> int:
     ]
     accepted = [r for r in rows if r["compatible"]]
     if args.json:
-        print_json({"source": response.source_label, "accepted": [r["host"] for r in accepted], "targets": rows})
+        print_json(
+            {
+                "source": response.source_label,
+                "accepted": [r["host"] for r in accepted],
+                "targets": rows,
+            }
+        )
     else:
-        print(f"Hosts that can restore a VM booted on {response.source_label}: {len(accepted)} of {len(rows)}")
+        print(
+            f"Hosts that can restore a VM booted on {response.source_label}: {len(accepted)} of {len(rows)}"
+        )
         print(
             table(
                 ("HOST", "STATUS", "VERDICT", "WHY NOT / WARNINGS"),
@@ -127,7 +143,10 @@ def run_targets(args: argparse.Namespace) -> int:
                         r["host"],
                         r["status"],
                         "accepts" if r["compatible"] else "refuses",
-                        "; ".join(f"{x['code']} {' '.join(x['features'][:8])}".strip() for x in r["reasons"])
+                        "; ".join(
+                            f"{x['code']} {' '.join(x['features'][:8])}".strip()
+                            for x in r["reasons"]
+                        )
                         or "; ".join(w["code"] for w in r["warnings"]),
                     )
                     for r in rows
@@ -187,7 +206,9 @@ def _proto_audit_doc(report: Any) -> dict[str, Any]:
         "vendors": raw.get("vendors", []),
         "distinct_profiles": raw.get("distinct_profiles", 0),
         "pairs": raw.get("pairs", []),
-        "groups": [{"index": i, "hosts": g.get("hosts", [])} for i, g in enumerate(raw.get("groups", []))],
+        "groups": [
+            {"index": i, "hosts": g.get("hosts", [])} for i, g in enumerate(raw.get("groups", []))
+        ],
         "baseline": {
             "vendor": base.get("vendor") or None,
             "features": base.get("features", []),
@@ -209,7 +230,9 @@ def render_audit(doc: dict[str, Any]) -> str:
     group_of = {name: g["index"] for g in doc["groups"] for name in g["hosts"]}
     rows = [
         (
-            h["name"] + (" (replayed)" if h.get("replayed") else "") + (" (stale)" if h.get("stale") else ""),
+            h["name"]
+            + (" (replayed)" if h.get("replayed") else "")
+            + (" (stale)" if h.get("stale") else ""),
             h.get("vendor") or "-",
             h.get("level") or "-",
             group_of.get(h["name"], "-"),
@@ -229,14 +252,17 @@ def render_audit(doc: dict[str, Any]) -> str:
     removal = doc.get("best_removal") or {}
     if removal.get("host"):
         gained = removal.get("gained") or []
-        out.append(f"Removing {removal['host']} gains most: {len(gained)} features ({' '.join(gained[:12])}"
-                   f"{' ...' if len(gained) > 12 else ''})")
+        out.append(
+            f"Removing {removal['host']} gains most: {len(gained)} features ({' '.join(gained[:12])}"
+            f"{' ...' if len(gained) > 12 else ''})"
+        )
     blocking = doc.get("blocking_pairs") or []
     if blocking:
         out.append(f"Pairs that force SHUTDOWN: {len(blocking)}")
         for pair in blocking[:15]:
             codes = ", ".join(
-                r["code"] + (f" ({' '.join(r.get('features', [])[:6])})" if r.get("features") else "")
+                r["code"]
+                + (f" ({' '.join(r.get('features', [])[:6])})" if r.get("features") else "")
                 for r in pair.get("reasons", [])
             )
             out.append(f"  {pair['source']} -> {pair['target']}: {codes}")
@@ -249,7 +275,9 @@ def run_audit(args: argparse.Namespace) -> int:
     for arg in args.hosts:
         check_baseline(arg, args.vendor)
     if not args.cluster and not args.hosts:
-        raise CliError("nothing to audit: give --cluster C and/or hosts (ids, dump:PATH, model:NAME)")
+        raise CliError(
+            "nothing to audit: give --cluster C and/or hosts (ids, dump:PATH, model:NAME)"
+        )
     if not args.cluster and all(is_offline(a) for a in args.hosts):
         from cpucompat.coordinator.decisions import audit_offline
         from cpucompat.coordinator.domain.audit import AuditError

@@ -42,11 +42,21 @@ def add_stamp_parser(sub: Any, name: str, help_text: str) -> None:
             "is versioned JSON with an integrity digest; `cpucompat guard` checks it on the target."
         ),
     )
-    p.add_argument("--out", required=True, metavar="FILE", help="where to write the stamp ('-' for stdout)")
-    p.add_argument("--baseline", metavar="NAME", help="stamp a baseline (model:NAME or level:x86-64-vN) instead")
+    p.add_argument(
+        "--out", required=True, metavar="FILE", help="where to write the stamp ('-' for stdout)"
+    )
+    p.add_argument(
+        "--baseline",
+        metavar="NAME",
+        help="stamp a baseline (model:NAME or level:x86-64-vN) instead",
+    )
     p.add_argument("--vendor", help="vendor for level:/generic model: baselines")
-    p.add_argument("--from-dump", metavar="FILE", help="stamp a recorded processor instead of this host")
-    p.add_argument("--host-name", metavar="NAME", help="source host recorded in the stamp (default: hostname)")
+    p.add_argument(
+        "--from-dump", metavar="FILE", help="stamp a recorded processor instead of this host"
+    )
+    p.add_argument(
+        "--host-name", metavar="NAME", help="source host recorded in the stamp (default: hostname)"
+    )
     p.set_defaults(run=run_stamp)
 
 
@@ -75,7 +85,9 @@ def run_stamp(args: argparse.Namespace) -> int:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise CliError(f"cannot write {out}: {exc.strerror}") from None
-    print(f"stamped {out}: {requirement.mode.value} requirement, {len(requirement.features)} features")
+    print(
+        f"stamped {out}: {requirement.mode.value} requirement, {len(requirement.features)} features"
+    )
     return EXIT_OK
 
 
@@ -89,7 +101,11 @@ def add_guard_parser(sub: Any, name: str, help_text: str) -> None:
         ),
     )
     p.add_argument("stamp", metavar="FILE", help="the stamp written by `cpucompat stamp`")
-    p.add_argument("--from-dump", metavar="FILE", help="judge against a recorded processor instead of this host")
+    p.add_argument(
+        "--from-dump",
+        metavar="FILE",
+        help="judge against a recorded processor instead of this host",
+    )
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
     p.set_defaults(run=run_guard)
 

@@ -52,12 +52,28 @@ def run_hosts(args: argparse.Namespace) -> int:
         )
         for h in response.hosts
     ]
-    print(table(("HOST", "CLUSTER", "STATUS", "PROCESSOR", "LEVEL", "FEATURES", "FINGERPRINT", "LAST SEEN"), rows))
+    print(
+        table(
+            (
+                "HOST",
+                "CLUSTER",
+                "STATUS",
+                "PROCESSOR",
+                "LEVEL",
+                "FEATURES",
+                "FINGERPRINT",
+                "LAST SEEN",
+            ),
+            rows,
+        )
+    )
     return EXIT_OK
 
 
 def add_host_parser(sub: Any, name: str, help_text: str) -> None:
-    p = sub.add_parser(name, help=help_text, description="Show, trace or remove one registered host.")
+    p = sub.add_parser(
+        name, help=help_text, description="Show, trace or remove one registered host."
+    )
     hs = p.add_subparsers(dest="host_command", metavar="ACTION", required=True)
     show = hs.add_parser("show", help="the host's current profile")
     show.add_argument("host_id", metavar="ID")
@@ -92,10 +108,16 @@ def run_show(args: argparse.Namespace) -> int:
         ("Cluster", h.cluster),
         ("Status", f"{_status(h.status)}, last seen {_when(h.last_seen)}"),
         ("Agent", f"{h.agent_address or '-'} (version {h.agent_version or '?'})"),
-        ("Processor", f"{p.brand} ({p.vendor}, family {p.family} model {p.model} stepping {p.stepping})"),
+        (
+            "Processor",
+            f"{p.brand} ({p.vendor}, family {p.family} model {p.model} stepping {p.stepping})",
+        ),
         ("x86-64 level", p.x86_64_level or "none"),
         ("Hypervisor", p.hypervisor or "none"),
-        ("Address bits", f"{p.address_sizes.physical_bits} physical, {p.address_sizes.linear_bits} linear"),
+        (
+            "Address bits",
+            f"{p.address_sizes.physical_bits} physical, {p.address_sizes.linear_bits} linear",
+        ),
         ("XSAVE", f"0x{p.xsave.supported_mask:x}"),
         ("Source", p.source + (f" ({p.origin})" if p.origin else "")),
         ("Profile version", f"{h.profile_version}, fingerprint {h.fingerprint[:16]}"),
@@ -150,14 +172,20 @@ def parse_since(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise CliError(f"--since {text!r}: use an ISO time (2026-11-25T10:00) or an age (15m, 2h, 7d)") from None
+        raise CliError(
+            f"--since {text!r}: use an ISO time (2026-11-25T10:00) or an age (15m, 2h, 7d)"
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def add_events_parser(sub: Any, name: str, help_text: str) -> None:
-    p = sub.add_parser(name, help=help_text, description="Show the coordinator's event log, oldest first.")
+    p = sub.add_parser(
+        name, help=help_text, description="Show the coordinator's event log, oldest first."
+    )
     p.add_argument("--cluster", help="only this cluster")
-    p.add_argument("--since", metavar="T", help="only events since T (ISO time, or an age: 15m, 2h, 7d)")
+    p.add_argument(
+        "--since", metavar="T", help="only events since T (ISO time, or an age: 15m, 2h, 7d)"
+    )
     p.add_argument("--limit", type=int, default=1000, help="at most N events (newest kept)")
     add_client_options(p)
     p.set_defaults(run=run_events)
@@ -180,7 +208,12 @@ def run_events(args: argparse.Namespace) -> int:
         print_json([to_doc(e) for e in r.events])
         return EXIT_OK
     rows = [
-        (_when(e.time), e.cluster, pb.EventKind.Name(e.kind).removeprefix("EVENT_KIND_").lower(), e.message)
+        (
+            _when(e.time),
+            e.cluster,
+            pb.EventKind.Name(e.kind).removeprefix("EVENT_KIND_").lower(),
+            e.message,
+        )
         for e in r.events
     ]
     print(table(("TIME", "CLUSTER", "KIND", "WHAT"), rows))

@@ -22,7 +22,9 @@ def _name(value: int, prefix: str) -> str:
 
 def _policy_doc(policy: Any) -> dict[str, Any]:
     doc = to_doc(policy)
-    doc["pinned_action"] = None if doc.get("pinned_action") == "UNSPECIFIED" else doc.get("pinned_action")
+    doc["pinned_action"] = (
+        None if doc.get("pinned_action") == "UNSPECIFIED" else doc.get("pinned_action")
+    )
     return doc
 
 
@@ -45,9 +47,13 @@ def add_policy_parser(sub: Any, name: str, help_text: str) -> None:
     show.add_argument("--cluster", help="one cluster (default: all)")
     add_client_options(show)
     show.set_defaults(run=run_show)
-    pin = ps.add_parser("pin", help="pin a colder action; pinning SAVE on a mixed cluster is refused (exit 3)")
+    pin = ps.add_parser(
+        "pin", help="pin a colder action; pinning SAVE on a mixed cluster is refused (exit 3)"
+    )
     pin.add_argument("--cluster", required=True)
-    pin.add_argument("action", choices=ACTIONS, type=str.upper, metavar="ACTION", help=" | ".join(ACTIONS))
+    pin.add_argument(
+        "action", choices=ACTIONS, type=str.upper, metavar="ACTION", help=" | ".join(ACTIONS)
+    )
     pin.add_argument("--reason", default="", help="why, recorded in the event log")
     add_client_options(pin)
     pin.set_defaults(run=run_pin)
@@ -107,7 +113,11 @@ def run_pin(args: argparse.Namespace) -> int:
     from cpucompat.v1 import coordinator_service_pb2 as pb
 
     action = getattr(pb, f"OFFLINE_ACTION_{args.action}")
-    response = call(args, _stub(args).PinPolicy, pb.PinPolicyRequest(cluster=args.cluster, action=action, reason=args.reason))
+    response = call(
+        args,
+        _stub(args).PinPolicy,
+        pb.PinPolicyRequest(cluster=args.cluster, action=action, reason=args.reason),
+    )
     if args.json:
         print_json(_policy_doc(response.policy))
     else:
@@ -136,8 +146,14 @@ def run_export(args: argparse.Namespace) -> int:
     from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
     channel = channel_for(args)
-    policy = call(args, pb_grpc.PolicyServiceStub(channel).GetPolicy, pb.GetPolicyRequest(cluster=args.cluster)).policy
-    vms = call(args, pb_grpc.VmServiceStub(channel).ListVms, pb.ListVmsRequest(cluster=args.cluster)).vms
+    policy = call(
+        args,
+        pb_grpc.PolicyServiceStub(channel).GetPolicy,
+        pb.GetPolicyRequest(cluster=args.cluster),
+    ).policy
+    vms = call(
+        args, pb_grpc.VmServiceStub(channel).ListVms, pb.ListVmsRequest(cluster=args.cluster)
+    ).vms
     action = _name(policy.action, "OFFLINE_ACTION_")
     lines = [
         f"# cpucompat policy for cluster {args.cluster}: OfflineAction {policy.hyperv_offline_action} ({action})",
@@ -145,7 +161,9 @@ def run_export(args: argparse.Namespace) -> int:
         f"# Policy version {policy.version}; review, then run on a node of the failover cluster.",
     ]
     if not vms:
-        lines.append("# No VMs are registered for this cluster: register them with `cpucompat vm register`.")
+        lines.append(
+            "# No VMs are registered for this cluster: register them with `cpucompat vm register`."
+        )
     for vm in vms:
         resource = f"Virtual Machine {vm.name}"
         lines.append(
@@ -160,7 +178,9 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def add_vm_parser(sub: Any, name: str, help_text: str) -> None:
-    p = sub.add_parser(name, help=help_text, description="VMs whose fail-over the coordinator plans.")
+    p = sub.add_parser(
+        name, help=help_text, description="VMs whose fail-over the coordinator plans."
+    )
     vs = p.add_subparsers(dest="vm_command", metavar="ACTION", required=True)
     reg = vs.add_parser(
         "register",
@@ -174,16 +194,22 @@ def add_vm_parser(sub: Any, name: str, help_text: str) -> None:
     reg.add_argument("--cluster", required=True)
     group = reg.add_mutually_exclusive_group(required=True)
     group.add_argument("--boot-host", metavar="HOST", help="the registered host the VM booted on")
-    group.add_argument("--baseline", metavar="NAME", help="a named baseline (model:NAME, level:x86-64-vN)")
+    group.add_argument(
+        "--baseline", metavar="NAME", help="a named baseline (model:NAME, level:x86-64-vN)"
+    )
     reg.add_argument("--vendor", help="vendor for level:/generic model: baselines")
-    reg.add_argument("--rebooted", action="store_true", help="the guest restarted: capture its requirement anew")
+    reg.add_argument(
+        "--rebooted", action="store_true", help="the guest restarted: capture its requirement anew"
+    )
     add_client_options(reg)
     reg.set_defaults(run=run_vm_register)
     ls = vs.add_parser("list", help="registered VMs")
     ls.add_argument("--cluster")
     add_client_options(ls)
     ls.set_defaults(run=run_vm_list)
-    tg = vs.add_parser("targets", help="the hosts of the VM's cluster that can restore its saved state")
+    tg = vs.add_parser(
+        "targets", help="the hosts of the VM's cluster that can restore its saved state"
+    )
     tg.add_argument("vm", metavar="VM")
     add_client_options(tg)
     tg.set_defaults(run=run_vm_targets)
@@ -202,7 +228,9 @@ def _vm_stub(args: argparse.Namespace) -> Any:
 def run_vm_register(args: argparse.Namespace) -> int:
     from cpucompat.v1 import coordinator_service_pb2 as pb
 
-    request = pb.RegisterVmRequest(vm_name=args.vm, cluster=args.cluster, vendor=args.vendor or "", rebooted=args.rebooted)
+    request = pb.RegisterVmRequest(
+        vm_name=args.vm, cluster=args.cluster, vendor=args.vendor or "", rebooted=args.rebooted
+    )
     if args.boot_host:
         request.boot_host = args.boot_host
     else:
@@ -212,9 +240,15 @@ def run_vm_register(args: argparse.Namespace) -> int:
         print_json(to_doc(response))
     else:
         vm = response.vm
-        kept = "" if response.requirement_updated else " (requirement kept from its boot: pass --rebooted after a restart)"
-        print(f"VM {vm.name} in {vm.cluster}: requirement of {vm.boot_host or vm.baseline}, "
-              f"{len(vm.requirement.features)} features{kept}")
+        kept = (
+            ""
+            if response.requirement_updated
+            else " (requirement kept from its boot: pass --rebooted after a restart)"
+        )
+        print(
+            f"VM {vm.name} in {vm.cluster}: requirement of {vm.boot_host or vm.baseline}, "
+            f"{len(vm.requirement.features)} features{kept}"
+        )
     return EXIT_OK
 
 
@@ -225,11 +259,21 @@ def run_vm_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json([to_doc(v) for v in response.vms])
     else:
-        print(table(
-            ("VM", "CLUSTER", "REQUIREMENT OF", "LEVEL", "FEATURES"),
-            [(v.name, v.cluster, v.boot_host or v.baseline, v.requirement.x86_64_level or "-",
-              len(v.requirement.features)) for v in response.vms],
-        ))
+        print(
+            table(
+                ("VM", "CLUSTER", "REQUIREMENT OF", "LEVEL", "FEATURES"),
+                [
+                    (
+                        v.name,
+                        v.cluster,
+                        v.boot_host or v.baseline,
+                        v.requirement.x86_64_level or "-",
+                        len(v.requirement.features),
+                    )
+                    for v in response.vms
+                ],
+            )
+        )
     return EXIT_OK
 
 
@@ -237,16 +281,33 @@ def run_vm_targets(args: argparse.Namespace) -> int:
     from cpucompat.v1 import coordinator_service_pb2 as pb
 
     response = call(args, _vm_stub(args).GetVmTargets, pb.GetVmTargetsRequest(vm_name=args.vm))
-    rows = [{"host": t.host_id, "status": _name(t.status, "HOST_STATUS_").lower(), **verdict_doc(t.verdict)}
-            for t in response.targets]
+    rows = [
+        {
+            "host": t.host_id,
+            "status": _name(t.status, "HOST_STATUS_").lower(),
+            **verdict_doc(t.verdict),
+        }
+        for t in response.targets
+    ]
     accepted = [r["host"] for r in rows if r["compatible"]]
     if args.json:
         print_json({"vm": args.vm, "accepted": accepted, "targets": rows})
     else:
         print(f"Hosts that can restore {args.vm}'s saved state: {len(accepted)} of {len(rows)}")
-        print(table(("HOST", "STATUS", "VERDICT", "WHY NOT"),
-                    [(r["host"], r["status"], "accepts" if r["compatible"] else "refuses",
-                      "; ".join(x["code"] for x in r["reasons"])) for r in rows]))
+        print(
+            table(
+                ("HOST", "STATUS", "VERDICT", "WHY NOT"),
+                [
+                    (
+                        r["host"],
+                        r["status"],
+                        "accepts" if r["compatible"] else "refuses",
+                        "; ".join(x["code"] for x in r["reasons"]),
+                    )
+                    for r in rows
+                ],
+            )
+        )
     return EXIT_OK if accepted else EXIT_NO
 
 
@@ -277,7 +338,9 @@ def add_failover_parser(sub: Any, name: str, help_text: str) -> None:
 def run_plan(args: argparse.Namespace) -> int:
     from cpucompat.v1 import coordinator_service_pb2 as pb
 
-    plan = call(args, _vm_stub(args).PlanFailover, pb.PlanFailoverRequest(vm_name=args.vm, to_host=args.to)).plan
+    plan = call(
+        args, _vm_stub(args).PlanFailover, pb.PlanFailoverRequest(vm_name=args.vm, to_host=args.to)
+    ).plan
     action = _name(plan.action, "OFFLINE_ACTION_")
     doc = {
         "vm": plan.vm_name,
@@ -285,16 +348,18 @@ def run_plan(args: argparse.Namespace) -> int:
         "action": action,
         "hyperv_offline_action": plan.hyperv_offline_action,
         "reason": plan.reason,
-        "cluster_action": None if not plan.cluster_action else _name(plan.cluster_action, "OFFLINE_ACTION_"),
+        "cluster_action": None
+        if not plan.cluster_action
+        else _name(plan.cluster_action, "OFFLINE_ACTION_"),
         "verdict": verdict_doc(plan.verdict),
     }
     if args.json:
         print_json(doc)
     else:
-        print(f"{plan.vm_name} -> {plan.to_host}: {action} (OfflineAction {plan.hyperv_offline_action})")
+        print(
+            f"{plan.vm_name} -> {plan.to_host}: {action} (OfflineAction {plan.hyperv_offline_action})"
+        )
         print(f"  {plan.reason}")
         for r in doc["verdict"]["reasons"]:
             print(f"  {r['code']}: {' '.join(r['features']) or r['detail']}")
     return EXIT_OK if action == "SAVE" else EXIT_NO
-
-

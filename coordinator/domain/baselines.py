@@ -32,6 +32,7 @@ from functools import cache
 from typing import Any
 
 import archspec.cpu
+
 from cpucompat.agent.decode import LEVEL_FEATURES
 from cpucompat.agent.feature_table import UnknownFeatureError, canonical_name
 

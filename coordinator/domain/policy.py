@@ -64,11 +64,23 @@ class PolicyDecision:
     def same_as(self, other: PolicyDecision | None) -> bool:
         """Equal in everything a watcher cares about (the version aside)."""
         return other is not None and (
-            self.action, self.computed, self.pinned, self.reason, self.blocking_pairs,
-            self.stale_hosts, self.host_count, self.pin_reason,
+            self.action,
+            self.computed,
+            self.pinned,
+            self.reason,
+            self.blocking_pairs,
+            self.stale_hosts,
+            self.host_count,
+            self.pin_reason,
         ) == (
-            other.action, other.computed, other.pinned, other.reason, other.blocking_pairs,
-            other.stale_hosts, other.host_count, other.pin_reason,
+            other.action,
+            other.computed,
+            other.pinned,
+            other.reason,
+            other.blocking_pairs,
+            other.stale_hosts,
+            other.host_count,
+            other.pin_reason,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -102,22 +114,37 @@ def decide(
     not_fresh = tuple(sorted(h.name for h in hosts if h.status != "online"))
     pairs = tuple(blocking_pairs)
     if not hosts:
-        computed, why = OfflineAction.SHUTDOWN, "no hosts are registered: nothing is known (fail-safe)"
+        computed, why = (
+            OfflineAction.SHUTDOWN,
+            "no hosts are registered: nothing is known (fail-safe)",
+        )
     elif pairs or audit_action != "SAVE":
-        shown = "; ".join(_pair_text(p) for p in pairs[:3]) + (f"; +{len(pairs) - 3} more" if len(pairs) > 3 else "")
-        computed, why = OfflineAction.SHUTDOWN, f"processors are mixed: {shown or 'audit says SHUTDOWN'}"
+        shown = "; ".join(_pair_text(p) for p in pairs[:3]) + (
+            f"; +{len(pairs) - 3} more" if len(pairs) > 3 else ""
+        )
+        computed, why = (
+            OfflineAction.SHUTDOWN,
+            f"processors are mixed: {shown or 'audit says SHUTDOWN'}",
+        )
     elif not_fresh:
         computed = OfflineAction.SHUTDOWN
         why = f"profile not fresh for {', '.join(not_fresh)} (stale or offline): unknown means shutdown"
     else:
-        computed, why = OfflineAction.SAVE, f"all {len(hosts)} hosts can restore each other's saved state"
+        computed, why = (
+            OfflineAction.SAVE,
+            f"all {len(hosts)} hosts can restore each other's saved state",
+        )
     action = computed
     if pinned is not None:
         if pinned == OfflineAction.SAVE and computed != OfflineAction.SAVE:
             why = f"pinned SAVE is overridden: {why}"
         else:
             action = pinned
-            why = f"pinned {pinned.name} by an administrator" + (f" ({pin_reason})" if pin_reason else "") + f"; processors allow {computed.name}"
+            why = (
+                f"pinned {pinned.name} by an administrator"
+                + (f" ({pin_reason})" if pin_reason else "")
+                + f"; processors allow {computed.name}"
+            )
     return PolicyDecision(
         cluster=cluster,
         action=action,

@@ -106,8 +106,7 @@ def read_stamp(text: str | bytes) -> Stamp:
         doc = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise StampError(
-            f"stamp is not valid JSON ({exc}); it is truncated or corrupted, "
-            "do not restore from it"
+            f"stamp is not valid JSON ({exc}); it is truncated or corrupted, do not restore from it"
         ) from None
     if not isinstance(doc, dict):
         raise StampError("stamp is not a JSON object; this is not a cpucompat stamp")

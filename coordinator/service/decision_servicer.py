@@ -13,7 +13,11 @@ from ..registry import Registry
 from ..security import Authorizer
 from .errors import rpc
 
-_KIND = {"host": pb.AUDIT_HOST_KIND_REGISTERED, "dump": pb.AUDIT_HOST_KIND_DUMP, "model": pb.AUDIT_HOST_KIND_MODEL}
+_KIND = {
+    "host": pb.AUDIT_HOST_KIND_REGISTERED,
+    "dump": pb.AUDIT_HOST_KIND_DUMP,
+    "model": pb.AUDIT_HOST_KIND_MODEL,
+}
 
 
 class DecisionServicer(pb_grpc.DecisionServiceServicer):
@@ -29,11 +33,15 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         target = convert.ref_from_proto(request.target)
         verdict = self.decisions.check(source, target)
         return pb.CheckResponse(
-            verdict=convert.verdict_to_proto(verdict), source_label=source.label, target_label=target.label
+            verdict=convert.verdict_to_proto(verdict),
+            source_label=source.label,
+            target_label=target.label,
         )
 
     @rpc
-    def Targets(self, request: pb.TargetsRequest, context: grpc.ServicerContext) -> pb.TargetsResponse:
+    def Targets(
+        self, request: pb.TargetsRequest, context: grpc.ServicerContext
+    ) -> pb.TargetsResponse:
         self.auth.require_admin(context)
         source = convert.ref_from_proto(request.source)
         results = self.decisions.targets(source, request.cluster or None)
@@ -54,7 +62,10 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         self.auth.require_admin(context)
         extra = [convert.ref_from_proto(r) for r in request.extra_hosts]
         report = self.decisions.audit(request.cluster or None, extra)
-        kinds = {r.host_id: pb.AUDIT_HOST_KIND_REGISTERED for r in self.registry.hosts(request.cluster or None)}
+        kinds = {
+            r.host_id: pb.AUDIT_HOST_KIND_REGISTERED
+            for r in self.registry.hosts(request.cluster or None)
+        }
         kinds.update({ref.label: _KIND[ref.kind] for ref in extra})
         return pb.AuditResponse(
             report=convert.audit_to_proto(report, request.cluster, self.registry.clock(), kinds)

@@ -23,29 +23,45 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         self.auth = auth
 
     @rpc
-    def GetPolicy(self, request: pb.GetPolicyRequest, context: grpc.ServicerContext) -> pb.GetPolicyResponse:
+    def GetPolicy(
+        self, request: pb.GetPolicyRequest, context: grpc.ServicerContext
+    ) -> pb.GetPolicyResponse:
         self.auth.require_member(context)
-        return pb.GetPolicyResponse(policy=convert.policy_to_proto(self.engine.get(request.cluster)))
+        return pb.GetPolicyResponse(
+            policy=convert.policy_to_proto(self.engine.get(request.cluster))
+        )
 
     @rpc
-    def ListPolicies(self, request: pb.ListPoliciesRequest, context: grpc.ServicerContext) -> pb.ListPoliciesResponse:
+    def ListPolicies(
+        self, request: pb.ListPoliciesRequest, context: grpc.ServicerContext
+    ) -> pb.ListPoliciesResponse:
         self.auth.require_member(context)
-        return pb.ListPoliciesResponse(policies=[convert.policy_to_proto(p) for p in self.engine.all()])
+        return pb.ListPoliciesResponse(
+            policies=[convert.policy_to_proto(p) for p in self.engine.all()]
+        )
 
     @rpc
-    def PinPolicy(self, request: pb.PinPolicyRequest, context: grpc.ServicerContext) -> pb.PinPolicyResponse:
+    def PinPolicy(
+        self, request: pb.PinPolicyRequest, context: grpc.ServicerContext
+    ) -> pb.PinPolicyResponse:
         self.auth.require_admin(context)
         action = convert.action_from_proto(request.action)
         stored = self.engine.pin(request.cluster, action, request.reason)
         return pb.PinPolicyResponse(policy=convert.policy_to_proto(stored))
 
     @rpc
-    def UnpinPolicy(self, request: pb.UnpinPolicyRequest, context: grpc.ServicerContext) -> pb.UnpinPolicyResponse:
+    def UnpinPolicy(
+        self, request: pb.UnpinPolicyRequest, context: grpc.ServicerContext
+    ) -> pb.UnpinPolicyResponse:
         self.auth.require_admin(context)
-        return pb.UnpinPolicyResponse(policy=convert.policy_to_proto(self.engine.unpin(request.cluster)))
+        return pb.UnpinPolicyResponse(
+            policy=convert.policy_to_proto(self.engine.unpin(request.cluster))
+        )
 
     @stream
-    def WatchPolicy(self, request: pb.WatchPolicyRequest, context: grpc.ServicerContext) -> Iterator[pb.WatchPolicyResponse]:
+    def WatchPolicy(
+        self, request: pb.WatchPolicyRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.WatchPolicyResponse]:
         """The current policy first, then every change until the client goes away."""
         self.auth.require_member(context)
         version = 0

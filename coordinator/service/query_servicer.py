@@ -20,14 +20,18 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
         self.auth = auth
 
     @rpc
-    def ListHosts(self, request: pb.ListHostsRequest, context: grpc.ServicerContext) -> pb.ListHostsResponse:
+    def ListHosts(
+        self, request: pb.ListHostsRequest, context: grpc.ServicerContext
+    ) -> pb.ListHostsResponse:
         self.auth.require_admin(context)
         return pb.ListHostsResponse(
             hosts=[convert.host_to_proto(r) for r in self.registry.hosts(request.cluster or None)]
         )
 
     @rpc
-    def GetHost(self, request: pb.GetHostRequest, context: grpc.ServicerContext) -> pb.GetHostResponse:
+    def GetHost(
+        self, request: pb.GetHostRequest, context: grpc.ServicerContext
+    ) -> pb.GetHostResponse:
         self.auth.require_admin(context)
         record = self.registry.host(request.host_id)
         response = pb.GetHostResponse(
@@ -39,7 +43,9 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
         return response
 
     @rpc
-    def GetHostHistory(self, request: pb.GetHostHistoryRequest, context: grpc.ServicerContext) -> pb.GetHostHistoryResponse:
+    def GetHostHistory(
+        self, request: pb.GetHostHistoryRequest, context: grpc.ServicerContext
+    ) -> pb.GetHostHistoryResponse:
         self.auth.require_admin(context)
         versions = self.registry.history(request.host_id)
         numbered = list(enumerate(versions, start=1))
@@ -51,7 +57,9 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
         )
 
     @rpc
-    def ListEvents(self, request: pb.ListEventsRequest, context: grpc.ServicerContext) -> pb.ListEventsResponse:
+    def ListEvents(
+        self, request: pb.ListEventsRequest, context: grpc.ServicerContext
+    ) -> pb.ListEventsResponse:
         self.auth.require_admin(context)
         since = convert.timestamp_seconds(request.since) if request.HasField("since") else None
         events = self.registry.events(request.cluster or None, since, request.limit or 1000)
@@ -64,7 +72,9 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
         return pb.ListEventsResponse(events=[convert.event_to_proto(e) for e in events])
 
     @rpc
-    def RemoveHost(self, request: pb.RemoveHostRequest, context: grpc.ServicerContext) -> pb.RemoveHostResponse:
+    def RemoveHost(
+        self, request: pb.RemoveHostRequest, context: grpc.ServicerContext
+    ) -> pb.RemoveHostResponse:
         self.auth.require_admin(context)
         record = self.registry.host(request.host_id)
         self.registry.remove(request.host_id)

@@ -19,7 +19,9 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         self.auth = auth
 
     @rpc
-    def ReportProfile(self, request: pb.ReportProfileRequest, context: grpc.ServicerContext) -> pb.ReportProfileResponse:
+    def ReportProfile(
+        self, request: pb.ReportProfileRequest, context: grpc.ServicerContext
+    ) -> pb.ReportProfileResponse:
         check_name(request.host_id, "host id")
         self.auth.require_host(context, request.host_id)
         before = self.registry.find(request.host_id)
@@ -43,7 +45,9 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         )
 
     @rpc
-    def Heartbeat(self, request: pb.HeartbeatRequest, context: grpc.ServicerContext) -> pb.HeartbeatResponse:
+    def Heartbeat(
+        self, request: pb.HeartbeatRequest, context: grpc.ServicerContext
+    ) -> pb.HeartbeatResponse:
         check_name(request.host_id, "host id")
         self.auth.require_host(context, request.host_id)
         record, wanted = self.registry.heartbeat(

@@ -21,7 +21,9 @@ class VmServicer(pb_grpc.VmServiceServicer):
         self.auth = auth
 
     @rpc
-    def RegisterVm(self, request: pb.RegisterVmRequest, context: grpc.ServicerContext) -> pb.RegisterVmResponse:
+    def RegisterVm(
+        self, request: pb.RegisterVmRequest, context: grpc.ServicerContext
+    ) -> pb.RegisterVmResponse:
         self.auth.require_admin(context)
         which = request.WhichOneof("requirement")
         try:
@@ -37,15 +39,23 @@ class VmServicer(pb_grpc.VmServiceServicer):
             vendor=request.vendor or None,
             rebooted=request.rebooted,
         )
-        return pb.RegisterVmResponse(vm=convert.vm_to_proto(record), created=created, requirement_updated=updated)
+        return pb.RegisterVmResponse(
+            vm=convert.vm_to_proto(record), created=created, requirement_updated=updated
+        )
 
     @rpc
-    def ListVms(self, request: pb.ListVmsRequest, context: grpc.ServicerContext) -> pb.ListVmsResponse:
+    def ListVms(
+        self, request: pb.ListVmsRequest, context: grpc.ServicerContext
+    ) -> pb.ListVmsResponse:
         self.auth.require_admin(context)
-        return pb.ListVmsResponse(vms=[convert.vm_to_proto(v) for v in self.vms.list(request.cluster or None)])
+        return pb.ListVmsResponse(
+            vms=[convert.vm_to_proto(v) for v in self.vms.list(request.cluster or None)]
+        )
 
     @rpc
-    def GetVmTargets(self, request: pb.GetVmTargetsRequest, context: grpc.ServicerContext) -> pb.GetVmTargetsResponse:
+    def GetVmTargets(
+        self, request: pb.GetVmTargetsRequest, context: grpc.ServicerContext
+    ) -> pb.GetVmTargetsResponse:
         self.auth.require_admin(context)
         vm = self.vms.get(request.vm_name)
         targets = []
@@ -61,12 +71,18 @@ class VmServicer(pb_grpc.VmServiceServicer):
         return pb.GetVmTargetsResponse(vm=convert.vm_to_proto(vm), targets=targets)
 
     @rpc
-    def PlanFailover(self, request: pb.PlanFailoverRequest, context: grpc.ServicerContext) -> pb.PlanFailoverResponse:
+    def PlanFailover(
+        self, request: pb.PlanFailoverRequest, context: grpc.ServicerContext
+    ) -> pb.PlanFailoverResponse:
         self.auth.require_admin(context)
-        return pb.PlanFailoverResponse(plan=convert.plan_to_proto(self.vms.plan(request.vm_name, request.to_host)))
+        return pb.PlanFailoverResponse(
+            plan=convert.plan_to_proto(self.vms.plan(request.vm_name, request.to_host))
+        )
 
     @rpc
-    def RemoveVm(self, request: pb.RemoveVmRequest, context: grpc.ServicerContext) -> pb.RemoveVmResponse:
+    def RemoveVm(
+        self, request: pb.RemoveVmRequest, context: grpc.ServicerContext
+    ) -> pb.RemoveVmResponse:
         self.auth.require_admin(context)
         record = self.vms.remove(request.vm_name)
         return pb.RemoveVmResponse(vm=convert.vm_to_proto(record))
