@@ -196,3 +196,14 @@ def test_nearest_microarchitecture_of_real_dumps() -> None:
     assert nearest_microarchitecture(
         Requirement.from_profile(profile(MILAN), MILAN).features, None
     ) in ("x86_64_v3", "x86_64_v4")
+
+
+def test_model_baselines_carry_the_psabi_basics_archspec_leaves_implicit() -> None:
+    """archspec's x86_64 root lists no features; a model must still reach its level."""
+    from cpucompat.coordinator.domain.baselines import nearest_level, resolve_baseline
+
+    expected = {"model:nehalem": "x86-64-v2", "model:zen3": "x86-64-v3", "model:icelake": "x86-64-v4"}
+    for name, level in expected.items():
+        base = resolve_baseline(name)
+        assert {"lm", "cmov", "cx8", "fpu", "fxsr", "sse2"} <= base.features, name
+        assert nearest_level(base.features) == level, name

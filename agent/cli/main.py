@@ -15,6 +15,10 @@ from .common import EXIT_CODES_HELP, CliError
 
 # name -> (module that defines add_parser(subparsers) and run(args), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "quickstart": (
+        "cpucompat.agent.cli.quickstart_cmd",
+        "bring up a coordinator and this host's agent, audit and show the policy",
+    ),
     "probe": (
         "cpucompat.agent.cli.probe",
         "read this host's processors (or a dump) and decode them",

@@ -225,7 +225,11 @@ def _model_parts(
     target = _archspec_targets()[name]
     vendor = None if target.vendor == "generic" else str(target.vendor)
     features, ignored, unmapped = map_feature_names(target.features)
-    return vendor, features, ignored, unmapped
+    # archspec's x86_64 root lists no features, yet every x86-64 target has the psABI
+    # baseline (lm, cmov, cx8, fpu, fxsr, mmx, sse, sse2): add it, or no model would
+    # ever reach a psABI level.
+    base, _, _ = map_feature_names(level_features("x86-64-v1"))
+    return vendor, features | base, ignored, unmapped
 
 
 def model_names() -> tuple[str, ...]:

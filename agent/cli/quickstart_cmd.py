@@ -1,0 +1,150 @@
+"""`cpucompat quickstart`: the whole system on one machine, in one command.
+
+Starts a coordinator (SQLite in a state folder, loopback only), this host's
+real agent, one replayed agent per `--dump` (what-if hardware), then prints
+the audit of the cluster plus any `--model` baselines and the policy the
+coordinator enforces. Everything runs as real processes; they are stopped
+at the end unless `--keep` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import EXIT_OK, CliError
+
+READY = re.compile(r"listening on (\S+)")
+CLI = [sys.executable, "-m", "cpucompat.agent.cli.main"]
+
+
+def add_parser(sub: Any, name: str, help_text: str) -> None:
+    p = sub.add_parser(
+        name,
+        help=help_text,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--dump", action="append", default=[], metavar="FILE",
+                   help="what-if host replayed from a CPUID dump (repeatable)")
+    p.add_argument("--model", action="append", default=None, metavar="NAME",
+                   help="what-if baseline in the audit, e.g. model:icelake (repeatable; "
+                        "default: model:zen3 and model:icelake)")
+    p.add_argument("--cluster", default="quickstart", help="cluster name (default quickstart)")
+    p.add_argument("--state-dir", metavar="DIR", help="where the database and logs go (default: a temp folder)")
+    p.add_argument("--keep", action="store_true", help="leave the daemons running and print how to stop them")
+    p.set_defaults(run=run)
+
+
+def _start(args: list[str], log: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    out = log.open("w")
+    proc = subprocess.Popen(CLI + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    for line in proc.stdout:
+        out.write(line)
+        out.flush()
+        m = READY.search(line)
+        if m:
+            _drain(proc, out)
+            return proc, m[1]
+        if time.monotonic() > deadline:
+            break
+    proc.kill()
+    raise CliError(f"`cpucompat {' '.join(args[:1])}` did not start; see {log}", 1)
+
+
+def _drain(proc: subprocess.Popen[str], out: Any) -> None:
+    import threading
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(line)
+            out.flush()
+
+    threading.Thread(target=pump, daemon=True).start()
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+
+
+def _wait_hosts(address: str, count: int, env: dict[str, str]) -> None:
+    import json
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r = _cli("hosts", "--json", "--coordinator", address, env=env)
+        if r.returncode == 0 and len(json.loads(r.stdout)) >= count:
+            return
+        time.sleep(0.2)
+    raise CliError("the agents did not report within 60 s; see the logs in the state folder", 1)
+
+
+def run(args: argparse.Namespace) -> int:
+    for dump in args.dump:
+        if not Path(dump).is_file():
+            raise CliError(f"--dump {dump}: no such file")
+    models = args.model if args.model is not None else ["model:zen3", "model:icelake"]
+    state = Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="cpucompat-quickstart-"))
+    state.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CPUCOMPAT_STATE_DIR": str(state)}
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        coord, address = _start(
+            ["coordinator", "--listen", "127.0.0.1:0", "--db", str(state / "coordinator.db"), "--allow-replayed"],
+            state / "coordinator.log", env,
+        )
+        procs.append(coord)
+        print(f"coordinator on {address} (database {state / 'coordinator.db'})")
+        common = ["--coordinator", address, "--cluster", args.cluster, "--listen", "127.0.0.1:0", "--interval", "60"]
+        agent, _ = _start(["agent", *common, "--host-id", "this-host"], state / "agent-this-host.log", env)
+        procs.append(agent)
+        print("agent this-host: this machine's processors (CPUID on every logical CPU)")
+        for n, dump in enumerate(args.dump, start=1):
+            host = f"what-if-{n}"
+            proc, _ = _start(["agent", *common, "--host-id", host, "--replay-dump", dump],
+                             state / f"agent-{host}.log", env)
+            procs.append(proc)
+            print(f"agent {host}: replaying {dump}")
+        _wait_hosts(address, 1 + len(args.dump), env)
+        print()
+        print(_cli("hosts", "--coordinator", address, env=env).stdout)
+        audit = _cli("audit", "--cluster", args.cluster, *models, "--coordinator", address, env=env)
+        print(f"== audit: cluster {args.cluster}" + (f" + {' '.join(models)}" if models else ""))
+        print(audit.stdout or audit.stderr)
+        print("== enforced policy")
+        policy = _cli("policy", "show", "--cluster", args.cluster, "--coordinator", address, env=env)
+        print(policy.stdout or policy.stderr)
+        state_file = state / f"policy-{args.cluster}.json"
+        deadline = time.monotonic() + 10
+        while not state_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if state_file.exists():
+            print(f"== the agent's policy state file {state_file}")
+            print(state_file.read_text())
+        if args.keep:
+            pids = " ".join(str(p.pid) for p in procs)
+            print(f"daemons left running; stop them with: kill {pids}")
+            print(f"try: CPUCOMPAT_COORDINATOR={address} cpucompat hosts")
+            procs = []
+        return EXIT_OK
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if not args.keep and not args.state_dir:
+            shutil.rmtree(state, ignore_errors=True)
