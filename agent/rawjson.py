@@ -22,6 +22,7 @@ def capture_to_json(capture: RawCapture) -> dict[str, Any]:
         "version": FORMAT_VERSION,
         "source": capture.source,
         "microcode": capture.microcode,
+        **({"extra": dict(sorted(capture.extra.items()))} if capture.extra else {}),
         "cpus": [
             {
                 "cpu": cpu.index,
@@ -95,9 +96,12 @@ def capture_from_json(doc: Any, origin: str | None = None) -> RawCapture:
     if not isinstance(source, str):
         source = "unknown"
     microcode = doc.get("microcode")
+    extra_doc = doc.get("extra")
+    extra = {str(k): str(v) for k, v in extra_doc.items()} if isinstance(extra_doc, dict) else {}
     return RawCapture(
         cpus=tuple(cpus),
         source=source,
         microcode=microcode if isinstance(microcode, str) else None,
         origin=origin,
+        extra=extra,
     )

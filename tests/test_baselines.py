@@ -202,7 +202,11 @@ def test_model_baselines_carry_the_psabi_basics_archspec_leaves_implicit() -> No
     """archspec's x86_64 root lists no features; a model must still reach its level."""
     from cpucompat.coordinator.domain.baselines import nearest_level, resolve_baseline
 
-    expected = {"model:nehalem": "x86-64-v2", "model:zen3": "x86-64-v3", "model:icelake": "x86-64-v4"}
+    expected = {
+        "model:nehalem": "x86-64-v2",
+        "model:zen3": "x86-64-v3",
+        "model:icelake": "x86-64-v4",
+    }
     for name, level in expected.items():
         base = resolve_baseline(name)
         assert {"lm", "cmov", "cx8", "fpu", "fxsr", "sse2"} <= base.features, name

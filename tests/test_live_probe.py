@@ -201,3 +201,19 @@ def test_project_fixture_of_the_development_machine_decodes() -> None:
     assert profile.x86_64_level == "x86-64-v3"
     assert profile.hypervisor == "KVMKVMKVM"
     assert {"avx2", "sha_ni", "vaes", "pku"} <= profile.features
+
+
+def test_agent_capture_carries_the_os_view_from_py_cpuinfo() -> None:
+    """py-cpuinfo supplies what CPUID does not (the kernel's view); it never decides."""
+    import argparse
+
+    from cpucompat.agent.cli.agent_cmd import _capture_fn
+    from cpucompat.agent.osinfo import os_details
+
+    capture_fn = _capture_fn(argparse.Namespace(replay_dump=None, source="instruction"))
+    details = os_details(wait=120)
+    assert details.get("os.arch") == "X86_64"
+    assert int(details["os.count"]) >= len(live.allowed_cpus())
+    capture = capture_fn()
+    assert capture.extra["os.arch"] == "X86_64"
+    assert decode(capture).fingerprint == decode(live.probe()).fingerprint  # informational only

@@ -86,10 +86,19 @@ def _capture_fn(args: argparse.Namespace) -> Any:
 
         path = args.replay_dump
         return lambda: load_dump(path)
+    from dataclasses import replace
+
     from ..live import probe
+    from ..osinfo import os_details, start_gathering
 
     source = "devcpu" if args.source == "devcpu" else "cpuid-instruction"
-    return lambda: probe(source)
+    start_gathering()
+
+    def capture() -> Any:
+        raw = probe(source)
+        return replace(raw, extra={**raw.extra, **os_details()})
+
+    return capture
 
 
 def run(args: argparse.Namespace) -> int:

@@ -33,20 +33,36 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--dump", action="append", default=[], metavar="FILE",
-                   help="what-if host replayed from a CPUID dump (repeatable)")
-    p.add_argument("--model", action="append", default=None, metavar="NAME",
-                   help="what-if baseline in the audit, e.g. model:icelake (repeatable; "
-                        "default: model:zen3 and model:icelake)")
+    p.add_argument(
+        "--dump",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="what-if host replayed from a CPUID dump (repeatable)",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="what-if baseline in the audit, e.g. model:icelake (repeatable; "
+        "default: model:zen3 and model:icelake)",
+    )
     p.add_argument("--cluster", default="quickstart", help="cluster name (default quickstart)")
-    p.add_argument("--state-dir", metavar="DIR", help="where the database and logs go (default: a temp folder)")
-    p.add_argument("--keep", action="store_true", help="leave the daemons running and print how to stop them")
+    p.add_argument(
+        "--state-dir", metavar="DIR", help="where the database and logs go (default: a temp folder)"
+    )
+    p.add_argument(
+        "--keep", action="store_true", help="leave the daemons running and print how to stop them"
+    )
     p.set_defaults(run=run)
 
 
 def _start(args: list[str], log: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     out = log.open("w")
-    proc = subprocess.Popen(CLI + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(
+        CLI + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
     for line in proc.stdout:
@@ -75,7 +91,9 @@ def _drain(proc: subprocess.Popen[str], out: Any) -> None:
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(CLI + list(args), capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        CLI + list(args), capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL
+    )
 
 
 def _wait_hosts(address: str, count: int, env: dict[str, str]) -> None:
@@ -95,25 +113,51 @@ def run(args: argparse.Namespace) -> int:
         if not Path(dump).is_file():
             raise CliError(f"--dump {dump}: no such file")
     models = args.model if args.model is not None else ["model:zen3", "model:icelake"]
-    state = Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="cpucompat-quickstart-"))
+    state = (
+        Path(args.state_dir)
+        if args.state_dir
+        else Path(tempfile.mkdtemp(prefix="cpucompat-quickstart-"))
+    )
     state.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CPUCOMPAT_STATE_DIR": str(state)}
     procs: list[subprocess.Popen[str]] = []
     try:
         coord, address = _start(
-            ["coordinator", "--listen", "127.0.0.1:0", "--db", str(state / "coordinator.db"), "--allow-replayed"],
-            state / "coordinator.log", env,
+            [
+                "coordinator",
+                "--listen",
+                "127.0.0.1:0",
+                "--db",
+                str(state / "coordinator.db"),
+                "--allow-replayed",
+            ],
+            state / "coordinator.log",
+            env,
         )
         procs.append(coord)
         print(f"coordinator on {address} (database {state / 'coordinator.db'})")
-        common = ["--coordinator", address, "--cluster", args.cluster, "--listen", "127.0.0.1:0", "--interval", "60"]
-        agent, _ = _start(["agent", *common, "--host-id", "this-host"], state / "agent-this-host.log", env)
+        common = [
+            "--coordinator",
+            address,
+            "--cluster",
+            args.cluster,
+            "--listen",
+            "127.0.0.1:0",
+            "--interval",
+            "60",
+        ]
+        agent, _ = _start(
+            ["agent", *common, "--host-id", "this-host"], state / "agent-this-host.log", env
+        )
         procs.append(agent)
         print("agent this-host: this machine's processors (CPUID on every logical CPU)")
         for n, dump in enumerate(args.dump, start=1):
             host = f"what-if-{n}"
-            proc, _ = _start(["agent", *common, "--host-id", host, "--replay-dump", dump],
-                             state / f"agent-{host}.log", env)
+            proc, _ = _start(
+                ["agent", *common, "--host-id", host, "--replay-dump", dump],
+                state / f"agent-{host}.log",
+                env,
+            )
             procs.append(proc)
             print(f"agent {host}: replaying {dump}")
         _wait_hosts(address, 1 + len(args.dump), env)
@@ -123,7 +167,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"== audit: cluster {args.cluster}" + (f" + {' '.join(models)}" if models else ""))
         print(audit.stdout or audit.stderr)
         print("== enforced policy")
-        policy = _cli("policy", "show", "--cluster", args.cluster, "--coordinator", address, env=env)
+        policy = _cli(
+            "policy", "show", "--cluster", args.cluster, "--coordinator", address, env=env
+        )
         print(policy.stdout or policy.stderr)
         state_file = state / f"policy-{args.cluster}.json"
         deadline = time.monotonic() + 10

@@ -94,7 +94,7 @@ def _parse_json(text: str, origin: str) -> RawCapture:
     built = builder.build()
     xcr0 = {cpu.index: cpu.xcr0 for cpu in parsed.cpus}
     cpus = tuple(replace(cpu, xcr0=xcr0.get(cpu.index)) for cpu in built.cpus)
-    extra = {"json_source": parsed.source}
+    extra = {**parsed.extra, "json_source": parsed.source}
     return RawCapture(
         cpus=cpus, source=SOURCE_JSON, microcode=parsed.microcode, origin=origin, extra=extra
     )

@@ -1,0 +1,118 @@
+"""The decision commands as a script sees them: JSON contracts and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import FIXTURES, shared_dump
+from .daemons import run_cli
+
+DEV = FIXTURES / "processors" / "dev-amd-epyc-kvm.cpuid-r.txt"
+ROME = "instlatx64-AuthenticAMD0830F10_K17_Rome_CPUID.txt"
+MILAN = "instlatx64-AuthenticAMD0A00F11_K19_Milan_02_CPUID.txt"
+SKYLAKE_SP = "instlatx64-GenuineIntel0050654_SkylakeXeon_CPUID.txt"
+ZEN5 = "amd-zen5-amd-ryzen-9-9950x-16-core-processor.txt"
+
+
+def test_identical_hosts_audit_to_save_offline(tmp_path: Path) -> None:
+    twin = tmp_path / "twin.txt"
+    twin.write_text(DEV.read_text())
+    same = run_cli("audit", f"dump:{DEV}", f"dump:{DEV}")
+    assert same.returncode == 2 and "appears twice" in same.stderr
+    result = run_cli("audit", f"dump:{DEV}", f"dump:{twin}", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["offline_action"] == "SAVE"
+    assert len(doc["groups"]) == 1
+    assert all(p["compatible"] for p in doc["pairs"])
+    assert doc["baseline"]["x86_64_level"] == "x86-64-v3"
+    assert {"features", "x86_64_level", "microarchitecture"} <= set(doc["baseline"])
+
+
+def test_intel_plus_amd_audit_is_shutdown_with_vendor_mismatch() -> None:
+    intel = shared_dump(SKYLAKE_SP)
+    result = run_cli("audit", f"dump:{DEV}", f"dump:{intel}", "--json")
+    assert result.returncode == 3
+    doc = json.loads(result.stdout)
+    assert doc["offline_action"] == "SHUTDOWN"
+    codes = {r["code"] for p in doc["pairs"] for r in p["reasons"]}
+    assert "VENDOR_MISMATCH" in codes
+    assert all(not p["compatible"] for p in doc["pairs"])
+
+
+def test_check_is_directional_with_machine_readable_reasons() -> None:
+    rome, milan = shared_dump(ROME), shared_dump(MILAN)
+    forward = run_cli("check", f"dump:{rome}", f"dump:{milan}", "--json")
+    assert forward.returncode == 0, forward.stdout
+    assert json.loads(forward.stdout)["compatible"] is True
+    backward = run_cli("check", f"dump:{milan}", f"dump:{rome}", "--json")
+    assert backward.returncode == 3
+    doc = json.loads(backward.stdout)
+    assert doc["compatible"] is False
+    missing = next(r for r in doc["reasons"] if r["code"] == "MISSING_FEATURES")
+    assert {"erms", "fsrm", "invpcid", "pku", "vaes", "vpclmulqdq"} <= set(missing["features"])
+    readable = run_cli("check", f"dump:{milan}", f"dump:{rome}")
+    assert "INCOMPATIBLE" in readable.stdout and "MISSING_FEATURES" in readable.stdout
+
+
+def test_models_work_anywhere_a_host_does() -> None:
+    result = run_cli("check", "model:icelake", f"dump:{DEV}", "--json")
+    assert result.returncode == 3
+    codes = [r["code"] for r in json.loads(result.stdout)["reasons"]]
+    assert codes[0] == "VENDOR_MISMATCH"
+    level = run_cli("check", "level:x86-64-v3@amd", f"dump:{DEV}", "--json")
+    assert level.returncode == 0, level.stdout
+    typo = run_cli("check", "model:icelak", f"dump:{DEV}")
+    assert typo.returncode == 2
+    assert "icelake" in typo.stderr  # names the close match
+
+
+def test_guard_refuses_a_richer_processor_and_accepts_this_one(
+    tmp_path: Path, require_x86: None
+) -> None:
+    richer = shared_dump(ZEN5)
+    stamp = tmp_path / "zen5.stamp"
+    assert run_cli("stamp", "--out", str(stamp), "--from-dump", str(richer)).returncode == 0
+    refused = run_cli("guard", str(stamp), "--json")
+    assert refused.returncode == 3
+    assert "MISSING_FEATURES" in [r["code"] for r in json.loads(refused.stdout)["reasons"]]
+
+    mine = tmp_path / "here.stamp"
+    assert run_cli("stamp", "--out", str(mine)).returncode == 0
+    doc = json.loads(mine.read_text())
+    assert doc["requirement"]["mode"] == "host" and doc["requirement"]["features"]
+    assert run_cli("guard", str(mine)).returncode == 0
+
+    tampered = tmp_path / "tampered.stamp"
+    tampered.write_text(mine.read_text().replace('"avx2"', '"avx512f"'))
+    result = run_cli("guard", str(tampered))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    truncated = tmp_path / "truncated.stamp"
+    truncated.write_text(mine.read_text()[:100])
+    assert run_cli("guard", str(truncated)).returncode == 2
+
+
+def test_baseline_stamp_for_an_evc_like_vm(tmp_path: Path, require_x86: None) -> None:
+    stamp = tmp_path / "v2.stamp"
+    assert (
+        run_cli("stamp", "--out", str(stamp), "--baseline", "level:x86-64-v2@amd").returncode == 0
+    )
+    assert json.loads(stamp.read_text())["requirement"]["mode"] == "baseline"
+    assert run_cli("guard", str(stamp)).returncode == 0
+
+
+@pytest.mark.parametrize("args", [["audit"], ["check", "dump:/nonexistent", "model:zen3"]])
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.strip()
+
+
+def test_unreachable_coordinator_exits_1() -> None:
+    result = run_cli("targets", "some-host", "--coordinator", "127.0.0.1:9")
+    assert result.returncode == 1
+    assert "cannot reach the coordinator" in result.stderr
