@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import platform
+from functools import cache
 from pathlib import Path
 
 import pytest
+
+from cpucompat.agent.decode import decode
+from cpucompat.agent.dumps import load_dump
+from cpucompat.agent.profile import Profile
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
@@ -39,3 +44,9 @@ def shared_dump(name: str) -> Path:
 def require_x86() -> None:
     if not IS_X86_64:
         pytest.skip("the live probe needs an x86-64 processor")
+
+
+@cache
+def shared_profile(name: str) -> Profile:
+    """One shared dump, decoded once per test session (skips when the folder is absent)."""
+    return decode(load_dump(shared_dump(name)))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from functools import cache
-from pathlib import Path
 
 import pytest
 
@@ -28,20 +26,14 @@ from cpucompat.coordinator.domain.compat import (
 )
 from cpucompat.coordinator.domain.requirement import Requirement
 
-DUMPS = Path(__file__).resolve().parents[2] / "shared" / "cpuid-dumps"
+from .conftest import SHARED_DUMPS as DUMPS
+from .conftest import shared_profile as profile
+
 ROME = "instlatx64-AuthenticAMD0830F10_K17_Rome_CPUID.txt"
 MILAN = "instlatx64-AuthenticAMD0A00F11_K19_Milan_02_CPUID.txt"
 SKYLAKE_SP = "instlatx64-GenuineIntel0050654_SkylakeXeon_CPUID.txt"
 SAPPHIRE_RAPIDS = "instlatx64-GenuineIntel00806F8_SapphireRapids_05_CPUID.txt"
 HASWELL_EP = "instlatx64-GenuineIntel00306F2_HaswellEP_00_CPUID.txt"
-
-
-@cache
-def profile(name: str) -> Profile:
-    path = DUMPS / name
-    if not path.is_file():
-        pytest.skip(f"shared CPUID dump {name} not found in {DUMPS}")
-    return decode(load_dump(path))
 
 
 def hosts(*names: str) -> list[HostInput]:

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from functools import cache
-from pathlib import Path
-
 import archspec.cpu
 import pytest
 
-from cpucompat.agent.decode import LEVEL_FEATURES, decode
-from cpucompat.agent.dumps import load_dump
+from cpucompat.agent.decode import LEVEL_FEATURES
 from cpucompat.agent.feature_table import FeatureClass, canonical_name
-from cpucompat.agent.profile import Profile
 from cpucompat.coordinator.domain.baselines import (
     BaselineError,
     map_feature_names,
@@ -32,20 +27,14 @@ from cpucompat.coordinator.domain.compat import (
 )
 from cpucompat.coordinator.domain.requirement import Mode, Requirement, feature_class
 
-DUMPS = Path(__file__).resolve().parents[2] / "shared" / "cpuid-dumps"
+from .conftest import SHARED_DUMPS as DUMPS
+from .conftest import shared_profile as profile
+
 ICELAKE_CLIENT = "intel-x86-64-sunny-cove-intel-core-i5-1035g4-cpu.txt"
 SKYLAKE_SP = "instlatx64-GenuineIntel0050654_SkylakeXeon_CPUID.txt"
 SAPPHIRE_RAPIDS = "instlatx64-GenuineIntel00806F8_SapphireRapids_05_CPUID.txt"
 HASWELL = "intel-x86-64-haswell-intel-core-i7-4750hq-cpu.txt"
 MILAN = "instlatx64-AuthenticAMD0A00F11_K19_Milan_02_CPUID.txt"
-
-
-@cache
-def profile(name: str) -> Profile:
-    path = DUMPS / name
-    if not path.is_file():
-        pytest.skip(f"shared CPUID dump {name} not found in {DUMPS}")
-    return decode(load_dump(path))
 
 
 def view(name: str) -> TargetView:

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import platform
-from functools import cache
-from pathlib import Path
 
 import pytest
 
 from cpucompat.agent.decode import decode
-from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.feature_table import FeatureClass, UnknownFeatureError
 from cpucompat.agent.profile import Profile
 from cpucompat.coordinator.domain.compat import (
@@ -32,7 +29,8 @@ from cpucompat.coordinator.domain.compat import (
 )
 from cpucompat.coordinator.domain.requirement import Mode, Requirement, feature_class
 
-DUMPS = Path(__file__).resolve().parents[2] / "shared" / "cpuid-dumps"
+from .conftest import SHARED_DUMPS as DUMPS
+from .conftest import shared_profile as profile
 
 ROME = "instlatx64-AuthenticAMD0830F10_K17_Rome_CPUID.txt"
 MILAN = "instlatx64-AuthenticAMD0A00F11_K19_Milan_02_CPUID.txt"
@@ -41,15 +39,6 @@ SAPPHIRE_RAPIDS = "instlatx64-GenuineIntel00806F8_SapphireRapids_05_CPUID.txt"
 ZEN4 = "amd-zen4-amd-ryzen-9-7900x-12-core-processor.txt"
 ZEN5 = "amd-zen5-amd-ryzen-9-9950x-16-core-processor.txt"
 REASON_ORDER = (VENDOR_MISMATCH, MISSING_FEATURES, XSAVE_STATE_MISSING, PHYS_ADDR_BITS_SMALLER)
-
-
-@cache
-def profile(name: str) -> Profile:
-    """A shared dump, decoded (skips when the shared folder or the file is absent)."""
-    path = DUMPS / name
-    if not path.is_file():
-        pytest.skip(f"shared CPUID dump {name} not found in {DUMPS}")
-    return decode(load_dump(path))
 
 
 def all_dump_names() -> list[str]:

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import cache
-from pathlib import Path
 
 import pytest
 
-from cpucompat.agent.decode import decode
-from cpucompat.agent.dumps import load_dump
-from cpucompat.agent.profile import Profile
 from cpucompat.coordinator.domain.compat import MISSING_FEATURES, TargetView, check
 from cpucompat.coordinator.domain.requirement import Mode, Requirement
 from cpucompat.coordinator.domain.stamp import (
@@ -24,18 +19,11 @@ from cpucompat.coordinator.domain.stamp import (
     stamp_text,
 )
 
-DUMPS = Path(__file__).resolve().parents[2] / "shared" / "cpuid-dumps"
+from .conftest import shared_profile as profile
+
 SKYLAKE_SP = "instlatx64-GenuineIntel0050654_SkylakeXeon_CPUID.txt"
 SAPPHIRE_RAPIDS = "instlatx64-GenuineIntel00806F8_SapphireRapids_05_CPUID.txt"
 CREATED = 1_790_000_000.25
-
-
-@cache
-def profile(name: str) -> Profile:
-    path = DUMPS / name
-    if not path.is_file():
-        pytest.skip(f"shared CPUID dump {name} not found in {DUMPS}")
-    return decode(load_dump(path))
 
 
 def skx_stamp() -> tuple[Requirement, dict]:
