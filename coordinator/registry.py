@@ -322,24 +322,18 @@ class Registry:
                 )
                 version = cur.lastrowid
             if old is None:
-                db.execute(
-                    "INSERT INTO hosts (host_id, cluster, agent_address, agent_version, status, "
-                    "replayed, fingerprint, agent_fingerprint, profile_version, first_seen, "
-                    "last_seen, heartbeat_interval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        host_id,
-                        cluster,
-                        agent_address,
-                        agent_version,
-                        HostStatus.ONLINE.value,
-                        int(capture.replayed),
-                        profile.fingerprint,
-                        agent_fingerprint,
-                        version,
-                        now,
-                        now,
-                        interval,
-                    ),
+                self._upsert_host(
+                    db,
+                    host_id,
+                    cluster,
+                    agent_address,
+                    agent_version,
+                    capture,
+                    profile.fingerprint,
+                    agent_fingerprint,
+                    version,
+                    now,
+                    interval,
                 )
                 what = "replayed dump" if capture.replayed else "processor"
                 self.add_event(
@@ -400,28 +394,64 @@ class Registry:
                 touched.add(cluster)
             if bool(old["replayed"]) != capture.replayed:
                 touched.add(cluster)
-            db.execute(
-                "UPDATE hosts SET cluster = ?, agent_address = ?, agent_version = ?, status = ?, "
-                "replayed = ?, fingerprint = ?, agent_fingerprint = ?, profile_version = ?, "
-                "last_seen = ?, heartbeat_interval = ? WHERE host_id = ?",
-                (
-                    cluster,
-                    agent_address,
-                    agent_version,
-                    HostStatus.ONLINE.value,
-                    int(capture.replayed),
-                    profile.fingerprint,
-                    agent_fingerprint,
-                    version,
-                    now,
-                    interval,
-                    host_id,
-                ),
+            self._upsert_host(
+                db,
+                host_id,
+                cluster,
+                agent_address,
+                agent_version,
+                capture,
+                profile.fingerprint,
+                agent_fingerprint,
+                version,
+                now,
+                interval,
             )
             return touched
 
         self._commit(work, [host_id])
         return self.host(host_id)
+
+    @staticmethod
+    def _upsert_host(
+        db: sqlite3.Connection,
+        host_id: str,
+        cluster: str,
+        agent_address: str,
+        agent_version: str,
+        capture: RawCapture,
+        fingerprint: str,
+        agent_fingerprint: str,
+        version: int | None,
+        now: float,
+        interval: float,
+    ) -> None:
+        """Insert or refresh a host row after a report (first_seen kept on refresh)."""
+        db.execute(
+            "INSERT INTO hosts (host_id, cluster, agent_address, agent_version, status, replayed, "
+            "fingerprint, agent_fingerprint, profile_version, first_seen, last_seen, "
+            "heartbeat_interval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(host_id) DO UPDATE SET cluster = excluded.cluster, "
+            "agent_address = excluded.agent_address, agent_version = excluded.agent_version, "
+            "status = excluded.status, replayed = excluded.replayed, "
+            "fingerprint = excluded.fingerprint, agent_fingerprint = excluded.agent_fingerprint, "
+            "profile_version = excluded.profile_version, last_seen = excluded.last_seen, "
+            "heartbeat_interval = excluded.heartbeat_interval",
+            (
+                host_id,
+                cluster,
+                agent_address,
+                agent_version,
+                HostStatus.ONLINE.value,
+                int(capture.replayed),
+                fingerprint,
+                agent_fingerprint,
+                version,
+                now,
+                now,
+                interval,
+            ),
+        )
 
     def heartbeat(
         self, host_id: str, cluster: str, agent_fingerprint: str, heartbeat_interval: float = 0
