@@ -41,6 +41,7 @@ class CoordinatorConfig:
     insecure: bool = False
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     workers: int = 256  # each WatchPolicy subscriber holds one while it waits
+    durable: bool = True  # False only for bulk loading that can be redone
 
 
 class Coordinator:
@@ -48,7 +49,7 @@ class Coordinator:
 
     def __init__(self, config: CoordinatorConfig) -> None:
         self.config = config
-        self.store = Store(config.db_path)
+        self.store = Store(config.db_path, durable=config.durable)
         self.registry = Registry(self.store, allow_replayed=config.allow_replayed)
         self.auth = Authorizer(mutual_tls=bool(config.tls.ca), admins=config.admins)
         self.policies = PolicyEngine(self.store, self.registry)
