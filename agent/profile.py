@@ -35,9 +35,10 @@ class Xsave:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "supported_mask": f"0x{self.supported_mask:x}",
-            "supervisor_mask": f"0x{self.supervisor_mask:x}",
-            "enabled_mask": None if self.enabled_mask is None else f"0x{self.enabled_mask:x}",
+            # Integers, so scripts can test bits directly (x87=bit 0, SSE=1, AVX=2, ...).
+            "supported_mask": self.supported_mask,
+            "supervisor_mask": self.supervisor_mask,
+            "enabled_mask": self.enabled_mask,
             "max_size": self.max_size,
             "components": [
                 {

@@ -114,7 +114,10 @@ def test_probe_json_contract_keys() -> None:
         assert key in doc, key
     assert doc["features"] == sorted(doc["features"])
     assert doc["source"] == "cpuid-instruction"
-    assert {"supported_mask", "enabled_mask"} <= set(doc["xsave"])
+    xsave = doc["xsave"]
+    assert isinstance(xsave["supported_mask"], int) and isinstance(xsave["enabled_mask"], int)
+    assert xsave["supported_mask"] & 0b11 == 0b11  # x87 and SSE
+    assert xsave["enabled_mask"] & ~xsave["supported_mask"] == 0
     assert {"physical_bits", "linear_bits"} <= set(doc["address_sizes"])
     cpus = [c for t in doc["cpu_types"] for c in t["logical_cpus"]]
     assert sorted(cpus) == live.allowed_cpus()

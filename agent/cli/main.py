@@ -66,7 +66,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``only``, that command's options in full and the others by name.
+
+    Loading one command's module instead of all of them keeps `cpucompat probe` quick.
+    """
     parser = argparse.ArgumentParser(
         prog="cpucompat",
         description="Decide, from the real processors, where a VM's saved state may be restored.",
@@ -75,13 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (target, help_text) in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text)
+            continue
         module, _, func = target.partition(":")
         getattr(importlib.import_module(module), func or "add_parser")(sub, name, help_text)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only=chosen if chosen in COMMANDS else None)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
