@@ -80,6 +80,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
+from typing import cast
 
 __all__ = [
     "ALIASES",
@@ -1166,8 +1167,8 @@ def _build(
     out: list[FeatureBit] = []
     for leaf, subleaf, reg, default_vendors, rows in words:
         for row in rows:
-            bit, name, cls, reason = row[:4]
-            vendors = row[4] if len(row) > 4 else default_vendors
+            bit, name, cls, reason = cast(tuple[int, str, FeatureClass, str], row[:4])
+            vendors = cast(frozenset[str] | None, row[4] if len(row) > 4 else default_vendors)
             out.append(FeatureBit(leaf, subleaf, reg, bit, name, cls, reason, vendors))
     out.sort(key=lambda fb: (fb.leaf, fb.subleaf, REGISTERS.index(fb.reg), fb.bit, fb.name))
     return tuple(out)

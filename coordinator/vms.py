@@ -118,7 +118,7 @@ class VmRegistry:
             raise UnknownVmError(f"no VM {name!r} is registered; see `cpucompat vm list`")
         return record
 
-    def list(self, cluster: str | None = None) -> list[VmRecord]:
+    def all(self, cluster: str | None = None) -> list[VmRecord]:
         records = sorted(self._cache.values(), key=lambda r: r.name)
         return [r for r in records if not cluster or r.cluster == cluster]
 

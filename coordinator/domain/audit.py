@@ -391,7 +391,7 @@ def audit(hosts: Iterable[HostLike], pair_limit: int = PAIR_HOST_LIMIT) -> Audit
     )
     loses = [tuple(sorted(p.requirement.features - common)) for p in profiles]
 
-    stale = [r.name for r in rows if r.stale]
+    stale_names = [r.name for r in rows if r.stale]
     best = _best_removal(rows, profiles, groups, feature_sets, common)
 
     reasons: list[Reason] = []
@@ -417,24 +417,24 @@ def audit(hosts: Iterable[HostLike], pair_limit: int = PAIR_HOST_LIMIT) -> Audit
                 data={"profile_pairs": count},
             )
         )
-    if stale:
+    if stale_names:
         reasons.append(
             Reason(
                 HOST_STALE,
-                f"{len(stale)} host(s) have stale profiles (missed heartbeats): "
-                f"{', '.join(stale[:5])}{', ...' if len(stale) > 5 else ''}; "
+                f"{len(stale_names)} host(s) have stale profiles (missed heartbeats): "
+                f"{', '.join(stale_names[:5])}{', ...' if len(stale_names) > 5 else ''}; "
                 "their processors may have changed, bring the agents back or remove the hosts",
-                data={"hosts": stale},
+                data={"hosts": stale_names},
             )
         )
     warnings: list[Reason] = []
-    replayed = [r.name for r in rows if r.replayed]
-    if replayed:
+    replayed_names = [r.name for r in rows if r.replayed]
+    if replayed_names:
         warnings.append(
             Reason(
                 REPLAYED_PROFILE,
-                f"{len(replayed)} host(s) are audited from replayed dumps, not live processors",
-                data={"hosts": len(replayed)},
+                f"{len(replayed_names)} host(s) are audited from replayed dumps, not live processors",
+                data={"hosts": len(replayed_names)},
             )
         )
     action = SAVE if not reasons else SHUTDOWN

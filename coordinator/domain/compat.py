@@ -416,7 +416,7 @@ def _decide(req: _Compiled, tgt: _Compiled) -> Verdict:
         reasons.append(
             Reason(
                 VENDOR_MISMATCH,
-                f"vendor differs: saved on {req.vendor.strip()}, target is {tgt.vendor.strip()}",
+                f"vendor differs: saved on {(req.vendor or '').strip()}, target is {(tgt.vendor or '').strip()}",
                 data={"required": req.vendor, "target": tgt.vendor},
             )
         )

@@ -49,7 +49,7 @@ class VmServicer(pb_grpc.VmServiceServicer):
     ) -> pb.ListVmsResponse:
         self.auth.require_admin(context)
         return pb.ListVmsResponse(
-            vms=[convert.vm_to_proto(v) for v in self.vms.list(request.cluster or None)]
+            vms=[convert.vm_to_proto(v) for v in self.vms.all(request.cluster or None)]
         )
 
     @rpc
