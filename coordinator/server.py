@@ -29,6 +29,7 @@ from .vms import VmRegistry
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 DEFAULT_LISTEN = "127.0.0.1:7443"
+RESERVED_WORKERS = 32
 
 
 @dataclass
@@ -40,7 +41,7 @@ class CoordinatorConfig:
     allow_replayed: bool = False
     insecure: bool = False
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-    workers: int = 256  # each WatchPolicy subscriber holds one while it waits
+    workers: int = 1024  # each WatchPolicy subscriber (one per agent) holds one while it waits
     durable: bool = True  # False only for bulk loading that can be redone
 
 
@@ -108,8 +109,10 @@ def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:
     pb_grpc.add_DecisionServiceServicer_to_server(
         DecisionServicer(coordinator.decisions, coordinator.registry, coordinator.auth), server
     )
+    # Watch streams may take all workers but RESERVED_WORKERS, kept for reports and queries.
+    max_watchers = max(1, config.workers - RESERVED_WORKERS)
     pb_grpc.add_PolicyServiceServicer_to_server(
-        PolicyServicer(coordinator.policies, coordinator.auth), server
+        PolicyServicer(coordinator.policies, coordinator.auth, max_watchers), server
     )
     pb_grpc.add_VmServiceServicer_to_server(
         VmServicer(coordinator.vms, coordinator.registry, coordinator.auth), server

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -317,6 +318,47 @@ def test_policy_export_prints_hyperv_commands(tmp_path: Path) -> None:
             coord.address,
         )
         assert json.loads(rebooted.stdout)["requirement_updated"] is True
+    finally:
+        agent.kill()
+        coord.stop()
+
+
+def test_agent_resubscribes_after_the_coordinator_restarts(tmp_path: Path) -> None:
+    from .test_e2e_registry import free_port
+
+    address = f"127.0.0.1:{free_port()}"
+    db = tmp_path / "c.db"
+    args = ["coordinator", "--listen", address, "--db", str(db)]
+    coord = Daemon(args, tmp_path / "c1.log")
+    state_file = tmp_path / "s.json"
+    agent = Daemon(
+        [
+            "agent",
+            "--coordinator",
+            address,
+            "--cluster",
+            "prod",
+            "--host-id",
+            "h",
+            "--listen",
+            "127.0.0.1:0",
+            "--interval",
+            "0.5",
+            "--state-file",
+            str(state_file),
+        ],
+        tmp_path / "a.log",
+    )
+    try:
+        wait_until(lambda: (state(state_file) or {}).get("action") == "SAVE", what="first policy")
+        coord.stop(signal.SIGKILL)
+        coord = Daemon(args, tmp_path / "c2.log")
+        pin = run_cli("policy", "pin", "--cluster", "prod", "SHUTDOWN", "--coordinator", address)
+        assert pin.returncode == 0, pin.stderr
+        wait_until(
+            lambda: (state(state_file) or {}).get("action") == "SHUTDOWN",
+            what="policy after restart",
+        )
     finally:
         agent.kill()
         coord.stop()

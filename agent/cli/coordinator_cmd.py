@@ -57,6 +57,14 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
         metavar="N",
         help="refuse requests larger than N bytes (default 4 MiB)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="server threads (default 1024); every agent's policy watch holds one, and 32 stay "
+        "reserved for reports and queries",
+    )
     add_tls_options(p, "coordinator")
     p.set_defaults(run=run)
 
@@ -74,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         allow_replayed=args.allow_replayed,
         insecure=args.insecure,
         max_message_bytes=args.max_message_bytes,
+        workers=max(args.workers, 40),
     )
     if args.tls_ca and not args.admin:
         print(

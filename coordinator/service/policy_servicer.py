@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import grpc
@@ -18,9 +19,14 @@ WATCH_POLL = 1.0
 
 
 class PolicyServicer(pb_grpc.PolicyServiceServicer):
-    def __init__(self, engine: PolicyEngine, auth: Authorizer) -> None:
+    """Policy RPCs; each watch stream holds a server thread, so their number is capped."""
+
+    def __init__(self, engine: PolicyEngine, auth: Authorizer, max_watchers: int = 1000) -> None:
         self.engine = engine
         self.auth = auth
+        self.max_watchers = max_watchers
+        self._watchers = 0
+        self._lock = threading.Lock()
 
     @rpc
     def GetPolicy(
@@ -64,14 +70,25 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
     ) -> Iterator[pb.WatchPolicyResponse]:
         """The current policy first, then every change until the client goes away."""
         self.auth.require_member(context)
-        version = 0
-        current = self.engine.get(request.cluster) if request.cluster else None
-        if current is None:
+        if not request.cluster:
             raise ValueError("WatchPolicy needs a cluster")
-        yield pb.WatchPolicyResponse(policy=convert.policy_to_proto(current))
-        version = current.version
-        while context.is_active() and not self.engine.closed:
-            fresh = self.engine.wait_for(request.cluster, version, WATCH_POLL)
-            if fresh is not None:
-                version = fresh.version
-                yield pb.WatchPolicyResponse(policy=convert.policy_to_proto(fresh))
+        current = self.engine.get(request.cluster)
+        with self._lock:
+            if self._watchers >= self.max_watchers:
+                context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"{self._watchers} policy watchers already; start the coordinator with more "
+                    "--workers to serve more agents",
+                )
+            self._watchers += 1
+        try:
+            yield pb.WatchPolicyResponse(policy=convert.policy_to_proto(current))
+            version = current.version
+            while context.is_active() and not self.engine.closed:
+                fresh = self.engine.wait_for(request.cluster, version, WATCH_POLL)
+                if fresh is not None:
+                    version = fresh.version
+                    yield pb.WatchPolicyResponse(policy=convert.policy_to_proto(fresh))
+        finally:
+            with self._lock:
+                self._watchers -= 1
