@@ -48,3 +48,15 @@ def channel_credentials(tls: TlsFiles) -> grpc.ChannelCredentials:
     return grpc.ssl_channel_credentials(
         root_certificates=ca, private_key=key, certificate_chain=cert
     )
+
+
+def check_listen_address(listen: str, tls: TlsFiles, insecure: bool) -> None:
+    """Without TLS, refuse anything but loopback unless the operator said --insecure."""
+    if tls.enabled or insecure:
+        return
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+        raise ValueError(
+            f"refusing to listen on {listen} without TLS; give --tls-cert/--tls-key "
+            "(and --tls-ca for mutual TLS), listen on 127.0.0.1, or pass --insecure"
+        )

@@ -18,6 +18,7 @@ from cpucompat.v1 import profile_pb2 as pb_profile
 
 from .decisions import Ref
 from .domain.audit import AuditReport
+from .domain.baselines import nearest_level
 from .domain.compat import Reason, Verdict
 from .domain.hosts import Event, EventKind, HostRecord, HostStatus, ProfileVersion
 from .domain.policy import OfflineAction
@@ -112,6 +113,8 @@ def event_to_proto(event: Event) -> pb.Event:
         old_status=_STATUS_BY_NAME.get(str(details.pop("old_status", "")), 0),
         new_status=_STATUS_BY_NAME.get(str(details.pop("new_status", "")), 0),
         vm_name=str(details.pop("vm", "")),
+        old_action=_action_by_name(details.get("old_action")),
+        new_action=_action_by_name(details.get("new_action")),
     )
     for key, value in details.items():
         msg.details[key] = value if isinstance(value, str) else _compact(value)
@@ -254,6 +257,13 @@ _OFFLINE = {
 _OFFLINE_BACK = {v: k for k, v in _OFFLINE.items()}
 
 
+def _action_by_name(name: object) -> int:
+    """An action name from an event's details ("SAVE"), as the wire enum; 0 when absent."""
+    if not isinstance(name, str) or name not in OfflineAction.__members__:
+        return pb.OFFLINE_ACTION_UNSPECIFIED
+    return _OFFLINE[OfflineAction[name]]
+
+
 def action_to_proto(action: OfflineAction | None) -> int:
     return pb.OFFLINE_ACTION_UNSPECIFIED if action is None else _OFFLINE[action]
 
@@ -294,6 +304,7 @@ def requirement_to_proto(req: Requirement) -> pb.VmRequirement:
         features=sorted(req.features),
         xsave_mask=req.xsave_mask,
         physical_bits=req.physical_bits or 0,
+        x86_64_level=nearest_level(req.features) or "",
         family=req.family or 0,
         model=req.model or 0,
         tsc_hz=req.tsc_hz or 0,

@@ -262,15 +262,17 @@ class PolicyEngine:
 
         def apply(db: sqlite3.Connection, now: float) -> None:
             current = self.compute(db, cluster)
-            if pinned is not None:
-                check_pin(current, pinned)
             if current.host_count == 0 and cluster not in self._policies:
                 raise UnknownClusterError(f"no host has joined cluster {cluster!r}")
+            if pinned is not None:
+                check_pin(current, pinned)
+            if current.pinned == pinned and current.pin_reason == reason:
+                return  # nothing changes: no new version, no duplicate event
             db.execute(
                 "INSERT INTO policies (cluster, action, computed_action, pinned_action, reason, "
                 "details, version, updated_at) VALUES (?, ?, ?, ?, '', ?, 0, ?) "
                 "ON CONFLICT(cluster) DO UPDATE SET pinned_action = excluded.pinned_action, "
-                "details = excluded.details",
+                "details = json_set(policies.details, '$.pin_reason', json_extract(excluded.details, '$.pin_reason'))",
                 (
                     cluster,
                     str(int(current.action)),

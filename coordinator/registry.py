@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sqlite3
 import threading
 import time
@@ -18,17 +17,24 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from cpucompat.agent.decode import decode
+from cpucompat.agent.names import valid_name
 from cpucompat.agent.profile import Profile
 from cpucompat.agent.raw import RawCapture, RawDataError, validate_capture
 from cpucompat.agent.rawjson import capture_from_json, capture_to_json
 
-from .domain.hosts import Event, EventKind, HostRecord, HostStatus, ProfileVersion
+from .domain.hosts import (
+    MISSED_HEARTBEATS_FOR_STALE,
+    Event,
+    EventKind,
+    HostRecord,
+    HostStatus,
+    ProfileVersion,
+)
 from .store import Store, pack_raw, unpack_raw
 
 OnChange = Callable[[sqlite3.Connection, set[str], float], None]
 """Called inside the transaction with the clusters whose membership or profiles changed."""
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,252}$")
 DEFAULT_HEARTBEAT_INTERVAL = 300.0
 MIN_HEARTBEAT_INTERVAL = 0.05
 
@@ -50,11 +56,11 @@ class RefusedError(RegistryError):
 
 
 def check_name(value: str, what: str) -> str:
-    if not NAME_PATTERN.match(value or ""):
-        raise InvalidReportError(
-            f"{what} {value!r} is not valid: use 1-253 letters, digits, '.', '_', '-', ':' or '@'"
-        )
-    return value
+    """A host id, cluster or VM name the registry accepts (InvalidReportError otherwise)."""
+    try:
+        return valid_name(value, what)
+    except ValueError as exc:
+        raise InvalidReportError(str(exc)) from None
 
 
 def _summary(profile: Profile) -> dict[str, Any]:
@@ -90,6 +96,9 @@ class Registry:
         self._by_version: dict[int, Profile] = {}
         self._lock = threading.RLock()
         self._pending: set[str] = set()
+        # After a restart, silence during the outage is the coordinator's, not the hosts':
+        # nobody counts as stale before three intervals have passed since this start.
+        self.started_at = clock()
         with self._lock:
             self._load()
 
@@ -194,17 +203,32 @@ class Registry:
         ]
 
     def events(
-        self, cluster: str | None = None, since: float | None = None, limit: int = 1000
+        self,
+        cluster: str | None = None,
+        since: float | None = None,
+        limit: int = 1000,
+        host_id: str | None = None,
+        after_id: int | None = None,
+        newest_first: bool = False,
     ) -> list[Event]:
+        """Events matching every filter, oldest first (or newest first).
+
+        With ``after_id`` the page starts right after that event (a cursor); without
+        it, the newest ``limit`` matching events are returned.
+        """
         sql = "SELECT * FROM events WHERE 1=1"
         params: list[Any] = []
-        if cluster:
-            sql += " AND cluster = ?"
-            params.append(cluster)
-        if since is not None:
-            sql += " AND time >= ?"
-            params.append(since)
-        sql += " ORDER BY id DESC LIMIT ?"
+        for clause, value in (
+            ("cluster = ?", cluster),
+            ("time >= ?", since),
+            ("host_id = ?", host_id),
+            ("id > ?", after_id),
+        ):
+            if value:
+                sql += f" AND {clause}"
+                params.append(value)
+        ascending = bool(after_id) and not newest_first
+        sql += f" ORDER BY id {'ASC' if ascending else 'DESC'} LIMIT ?"
         params.append(max(1, min(limit, 100_000)))
         with self.store.reading() as db:
             rows = db.execute(sql, params).fetchall()
@@ -218,7 +242,7 @@ class Registry:
                 message=row["message"],
                 details=json.loads(row["details"]),
             )
-            for row in reversed(rows)
+            for row in (rows if ascending or newest_first else reversed(rows))
         ]
 
     # ---- writing -------------------------------------------------------------------
@@ -254,8 +278,9 @@ class Registry:
                             hook(db, clusters, now)
             finally:
                 self._load(self._pending)
-        for after in self.after_commit:
-            after(clusters)
+        if clusters:
+            for after in self.after_commit:
+                after(clusters)
         return clusters
 
     def report(
@@ -348,6 +373,15 @@ class Registry:
                 )
                 return {cluster}
             if old["cluster"] != cluster:
+                self.add_event(
+                    db,
+                    now,
+                    old["cluster"],
+                    host_id,
+                    EventKind.HOST_LEFT,
+                    f"host {host_id} left cluster {old['cluster']} (now reports into {cluster})",
+                    new_cluster=cluster,
+                )
                 self.add_event(
                     db,
                     now,
@@ -493,16 +527,32 @@ class Registry:
         self._commit(work, [host_id])
         return self.host(host_id), False
 
-    def _set_status(self, host_ids: Iterable[str], status: HostStatus, why: str) -> set[str]:
+    def _set_status(
+        self,
+        host_ids: Iterable[str],
+        status: HostStatus,
+        why: str,
+        still_silent_since: float | None = None,
+    ) -> set[str]:
+        """Change hosts' status with an event each; ``still_silent_since`` re-checks staleness
+        inside the transaction, so a heartbeat that just landed wins over the sweeper."""
         ids = list(host_ids)
 
         def work(db: sqlite3.Connection, now: float) -> set[str]:
             touched: set[str] = set()
             for host_id in ids:
                 old = db.execute(
-                    "SELECT status, cluster FROM hosts WHERE host_id = ?", (host_id,)
+                    "SELECT status, cluster, last_seen, heartbeat_interval FROM hosts "
+                    "WHERE host_id = ?",
+                    (host_id,),
                 ).fetchone()
                 if old is None or old["status"] == status.value:
+                    continue
+                if still_silent_since is not None and (
+                    max(old["last_seen"], self.started_at)
+                    + MISSED_HEARTBEATS_FOR_STALE * old["heartbeat_interval"]
+                    >= still_silent_since
+                ):
                     continue
                 db.execute("UPDATE hosts SET status = ? WHERE host_id = ?", (status.value, host_id))
                 self.add_event(
@@ -527,25 +577,39 @@ class Registry:
         self._set_status([host_id], HostStatus.OFFLINE, "its agent is stopping")
         return self.host(host_id)
 
+    def _stale_after(self, record: HostRecord) -> float:
+        """When a host counts as stale: three intervals after it was last heard, or after
+        this coordinator started, whichever is later (an outage is not the hosts' silence)."""
+        return max(record.last_seen, self.started_at) + (record.stale_after() - record.last_seen)
+
     def sweep(self) -> set[str]:
         """Mark online hosts whose heartbeats stopped as stale; returns touched clusters."""
         now = self.clock()
         due = [
             r.host_id
             for r in self.hosts()
-            if r.status == HostStatus.ONLINE and now > r.stale_after()
+            if r.status == HostStatus.ONLINE and now > self._stale_after(r)
         ]
-        return self._set_status(due, HostStatus.STALE, "3 heartbeats missed") if due else set()
+        if not due:
+            return set()
+        return self._set_status(
+            due, HostStatus.STALE, "3 heartbeats missed", still_silent_since=now
+        )
 
     def next_sweep_in(self, default: float = 5.0) -> float:
         """Seconds until the next host could become stale (bounded), for the sweeper thread."""
         now = self.clock()
-        waits = [r.stale_after() - now for r in self.hosts() if r.status == HostStatus.ONLINE]
+        waits = [self._stale_after(r) - now for r in self.hosts() if r.status == HostStatus.ONLINE]
         return max(0.05, min([default, *waits])) if waits else default
 
-    def remove(self, host_id: str) -> None:
+    def remove(self, host_id: str, force: bool = False) -> None:
         """Forget a host (an administrator decommissioned it): it leaves its cluster."""
         record = self.host(host_id)
+        if record.status == HostStatus.ONLINE and not force:
+            raise RefusedError(
+                f"host {host_id} is online (its agent is reporting) and would join again at its "
+                "next heartbeat; stop its agent first, or remove it with --force"
+            )
 
         def work(db: sqlite3.Connection, now: float) -> set[str]:
             db.execute("DELETE FROM hosts WHERE host_id = ?", (host_id,))

@@ -30,7 +30,9 @@ class Identity:
 def identity_of(context: grpc.ServicerContext) -> Identity:
     auth = context.auth_context()
     names = set()
-    for key in ("x509_common_name", "x509_subject_alternative_name"):
+    # Only the CN and DNS SANs name a host or an administrator: gRPC's
+    # x509_subject_alternative_name also lists email, URI and IP SANs.
+    for key in ("x509_common_name", "peer_dns"):
         for value in auth.get(key, []):
             names.add(value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value))
     return Identity(frozenset(names), bool(names))

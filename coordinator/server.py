@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from cpucompat.agent.tls import TlsFiles, server_credentials
+from cpucompat.agent.tls import TlsFiles, check_listen_address, server_credentials
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
@@ -26,6 +27,8 @@ from .service.registry_servicer import RegistryServicer
 from .service.vm_servicer import VmServicer
 from .store import Store
 from .vms import VmRegistry
+
+log = logging.getLogger("cpucompat.coordinator")
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 DEFAULT_LISTEN = "127.0.0.1:7443"
@@ -64,9 +67,15 @@ class Coordinator:
         self._sweeper.start()
 
     def _sweep_loop(self) -> None:
+        """Mark silent hosts stale; an error is logged and retried, never ends the loop."""
         while not self._stop.is_set():
-            self.registry.sweep()
-            self._wake.wait(self.registry.next_sweep_in(default=1.0))
+            delay = 1.0
+            try:
+                self.registry.sweep()
+                delay = self.registry.next_sweep_in(default=1.0)
+            except Exception as exc:  # a locked or full database must not end stale detection
+                log.error("stale-host sweep failed, retrying: %s", exc)
+            self._wake.wait(delay)
             self._wake.clear()
 
     def close(self) -> None:
@@ -76,18 +85,6 @@ class Coordinator:
         if self._sweeper.is_alive():
             self._sweeper.join(timeout=5)
         self.store.close()
-
-
-def check_listen_address(listen: str, tls: TlsFiles, insecure: bool) -> None:
-    """Without TLS, refuse anything but loopback unless the operator said --insecure."""
-    if tls.enabled or insecure:
-        return
-    host = listen.rsplit(":", 1)[0].strip("[]")
-    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
-        raise ValueError(
-            f"refusing to listen on {listen} without TLS; give --tls-cert/--tls-key "
-            "(and --tls-ca for mutual TLS), listen on 127.0.0.1, or pass --insecure"
-        )
 
 
 def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:

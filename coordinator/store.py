@@ -7,7 +7,9 @@ nothing. The schema carries a version and migrates forward on open.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import zlib
@@ -106,8 +108,16 @@ class Store:
 
     def __init__(self, path: str | Path, durable: bool = True) -> None:
         self.path = Path(path)
+        self._lock_file: int | None = None
         if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the folder for database {path}: {exc.strerror}; "
+                    "check the path and permissions"
+                ) from None
+            self._lock_file = self._take_lock()
         try:
             self._db = sqlite3.connect(
                 str(path), check_same_thread=False, isolation_level=None, timeout=30
@@ -119,15 +129,37 @@ class Store:
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
             self._db.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as exc:
+            if self._lock_file is not None:
+                os.close(self._lock_file)
             raise StoreError(
                 f"cannot open database {path}: {exc}; check the path and permissions"
             ) from None
         self._lock = threading.RLock()
         self._migrate()
 
+    def _take_lock(self) -> int:
+        """One coordinator per database: a second one would judge hosts from a stale copy."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot open lock file {lock_path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StoreError(
+                f"database {self.path} is in use by another coordinator (lock {lock_path}); "
+                "stop it first or give this one its own --db"
+            ) from None
+        return fd
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._lock_file is not None:
+                os.close(self._lock_file)
+                self._lock_file = None
 
     def schema_version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])

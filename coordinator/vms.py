@@ -146,13 +146,22 @@ class VmRegistry:
             record = self.registry.host(boot_host)
             if record.cluster != cluster:
                 raise ValueError(f"host {boot_host} is in cluster {record.cluster}, not {cluster}")
-        recapture = (
-            existing is None
-            or rebooted
-            or existing.cluster != cluster
-            or (baseline is not None and existing.baseline != baseline)
-            or (boot_host is not None and existing.mode != "host")
-        )
+        recapture = existing is None or rebooted
+        if (
+            existing is not None
+            and not rebooted
+            and baseline is not None
+            and existing.baseline != baseline
+        ):
+            was = (
+                f"baseline {existing.baseline}"
+                if existing.baseline
+                else f"host {existing.boot_host}"
+            )
+            raise ValueError(
+                f"VM {name} booted with the requirement of {was}; a new baseline takes effect only "
+                "after the guest restarts: pass --rebooted if it did"
+            )
         if recapture:
             if boot_host:
                 requirement = self.decisions.requirement(Ref.host(boot_host))
@@ -177,15 +186,18 @@ class VmRegistry:
                     cluster,
                     boot_host or "",
                     EventKind.VM_REGISTERED,
-                    f"VM {name} registered ({what})" + (" after a reboot" if existing else ""),
+                    f"VM {name} registered ({what})"
+                    + (" after a reboot" if rebooted and existing else ""),
                     vm=name,
                     mode=mode,
                 )
         else:
-            # A move without a reboot: the guest still needs its boot host's processor.
+            # A move without a reboot (another host, even another cluster): the guest still
+            # needs the processor it booted on, so only its whereabouts change.
             with self.store.transaction() as db:
                 db.execute(
-                    "UPDATE vms SET current_host = ? WHERE name = ?", (boot_host or None, name)
+                    "UPDATE vms SET cluster = ?, current_host = ? WHERE name = ?",
+                    (cluster, boot_host or None, name),
                 )
         self._refresh(name)
         return self.get(name), recapture

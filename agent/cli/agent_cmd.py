@@ -105,14 +105,14 @@ def run(args: argparse.Namespace) -> int:
     import grpc
 
     from cpucompat import agent as agent_pkg
-    from cpucompat.coordinator.server import check_listen_address
 
     from ..daemon.reporter import Reporter
     from ..daemon.service import AgentServicer, build_agent_server
     from ..daemon.state import ProfileHolder, default_host_id
     from ..live import ProbeError
+    from ..names import valid_name
     from ..raw import RawDataError
-    from ..tls import channel_credentials
+    from ..tls import channel_credentials, check_listen_address
 
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -128,6 +128,11 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, ProbeError, RawDataError) as exc:
         raise CliError(str(exc)) from None
     host_id = args.host_id or default_host_id()
+    try:
+        valid_name(host_id, "host id")
+        valid_name(args.cluster, "cluster name")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     version = getattr(agent_pkg, "__version__", "0.1.0")
     try:
         channel = (

@@ -143,7 +143,12 @@ class PolicyWatcher:
             except grpc.RpcError as exc:
                 if self._stop.is_set():
                     break
-                log.info("policy watch interrupted (%s); resubscribing", exc.code().name)
+                if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+                    log.info("policy watch interrupted (%s); resubscribing", exc.code().name)
+                else:
+                    log.warning(
+                        "policy watch refused (%s: %s); retrying", exc.code().name, exc.details()
+                    )
             except OSError as exc:
                 log.error("cannot write the policy state file: %s", exc)
             self._stop.wait(self.backoff.next_delay())

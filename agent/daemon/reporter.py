@@ -22,6 +22,7 @@ from .state import Backoff, ProfileHolder, Snapshot
 log = logging.getLogger("cpucompat.agent")
 
 RPC_TIMEOUT = 10.0
+TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
 class Reporter:
@@ -132,13 +133,22 @@ class Reporter:
                 delay = self.interval
             except grpc.RpcError as exc:
                 code = exc.code() if hasattr(exc, "code") else None
+                detail = exc.details() if hasattr(exc, "details") else str(exc)
                 delay = self.backoff.next_delay()
-                log.warning(
-                    "coordinator unavailable (%s: %s); retrying in %.1fs",
-                    code.name if code else "error",
-                    exc.details() if hasattr(exc, "details") else exc,
-                    delay,
-                )
+                if code in TRANSIENT:
+                    log.warning(
+                        "coordinator unavailable (%s: %s); retrying in %.1fs",
+                        code.name if code else "error",
+                        detail,
+                        delay,
+                    )
+                else:  # a refusal: retrying will not help until someone fixes the cause
+                    log.error(
+                        "coordinator refused this host (%s: %s); retrying in %.1fs",
+                        code.name if code else "error",
+                        detail,
+                        delay,
+                    )
                 with self._lock:
                     self._need_report = True
                 first = True  # retry without re-probing

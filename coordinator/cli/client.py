@@ -78,7 +78,31 @@ def to_doc(message: Any) -> Any:
     doc = MessageToDict(
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
-    return _short_enums(doc)
+    return _short_enums(_int64_as_numbers(doc, message.DESCRIPTOR))
+
+
+def _int64_as_numbers(doc: Any, descriptor: Any) -> Any:
+    """proto3 JSON quotes 64-bit integers; scripts want numbers (masks, versions, ids)."""
+    from google.protobuf.descriptor import FieldDescriptor as F
+
+    wide = {F.TYPE_INT64, F.TYPE_UINT64, F.TYPE_SINT64, F.TYPE_FIXED64, F.TYPE_SFIXED64}
+    if not isinstance(doc, dict):
+        return doc
+    for field in descriptor.fields:
+        if field.name not in doc:
+            continue
+        value = doc[field.name]
+        if field.message_type is not None and not field.message_type.GetOptions().map_entry:
+            if isinstance(value, list):
+                doc[field.name] = [_int64_as_numbers(v, field.message_type) for v in value]
+            else:
+                doc[field.name] = _int64_as_numbers(value, field.message_type)
+        elif field.type in wide:
+            if isinstance(value, list):
+                doc[field.name] = [int(v) for v in value]
+            elif isinstance(value, str) and value.lstrip("-").isdigit():
+                doc[field.name] = int(value)
+    return doc
 
 
 _PREFIXES = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -84,8 +85,12 @@ def add_host_parser(sub: Any, name: str, help_text: str) -> None:
     hist.add_argument("host_id", metavar="ID")
     add_client_options(hist)
     hist.set_defaults(run=run_history)
-    rm = hs.add_parser("remove", help="forget a decommissioned host (administrator)")
+    rm = hs.add_parser(
+        "remove",
+        help="forget a decommissioned host (administrator); refused while its agent is online",
+    )
     rm.add_argument("host_id", metavar="ID")
+    rm.add_argument("--force", action="store_true", help="remove even while its agent reports")
     add_client_options(rm)
     rm.set_defaults(run=run_remove)
 
@@ -156,7 +161,7 @@ def run_remove(args: argparse.Namespace) -> int:
     from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
     stub = pb_grpc.QueryServiceStub(channel_for(args))
-    r = call(args, stub.RemoveHost, pb.RemoveHostRequest(host_id=args.host_id))
+    r = call(args, stub.RemoveHost, pb.RemoveHostRequest(host_id=args.host_id, force=args.force))
     if args.json:
         print_json(to_doc(r))
     else:
@@ -167,11 +172,11 @@ def run_remove(args: argparse.Namespace) -> int:
 def parse_since(text: str) -> datetime:
     """An ISO time (2026-11-25T10:00) or a relative age (90s, 15m, 2h, 7d)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if text and text[-1] in units and text[:-1].replace(".", "", 1).isdigit():
-        return datetime.now(UTC) - timedelta(seconds=float(text[:-1]) * units[text[-1]])
     try:
+        if re.fullmatch(r"[0-9]+(\.[0-9]+)?[smhd]", text):
+            return datetime.now(UTC) - timedelta(seconds=float(text[:-1]) * units[text[-1]])
         value = datetime.fromisoformat(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise CliError(
             f"--since {text!r}: use an ISO time (2026-11-25T10:00) or an age (15m, 2h, 7d)"
         ) from None

@@ -62,13 +62,14 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
     ) -> pb.ListEventsResponse:
         self.auth.require_admin(context)
         since = convert.timestamp_seconds(request.since) if request.HasField("since") else None
-        events = self.registry.events(request.cluster or None, since, request.limit or 1000)
-        if request.host_id:
-            events = [e for e in events if e.host_id == request.host_id]
-        if request.after_id:
-            events = [e for e in events if e.id > request.after_id]
-        if request.newest_first:
-            events.reverse()
+        events = self.registry.events(
+            request.cluster or None,
+            since,
+            request.limit or 1000,
+            host_id=request.host_id or None,
+            after_id=request.after_id or None,
+            newest_first=request.newest_first,
+        )
         return pb.ListEventsResponse(events=[convert.event_to_proto(e) for e in events])
 
     @rpc
@@ -77,5 +78,5 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
     ) -> pb.RemoveHostResponse:
         self.auth.require_admin(context)
         record = self.registry.host(request.host_id)
-        self.registry.remove(request.host_id)
+        self.registry.remove(request.host_id, force=request.force)
         return pb.RemoveHostResponse(host=convert.host_to_proto(record))

@@ -575,10 +575,12 @@ class ListEventsResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class RemoveHostRequest(_message.Message):
-    __slots__ = ("host_id",)
+    __slots__ = ("host_id", "force")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     host_id: str
-    def __init__(self, host_id: _Optional[str] = ...) -> None: ...
+    force: bool
+    def __init__(self, host_id: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class RemoveHostResponse(_message.Message):
     __slots__ = ("host",)
