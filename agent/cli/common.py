@@ -15,8 +15,9 @@ EXIT_NO = 3
 EXIT_CODES_HELP = """exit codes:
   0  success (compatible, accepted, SAVE)
   1  operational failure (coordinator unreachable, internal error)
-  2  usage or input error (bad arguments, malformed dump or stamp, unknown host)
-  3  a "no" verdict (incompatible, refused, SHUTDOWN)"""
+  2  usage or input error (bad arguments, malformed dump or stamp, unknown host or VM)
+  3  a "no" verdict (incompatible, refused, SHUTDOWN; an unknown target is refused
+     with UNKNOWN_HOST)"""
 
 
 class CliError(Exception):

@@ -70,7 +70,7 @@ def build_agent_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", pb.DESCRIPTOR.services_by_name["AgentService"].full_name):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    if tls.enabled:
+    if tls.cert and tls.key:  # only --tls-ca: TLS towards the coordinator, plain loopback here
         port = server.add_secure_port(listen, server_credentials(tls))
     else:
         port = server.add_insecure_port(listen)

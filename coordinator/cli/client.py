@@ -53,9 +53,14 @@ def call(args: argparse.Namespace, fn: Callable[..., T], request: Any) -> T:
         code = exc.code()
         detail = exc.details() or code.name
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            tls_hint = (
+                "; with TLS, check that --tls-ca, --tls-cert and --tls-key match the coordinator's"
+                if args.tls_ca or args.tls_cert
+                else ""
+            )
             raise CliError(
                 f"cannot reach the coordinator at {args.coordinator} ({detail}); start it or "
-                f"pass --coordinator / set {ENV_COORDINATOR}",
+                f"pass --coordinator / set {ENV_COORDINATOR}{tls_hint}",
                 EXIT_FAILURE,
             ) from None
         if code == grpc.StatusCode.FAILED_PRECONDITION:

@@ -103,6 +103,8 @@ def run_show(args: argparse.Namespace) -> int:
     if args.json:
         docs = [_policy_doc(p) for p in policies]
         print_json(docs[0] if args.cluster else docs)
+    elif not policies:
+        print("no cluster has a policy yet: no host has joined any cluster")
     else:
         print(_render_policies(policies))
     all_save = all(p.action == pb.OFFLINE_ACTION_SAVE for p in policies)
