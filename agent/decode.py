@@ -51,6 +51,7 @@ XSAVE_COMPONENT_NAMES = {
     17: "amx_tilecfg",
     18: "amx_tiledata",
     19: "apx",
+    62: "lwp",  # AMD lightweight profiling
 }
 
 # glibc's x86-64 psABI levels: each needs its own features and all lower ones.
@@ -125,6 +126,36 @@ def features_of(cpu: LogicalCpu, vendor: str) -> frozenset[str]:
         if ok is None:
             ok = valid[fb.leaf] = _leaf_valid(cpu, fb.leaf)
         if ok and _bit_set(cpu, fb):
+            names.add(fb.name)
+    return frozenset(names)
+
+
+# Leaves whose subleaf 0 EAX gives the highest valid subleaf.
+COUNTED_SUBLEAF_LEAVES = frozenset({0x7, 0x14, 0x17, 0x18, 0x1D, 0x20, 0x24})
+
+
+def _subleaf_expected(cpu: LogicalCpu, leaf: int, subleaf: int) -> bool:
+    if subleaf == 0 or (leaf == 0xD and subleaf == 1):
+        return True
+    if leaf in COUNTED_SUBLEAF_LEAVES:
+        return subleaf <= cpu.reg(leaf, 0, "eax")
+    return False
+
+
+def unknown_features_of(cpu: LogicalCpu, vendor: str) -> frozenset[str]:
+    """Features whose leaf the processor defines but the capture lacks.
+
+    Some dump tools record fixed leaf sets (libcpuid has no leaf 7 subleaf 1,
+    no 0xD subleaf 1, nothing from 0x80000020 up): reading those bits as zero
+    would invent missing features. They are unknown instead.
+    """
+    names = set()
+    for fb in FEATURE_BITS:
+        if fb.vendors is not None and vendor not in fb.vendors:
+            continue
+        if (fb.leaf, fb.subleaf) in cpu.leaves or not _leaf_valid(cpu, fb.leaf):
+            continue
+        if _subleaf_expected(cpu, fb.leaf, fb.subleaf):
             names.add(fb.name)
     return frozenset(names)
 
@@ -245,9 +276,16 @@ def migration_fingerprint(
         "vendor": vendor,
         "fms": list(fms),
         "features": sorted(features),
-        # Processor capability only: XCR0 is the OS's choice and dumps do not carry it, so a
-        # dump of a host fingerprints like the host itself.
-        "xsave": [xsave.supported_mask, xsave.supervisor_mask],
+        # The user state a guest can get: the supported mask narrowed to XCR0 when it was read
+        # (the kernel's choice counts: a host that does not enable AMX cannot restore AMX
+        # state). A dump without XCR0 of a host whose OS enables everything it supports
+        # fingerprints like the live host.
+        "xsave": [
+            xsave.supported_mask
+            if xsave.enabled_mask is None
+            else xsave.supported_mask & xsave.enabled_mask,
+            xsave.supervisor_mask,
+        ],
         "xsave_sizes": [[c.index, c.size, c.offset] for c in xsave.components],
         "address": [address.physical_bits, address.linear_bits],
     }
@@ -281,6 +319,7 @@ def decode(capture: RawCapture) -> Profile:
 
     cpu_types = []
     host_features: frozenset[str] | None = None
+    unknown: frozenset[str] = frozenset()
     for group in _group_cpus(capture.cpus):
         rep = group[0]
         if vendor_of(rep) != vendor:
@@ -289,6 +328,7 @@ def decode(capture: RawCapture) -> Profile:
             )
         feats = features_of(rep, vendor)
         host_features = feats if host_features is None else host_features & feats
+        unknown |= unknown_features_of(rep, vendor)
         rep_fms = family_model_stepping((rep.get(1) or (0, 0, 0, 0))[0])
         cpu_types.append(
             CpuType(
@@ -328,6 +368,7 @@ def decode(capture: RawCapture) -> Profile:
         stepping=fms[2],
         x86_64_level=psabi_level(host_features, first.xcr0),
         features=host_features,
+        unknown_features=unknown,
         cpu_types=tuple(cpu_types),
         xsave=xsave,
         address_sizes=address,

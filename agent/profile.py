@@ -104,6 +104,8 @@ class Profile:
     source: str
     fingerprint: str
     raw: RawCapture = field(repr=False, compare=False)
+    unknown_features: frozenset[str] = frozenset()
+    """Features the capture cannot tell (their leaf is missing from a dump)."""
 
     @property
     def replayed(self) -> bool:
@@ -122,6 +124,7 @@ class Profile:
             "stepping": self.stepping,
             "x86_64_level": self.x86_64_level,
             "features": sorted(self.features),
+            "unknown_features": sorted(self.unknown_features),
             "cpu_types": [t.to_json() for t in self.cpu_types],
             "xsave": self.xsave.to_json(),
             "address_sizes": {

@@ -11,6 +11,7 @@ import argparse
 import os
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,17 @@ def run_stamp(args: argparse.Namespace) -> int:
             requirement = Requirement.from_baseline(args.baseline, args.vendor)
         except BaselineError as exc:
             raise CliError(str(exc)) from None
+        # Saved state never crosses vendors, and the guest saw this host's address width:
+        # a baseline stamp carries both from the processor it was saved on.
+        here = _local_profile(args.from_dump)
+        if requirement.vendor is not None and requirement.vendor != here.vendor:
+            raise CliError(
+                f"baseline {args.baseline} is for {requirement.vendor.strip()} but this processor "
+                f"is {here.vendor.strip()}; a VM cannot have booted under it here"
+            )
+        requirement = replace(
+            requirement, vendor=here.vendor, physical_bits=here.address_sizes.physical_bits
+        )
     else:
         requirement = Requirement.from_profile(_local_profile(args.from_dump), source)
     text = stamp_text(make_stamp(requirement, time.time(), source))

@@ -49,6 +49,7 @@ VENDOR_NOT_CHECKED = "VENDOR_NOT_CHECKED"
 FAMILY_MODEL_CHANGED = "FAMILY_MODEL_CHANGED"
 TSC_NOT_INVARIANT = "TSC_NOT_INVARIANT"
 TSC_FREQUENCY_DIFFERS = "TSC_FREQUENCY_DIFFERS"
+FEATURES_UNKNOWN = "FEATURES_UNKNOWN"
 STALE_PROFILE = "STALE_PROFILE"
 REPLAYED_PROFILE = "REPLAYED_PROFILE"
 
@@ -177,6 +178,9 @@ class TargetView:
     fingerprint: str = ""
     brand: str = ""
     x86_64_level: str | None = None
+    unknown_features: frozenset[str] = frozenset()
+    """Features the target's capture cannot tell (a dump without their leaf): counted as
+    present, never as missing, and named in a FEATURES_UNKNOWN warning when required."""
     guest_features: frozenset[str] = field(init=False, repr=False, compare=False)
     """The features that take part in decisions."""
     compiled: _Compiled = field(init=False, repr=False, compare=False)
@@ -203,7 +207,7 @@ class TargetView:
         return cls(
             name=name,
             vendor=profile.vendor,
-            features=profile.features,
+            features=profile.features | profile.unknown_features,
             xsave_mask=usable_xsave_mask(profile.xsave, profile.features),
             physical_bits=profile.address_sizes.physical_bits,
             family=profile.family,
@@ -216,6 +220,7 @@ class TargetView:
             fingerprint=profile.fingerprint,
             brand=profile.brand,
             x86_64_level=profile.x86_64_level,
+            unknown_features=profile.unknown_features,
         )
 
     @property
@@ -402,8 +407,8 @@ def _decide(req: _Compiled, tgt: _Compiled) -> Verdict:
     reasons: list[Reason] = []
     warnings: list[Reason] = []
 
-    # 1. vendor
-    if req.vendor is None:
+    # 1. vendor (a vendorless baseline on either side cannot be checked)
+    if req.vendor is None or not tgt.vendor:
         warnings.append(
             Reason(
                 VENDOR_NOT_CHECKED,
@@ -458,9 +463,11 @@ def _decide(req: _Compiled, tgt: _Compiled) -> Verdict:
             )
         )
     # 5. warnings
+    real_target = tgt.family is not None  # a named baseline has no family, model or TSC
     if (
         req.family is not None
         and req.model is not None
+        and real_target
         and (req.family, req.model) != (tgt.family, tgt.model)
     ):
         warnings.append(
@@ -475,7 +482,7 @@ def _decide(req: _Compiled, tgt: _Compiled) -> Verdict:
                 },
             )
         )
-    if req.invariant_tsc and not tgt.invariant_tsc:
+    if req.invariant_tsc and real_target and not tgt.invariant_tsc:
         warnings.append(
             Reason(
                 TSC_NOT_INVARIANT,
@@ -539,7 +546,17 @@ def _brief(reason: Reason) -> str:
 def check(requirement: Requirement, target: TargetView) -> Verdict:
     """Whether ``target`` may restore a saved state with ``requirement``; directional."""
     c = _COMPILER
-    return c.verdict(c.requirement(requirement), target.compiled)
+    verdict = c.verdict(c.requirement(requirement), target.compiled)
+    unknown = sorted(requirement.features & target.unknown_features)
+    if not unknown:
+        return verdict
+    warning = Reason(
+        FEATURES_UNKNOWN,
+        f"the target's dump does not record {len(unknown)} required feature(s), taken as "
+        f"present: {_short_list(unknown)}; re-dump it with `cpucompat probe --raw`",
+        features=tuple(unknown),
+    )
+    return Verdict(verdict.compatible, verdict.reasons, (*verdict.warnings, warning), verdict.summary)
 
 
 def eligible_targets(

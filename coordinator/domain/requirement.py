@@ -64,6 +64,7 @@ XSAVE_FEATURE: Mapping[int, str] = {
     17: "amx_tile",
     18: "amx_tile",
     19: "apx",
+    62: "lwp",
 }
 """User XSAVE component -> the feature without which no OS enables it (Linux's
 xsave_cpuid_features); components not listed are taken as enumerated."""
@@ -140,7 +141,7 @@ class Requirement:
         return cls(
             mode=Mode.HOST,
             name=view.name,
-            vendor=view.vendor,
+            vendor=view.vendor or None,
             features=guest_visible(view.features),
             xsave_mask=view.xsave_mask,
             physical_bits=view.physical_bits,
