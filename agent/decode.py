@@ -235,6 +235,12 @@ def _tsc_hz(cpu: LogicalCpu, hypervisor: str | None) -> int | None:
         denominator, numerator, crystal, _ = cpu.get(0x15) or (0, 0, 0, 0)
         if denominator and numerator and crystal:
             return crystal * numerator // denominator
+        if denominator and numerator and _leaf_valid(cpu, 0x16):
+            # No crystal frequency (Skylake and its server parts): Linux derives it from the
+            # base frequency in leaf 0x16, which the TSC runs at.
+            base_mhz = (cpu.get(0x16) or (0, 0, 0, 0))[0] & 0xFFFF
+            if base_mhz:
+                return base_mhz * 1_000_000
     if hypervisor is not None and _leaf_valid(cpu, 0x4000_0010):
         khz = (cpu.get(0x4000_0010) or (0, 0, 0, 0))[0]
         if khz:
@@ -256,8 +262,8 @@ def type_key(cpu: LogicalCpu) -> bytes:
     """The CPU's leaves with per-CPU fields (APIC IDs, topology, cache sharing) masked."""
     parts = []
     for (leaf, sub), regs in cpu.sorted_leaves():
-        if leaf in PER_CPU_LEAVES:
-            continue
+        if leaf in PER_CPU_LEAVES or leaf & 0xF000_0000 == 0x4000_0000:
+            continue  # hypervisor leaves describe the VM (Xen puts the vCPU id there)
         masked = [r & PER_CPU_MASKS.get((leaf, i), 0xFFFF_FFFF) for i, r in enumerate(regs)]
         parts.append(f"{leaf:x}.{sub:x}:{masked[0]:x},{masked[1]:x},{masked[2]:x},{masked[3]:x}")
     return ";".join(parts).encode()

@@ -203,6 +203,11 @@ R_NOT_VULNERABLE = (
     "'not vulnerable' bit: a guest that saw it skips a mitigation, so the target must have it too"
 )
 R_INVENTED = "name invented (Linux has none)"
+R_PADLOCK_EN = (
+    "firmware's enable state of a PadLock unit; the presence bit beside it decides what a "
+    "guest may use"
+)
+CENTAUR_VENDORS = frozenset({"CentaurHauls", "  Shanghai  "})
 
 Row = tuple[object, ...]  # (bit, name, cls, reason) or (bit, name, cls, reason, vendors)
 
@@ -1119,6 +1124,25 @@ _WORDS: tuple[tuple[int, int, str, frozenset[str] | None, tuple[Row, ...]], ...]
         "eax",
         AMD_LIKE,
         ((30, "amd_htr_cores", HO, "heterogeneous core topology of the physical package"),),
+    ),
+    # ---- CPUID.0xC0000001:EDX (Linux word 5): Centaur/Zhaoxin PadLock -----------------------
+    (
+        0xC0000001,
+        0,
+        "edx",
+        CENTAUR_VENDORS,
+        (
+            (2, "rng", GV, "PadLock random number generator (XSTORE); KVM passes it to guests"),
+            (3, "rng_en", HO, R_PADLOCK_EN),
+            (6, "ace", GV, "PadLock AES engine (XCRYPT); KVM passes it to guests"),
+            (7, "ace_en", HO, R_PADLOCK_EN),
+            (8, "ace2", GV, "PadLock AES engine v2; KVM passes it to guests"),
+            (9, "ace2_en", HO, R_PADLOCK_EN),
+            (10, "phe", GV, "PadLock hash engine (SHA); KVM passes it to guests"),
+            (11, "phe_en", HO, R_PADLOCK_EN),
+            (12, "pmm", GV, "PadLock Montgomery multiplier; KVM passes it to guests"),
+            (13, "pmm_en", HO, R_PADLOCK_EN),
+        ),
     ),
 )
 

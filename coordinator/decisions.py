@@ -15,7 +15,7 @@ from cpucompat.agent.profile import Profile
 from cpucompat.agent.raw import RawCapture, RawDataError, validate_capture
 
 from .domain.audit import AuditReport, HostInput, audit
-from .domain.baselines import resolve_baseline
+from .domain.baselines import nearest_level, resolve_baseline
 from .domain.compat import TargetView, Verdict, check, eligible_targets, unknown_host
 from .domain.hosts import HostRecord, HostStatus
 from .domain.requirement import Requirement
@@ -63,6 +63,7 @@ def baseline_view(spec: str, vendor: str | None) -> TargetView:
         features=base.features,
         xsave_mask=base.xsave_mask,
         physical_bits=None,
+        x86_64_level=nearest_level(base.features),
     )
 
 

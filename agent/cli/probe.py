@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import textwrap
 from typing import Any
 
@@ -42,11 +43,16 @@ def capture_for(args: argparse.Namespace) -> Any:
 
     if args.from_dump:
         from ..dumps import load_dump
+        from ..raw import validate_capture
 
         try:
-            return load_dump(args.from_dump)
+            capture = load_dump(args.from_dump)
+            validate_capture(capture)
+            return capture
         except RawDataError as exc:
-            raise CliError(str(exc)) from None
+            raise CliError(
+                f"{args.from_dump}: {exc}" if args.from_dump not in str(exc) else str(exc)
+            ) from None
     from ..live import ProbeError, probe
 
     try:
@@ -129,6 +135,12 @@ def render_summary(profile: Any) -> str:
     ]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    online = os.cpu_count() or 0
+    if profile.source == "cpuid-instruction" and online > profile.logical_cpu_count:
+        lines.append(
+            f"{'Note'.ljust(width)}  read {profile.logical_cpu_count} of {online} logical CPUs: "
+            "this process's CPU affinity excludes the others (run without taskset/cgroup limits)"
+        )
     if len(profile.cpu_types) > 1:
         lines.append(f"{'CPU types'.ljust(width)}  {len(profile.cpu_types)} (hybrid or mixed):")
         for t in profile.cpu_types:

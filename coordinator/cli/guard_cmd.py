@@ -26,8 +26,11 @@ def _local_profile(dump: str | None) -> Any:
     try:
         if dump:
             from cpucompat.agent.dumps import load_dump
+            from cpucompat.agent.raw import validate_capture
 
-            return decode(load_dump(dump))
+            capture = load_dump(dump)
+            validate_capture(capture)
+            return decode(capture)
         return decode(probe())
     except (ProbeError, RawDataError) as exc:
         raise CliError(str(exc)) from None

@@ -170,8 +170,18 @@ def level_features(level: str) -> frozenset[str]:
     raise BaselineError(f"unknown x86-64 level {level!r}; use one of {', '.join(LEVEL_NAMES)}")
 
 
+# What every x86-64 (AMD64) processor has, beyond the psABI lists: archspec and the levels
+# leave these implicit, yet a named baseline used as a target must offer them.
+X86_64_ARCHITECTURAL = frozenset(
+    {
+        "fpu", "vme", "de", "pse", "tsc", "msr", "pae", "mce", "cx8", "apic", "sep", "mtrr",
+        "pge", "mca", "cmov", "pat", "pse36", "clflush", "mmx", "fxsr", "sse", "sse2", "nx", "lm",
+    }
+)  # fmt: skip
+
+
 def _level_baseline(level: str, vendor: str | None) -> Baseline:
-    wanted: set[str] = set()
+    wanted: set[str] = set(X86_64_ARCHITECTURAL)
     for name, needed in LEVEL_FEATURES:
         wanted |= needed
         if name == level:
@@ -225,10 +235,10 @@ def _model_parts(
     target = _archspec_targets()[name]
     vendor = None if target.vendor == "generic" else str(target.vendor)
     features, ignored, unmapped = map_feature_names(target.features)
-    # archspec's x86_64 root lists no features, yet every x86-64 target has the psABI
-    # baseline (lm, cmov, cx8, fpu, fxsr, mmx, sse, sse2): add it, or no model would
-    # ever reach a psABI level.
-    base, _, _ = map_feature_names(level_features("x86-64-v1"))
+    # archspec's x86_64 root lists no features, yet every x86-64 target has the
+    # architectural basics (lm, cmov, cx8, fpu, fxsr, sse2, nx, ...): add them, or no model
+    # would reach a psABI level or accept a real host's VMs.
+    base, _, _ = map_feature_names(X86_64_ARCHITECTURAL)
     return vendor, features | base, ignored, unmapped
 
 

@@ -556,7 +556,9 @@ def check(requirement: Requirement, target: TargetView) -> Verdict:
         f"present: {_short_list(unknown)}; re-dump it with `cpucompat probe --raw`",
         features=tuple(unknown),
     )
-    return Verdict(verdict.compatible, verdict.reasons, (*verdict.warnings, warning), verdict.summary)
+    return Verdict(
+        verdict.compatible, verdict.reasons, (*verdict.warnings, warning), verdict.summary
+    )
 
 
 def eligible_targets(
