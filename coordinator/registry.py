@@ -346,20 +346,20 @@ class Registry:
                     ),
                 )
                 version = cur.lastrowid
+            self._upsert_host(
+                db,
+                host_id,
+                cluster,
+                agent_address,
+                agent_version,
+                capture,
+                profile.fingerprint,
+                agent_fingerprint,
+                version,
+                now,
+                interval,
+            )
             if old is None:
-                self._upsert_host(
-                    db,
-                    host_id,
-                    cluster,
-                    agent_address,
-                    agent_version,
-                    capture,
-                    profile.fingerprint,
-                    agent_fingerprint,
-                    version,
-                    now,
-                    interval,
-                )
                 what = "replayed dump" if capture.replayed else "processor"
                 self.add_event(
                     db,
@@ -428,19 +428,6 @@ class Registry:
                 touched.add(cluster)
             if bool(old["replayed"]) != capture.replayed:
                 touched.add(cluster)
-            self._upsert_host(
-                db,
-                host_id,
-                cluster,
-                agent_address,
-                agent_version,
-                capture,
-                profile.fingerprint,
-                agent_fingerprint,
-                version,
-                now,
-                interval,
-            )
             return touched
 
         self._commit(work, [host_id])

@@ -105,3 +105,36 @@ def wait_until(
             return last
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what} (last value {last!r})")
+
+
+def start_coordinator(
+    folder: Path,
+    *extra: str,
+    db: Path | None = None,
+    listen: str = "127.0.0.1:0",
+    log: str = "coordinator.log",
+) -> Daemon:
+    """A coordinator process on loopback with its database in ``folder``."""
+    database = db or folder / "coordinator.db"
+    return Daemon(["coordinator", "--listen", listen, "--db", str(database), *extra], folder / log)
+
+
+def start_agent(
+    folder: Path, coordinator: str, host: str, *extra: str, cluster: str = "prod"
+) -> Daemon:
+    """An agent process reporting ``host`` into ``cluster`` (extra flags: --replay-dump, ...)."""
+    return Daemon(
+        [
+            "agent",
+            "--coordinator",
+            coordinator,
+            "--cluster",
+            cluster,
+            "--host-id",
+            host,
+            "--listen",
+            "127.0.0.1:0",
+            *extra,
+        ],
+        folder / f"agent-{host}.log",
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import FIXTURES, SHARED_DUMPS
-from .daemons import Daemon, run_cli, wait_until
+from .daemons import Daemon, run_cli, start_agent, start_coordinator, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -33,39 +33,13 @@ def state(path: Path) -> dict | None:
 def test_policy_follows_the_processors_and_reaches_every_agent(tmp_path: Path) -> None:
     if not OLDER.is_file():
         pytest.skip(f"needs the shared dump {OLDER.name} for an older processor")
-    coord = Daemon(
-        [
-            "coordinator",
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            str(tmp_path / "c.db"),
-            "--allow-replayed",
-        ],
-        tmp_path / "coordinator.log",
-    )
+    coord = start_coordinator(tmp_path, "--allow-replayed")
     address = coord.address
     hooks = {h: tmp_path / f"hook-{h}.log" for h in ("new-1", "new-2")}
     states = {h: tmp_path / f"state-{h}.json" for h in ("new-1", "new-2")}
 
     def agent(host: str, *extra: str) -> Daemon:
-        return Daemon(
-            [
-                "agent",
-                "--coordinator",
-                address,
-                "--cluster",
-                "prod",
-                "--host-id",
-                host,
-                "--listen",
-                "127.0.0.1:0",
-                "--interval",
-                "0.5",
-                *extra,
-            ],
-            tmp_path / f"agent-{host}.log",
-        )
+        return start_agent(tmp_path, address, host, "--interval", "0.5", *extra)
 
     hook = 'echo "$CPUCOMPAT_CLUSTER $CPUCOMPAT_ACTION $CPUCOMPAT_HYPERV_OFFLINE_ACTION" >> {}'
     agents = {
@@ -184,30 +158,18 @@ def test_policy_follows_the_processors_and_reaches_every_agent(tmp_path: Path) -
 
 
 def test_failing_hook_never_stops_the_agent(tmp_path: Path) -> None:
-    coord = Daemon(
-        ["coordinator", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "c.db")],
-        tmp_path / "c.log",
-    )
+    coord = start_coordinator(tmp_path)
     state_file = tmp_path / "s.json"
-    agent = Daemon(
-        [
-            "agent",
-            "--coordinator",
-            coord.address,
-            "--cluster",
-            "prod",
-            "--host-id",
-            "h",
-            "--listen",
-            "127.0.0.1:0",
-            "--interval",
-            "0.5",
-            "--state-file",
-            str(state_file),
-            "--on-policy-change",
-            "exit 7",
-        ],
-        tmp_path / "a.log",
+    agent = start_agent(
+        tmp_path,
+        coord.address,
+        "h",
+        "--interval",
+        "0.5",
+        "--state-file",
+        str(state_file),
+        "--on-policy-change",
+        "exit 7",
     )
     try:
         wait_until(lambda: (state(state_file) or {}).get("action") == "SAVE", what="state written")
@@ -230,34 +192,15 @@ def test_failing_hook_never_stops_the_agent(tmp_path: Path) -> None:
 
 
 def test_policy_export_prints_hyperv_commands(tmp_path: Path) -> None:
-    coord = Daemon(
-        [
-            "coordinator",
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            str(tmp_path / "c.db"),
-            "--allow-replayed",
-        ],
-        tmp_path / "c.log",
-    )
-    agent = Daemon(
-        [
-            "agent",
-            "--coordinator",
-            coord.address,
-            "--cluster",
-            "prod",
-            "--host-id",
-            "h1",
-            "--listen",
-            "127.0.0.1:0",
-            "--replay-dump",
-            str(TWIN),
-            "--state-file",
-            str(tmp_path / "s.json"),
-        ],
-        tmp_path / "a.log",
+    coord = start_coordinator(tmp_path, "--allow-replayed")
+    agent = start_agent(
+        tmp_path,
+        coord.address,
+        "h1",
+        "--replay-dump",
+        str(TWIN),
+        "--state-file",
+        str(tmp_path / "s.json"),
     )
     try:
         wait_until(lambda: policy(coord.address).get("host_count") == 1, what="host counted")
@@ -327,32 +270,15 @@ def test_agent_resubscribes_after_the_coordinator_restarts(tmp_path: Path) -> No
     from .test_e2e_registry import free_port
 
     address = f"127.0.0.1:{free_port()}"
-    db = tmp_path / "c.db"
-    args = ["coordinator", "--listen", address, "--db", str(db)]
-    coord = Daemon(args, tmp_path / "c1.log")
+    coord = start_coordinator(tmp_path, listen=address, log="c1.log")
     state_file = tmp_path / "s.json"
-    agent = Daemon(
-        [
-            "agent",
-            "--coordinator",
-            address,
-            "--cluster",
-            "prod",
-            "--host-id",
-            "h",
-            "--listen",
-            "127.0.0.1:0",
-            "--interval",
-            "0.5",
-            "--state-file",
-            str(state_file),
-        ],
-        tmp_path / "a.log",
+    agent = start_agent(
+        tmp_path, address, "h", "--interval", "0.5", "--state-file", str(state_file)
     )
     try:
         wait_until(lambda: (state(state_file) or {}).get("action") == "SAVE", what="first policy")
         coord.stop(signal.SIGKILL)
-        coord = Daemon(args, tmp_path / "c2.log")
+        coord = start_coordinator(tmp_path, listen=address, log="c2.log")
         pin = run_cli("policy", "pin", "--cluster", "prod", "SHUTDOWN", "--coordinator", address)
         assert pin.returncode == 0, pin.stderr
         wait_until(
