@@ -247,3 +247,35 @@ def test_only_cn_and_dns_sans_are_identities(tmp_path: Path) -> None:
         assert hosts(sneaky_cert, sneaky_key) == 2  # an IP SAN never counts
     finally:
         coord.stop()
+
+
+def test_repeated_answers_follow_host_state(tmp_path: Path) -> None:
+    """Check and PlanFailover answers are reused per host version, never past a change."""
+    running = Running(tmp_path)
+    try:
+        report(running, "h1")
+        report(running, "h2")
+        decisions = pb_grpc.DecisionServiceStub(running.channel)
+        request = pb.CheckRequest(source=pb.HostRef(host_id="h1"), target=pb.HostRef(host_id="h2"))
+        first = decisions.Check(request, timeout=10)
+        assert first.verdict.compatible
+        assert "STALE_PROFILE" not in [w.code for w in first.verdict.warnings]
+        vms = pb_grpc.VmServiceStub(running.channel)
+        vms.RegisterVm(pb.RegisterVmRequest(vm_name="web", cluster="c", boot_host="h1"), timeout=10)
+        plan = vms.PlanFailover(
+            pb.PlanFailoverRequest(vm_name="web", to_host="h2"), timeout=10
+        ).plan
+        assert plan.action == pb.OFFLINE_ACTION_SAVE
+        running.coordinator.registry._set_status(["h2"], HostStatus.STALE, "test")
+        again = decisions.Check(request, timeout=10)
+        assert "STALE_PROFILE" in [w.code for w in again.verdict.warnings]
+        policy = pb_grpc.PolicyServiceStub(running.channel)
+        policy.PinPolicy(
+            pb.PinPolicyRequest(cluster="c", action=pb.OFFLINE_ACTION_SHUTDOWN_FORCED), timeout=10
+        )
+        pinned = vms.PlanFailover(
+            pb.PlanFailoverRequest(vm_name="web", to_host="h2"), timeout=10
+        ).plan
+        assert pinned.action == pb.OFFLINE_ACTION_SHUTDOWN_FORCED
+    finally:
+        running.close()

@@ -13,12 +13,15 @@ from ..security import Authorizer
 from ..vms import VmRegistry
 from .errors import rpc
 
+PLAN_CACHE_SIZE = 100_000
+
 
 class VmServicer(pb_grpc.VmServiceServicer):
     def __init__(self, vms: VmRegistry, registry: Registry, auth: Authorizer) -> None:
         self.vms = vms
         self.registry = registry
         self.auth = auth
+        self._plans: dict[tuple[object, ...], pb.PlanFailoverResponse] = {}
 
     @rpc
     def RegisterVm(
