@@ -216,8 +216,7 @@ class PolicyEngine:
     # ---- reading and administering -----------------------------------------------------
 
     def get(self, cluster: str) -> StoredPolicy:
-        with self._changed:
-            stored = self._policies.get(cluster)
+        stored = self._policies.get(cluster)  # lock-free read: entries are replaced whole
         if stored is None:
             raise UnknownClusterError(
                 f"no policy for cluster {cluster!r}: no host has joined it; see `cpucompat hosts`"

@@ -160,8 +160,7 @@ class Registry:
                     self._hosts[host_id] = self._record(row, row["raw"])
 
     def hosts(self, cluster: str | None = None) -> list[HostRecord]:
-        with self._lock:
-            records = list(self._hosts.values())
+        records = list(self._hosts.values())  # one C-level copy: consistent under the GIL
         if cluster:
             records = [r for r in records if r.cluster == cluster]
         return sorted(records, key=lambda r: (r.cluster, r.host_id))
@@ -171,15 +170,14 @@ class Registry:
             return sorted({r.cluster for r in self._hosts.values()})
 
     def host(self, host_id: str) -> HostRecord:
-        with self._lock:
-            record = self._hosts.get(host_id)
+        record = self._hosts.get(host_id)  # lock-free, see find()
         if record is None:
             raise UnknownHostError(f"no host {host_id!r} is registered; see `cpucompat hosts`")
         return record
 
     def find(self, host_id: str) -> HostRecord | None:
-        with self._lock:
-            return self._hosts.get(host_id)
+        # No lock: a dict lookup is atomic, and queries must not wait behind a write's fsync.
+        return self._hosts.get(host_id)
 
     def history(self, host_id: str) -> list[ProfileVersion]:
         self.host(host_id)
