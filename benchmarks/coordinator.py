@@ -252,6 +252,7 @@ def main() -> None:
                 "check_vs_health": round(check_qps / reference, 3),
                 "plan_vs_health": round(plan_qps / reference, 3),
                 "qps_ratio_target": TARGET_QPS_RATIO,
+                "qps_samples": {k: [round(v, 1) for v in vs] for k, vs in samples.items()},
                 "qps_ok": check_qps / reference >= TARGET_QPS_RATIO
                 and plan_qps / reference >= TARGET_QPS_RATIO,
                 "watchers": args.watchers,
