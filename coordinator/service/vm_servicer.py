@@ -78,8 +78,37 @@ class VmServicer(pb_grpc.VmServiceServicer):
         self, request: pb.PlanFailoverRequest, context: grpc.ServicerContext
     ) -> pb.PlanFailoverResponse:
         self.auth.require_admin(context)
-        return pb.PlanFailoverResponse(
-            plan=convert.plan_to_proto(self.vms.plan(request.vm_name, request.to_host))
+        key = self._plan_key(request)
+        response = self._plans.get(key) if key is not None else None
+        if response is None:
+            plan = self.vms.plan(request.vm_name, request.to_host)
+            response = pb.PlanFailoverResponse(plan=convert.plan_to_proto(plan))
+            if key is not None:
+                if len(self._plans) >= PLAN_CACHE_SIZE:
+                    self._plans.clear()
+                self._plans[key] = response
+        return response
+
+    def _plan_key(self, request: pb.PlanFailoverRequest) -> tuple[object, ...] | None:
+        """A plan changes only with the VM's boot, the target's version or state, or the policy."""
+        try:
+            vm = self.vms.get(request.vm_name)
+            policy_version = self.vms.policies.get(vm.cluster).version
+        except LookupError:
+            return None
+        target = self.registry.find(request.to_host)
+        if target is None:
+            return None
+        return (
+            vm.name,
+            vm.booted_at,
+            vm.cluster,
+            target.host_id,
+            target.profile_version,
+            target.status,
+            target.replayed,
+            target.cluster,
+            policy_version,
         )
 
     @rpc
