@@ -14,7 +14,7 @@ from typing import Any
 
 from .feature_table import FEATURE_BITS, FeatureBit, FeatureClass
 from .profile import AddressSizes, CpuType, Profile, Xsave, XsaveComponent
-from .raw import REG_INDEX, LeafKey, LogicalCpu, RawCapture, RawDataError, Regs
+from .raw import REG_INDEX, LogicalCpu, RawCapture, RawDataError, Regs
 
 FINGERPRINT_VERSION = 1
 
@@ -394,7 +394,3 @@ def _invariant_tsc(cpu: LogicalCpu) -> bool:
     if not _leaf_valid(cpu, 0x80000007):
         return False
     return bool((cpu.get(0x80000007) or (0, 0, 0, 0))[3] >> 8 & 1)
-
-
-def leaf_key_text(key: LeafKey) -> str:
-    return f"0x{key[0]:08x}.{key[1]}"

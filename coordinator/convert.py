@@ -176,12 +176,9 @@ def _verdict_to_proto(verdict: Verdict) -> pb.Verdict:
 
 def _pair_to_proto(pair: dict[str, Any]) -> pb.PairVerdict:
     return pb.PairVerdict(
-        source=str(pair.get("source_example") or pair["source"])
-        if "source_example" in pair
-        else pair["source"],
-        target=str(pair.get("target_example") or pair["target"])
-        if "target_example" in pair
-        else pair["target"],
+        # Profile-level pairs (large audits) name an example host of each side.
+        source=str(pair.get("source_example") or pair["source"]),
+        target=str(pair.get("target_example") or pair["target"]),
         compatible=bool(pair["compatible"]),
         reasons=[
             pb.Reason(

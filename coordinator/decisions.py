@@ -8,7 +8,6 @@ requirements and target views and asks the domain engine. No protobuf.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from cpucompat.agent.decode import decode
 from cpucompat.agent.profile import Profile
@@ -186,7 +185,3 @@ def audit_offline(refs: list[Ref]) -> AuditReport:
         else:
             raise ValueError(f"{ref.label}: registered hosts need a coordinator")
     return audit(inputs)
-
-
-def verdict_doc(verdict: Verdict) -> dict[str, Any]:
-    return verdict.to_json()

@@ -8,7 +8,6 @@ paths it chose at boot.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -260,7 +259,3 @@ class VmRegistry:
                 f"{to_host} accepts the requirement {name} booted with",
             )
         return FailoverPlan(name, to_host, action, verdict, reason, cluster_action)
-
-
-def requirement_json(vm: VmRecord) -> str:
-    return json.dumps(vm.requirement.to_json(), sort_keys=True)

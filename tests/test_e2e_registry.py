@@ -18,7 +18,7 @@ from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .certs import TestCA
 from .conftest import FIXTURES, SHARED_DUMPS
-from .daemons import Daemon, run_cli, wait_until
+from .daemons import Daemon, run_cli, start_agent, start_coordinator, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -28,30 +28,11 @@ MILAN = SHARED_DUMPS / "instlatx64-AuthenticAMD0A00F11_K19_Milan_02_CPUID.txt"
 
 
 def coordinator(tmp_path: Path, *extra: str, db: Path | None = None) -> Daemon:
-    db = db or tmp_path / "coordinator.db"
-    return Daemon(
-        ["coordinator", "--listen", "127.0.0.1:0", "--db", str(db), *extra],
-        tmp_path / "coordinator.log",
-    )
+    return start_coordinator(tmp_path, *extra, db=db)
 
 
-def agent(tmp_path: Path, coord: str, host: str, *extra: str, cluster: str = "prod") -> Daemon:
-    return Daemon(
-        [
-            "agent",
-            "--coordinator",
-            coord,
-            "--cluster",
-            cluster,
-            "--host-id",
-            host,
-            "--listen",
-            "127.0.0.1:0",
-            "-v",
-            *extra,
-        ],
-        tmp_path / f"agent-{host}.log",
-    )
+def agent(tmp_path: Path, coord: str, host: str, *extra: str) -> Daemon:
+    return start_agent(tmp_path, coord, host, "-v", *extra)
 
 
 def hosts(address: str, *extra: str) -> dict[str, dict]:
