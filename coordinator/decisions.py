@@ -54,14 +54,14 @@ def _dump_profile(ref: Ref) -> Profile:
 
 
 def baseline_view(spec: str, vendor: str | None) -> TargetView:
-    """A named baseline as a target: exactly its features, no address width to compare."""
+    """A named baseline as a target: exactly its features, and its address width if it has one."""
     base = resolve_baseline(spec, vendor)
     return TargetView(
         name=spec,
         vendor=base.vendor or "",
         features=base.features,
         xsave_mask=base.xsave_mask,
-        physical_bits=None,
+        physical_bits=base.physical_bits,
         x86_64_level=nearest_level(base.features),
     )
 

@@ -16,11 +16,14 @@ own (EVC-like). Two families of names:
   none and take a vendor like levels do. archspec's feature spellings are
   mapped through the agent table's canonical_name; names the table cannot map
   are listed in ``Baseline.unmapped`` and do not take part in decisions.
+- ``model:qemu/<name>``: a QEMU x86 CPU model (``model:qemu/EPYC-Milan``,
+  ``model:qemu/Cascadelake-Server-v4``) from the generated table in
+  ``qemu_models``; it has a vendor and a physical address width (phys-bits).
 
 Only guest-visible features enter the requirement; mapped names of other
 classes are kept in ``Baseline.ignored`` with their class. XSAVE components
-follow from the features (XSAVE_FOR_FEATURE); a baseline has no physical
-address width, so that check is skipped.
+follow from the features (XSAVE_FOR_FEATURE); levels and archspec models
+have no physical address width, so that check is skipped for them.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from .requirement import (
     decides,
     feature_class,
 )
+from .qemu_models import QEMU_PREFIX, QemuModelError, qemu_model_names
+from .qemu_models import table as qemu_table
 
 LEVEL_PREFIX = "level:"
 MODEL_PREFIX = "model:"
@@ -88,6 +93,7 @@ class Baseline:
     ignored: tuple[tuple[str, str], ...] = ()  # (feature, class) mapped but not guest-visible
     unmapped: tuple[str, ...] = ()  # archspec names the feature table does not know
     source: str = ""
+    physical_bits: int | None = None  # the guest's address width, when the baseline fixes one
 
     def requirement(self) -> Requirement:
         return Requirement(
@@ -96,6 +102,7 @@ class Baseline:
             vendor=self.vendor,
             features=self.features,
             xsave_mask=self.xsave_mask,
+            physical_bits=self.physical_bits,
             baseline=self.name,
         )
 
@@ -109,6 +116,7 @@ class Baseline:
             "ignored": [{"feature": f, "class": c} for f, c in self.ignored],
             "unmapped": list(self.unmapped),
             "source": self.source,
+            "physical_bits": self.physical_bits,
         }
 
 
@@ -302,6 +310,41 @@ def nearest_microarchitecture(features: Iterable[str], vendor: str | None) -> st
     return None if best is None else best[2]
 
 
+# --- QEMU models -------------------------------------------------------------------------
+
+
+def _qemu_baseline(name: str, vendor: str | None) -> Baseline:
+    """``model:qemu/NAME``: the QEMU model's CPUID features, XSAVE state and phys-bits."""
+    try:
+        model = qemu_table().resolve(name)
+    except QemuModelError as exc:
+        close = [f"{MODEL_PREFIX}{QEMU_PREFIX}{c}" for c in exc.suggestions]
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise BaselineError(
+            f"unknown QEMU CPU model {MODEL_PREFIX}{QEMU_PREFIX}{name}{hint} (QEMU "
+            f"{qemu_table().qemu_version}'s x86 models, e.g. model:qemu/EPYC-Milan, "
+            "model:qemu/Cascadelake-Server-v4; names are case-sensitive, as for qemu -cpu)"
+        ) from None
+    if model.vendor is not None and vendor is not None and vendor != model.vendor:
+        raise BaselineError(
+            f"model:{QEMU_PREFIX}{name} is an {model.vendor} model, not {vendor.strip()}; "
+            "drop the vendor or pick a model of that vendor"
+        )
+    features, ignored, unmapped = map_feature_names(model.features)
+    alias = "" if model.name == name else f" ({name} is {model.name})"
+    return Baseline(
+        name=f"{MODEL_PREFIX}{QEMU_PREFIX}{name}",
+        kind="qemu-model",
+        vendor=model.vendor or vendor,
+        features=features,
+        xsave_mask=sum(1 << i for i in model.xsave_components) | LEGACY_XSAVE_MASK,
+        ignored=ignored,
+        unmapped=unmapped,
+        source=f"QEMU {qemu_table().qemu_version} CPU model {model.name}{alias}",
+        physical_bits=model.phys_bits,
+    )
+
+
 # --- resolution ----------------------------------------------------------------------------
 
 
@@ -314,8 +357,10 @@ def _short_vendor(vendor: str) -> str:
 
 def all_baseline_names() -> tuple[str, ...]:
     """Every resolvable name without a vendor suffix."""
-    return tuple(LEVEL_PREFIX + lv for lv in LEVEL_NAMES) + tuple(
-        MODEL_PREFIX + m for m in model_names()
+    return (
+        tuple(LEVEL_PREFIX + lv for lv in LEVEL_NAMES)
+        + tuple(MODEL_PREFIX + m for m in model_names())
+        + tuple(MODEL_PREFIX + m for m in qemu_model_names())
     )
 
 
@@ -327,8 +372,9 @@ def _unknown(name: str) -> BaselineError:
     ]
     hint = f"; did you mean {' or '.join(close)}?" if close else ""
     return BaselineError(
-        f"unknown baseline {name!r}{hint} (names are level:x86-64-v1..v4 "
-        "and model:<archspec x86-64 target>, e.g. model:icelake, model:zen3)"
+        f"unknown baseline {name!r}{hint} (names are level:x86-64-v1..v4, "
+        "model:<archspec x86-64 target>, e.g. model:icelake, model:zen3, "
+        "and model:qemu/<QEMU CPU model>, e.g. model:qemu/EPYC-Milan)"
     )
 
 
@@ -352,6 +398,8 @@ def resolve_baseline(name: str, vendor: str | None = None) -> Baseline:
             return _level_baseline(level, chosen)
     elif text.startswith(MODEL_PREFIX):
         model = text[len(MODEL_PREFIX) :]
+        if model.startswith(QEMU_PREFIX):
+            return _qemu_baseline(model[len(QEMU_PREFIX) :], chosen)
         if model in _archspec_targets():
             return _model_baseline(model, chosen)
         if model in archspec.cpu.TARGETS:
