@@ -89,7 +89,9 @@ def locations_from_report(text: str) -> dict[str, Location]:
         if match["msr"] is not None:
             out[match["name"]] = Location("msr", int(match["msr"], 16), "", bit)
         else:
-            out[match["name"]] = Location("cpuid", int(match["leaf"], 16), match["reg"].lower(), bit)
+            out[match["name"]] = Location(
+                "cpuid", int(match["leaf"], 16), match["reg"].lower(), bit
+            )
     return out
 
 
@@ -97,7 +99,11 @@ def _cpuid_rows(loc: Location, vendor: str | None) -> list[str]:
     """Names of the agent-table rows at a CPUID location (QEMU's report omits the subleaf)."""
     names: list[str] = []
     for subleaf in range(0, 8):
-        names += [fb.name for fb in bits_for(loc.index, subleaf, loc.reg, vendor=vendor) if fb.bit == loc.bit]
+        names += [
+            fb.name
+            for fb in bits_for(loc.index, subleaf, loc.reg, vendor=vendor)
+            if fb.bit == loc.bit
+        ]
     return list(dict.fromkeys(names))
 
 
@@ -286,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output", type=Path, default=TABLE_PATH, help="where to write the table")
     parser.add_argument(
-        "--check", action="store_true", help="compare the table with the installed QEMU; write nothing"
+        "--check",
+        action="store_true",
+        help="compare the table with the installed QEMU; write nothing",
     )
     parser.add_argument("--qemu", help="the qemu-system-x86_64 binary (default: from PATH)")
     args = parser.parse_args(argv)

@@ -8,6 +8,7 @@ start QEMU.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -38,10 +39,10 @@ class Qmp:
     def __init__(self, args: list[str], binary: str | None = None) -> None:
         path = binary or qemu_binary()
         if path is None:
-            raise QmpError(
-                f"{QEMU_BINARY} not found; install the Debian package qemu-system-x86"
-            )
-        self._stderr: IO[str] = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+            raise QmpError(f"{QEMU_BINARY} not found; install the Debian package qemu-system-x86")
+        # Closed in close(), which keeps its text: QEMU's warnings outlive the process.
+        self._stderr: IO[str] = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115
+        self._stderr_text: str | None = None
         self._proc = subprocess.Popen(
             [path, *args, "-nodefaults", "-nographic", "-qmp", "stdio"],
             stdin=subprocess.PIPE,
@@ -82,10 +83,8 @@ class Qmp:
     def close(self) -> None:
         """Ask QEMU to quit and wait for it."""
         if self._proc.poll() is None:
-            try:
+            with contextlib.suppress(QmpError, BrokenPipeError, OSError):
                 self.command("quit")
-            except (QmpError, BrokenPipeError, OSError):
-                pass
             try:
                 self._proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -94,9 +93,14 @@ class Qmp:
         for stream in (self._proc.stdin, self._proc.stdout):
             if stream is not None:
                 stream.close()
+        if self._stderr_text is None:
+            self._stderr_text = self.stderr()
+            self._stderr.close()
 
     def stderr(self) -> str:
         """What QEMU wrote to stderr so far (its warnings)."""
+        if self._stderr_text is not None:
+            return self._stderr_text
         self._stderr.flush()
         self._stderr.seek(0)
         return self._stderr.read()

@@ -75,17 +75,17 @@ def run_stamp(args: argparse.Namespace) -> int:
             requirement = Requirement.from_baseline(args.baseline, args.vendor)
         except BaselineError as exc:
             raise CliError(str(exc)) from None
-        # Saved state never crosses vendors, and the guest saw this host's address width:
-        # a baseline stamp carries both from the processor it was saved on.
+        # Saved state never crosses vendors, and the guest saw this host's address width
+        # unless the baseline fixes one (a QEMU model's phys-bits): a baseline stamp
+        # carries both from the processor it was saved on.
         here = _local_profile(args.from_dump)
         if requirement.vendor is not None and requirement.vendor != here.vendor:
             raise CliError(
                 f"baseline {args.baseline} is for {requirement.vendor.strip()} but this processor "
                 f"is {here.vendor.strip()}; a VM cannot have booted under it here"
             )
-        requirement = replace(
-            requirement, vendor=here.vendor, physical_bits=here.address_sizes.physical_bits
-        )
+        bits = requirement.physical_bits or here.address_sizes.physical_bits
+        requirement = replace(requirement, vendor=here.vendor, physical_bits=bits)
     else:
         requirement = Requirement.from_profile(_local_profile(args.from_dump), source)
     text = stamp_text(make_stamp(requirement, time.time(), source))

@@ -39,6 +39,8 @@ import archspec.cpu
 from cpucompat.agent.decode import LEVEL_FEATURES
 from cpucompat.agent.feature_table import UnknownFeatureError, canonical_name
 
+from .qemu_models import QEMU_PREFIX, QemuModelError, qemu_model_names
+from .qemu_models import table as qemu_table
 from .requirement import (
     LEGACY_XSAVE_MASK,
     XSAVE_FEATURE,
@@ -47,8 +49,6 @@ from .requirement import (
     decides,
     feature_class,
 )
-from .qemu_models import QEMU_PREFIX, QemuModelError, qemu_model_names
-from .qemu_models import table as qemu_table
 
 LEVEL_PREFIX = "level:"
 MODEL_PREFIX = "model:"
