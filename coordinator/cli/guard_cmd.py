@@ -52,7 +52,7 @@ def add_stamp_parser(sub: Any, name: str, help_text: str) -> None:
     p.add_argument(
         "--baseline",
         metavar="NAME",
-        help="stamp a baseline (model:NAME or level:x86-64-vN) instead",
+        help="stamp a baseline (model:NAME, model:qemu/NAME or level:x86-64-vN) instead",
     )
     p.add_argument("--vendor", help="vendor for level:/generic model: baselines")
     p.add_argument(

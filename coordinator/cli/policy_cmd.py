@@ -197,7 +197,9 @@ def add_vm_parser(sub: Any, name: str, help_text: str) -> None:
     group = reg.add_mutually_exclusive_group(required=True)
     group.add_argument("--boot-host", metavar="HOST", help="the registered host the VM booted on")
     group.add_argument(
-        "--baseline", metavar="NAME", help="a named baseline (model:NAME, level:x86-64-vN)"
+        "--baseline",
+        metavar="NAME",
+        help="a named baseline (model:NAME, model:qemu/NAME, level:x86-64-vN)",
     )
     reg.add_argument("--vendor", help="vendor for level:/generic model: baselines")
     reg.add_argument(
