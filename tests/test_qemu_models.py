@@ -96,15 +96,21 @@ def test_unknown_or_mismatched_models_are_errors_naming_the_fix() -> None:
 
 
 @pytest.fixture(scope="module")
-def from_qemu() -> dict:
-    if qemu_binary() is None:
+def qemu() -> str:
+    path = qemu_binary()
+    if path is None:
         pytest.skip(
             "qemu-system-x86_64 not installed (Debian package qemu-system-x86): the QEMU "
             "models table is not checked against QEMU here"
         )
+    return path
+
+
+@pytest.fixture(scope="module")
+def from_qemu(qemu: str) -> dict:
     from cpucompat.coordinator.qemu_models_gen import ask_qemu, build_table
 
-    return build_table(ask_qemu())
+    return build_table(ask_qemu(qemu))
 
 
 def test_table_matches_the_installed_qemu_for_every_model_it_knows(from_qemu: dict) -> None:
@@ -126,7 +132,7 @@ def test_table_matches_the_installed_qemu_for_every_model_it_knows(from_qemu: di
         assert committed["aliases"].get(alias) == target, f"QEMU resolves {alias} to {target}"
 
 
-def test_qemu_properties_that_are_not_cpuid_bits_are_filtered_by_rule(from_qemu: dict) -> None:
+def test_qemu_properties_that_are_not_cpuid_bits_are_filtered_by_rule(qemu: str) -> None:
     from cpucompat.coordinator.qemu_models_gen import classify, locate
 
     names = ["kvmclock", "kvm-pv-eoi", "kvm-hint-dedicated", "vmx", "vmx-secondary-ctls", "vmx-ept"]
