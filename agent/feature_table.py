@@ -23,15 +23,18 @@ Feature names are Linux ``/proc/cpuinfo`` names: the quoted name in the
 after ``X86_FEATURE_``.  Bits Linux defines but does not show (no quoted name in
 Linux >= 6.12, ``""`` in older kernels; also the KVM-only macros of
 ``arch/x86/kvm/reverse_cpuid.h``) keep their lowercased macro name and are
-listed in :data:`LINUX_HIDDEN`.  The AMD power-management bits Linux prints on
-the separate "power management" line (``arch/x86/kernel/cpu/powerflags.c``) use
-those names; that is why ``tm`` appears twice (see below).  Bits Linux does not
-name at all get a name in Linux's style, are listed in :data:`INVENTED_NAMES`
-and say "name invented" in their reason.  Linux reuses two names for two
-different CPUID bits and so does this table: ``tm`` (CPUID.1:EDX[29] and, on the
-power-management line, CPUID.80000007h:EDX[4]) and ``mba`` (Intel
-CPUID.10h.0:EBX[3], AMD CPUID.80000008h:EBX[6]); both rows of each pair carry
-the same class.
+listed in :data:`LINUX_HIDDEN`.  The AMD power-management bits Linux prints
+only on the separate "power management" line (``arch/x86/kernel/cpu/powerflags.c``)
+carry that line's name with a ``pm_`` prefix (``pm_ts``, ``pm_tm``,
+``pm_100mhzsteps``, ...): Linux calls CPUID.80000007h:EDX[4] ``tm`` there, the
+name of the CPUID.1:EDX[29] flag, and a profile's feature names must each mean
+one bit.  The bare power-line spellings are accepted as aliases except ``tm``,
+which stays the flag.  Bits Linux does not name at all get a name in Linux's
+style, are listed in :data:`INVENTED_NAMES` and say "name invented" in their
+reason.  No two rows that apply to one vendor share a name.  One name has a row
+per vendor: ``mba`` (Intel CPUID.10h.0:EBX[3], AMD CPUID.80000008h:EBX[6]), the
+one Linux flag ``X86_FEATURE_MBA`` that ``scattered.c`` sets from either; both
+rows carry the same class.
 
 Linux's *synthetic* flags (``constant_tsc``, ``rep_good``, ``ibrs``, ``ssbd``,
 ...) are not CPUID bits and are not rows here.  ``ibrs``, ``ibpb``, ``stibp``
@@ -676,7 +679,13 @@ _WORDS: tuple[tuple[int, int, str, frozenset[str] | None, tuple[Row, ...]], ...]
         (
             (1, "cat_l3", HO, R_RDT),
             (2, "cat_l2", HO, R_RDT),
-            (3, "mba", HO, f"{R_RDT} (Intel's bit; AMD's is CPUID.80000008h:EBX[6])"),
+            (
+                3,
+                "mba",
+                HO,
+                f"{R_RDT} (Intel's bit; AMD's is CPUID.80000008h:EBX[6], the same Linux flag)",
+                frozenset({INTEL}),
+            ),
         ),
     ),
     (0x10, 1, "ecx", None, ((2, "cdp_l3", HO, R_RDT),)),
@@ -864,13 +873,15 @@ _WORDS: tuple[tuple[int, int, str, frozenset[str] | None, tuple[Row, ...]], ...]
         "edx",
         AMD_LIKE,
         (
-            (0, "ts", HO, R_AMD_PM),
-            (1, "fid", HO, R_AMD_PM),
-            (2, "vid", HO, R_AMD_PM),
-            (3, "ttp", HO, R_AMD_PM),
-            (4, "tm", HO, R_AMD_PM),  # Linux reuses "tm" here (power-management line)
-            (5, "stc", HO, R_AMD_PM),
-            (6, "100mhzsteps", HO, R_AMD_PM),
+            # Linux prints bits 0-6, 10 and 12 only on the "power management" line, and calls
+            # bit 4 "tm" there, the name of the CPUID.1:EDX[29] flag: pm_ keeps them apart.
+            (0, "pm_ts", HO, R_AMD_PM),
+            (1, "pm_fid", HO, R_AMD_PM),
+            (2, "pm_vid", HO, R_AMD_PM),
+            (3, "pm_ttp", HO, R_AMD_PM),
+            (4, "pm_tm", HO, R_AMD_PM),
+            (5, "pm_stc", HO, R_AMD_PM),
+            (6, "pm_100mhzsteps", HO, R_AMD_PM),
             (7, "hw_pstate", HO, R_AMD_PM),
             (
                 8,
@@ -882,9 +893,9 @@ _WORDS: tuple[tuple[int, int, str, frozenset[str] | None, tuple[Row, ...]], ...]
                 None,
             ),
             (9, "cpb", HO, R_AMD_PM),
-            (10, "eff_freq_ro", HO, R_AMD_PM),
+            (10, "pm_eff_freq_ro", HO, R_AMD_PM),
             (11, "proc_feedback", HO, R_AMD_PM),
-            (12, "acc_power", HO, R_AMD_PM),
+            (12, "pm_acc_power", HO, R_AMD_PM),
             (13, "connected_standby", HO, f"{R_INVENTED}; {R_AMD_PM}"),
             (14, "rapl", HO, R_AMD_PM),
             (15, "amd_fast_cppc", HO, R_AMD_PM),
@@ -1230,7 +1241,7 @@ def bits_for(
 
 
 def bits_named(name: str) -> tuple[FeatureBit, ...]:
-    """Every row carrying a name (any accepted spelling); two rows for Linux's reused names."""
+    """Every row carrying a name (any accepted spelling); one row per vendor for `mba`."""
     return _BY_NAME[canonical_name(name)]
 
 
@@ -1288,6 +1299,15 @@ _EXPLICIT_ALIASES: dict[str, str] = {
     "monitorx": "mwaitx",
     "dbext": "bpext",
     "hwpstate": "hw_pstate",
+    # Linux's power-management line spellings (all but "tm", which is the CPUID.1:EDX flag)
+    "ts": "pm_ts",
+    "fid": "pm_fid",
+    "vid": "pm_vid",
+    "ttp": "pm_ttp",
+    "stc": "pm_stc",
+    "100mhzsteps": "pm_100mhzsteps",
+    "eff_freq_ro": "pm_eff_freq_ro",
+    "acc_power": "pm_acc_power",
     "avx512vp2intersect": "avx512_vp2intersect",
     "avx5124vnniw": "avx512_4vnniw",
     "avx5124fmaps": "avx512_4fmaps",

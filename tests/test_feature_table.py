@@ -64,11 +64,13 @@ REQUIRED_WORDS: tuple[Word, ...] = (
     (0x8000_0021, 0, "eax"),
 )
 
-# Linux reuses these names for two different bits; the table follows it.
+# One Linux flag with a CPUID bit per vendor (never both rows for one vendor).
 DOCUMENTED_DUPLICATES = {
-    "tm": "CPUID.1:EDX[29] (flags line) and CPUID.80000007h:EDX[4] (power management line)",
     "mba": "Intel CPUID.10h.0:EBX[3] and AMD CPUID.80000008h:EBX[6] (scattered.c lists both)",
 }
+
+# Vendor strings a profile can carry (Zhaoxin and VIA/Centaur, and one the table does not know).
+PROFILE_VENDORS = (INTEL, AMD, HYGON, "CentaurHauls", "  Shanghai  ", "GenuineTMx86")
 
 # name -> (leaf, subleaf, register, bit), from the SDM / APM / cpufeatures.h.
 KNOWN_POSITIONS: dict[str, tuple[int, int, str, int]] = {
@@ -375,12 +377,33 @@ def test_bits_intel_defines_in_amd_words_apply_to_every_vendor() -> None:
 # --- names -----------------------------------------------------------------------------------
 
 
-def test_duplicate_names_are_only_linux_reuses() -> None:
+def test_duplicate_names_are_only_one_flag_per_vendor() -> None:
     counts = Counter(fb.name for fb in FEATURE_BITS)
     duplicated = {name for name, n in counts.items() if n > 1}
     assert duplicated == set(DOCUMENTED_DUPLICATES)
     for name in duplicated:
         _cls(name)  # rows sharing a name must share the class (decode keys classes by name)
+
+
+@pytest.mark.parametrize("vendor", PROFILE_VENDORS)
+def test_names_in_one_profile_are_unique(vendor: str) -> None:
+    # A profile's features come from the rows of its own vendor: each name must mean one bit.
+    counts = Counter(fb.name for fb in FEATURE_BITS if fb.applies_to(vendor))
+    assert [name for name, n in counts.items() if n > 1] == []
+
+
+def test_power_management_bits_do_not_take_flag_names() -> None:
+    (flag,) = bits_named("tm")
+    assert (flag.leaf, flag.reg, flag.bit) == (0x1, "edx", 29)
+    (pm_tm,) = bits_named("pm_tm")
+    assert (pm_tm.leaf, pm_tm.reg, pm_tm.bit) == (0x8000_0007, "edx", 4)
+    # Linux's power-management line spellings still resolve, to the pm_ rows.
+    for spelling, bit in (("ts", 0), ("100mhzsteps", 6), ("eff_freq_ro", 10), ("acc_power", 12)):
+        (fb,) = bits_named(spelling)
+        assert (fb.leaf, fb.reg, fb.bit) == (0x8000_0007, "edx", bit), spelling
+        assert fb.name == f"pm_{spelling}"
+    # Bits that are /proc/cpuinfo flags keep their flag names.
+    assert {fb.name for fb in bits_for(0x8000_0007, 0, "edx")} >= {"hw_pstate", "cpb", "rapl"}
 
 
 def test_hidden_and_invented_names_are_table_names() -> None:
@@ -616,8 +639,9 @@ def test_bits_for_filters_by_vendor() -> None:
 
 
 def test_bits_named_returns_every_row_of_a_reused_name() -> None:
-    tm = bits_named("tm")
-    assert {(fb.leaf, fb.reg, fb.bit) for fb in tm} == {(0x1, "edx", 29), (0x8000_0007, "edx", 4)}
+    mba = bits_named("mba")
+    assert {(fb.leaf, fb.reg, fb.bit) for fb in mba} == {(0x10, "ebx", 3), (0x8000_0008, "ebx", 6)}
+    assert {fb.vendors for fb in mba} == {frozenset({INTEL}), AMD_LIKE}
     (sse42,) = bits_named("sse4.2")
     assert (sse42.leaf, sse42.reg, sse42.bit) == (0x1, "ecx", 20)
     assert sse42.mask == 1 << 20
