@@ -9,25 +9,31 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-from .feature_table import FEATURE_BITS, FeatureBit, FeatureClass
+from .feature_table import AMD_LIKE, FEATURE_BITS, INTEL, FeatureBit, FeatureClass
 from .profile import AddressSizes, CpuType, Profile, Xsave, XsaveComponent
-from .raw import REG_INDEX, LogicalCpu, RawCapture, RawDataError, Regs
+from .raw import REG_INDEX, LogicalCpu, RawCapture, RawDataError
 
 FINGERPRINT_VERSION = 1
 
-# Leaves that describe where a logical CPU sits or what it reads right now, not what it
-# can do: topology (0xB, 0x1F, 0x8000001E, 0x80000026), the Pentium III serial number (3)
-# and Centaur/Zhaoxin's live temperature and frequency readings (0xC0000004).
-PER_CPU_LEAVES = frozenset({0x3, 0xB, 0x1F, 0x8000001E, 0x80000026, 0xC0000004})
-# (leaf, register index) -> mask of the bits to keep; the rest is per-CPU.
-PER_CPU_MASKS: Mapping[tuple[int, int], int] = {
+# Leaves a CPU type's decoding reads beyond the feature words: the range heads (maximum
+# leaves), family/model/stepping, the hybrid flag and core type, address sizes.
+_VIEW_LEAVES = frozenset(
+    {(0x0, 0), (0x1, 0), (0x7, 0), (0x1A, 0), (0x8000_0000, 0), (0x8000_0008, 0)}
+    | {(0xC000_0000, 0)}
+    | {(fb.leaf, fb.subleaf) for fb in FEATURE_BITS}
+)
+# (leaf, register index) -> mask of the bits a CPU type's decoding reads; the rest is
+# per-CPU (APIC IDs, topology) and would only defeat the per-capture cache.
+_VIEW_MASKS: Mapping[tuple[int, int], int] = {
     (0x1, 1): 0x00FF_FFFF,  # EBX[31:24]: initial APIC ID
-    (0x6, 3): 0x0000_FFFF,  # EDX[31:16]: this CPU's row in the hardware feedback table
-    (0x4, 0): 0x0000_3FFF,  # EAX[31:14]: logical CPUs sharing the cache, cores per package
-    (0x8000001D, 0): 0x0000_3FFF,  # EAX[25:14]: logical CPUs sharing the cache
+    (0x8000_0026, 1): 0xF000_0000,  # EBX[31:28]: core type (the rest: topology, ranking)
+    (0x8000_0026, 2): 0,  # ECX: level type and number
+    (0x8000_0026, 3): 0,  # EDX: extended APIC ID
 }
 
 XSAVE_COMPONENT_NAMES = {
@@ -70,7 +76,25 @@ LEVEL_FEATURES: tuple[tuple[str, frozenset[str]], ...] = (
 # State the OS must have enabled in XCR0 for a level to be usable (checked when XCR0 is known).
 LEVEL_XCR0 = {"x86-64-v3": 0b110, "x86-64-v4": 0b1110_0110}
 
-CORE_TYPES = {0x10: "reserved", 0x20: "intel-atom", 0x40: "intel-core"}
+# Core types as the processor reports them (docs/design-notes.md, "CPU types are core types").
+# Intel CPUID.1AH:EAX[31:24], read when CPUID.7.0:EDX[15] (hybrid) is set (Linux
+# get_this_hybrid_cpu_type(); INTEL_CPU_TYPE_ATOM/CORE in asm/intel-family.h).
+INTEL_CORE_TYPES = {0x20: "efficiency", 0x40: "performance"}
+# AMD CPUID.80000026h.0:EBX[31:28], read when CPUID.80000026h.0:EAX[30] (heterogeneous
+# cores) is set (Linux parse_topology_amd(), get_topology_cpu_type()).
+AMD_CORE_TYPES = {0: "performance", 1: "efficiency", 2: "low-power"}
+# Family 1Ah model ranges of each Zen generation, as Linux's bsp_init_amd() sets
+# X86_FEATURE_ZEN5/ZEN6; on those the core types are named after the cores (zen5, zen5c).
+AMD_1AH_GENERATIONS: tuple[tuple[int, int, str], ...] = (
+    (0x00, 0x2F, "zen5"),
+    (0x40, 0x4F, "zen5"),
+    (0x60, 0x7F, "zen5"),
+    (0x50, 0x5F, "zen6"),
+    (0x80, 0xAF, "zen6"),
+    (0xC0, 0xCF, "zen6"),
+)
+HYBRID_BIT = 1 << 15  # CPUID.7.0:EDX[15]
+HETEROGENEOUS_CORES_BIT = 1 << 30  # CPUID.80000026h.0:EAX[30]
 
 HYPERVISOR_BIT = 1 << 31
 
@@ -248,25 +272,206 @@ def _tsc_hz(cpu: LogicalCpu, hypervisor: str | None) -> int | None:
     return None
 
 
-def _core_type(cpu: LogicalCpu) -> str | None:
-    if not _leaf_valid(cpu, 0x1A):
-        return None
-    eax = (cpu.get(0x1A) or (0, 0, 0, 0))[0]
-    code = eax >> 24
-    if code == 0:
-        return None
-    return CORE_TYPES.get(code, f"0x{code:02x}")
+class _Unknown:
+    """A value the capture cannot tell for one CPU (its leaf is missing from the dump)."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
 
 
-def type_key(cpu: LogicalCpu) -> bytes:
-    """The CPU's leaves with per-CPU fields (APIC IDs, topology, cache sharing) masked."""
-    parts = []
-    for (leaf, sub), regs in cpu.sorted_leaves():
-        if leaf in PER_CPU_LEAVES or leaf & 0xF000_0000 == 0x4000_0000:
-            continue  # hypervisor leaves describe the VM (Xen puts the vCPU id there)
-        masked = [r & PER_CPU_MASKS.get((leaf, i), 0xFFFF_FFFF) for i, r in enumerate(regs)]
-        parts.append(f"{leaf:x}.{sub:x}:{masked[0]:x},{masked[1]:x},{masked[2]:x},{masked[3]:x}")
-    return ";".join(parts).encode()
+UNKNOWN = _Unknown()
+
+
+def _leaf_missing(cpu: LogicalCpu, leaf: int, subleaf: int = 0) -> bool:
+    """The CPU's own maximum says the leaf exists, but the capture does not hold it."""
+    return _leaf_valid(cpu, leaf) and (leaf, subleaf) not in cpu.leaves
+
+
+def _amd_generation(family: int, model: int) -> str | None:
+    if family != 0x1A:
+        return None
+    for low, high, name in AMD_1AH_GENERATIONS:
+        if low <= model <= high:
+            return name
+    return None
+
+
+def core_type_of(cpu: LogicalCpu, vendor: str) -> str | _Unknown | None:
+    """The core type the processor reports for this CPU; None when it reports none.
+
+    Only the processor's own report counts, and only where it says it mixes core
+    types (Intel's hybrid flag, AMD's heterogeneous-cores flag), as Linux reads it.
+    """
+    if vendor == INTEL:
+        if _leaf_missing(cpu, 0x7):
+            return UNKNOWN
+        if not _leaf_valid(cpu, 0x7) or not cpu.reg(0x7, 0, "edx") & HYBRID_BIT:
+            return None
+        if not _leaf_valid(cpu, 0x1A):
+            return None
+        regs = cpu.get(0x1A)
+        if regs is None:
+            return UNKNOWN
+        code = regs[0] >> 24
+        if code == 0:
+            return None
+        return INTEL_CORE_TYPES.get(code, f"intel-0x{code:02x}")
+    if vendor in AMD_LIKE:
+        if not _leaf_valid(cpu, 0x8000_0026):
+            return None
+        regs = cpu.get(0x8000_0026)
+        if regs is None:
+            return UNKNOWN
+        if not regs[0] & HETEROGENEOUS_CORES_BIT:
+            return None
+        code = regs[1] >> 28
+        leaf1 = cpu.get(1)
+        generation = (
+            None if leaf1 is None else _amd_generation(*family_model_stepping(leaf1[0])[:2])
+        )
+        if generation is not None and code in (0, 1):
+            return generation if code == 0 else f"{generation}c"
+        return AMD_CORE_TYPES.get(code, f"amd-{code}")
+    return None
+
+
+@cache
+def _vendor_names(vendor: str) -> frozenset[str]:
+    return frozenset(fb.name for fb in FEATURE_BITS if fb.applies_to(vendor))
+
+
+@dataclass(frozen=True)
+class CpuView:
+    """What one logical CPU's leaves tell, with UNKNOWN where its capture lacks the leaf."""
+
+    core_type: str | _Unknown | None
+    fms: tuple[int, int, int] | _Unknown
+    present: frozenset[str]
+    absent: frozenset[str]
+    xsave: Xsave | _Unknown
+    address: AddressSizes | _Unknown
+
+
+def view_of(cpu: LogicalCpu, vendor: str) -> CpuView:
+    """Decode one logical CPU; features of leaves its capture lacks are neither present nor absent."""
+    present = features_of(cpu, vendor)
+    unknown = unknown_features_of(cpu, vendor)
+    leaf1 = cpu.get(1)
+    fms = UNKNOWN if leaf1 is None else family_model_stepping(leaf1[0])
+    xsave: Xsave | _Unknown = UNKNOWN if _leaf_missing(cpu, 0xD) else _xsave(cpu)
+    address: AddressSizes | _Unknown = (
+        UNKNOWN if _leaf_missing(cpu, 0x8000_0008) else _address_sizes(cpu, present)
+    )
+    return CpuView(
+        core_type=core_type_of(cpu, vendor),
+        fms=fms,
+        present=present,
+        absent=_vendor_names(vendor) - present - unknown,
+        xsave=xsave,
+        address=address,
+    )
+
+
+def _view_key(cpu: LogicalCpu) -> tuple[object, ...]:
+    """The part of a CPU's leaves :func:`view_of` reads, so equal keys give equal views."""
+    parts: list[object] = [cpu.xcr0]
+    for key, regs in cpu.sorted_leaves():
+        leaf = key[0]
+        if key in _VIEW_LEAVES or leaf == 0xD:
+            masked = tuple(r & _VIEW_MASKS.get((leaf, i), 0xFFFF_FFFF) for i, r in enumerate(regs))
+            parts.append((key, masked))
+        elif leaf in COUNTED_SUBLEAF_LEAVES:
+            parts.append(key)  # only its presence counts (subleaves a dump may lack)
+    return tuple(parts)
+
+
+def _known_equal(a: object, b: object) -> bool:
+    return a is UNKNOWN or b is UNKNOWN or a == b
+
+
+def _known(a: Any, b: Any) -> Any:
+    return b if a is UNKNOWN else a
+
+
+# Features that split CPU types when they differ: all but the mode-dependent ones (they
+# follow CR4 and how CPUID ran, not the core), the same set the fingerprint covers.
+def _deciding(names: frozenset[str]) -> frozenset[str]:
+    return frozenset(n for n in names if FEATURE_CLASS.get(n) != FeatureClass.MODE_DEPENDENT)
+
+
+@dataclass
+class _TypeGroup:
+    """Logical CPUs of one core type whose known features, XSAVE and addresses agree."""
+
+    cpus: list[LogicalCpu]
+    core_type: str | _Unknown | None
+    fms: tuple[int, int, int] | _Unknown
+    present: set[str]
+    absent: set[str]
+    xsave: Xsave | _Unknown
+    address: AddressSizes | _Unknown
+    members: list[CpuView] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, cpu: LogicalCpu, view: CpuView) -> _TypeGroup:
+        group = cls(
+            [cpu],
+            view.core_type,
+            view.fms,
+            set(view.present),
+            set(view.absent),
+            view.xsave,
+            view.address,
+        )
+        group.members.append(view)
+        return group
+
+    def accepts(self, view: CpuView) -> bool:
+        return (
+            _known_equal(self.core_type, view.core_type)
+            and _known_equal(self.fms, view.fms)
+            and _known_equal(self.xsave, view.xsave)
+            and _known_equal(self.address, view.address)
+            and not _deciding(frozenset(self.present) & view.absent)
+            and not _deciding(view.present & frozenset(self.absent))
+        )
+
+    def add(self, cpu: LogicalCpu, view: CpuView) -> None:
+        self.cpus.append(cpu)
+        self.members.append(view)
+        self.core_type = _known(self.core_type, view.core_type)
+        self.fms = _known(self.fms, view.fms)
+        self.xsave = _known(self.xsave, view.xsave)
+        self.address = _known(self.address, view.address)
+        self.present |= view.present
+        self.absent |= view.absent
+
+    @property
+    def features(self) -> frozenset[str]:
+        """Features some member reports and none lacks (members are one core type)."""
+        return frozenset(self.present - self.absent)
+
+
+def group_cpu_types(cpus: Sequence[LogicalCpu], vendor: str) -> list[_TypeGroup]:
+    """Split logical CPUs into CPU types: by reported core type and by real differences.
+
+    Caches, TLB descriptors, topology fields and leaves a dump lacks never split a
+    type; a CPU missing a leaf joins the first type its known values agree with.
+    """
+    views: dict[tuple[object, ...], CpuView] = {}
+    groups: list[_TypeGroup] = []
+    for cpu in cpus:
+        key = _view_key(cpu)
+        view = views.get(key)
+        if view is None:
+            view = views[key] = view_of(cpu, vendor)
+        for group in groups:
+            if group.accepts(view):
+                group.add(cpu, view)
+                break
+        else:
+            groups.append(_TypeGroup.start(cpu, view))
+    return sorted(groups, key=lambda g: min(c.index for c in g.cpus))
 
 
 def migration_fingerprint(
@@ -307,11 +512,9 @@ def fingerprint_features(features: frozenset[str]) -> frozenset[str]:
 FEATURE_CLASS: Mapping[str, FeatureClass] = {fb.name: fb.cls for fb in FEATURE_BITS}
 
 
-def _group_cpus(cpus: Iterable[LogicalCpu]) -> list[list[LogicalCpu]]:
-    groups: dict[bytes, list[LogicalCpu]] = {}
-    for cpu in cpus:
-        groups.setdefault(type_key(cpu), []).append(cpu)
-    return sorted(groups.values(), key=lambda g: g[0].index)
+def _holder(cpus: Sequence[LogicalCpu], leaf: int) -> LogicalCpu:
+    """The first CPU whose capture holds ``leaf`` (the first CPU when none does)."""
+    return next((c for c in cpus if (leaf, 0) in c.leaves), cpus[0])
 
 
 def decode(capture: RawCapture) -> Profile:
@@ -320,50 +523,54 @@ def decode(capture: RawCapture) -> Profile:
         raise RawDataError("the capture holds no logical CPU")
     first = capture.cpus[0]
     vendor = vendor_of(first)
-    leaf1: Regs = first.get(1) or (0, 0, 0, 0)
-    fms = family_model_stepping(leaf1[0])
+    for cpu in capture.cpus:
+        if vendor_of(cpu) != vendor:
+            raise RawDataError(
+                f"logical CPUs {first.index} and {cpu.index} report different vendors"
+            )
 
     cpu_types = []
     host_features: frozenset[str] | None = None
-    unknown: frozenset[str] = frozenset()
-    for group in _group_cpus(capture.cpus):
-        rep = group[0]
-        if vendor_of(rep) != vendor:
-            raise RawDataError(
-                f"logical CPUs {first.index} and {rep.index} report different vendors"
-            )
-        feats = features_of(rep, vendor)
+    unknown: set[str] = set()
+    absent: set[str] = set()
+    first_type: tuple[tuple[int, int, int], Xsave, AddressSizes] | None = None
+    for group in group_cpu_types(capture.cpus, vendor):
+        rep = group.cpus[0]
+        feats = group.features
         host_features = feats if host_features is None else host_features & feats
-        unknown |= unknown_features_of(rep, vendor)
-        rep_fms = family_model_stepping((rep.get(1) or (0, 0, 0, 0))[0])
+        unknown |= _vendor_names(vendor) - group.present - group.absent
+        absent |= group.absent
+        type_fms = (0, 0, 0) if isinstance(group.fms, _Unknown) else group.fms
+        type_xsave = _xsave(rep) if isinstance(group.xsave, _Unknown) else group.xsave
+        type_address = (
+            _address_sizes(rep, feats) if isinstance(group.address, _Unknown) else group.address
+        )
+        if any(c is first for c in group.cpus):
+            first_type = (type_fms, type_xsave, type_address)
         cpu_types.append(
             CpuType(
-                logical_cpus=tuple(c.index for c in group),
+                logical_cpus=tuple(sorted(c.index for c in group.cpus)),
                 features=feats,
-                family=rep_fms[0],
-                model=rep_fms[1],
-                stepping=rep_fms[2],
-                core_type=_core_type(rep),
+                family=type_fms[0],
+                model=type_fms[1],
+                stepping=type_fms[2],
+                core_type=None if isinstance(group.core_type, _Unknown) else group.core_type,
                 fingerprint=migration_fingerprint(
-                    vendor,
-                    rep_fms,
-                    fingerprint_features(feats),
-                    _xsave(rep),
-                    _address_sizes(rep, feats),
+                    vendor, type_fms, fingerprint_features(feats), type_xsave, type_address
                 ),
             )
         )
-    assert host_features is not None
-    xsave = _xsave(first)
-    address = _address_sizes(first, host_features)
-    hypervisor = _hypervisor(first)
+    assert host_features is not None and first_type is not None
+    fms, xsave, address = first_type
+    hypervisor = _hypervisor(_holder(capture.cpus, 1))
+    named = _holder(capture.cpus, 0x80000002)
     brand = (
         _text(
             r
             for leaf in (0x80000002, 0x80000003, 0x80000004)
-            for r in (first.get(leaf) or (0, 0, 0, 0))
+            for r in (named.get(leaf) or (0, 0, 0, 0))
         )
-        if _leaf_valid(first, 0x80000004)
+        if _leaf_valid(named, 0x80000004)
         else ""
     )
     return Profile(
@@ -374,13 +581,13 @@ def decode(capture: RawCapture) -> Profile:
         stepping=fms[2],
         x86_64_level=psabi_level(host_features, first.xcr0),
         features=host_features,
-        unknown_features=unknown,
+        unknown_features=frozenset(unknown - absent),
         cpu_types=tuple(cpu_types),
         xsave=xsave,
         address_sizes=address,
         hypervisor=hypervisor,
-        invariant_tsc=_invariant_tsc(first),
-        tsc_hz=_tsc_hz(first, hypervisor),
+        invariant_tsc=_invariant_tsc(_holder(capture.cpus, 0x80000007)),
+        tsc_hz=_tsc_hz(_holder(capture.cpus, 0x15), hypervisor),
         microcode=capture.microcode,
         source=capture.source,
         fingerprint=migration_fingerprint(
