@@ -287,6 +287,11 @@ def _leaf_missing(cpu: LogicalCpu, leaf: int, subleaf: int = 0) -> bool:
     return _leaf_valid(cpu, leaf) and (leaf, subleaf) not in cpu.leaves
 
 
+def _xsave_missing(cpu: LogicalCpu) -> bool:
+    """Leaf 0xD is valid but the capture lacks subleaf 0 or 1 (the masks)."""
+    return _leaf_valid(cpu, 0xD) and not {(0xD, 0), (0xD, 1)} <= cpu.leaves.keys()
+
+
 def _amd_generation(family: int, model: int) -> str | None:
     if family != 0x1A:
         return None
@@ -358,7 +363,7 @@ def view_of(cpu: LogicalCpu, vendor: str) -> CpuView:
     unknown = unknown_features_of(cpu, vendor)
     leaf1 = cpu.get(1)
     fms = UNKNOWN if leaf1 is None else family_model_stepping(leaf1[0])
-    xsave: Xsave | _Unknown = UNKNOWN if _leaf_missing(cpu, 0xD) else _xsave(cpu)
+    xsave: Xsave | _Unknown = UNKNOWN if _xsave_missing(cpu) else _xsave(cpu)
     address: AddressSizes | _Unknown = (
         UNKNOWN if _leaf_missing(cpu, 0x8000_0008) else _address_sizes(cpu, present)
     )
