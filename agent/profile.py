@@ -61,7 +61,12 @@ class AddressSizes:
 
 @dataclass(frozen=True)
 class CpuType:
-    """Logical CPUs that report the same CPUID data apart from per-CPU fields."""
+    """Logical CPUs of one core type that agree on everything that decides a restore.
+
+    ``core_type`` names the type where the processor reports one (``performance``,
+    ``efficiency``; ``zen5``, ``zen5c`` on AMD family 1Ah), else None. Caches, TLB
+    descriptors, topology fields and leaves missing from a dump never split a type.
+    """
 
     logical_cpus: tuple[int, ...]
     features: frozenset[str]
