@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -398,12 +398,6 @@ def _known(a: Any, b: Any) -> Any:
     return b if a is UNKNOWN else a
 
 
-# Features that split CPU types when they differ: all but the mode-dependent ones (they
-# follow CR4 and how CPUID ran, not the core), the same set the fingerprint covers.
-def _deciding(names: frozenset[str]) -> frozenset[str]:
-    return frozenset(n for n in names if FEATURE_CLASS.get(n) != FeatureClass.MODE_DEPENDENT)
-
-
 @dataclass
 class _TypeGroup:
     """Logical CPUs of one core type whose known features, XSAVE and addresses agree."""
@@ -415,11 +409,10 @@ class _TypeGroup:
     absent: set[str]
     xsave: Xsave | _Unknown
     address: AddressSizes | _Unknown
-    members: list[CpuView] = field(default_factory=list)
 
     @classmethod
     def start(cls, cpu: LogicalCpu, view: CpuView) -> _TypeGroup:
-        group = cls(
+        return cls(
             [cpu],
             view.core_type,
             view.fms,
@@ -428,22 +421,20 @@ class _TypeGroup:
             view.xsave,
             view.address,
         )
-        group.members.append(view)
-        return group
 
     def accepts(self, view: CpuView) -> bool:
+        # Mode-dependent bits follow CR4 and how CPUID ran, not the core: they never split.
+        conflicts = (self.present & view.absent) | (view.present & self.absent)
         return (
             _known_equal(self.core_type, view.core_type)
             and _known_equal(self.fms, view.fms)
             and _known_equal(self.xsave, view.xsave)
             and _known_equal(self.address, view.address)
-            and not _deciding(frozenset(self.present) & view.absent)
-            and not _deciding(view.present & frozenset(self.absent))
+            and not fingerprint_features(frozenset(conflicts))
         )
 
     def add(self, cpu: LogicalCpu, view: CpuView) -> None:
         self.cpus.append(cpu)
-        self.members.append(view)
         self.core_type = _known(self.core_type, view.core_type)
         self.fms = _known(self.fms, view.fms)
         self.xsave = _known(self.xsave, view.xsave)
