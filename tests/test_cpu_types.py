@@ -87,6 +87,16 @@ def test_core_type_is_read_only_where_the_processor_says_its_cores_differ() -> N
     assert types_by_name(profile) == {None: (0, 1, 2, 3)}
 
 
+def test_other_amd_families_name_core_types_performance_and_efficiency() -> None:
+    capture = load(ZEN5_ZEN5C)
+    for cpu in capture.cpus:  # family 19h (Zen 3/4): base family 0xF + extended family 0xA
+        eax = cpu.leaves[(1, 0)][0]
+        capture = with_regs(capture, cpu.index, 1, 0, 0, eax & ~0x0FF0_0000 | 0xA << 20)
+    profile = decode(capture)
+    assert profile.family == 0x19
+    assert types_by_name(profile) == {"performance": (0, 1), "efficiency": (2, 3)}
+
+
 def test_zen5c_types_are_named_in_the_probe_output(tmp_path: Path) -> None:
     dump = tmp_path / "zen5-zen5c.txt"
     dump.write_text(dump_text(ZEN5_ZEN5C))
