@@ -28,7 +28,7 @@ from .conftest import FIXTURES, SHARED_DUMPS, shared_dump
 from .daemons import run_cli
 
 CLUSTER = "every"
-MODELS = ("model:zen3", "model:icelake", "level:x86-64-v3@amd")
+MODELS = ("model:zen3", "model:icelake", "level:x86-64-v3@amd", "model:qemu/EPYC-Milan")
 RYZEN_5700U = "amd-zen2-amd-ryzen-7-5700u-with-radeon-graphics.txt"
 MILAN = "instlatx64-AuthenticAMD0A00F11_K19_Milan_02_CPUID.txt"
 
