@@ -311,7 +311,7 @@ def _order(code: str) -> int:
     return REFUSAL_ORDER.index(code) if code in REFUSAL_ORDER else len(REFUSAL_ORDER)
 
 
-def _class_key(source: Profile | Baseline, view: TargetView) -> str:
+def _class_key(source: Profile | Baseline, view: TargetView | None) -> str:
     """Equal keys give equal verdicts both ways.
 
     A profile's fingerprint, told apart by the bits its capture cannot tell
@@ -323,6 +323,7 @@ def _class_key(source: Profile | Baseline, view: TargetView) -> str:
             return source.fingerprint
         unknown = ",".join(sorted(source.unknown_features)).encode()
         return f"{source.fingerprint}+unknown:{hashlib.sha256(unknown).hexdigest()[:16]}"
+    assert view is not None
     return view.profile_key
 
 
@@ -363,6 +364,7 @@ def audit(
     rows: list[HostRow] = []
     classes: list[_ProfileClass] = []
     by_key: dict[str, _ProfileClass] = {}
+    keys: dict[int, tuple[Profile | Baseline, str]] = {}
     names: set[str] = set()
     for host in hosts:
         h = _unpack(host)
@@ -378,10 +380,14 @@ def audit(
         kind = h.kind or ("model" if isinstance(source, Baseline) else "host")
         if kind not in HOST_KINDS:
             raise AuditError(f"host {h.name!r}: kind {kind!r} is not one of {HOST_KINDS}")
-        view = target_of(source, h.name, replayed=False)
-        key = _class_key(source, view)
+        seen = keys.get(id(source))
+        if seen is None:  # hosts of one profile often share the object: key it once
+            view = None if isinstance(source, Profile) else target_of(source, h.name)
+            seen = keys[id(source)] = (source, _class_key(source, view))
+        key = seen[1]
         pc = by_key.get(key)
         if pc is None:
+            view = target_of(source, h.name, replayed=False)
             pc = by_key[key] = _ProfileClass(
                 index=len(classes),
                 key=key,
