@@ -17,7 +17,7 @@ from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import profile_pb2 as pb_profile
 
 from .decisions import Ref
-from .domain.audit import AuditReport
+from .domain.audit import AuditReport, CommonBaseline, HostRow, ProfileRow, Removal
 from .domain.baselines import nearest_level
 from .domain.compat import Reason, Verdict
 from .domain.hosts import Event, EventKind, HostRecord, HostStatus, ProfileVersion
@@ -190,33 +190,61 @@ def _pair_to_proto(pair: dict[str, Any]) -> pb.PairVerdict:
 
 
 _ACTION = {"SAVE": pb.OFFLINE_ACTION_SAVE, "SHUTDOWN": pb.OFFLINE_ACTION_SHUTDOWN}
+_ACTION_BACK = {v: k for k, v in _ACTION.items()}
+_HOST_KIND = {
+    "host": pb.AUDIT_HOST_KIND_REGISTERED,
+    "dump": pb.AUDIT_HOST_KIND_DUMP,
+    "model": pb.AUDIT_HOST_KIND_MODEL,
+}
+_HOST_KIND_BACK = {v: k for k, v in _HOST_KIND.items()}
 
 
-def audit_to_proto(
-    report: AuditReport, cluster: str, now: float, kinds: dict[str, int]
-) -> pb.AuditReport:
+def audit_to_proto(report: AuditReport, now: float) -> pb.AuditReport:
+    """The whole report: `audit_from_proto` rebuilds what its `to_json` shows."""
     doc = report.to_json()
     msg = pb.AuditReport(
-        cluster=cluster,
+        cluster=report.cluster or "",
         offline_action=_ACTION[report.offline_action],
         reason=report.summary,
         compatible=not doc["blocking_pairs"],
-        vendors=[v["vendor"] for v in doc["vendors"]],
+        vendors=list(report.vendors),
         distinct_profiles=len(report.profiles),
         generated_at=timestamp(now),
+        reasons=[reason_to_proto(r) for r in report.reasons],
+        warnings=[reason_to_proto(w) for w in report.warnings],
+        pair_limit=report.pair_limit,
     )
-    for h in doc["hosts"]:
+    for h in report.hosts:
+        p = report.profiles[h.profile]
         msg.hosts.add(
-            name=h["name"],
-            kind=kinds.get(h["name"], pb.AUDIT_HOST_KIND_UNSPECIFIED),
-            fingerprint=h["fingerprint"],
-            replayed=h["replayed"],
-            status=pb.HOST_STATUS_STALE if h["stale"] else pb.HOST_STATUS_UNSPECIFIED,
+            name=h.name,
+            kind=_HOST_KIND[h.kind],
+            fingerprint=p.fingerprint,
+            replayed=h.replayed,
+            status=pb.HOST_STATUS_STALE if h.stale else pb.HOST_STATUS_UNSPECIFIED,
             summary=pb_profile.ProfileSummary(
-                vendor=h["vendor"] or "", brand=h["brand"] or "", x86_64_level=h["level"] or ""
+                vendor=p.vendor, brand=h.brand, x86_64_level=p.level or ""
             ),
+            profile=h.profile,
         )
-        msg.losses.add(host=h["name"], features=h["loses"])
+        msg.losses.add(host=h.name, features=list(p.loses))
+    for p in report.profiles:
+        msg.profiles.add(
+            fingerprint=p.fingerprint,
+            vendor=p.vendor,
+            brand=p.brand,
+            family=p.family,
+            model=p.model,
+            x86_64_level=p.level or "",
+            group=p.group,
+            loses=list(p.loses),
+        )
+    for i, row in enumerate(report.matrix):
+        for j, v in enumerate(row):
+            if i != j and not v.compatible:
+                msg.refusals.add(
+                    source=i, target=j, reasons=[reason_to_proto(r) for r in v.reasons]
+                )
     msg.pairs.extend(_pair_to_proto(p) for p in doc["pairs"])
     msg.blocking_pairs.extend(_pair_to_proto(p) for p in doc["blocking_pairs"])
     msg.groups.extend(pb.HostGroup(hosts=sorted(g["hosts"])) for g in doc["groups"])
@@ -241,6 +269,97 @@ def audit_to_proto(
             )
         )
     return msg
+
+
+def _data_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def reason_from_proto(msg: pb.Reason) -> Reason:
+    """A Reason back from the wire (data values that were JSON come back as values)."""
+    return Reason(
+        code=msg.code,
+        detail=msg.detail,
+        features=tuple(msg.features),
+        data={k: _data_value(v) for k, v in sorted(msg.data.items())},
+    )
+
+
+def _refused(reasons: tuple[Reason, ...]) -> Verdict:
+    return Verdict(False, reasons, (), "refused: " + "; ".join(r.code for r in reasons))
+
+
+def audit_from_proto(msg: pb.AuditReport) -> AuditReport:
+    """The domain report a coordinator sent, so the CLI prints one `to_json` in both modes."""
+    hosts = tuple(
+        HostRow(
+            name=h.name,
+            kind=_HOST_KIND_BACK.get(h.kind, "host"),
+            profile=h.profile,
+            stale=h.status == pb.HOST_STATUS_STALE,
+            replayed=h.replayed,
+            brand=h.summary.brand,
+        )
+        for h in msg.hosts
+    )
+    members: list[list[int]] = [[] for _ in msg.profiles]
+    for index, h in enumerate(hosts):
+        members[h.profile].append(index)
+    profiles = tuple(
+        ProfileRow(
+            index=i,
+            fingerprint=p.fingerprint,
+            vendor=p.vendor,
+            brand=p.brand,
+            family=p.family if p.HasField("family") else None,
+            model=p.model if p.HasField("model") else None,
+            level=p.x86_64_level or None,
+            hosts=tuple(members[i]),
+            group=p.group,
+            loses=tuple(p.loses),
+        )
+        for i, p in enumerate(msg.profiles)
+    )
+    accepted = Verdict(True, (), (), "compatible")
+    matrix = [[accepted] * len(profiles) for _ in profiles]
+    for refusal in msg.refusals:
+        matrix[refusal.source][refusal.target] = _refused(
+            tuple(reason_from_proto(r) for r in refusal.reasons)
+        )
+    group_count = max((p.group for p in profiles), default=-1) + 1
+    groups = tuple(tuple(p.index for p in profiles if p.group == g) for g in range(group_count))
+    base = msg.baseline
+    removal = msg.best_removal if msg.HasField("best_removal") else None
+    return AuditReport(
+        offline_action=_ACTION_BACK.get(msg.offline_action, "SHUTDOWN"),
+        summary=msg.reason,
+        reasons=tuple(reason_from_proto(r) for r in msg.reasons),
+        warnings=tuple(reason_from_proto(w) for w in msg.warnings),
+        hosts=hosts,
+        profiles=profiles,
+        matrix=tuple(tuple(row) for row in matrix),
+        groups=groups,
+        baseline=CommonBaseline(
+            vendor=base.vendor or None,
+            features=frozenset(base.features),
+            xsave_mask=base.xsave_mask,
+            physical_bits=base.physical_bits or None,
+            x86_64_level=base.x86_64_level or None,
+            microarchitecture=base.microarchitecture or None,
+        ),
+        best_removal=Removal(
+            removal.host,
+            tuple(removal.gained_features),
+            "SAVE" if removal.makes_compatible else "SHUTDOWN",
+        )
+        if removal is not None
+        else Removal(None, (), None),
+        pair_limit=msg.pair_limit,
+        cluster=msg.cluster or None,
+    )
 
 
 # ---- policy and VMs -------------------------------------------------------------------

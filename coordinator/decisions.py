@@ -14,10 +14,11 @@ from cpucompat.agent.profile import Profile
 from cpucompat.agent.raw import RawCapture, RawDataError, validate_capture
 
 from .domain.audit import AuditReport, HostInput, audit
-from .domain.baselines import nearest_level, resolve_baseline
+from .domain.baselines import Baseline, resolve_baseline
 from .domain.compat import TargetView, Verdict, check, eligible_targets, unknown_host
 from .domain.hosts import HostRecord, HostStatus
 from .domain.requirement import Requirement
+from .domain.sides import requirement_of, target_of
 from .registry import Registry, UnknownHostError
 
 
@@ -53,26 +54,20 @@ def _dump_profile(ref: Ref) -> Profile:
         raise ValueError(f"{ref.label}: {exc}") from None
 
 
-def baseline_view(spec: str, vendor: str | None) -> TargetView:
-    """A named baseline as a target: exactly its features, and its address width if it has one."""
-    base = resolve_baseline(spec, vendor)
-    return TargetView(
-        name=spec,
-        vendor=base.vendor or "",
-        features=base.features,
-        xsave_mask=base.xsave_mask,
-        physical_bits=base.physical_bits,
-        x86_64_level=nearest_level(base.features),
-    )
-
-
 def host_view(record: HostRecord) -> TargetView:
-    return TargetView.from_profile(
+    return target_of(
         record.profile,
         record.host_id,
         stale=record.status != HostStatus.ONLINE,
         replayed=record.replayed,
     )
+
+
+def _side(ref: Ref) -> Profile | Baseline:
+    """The processor or baseline a dump or model reference names."""
+    if ref.kind == "dump":
+        return _dump_profile(ref)
+    return resolve_baseline(ref.label, ref.vendor)
 
 
 class Decisions:
@@ -88,7 +83,7 @@ class Decisions:
         key = (record.host_id, record.profile_version)
         req = self._requirements.get(key)
         if req is None:
-            req = self._requirements[key] = Requirement.from_profile(record.profile, record.host_id)
+            req = self._requirements[key] = requirement_of(record.profile, record.host_id)
         return req
 
     def host_view(self, record: HostRecord) -> TargetView:
@@ -101,16 +96,12 @@ class Decisions:
     def requirement(self, ref: Ref) -> Requirement:
         if ref.kind == "host":
             return self.host_requirement(self.registry.host(ref.label))
-        if ref.kind == "dump":
-            return Requirement.from_profile(_dump_profile(ref), ref.label)
-        return Requirement.from_baseline(ref.label, ref.vendor)
+        return requirement_of(_side(ref), ref.label)
 
     def target(self, ref: Ref) -> TargetView:
         if ref.kind == "host":
             return self.host_view(self.registry.host(ref.label))
-        if ref.kind == "dump":
-            return TargetView.from_profile(_dump_profile(ref), ref.label)
-        return baseline_view(ref.label, ref.vendor)
+        return target_of(_side(ref), ref.label)
 
     def check(self, source: Ref, target: Ref) -> Verdict:
         """Directional: may a VM booted on ``source`` be restored on ``target``?"""
@@ -148,40 +139,32 @@ class Decisions:
                 raise UnknownHostError(
                     f"no host has joined cluster {cluster!r}; see `cpucompat hosts`"
                 )
-            inputs += [
-                HostInput(
-                    r.host_id, r.profile, stale=r.status != HostStatus.ONLINE, replayed=r.replayed
-                )
-                for r in records
-            ]
+            inputs += [_host_input(r) for r in records]
         for ref in extra:
             if ref.kind == "host":
-                r = self.registry.host(ref.label)
-                inputs.append(
-                    HostInput(
-                        r.host_id,
-                        r.profile,
-                        stale=r.status != HostStatus.ONLINE,
-                        replayed=r.replayed,
-                    )
-                )
-            elif ref.kind == "dump":
-                inputs.append(HostInput(ref.label, _dump_profile(ref)))
+                inputs.append(_host_input(self.registry.host(ref.label)))
             else:
-                inputs.append(HostInput(ref.label, baseline_view(ref.label, ref.vendor)))
+                inputs.append(HostInput(ref.label, _side(ref), kind=ref.kind))
         if not inputs:
             raise ValueError("nothing to audit: name a --cluster, hosts, dump:PATH or model:NAME")
-        return audit(inputs)
+        return audit(inputs, cluster=cluster or None)
+
+
+def _host_input(record: HostRecord) -> HostInput:
+    return HostInput(
+        record.host_id,
+        record.profile,
+        stale=record.status != HostStatus.ONLINE,
+        replayed=record.replayed,
+        kind="host",
+    )
 
 
 def audit_offline(refs: list[Ref]) -> AuditReport:
     """An audit of dumps and models only: no coordinator involved."""
     inputs: list[HostInput] = []
     for ref in refs:
-        if ref.kind == "dump":
-            inputs.append(HostInput(ref.label, _dump_profile(ref)))
-        elif ref.kind == "model":
-            inputs.append(HostInput(ref.label, baseline_view(ref.label, ref.vendor)))
-        else:
+        if ref.kind == "host":
             raise ValueError(f"{ref.label}: registered hosts need a coordinator")
+        inputs.append(HostInput(ref.label, _side(ref), kind=ref.kind))
     return audit(inputs)

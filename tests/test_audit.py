@@ -167,9 +167,16 @@ def test_above_the_pair_limit_pairs_are_listed_per_profile() -> None:
     assert len(doc["blocking_pairs"]) == 5  # everything but Rome -> Milan
 
 
-def test_target_views_and_bad_input() -> None:
-    views = [TargetView.from_profile(profile(MILAN), n) for n in ("x", "y")]
-    assert audit(views).offline_action == SAVE
+def test_models_audit_beside_processors_and_bad_input() -> None:
+    icelake = resolve_baseline("model:icelake")
+    models = [HostInput(n, icelake) for n in ("x", "y")]
+    report = audit(models)
+    assert report.offline_action == SAVE
+    assert [h["kind"] for h in report.to_json()["hosts"]] == ["model", "model"]
+    mixed = audit([*models, HostInput("milan", profile(MILAN))])
+    assert mixed.offline_action == SHUTDOWN  # an Intel model beside an AMD processor
+    with pytest.raises(AuditError, match="source must be"):
+        audit([HostInput("v", TargetView.from_profile(profile(MILAN), "v"))])  # type: ignore[arg-type]
     with pytest.raises(AuditError, match="appears twice"):
         audit([HostInput("x", profile(MILAN)), HostInput("x", profile(ROME))])
     with pytest.raises(AuditError, match="no hosts"):

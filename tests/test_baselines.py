@@ -71,7 +71,7 @@ def test_unmapped_archspec_features_are_listed() -> None:
 
 def test_baseline_requirements_hold_guest_visible_features_only() -> None:
     for name in ("level:x86-64-v3@intel", "model:icelake", "model:zen3"):
-        req = Requirement.from_baseline(name)
+        req = resolve_baseline(name).requirement()
         assert req.mode is Mode.BASELINE and req.baseline == name
         assert req.physical_bits is None
         for feature in req.features:
@@ -88,7 +88,7 @@ def test_model_vendor_comes_from_archspec() -> None:
 
 
 def test_icelake_baseline_against_real_dumps() -> None:
-    icelake = Requirement.from_baseline("model:icelake")
+    icelake = resolve_baseline("model:icelake").requirement()
     # Sapphire Rapids runs an icelake VM.
     verdict = check(icelake, view(SAPPHIRE_RAPIDS))
     assert verdict.compatible, verdict.summary
@@ -108,14 +108,14 @@ def test_icelake_baseline_against_real_dumps() -> None:
 
 
 def test_level_v3_needs_a_vendor_for_the_vendor_rule() -> None:
-    with_vendor = Requirement.from_baseline("level:x86-64-v3@intel")
+    with_vendor = resolve_baseline("level:x86-64-v3@intel").requirement()
     assert with_vendor.vendor == "GenuineIntel"
-    assert Requirement.from_baseline("level:x86-64-v3", vendor="intel") == with_vendor
+    assert resolve_baseline("level:x86-64-v3", vendor="intel").requirement() == with_vendor
     haswell = check(with_vendor, view(HASWELL))
     assert haswell.compatible, haswell.summary
     assert check(with_vendor, view(MILAN)).codes == (VENDOR_MISMATCH,)
     # Without a vendor the check is skipped, and the verdict says so.
-    vendorless = Requirement.from_baseline("level:x86-64-v3")
+    vendorless = resolve_baseline("level:x86-64-v3").requirement()
     assert vendorless.vendor is None
     verdict = check(vendorless, view(MILAN))
     assert verdict.compatible
@@ -125,7 +125,7 @@ def test_level_v3_needs_a_vendor_for_the_vendor_rule() -> None:
 
 
 def test_level_v4_refused_by_a_processor_without_avx512() -> None:
-    verdict = check(Requirement.from_baseline("level:x86-64-v4@intel"), view(HASWELL))
+    verdict = check(resolve_baseline("level:x86-64-v4@intel").requirement(), view(HASWELL))
     assert not verdict.compatible
     missing = verdict.reason(MISSING_FEATURES)
     assert missing is not None and "avx512f" in missing.features
@@ -180,7 +180,7 @@ def test_nearest_microarchitecture_of_real_dumps() -> None:
     for name in (SAPPHIRE_RAPIDS, MILAN, HASWELL):
         model = nearest(name)
         assert model is not None
-        assert check(Requirement.from_baseline(f"model:{model}"), view(name)).compatible
+        assert check(resolve_baseline(f"model:{model}").requirement(), view(name)).compatible
     # A vendorless query only considers generic targets.
     assert nearest_microarchitecture(
         Requirement.from_profile(profile(MILAN), MILAN).features, None

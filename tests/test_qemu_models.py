@@ -17,7 +17,7 @@ from cpucompat.coordinator.domain.compat import (
     check,
 )
 from cpucompat.coordinator.domain.qemu_models import TABLE_PATH, QemuModel, table
-from cpucompat.coordinator.domain.requirement import Requirement, decides
+from cpucompat.coordinator.domain.requirement import decides
 from cpucompat.coordinator.qemu_qmp import qemu_binary
 
 from .conftest import shared_dump, shared_profile
@@ -61,7 +61,7 @@ def test_named_models_default_to_40_physical_address_bits() -> None:
         # x86_cpu_realizefn: phys-bits unset -> 40 with long mode; else 36 with PSE36, 32.
         expected = 40 if "lm" in m.features else 36 if "pse36" in m.features else 32
         assert m.phys_bits == expected, m.name
-    req = Requirement.from_baseline("model:qemu/Cascadelake-Server-v4")
+    req = resolve_baseline("model:qemu/Cascadelake-Server-v4").requirement()
     assert req.physical_bits == 40
     assert req.vendor == "GenuineIntel"
     assert req.baseline == "model:qemu/Cascadelake-Server-v4"
@@ -166,7 +166,8 @@ def test_qemu_properties_that_are_not_cpuid_bits_are_filtered_by_rule(qemu: str)
 
 def verdict(baseline: str, dump: str):  # type: ignore[no-untyped-def]
     return check(
-        Requirement.from_baseline(baseline), TargetView.from_profile(shared_profile(dump), dump)
+        resolve_baseline(baseline).requirement(),
+        TargetView.from_profile(shared_profile(dump), dump),
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from cpucompat.agent.cli.common import EXIT_NO, EXIT_OK, CliError, print_json, table
 
-from .client import add_client_options, call, channel_for, to_doc
+from .client import add_client_options, call, channel_for
 from .refs import check_baseline, domain_ref, is_offline, proto_ref, verdict_doc
 
 HOST_ARG_HELP = (
@@ -177,54 +177,6 @@ def add_audit_parser(sub: Any, name: str, help_text: str) -> None:
     p.set_defaults(run=run_audit)
 
 
-def _proto_audit_doc(report: Any) -> dict[str, Any]:
-    """The AuditReport message in the same shape as the offline audit's JSON."""
-    raw = to_doc(report)
-    losses = {entry["host"]: entry.get("features", []) for entry in raw.get("losses", [])}
-    hosts = [
-        {
-            "name": h["name"],
-            "kind": h.get("kind"),
-            "vendor": h.get("summary", {}).get("vendor"),
-            "brand": h.get("summary", {}).get("brand"),
-            "level": h.get("summary", {}).get("x86_64_level") or None,
-            "fingerprint": h.get("fingerprint"),
-            "replayed": h.get("replayed", False),
-            "stale": h.get("status") == "stale",
-            "loses": losses.get(h["name"], []),
-        }
-        for h in raw.get("hosts", [])
-    ]
-    removal = raw.get("best_removal") or {}
-    base = raw.get("baseline", {})
-    return {
-        "offline_action": raw.get("offline_action", "SHUTDOWN"),
-        "summary": raw.get("reason", ""),
-        "cluster": raw.get("cluster") or None,
-        "host_count": len(hosts),
-        "hosts": hosts,
-        "vendors": raw.get("vendors", []),
-        "distinct_profiles": raw.get("distinct_profiles", 0),
-        "pairs": raw.get("pairs", []),
-        "groups": [
-            {"index": i, "hosts": g.get("hosts", [])} for i, g in enumerate(raw.get("groups", []))
-        ],
-        "baseline": {
-            "vendor": base.get("vendor") or None,
-            "features": base.get("features", []),
-            "x86_64_level": base.get("x86_64_level") or None,
-            "microarchitecture": base.get("microarchitecture") or None,
-            "physical_bits": base.get("physical_bits") or None,
-        },
-        "best_removal": {
-            "host": removal.get("host"),
-            "gained": removal.get("gained_features", []),
-            "offline_action_after": "SAVE" if removal.get("makes_compatible") else None,
-        },
-        "blocking_pairs": raw.get("blocking_pairs", []),
-    }
-
-
 def render_audit(doc: dict[str, Any]) -> str:
     out = [f"Offline action: {doc['offline_action']}  ({doc['summary']})", ""]
     group_of = {name: g["index"] for g in doc["groups"] for name in g["hosts"]}
@@ -295,7 +247,10 @@ def run_audit(args: argparse.Namespace) -> int:
         request = pb.AuditRequest(
             cluster=args.cluster or "", extra_hosts=[proto_ref(a, args.vendor) for a in args.hosts]
         )
-        doc = _proto_audit_doc(call(args, stub.Audit, request).report)
+        from cpucompat.coordinator.convert import audit_from_proto
+
+        # The same document as offline: the domain report, rebuilt from the wire.
+        doc = audit_from_proto(call(args, stub.Audit, request).report).to_json()
     if args.json:
         print_json(doc)
     else:

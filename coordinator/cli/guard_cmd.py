@@ -65,14 +65,14 @@ def add_stamp_parser(sub: Any, name: str, help_text: str) -> None:
 
 
 def run_stamp(args: argparse.Namespace) -> int:
-    from cpucompat.coordinator.domain.baselines import BaselineError
-    from cpucompat.coordinator.domain.requirement import Requirement
+    from cpucompat.coordinator.domain.baselines import BaselineError, resolve_baseline
+    from cpucompat.coordinator.domain.sides import requirement_of
     from cpucompat.coordinator.domain.stamp import make_stamp, stamp_text
 
     source = args.host_name or socket.gethostname()
     if args.baseline:
         try:
-            requirement = Requirement.from_baseline(args.baseline, args.vendor)
+            requirement = requirement_of(resolve_baseline(args.baseline, args.vendor), source)
         except BaselineError as exc:
             raise CliError(str(exc)) from None
         # Saved state never crosses vendors, and the guest saw this host's address width
@@ -87,7 +87,7 @@ def run_stamp(args: argparse.Namespace) -> int:
         bits = requirement.physical_bits or here.address_sizes.physical_bits
         requirement = replace(requirement, vendor=here.vendor, physical_bits=bits)
     else:
-        requirement = Requirement.from_profile(_local_profile(args.from_dump), source)
+        requirement = requirement_of(_local_profile(args.from_dump), source)
     text = stamp_text(make_stamp(requirement, time.time(), source))
     if args.out == "-":
         print(text, end="" if text.endswith("\n") else "\n")
@@ -126,7 +126,8 @@ def add_guard_parser(sub: Any, name: str, help_text: str) -> None:
 
 
 def run_guard(args: argparse.Namespace) -> int:
-    from cpucompat.coordinator.domain.compat import TargetView, check
+    from cpucompat.coordinator.domain.compat import check
+    from cpucompat.coordinator.domain.sides import target_of
     from cpucompat.coordinator.domain.stamp import StampError, load_stamp
 
     try:
@@ -138,7 +139,7 @@ def run_guard(args: argparse.Namespace) -> int:
     except StampError as exc:
         raise CliError(f"{args.stamp}: {exc}") from None
     profile = _local_profile(args.from_dump)
-    verdict = check(requirement, TargetView.from_profile(profile, "this host"))
+    verdict = check(requirement, target_of(profile, "this host"))
     if args.json:
         print_json(verdict.to_json())
     else:

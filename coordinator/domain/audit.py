@@ -1,49 +1,55 @@
 """Cluster audit: may a planned fail-over save state, or must it shut VMs down?
 
-Hosts are grouped by profile fingerprint first, so the cost follows the
-number of distinct profiles (D): one requirement and one target view per
-profile, D x D cached checks for the directed matrix, and O(hosts) work to
-list the hosts.
+Hosts are grouped by distinct profile first, so the cost follows the number
+of distinct profiles (D): one requirement and one target view per profile,
+built by `sides` exactly as `check` builds them, D x D cached checks for the
+directed matrix, and O(hosts) work to list the hosts. Every pair verdict is
+the verdict `check` gives for the same two processors (only the target's
+stale/replayed warnings, which are host state, are left out of the matrix).
 
-Groups: hosts are mutually compatible when each can restore the other's
-VMs. For host-mode requirements that holds exactly when both have the same
-vendor, the same guest-visible features, the same usable XSAVE components
-and the same physical address width (each side's set must contain the
-other's), so mutual compatibility is an equivalence relation and the groups
-are its classes; family/model and TSC only warn, so hosts of different
-models with identical guest-visible sets share a group. SAVE is allowed
-exactly when there is one group and no host is stale.
+Groups: hosts whose VMs may be restored on each other in every direction.
+Without unknown bits mutual compatibility is an equivalence (same vendor,
+guest-visible features, usable XSAVE components and address width) and the
+groups are its classes. A dump that cannot tell some bits counts them as
+present as a target but never requires them as a source, which can make it
+mutually compatible with two hosts that are not with each other; the groups
+are then built greedily (largest profiles first, each joins the first group
+all of whose members it is mutually compatible with). Either way every group
+is internally compatible, and there is one group exactly when every pair is
+compatible. SAVE is allowed exactly then, with no host stale.
 
 Pairs: up to PAIR_HOST_LIMIT hosts, `pairs` lists every ordered pair of
 distinct hosts. Above it (100,000 hosts would mean 10^10 pairs) `pairs`
 lists ordered pairs of distinct profiles with their host counts and an
 example host each (`pairs_mode` says which); `blocking_pairs` follows the
 same mode.
+
+`AuditReport` holds plain data only, so the coordinator's wire form
+(`convert.audit_to_proto` / `audit_from_proto`) rebuilds it whole and the CLI
+prints the same `to_json` document offline and through a coordinator.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from cpucompat.agent.profile import Profile
 
-from .baselines import nearest_level, nearest_microarchitecture
-from .compat import (
-    REFUSAL_ORDER,
-    REPLAYED_PROFILE,
-    Reason,
-    TargetView,
-    Verdict,
-    check,
-)
-from .requirement import LEGACY_XSAVE_MASK, Requirement, component_names
+from .baselines import Baseline, nearest_level, nearest_microarchitecture
+from .compat import REFUSAL_ORDER, REPLAYED_PROFILE, Reason, TargetView, Verdict, check
+from .requirement import Requirement, component_names
+from .sides import requirement_of, target_of
 
 SAVE = "SAVE"
 SHUTDOWN = "SHUTDOWN"
 HOST_STALE = "HOST_STALE"
 NO_COMMON_GROUP = "NO_COMMON_GROUP"
+
+HOST_KINDS = ("host", "dump", "model")
+"""Where an audited host comes from: a registered host, a dump file, a named model/level."""
 
 PAIR_HOST_LIMIT = 200
 """Up to this many hosts, pairs are listed host by host; above, profile by profile."""
@@ -55,35 +61,54 @@ class AuditError(ValueError):
 
 @dataclass(frozen=True)
 class HostInput:
-    """One host to audit: a decoded profile or a target view, with its flags.
+    """One host to audit: a decoded profile or a named baseline, with its flags.
 
-    ``replayed`` None takes the source's own flag (a dump is always replayed).
+    ``replayed`` None takes the profile's own flag (a dump is always
+    replayed); ``kind`` empty means "model" for a baseline, "host" otherwise.
     """
 
     name: str
-    source: Profile | TargetView
+    source: Profile | Baseline
     stale: bool = False
     replayed: bool | None = None
+    kind: str = ""
 
 
-HostLike = HostInput | TargetView | tuple[str, Profile]
+HostLike = HostInput | tuple[str, Profile]
 
 
 @dataclass
-class ProfileClass:
-    """One distinct profile of the audited hosts."""
+class _ProfileClass:
+    """One distinct processor while the audit runs: both sides built once."""
 
     index: int
     key: str
+    fingerprint: str
     view: TargetView  # flags cleared: the processor, not a host's state
     requirement: Requirement
     hosts: list[int]
-    group: int = -1
+
+
+@dataclass(frozen=True)
+class ProfileRow:
+    """One distinct profile of the audited hosts, as reported."""
+
+    index: int
+    fingerprint: str
+    vendor: str
+    brand: str
+    family: int | None
+    model: int | None
+    level: str | None
+    hosts: tuple[int, ...]
+    group: int
+    loses: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class HostRow:
     name: str
+    kind: str
     profile: int
     stale: bool
     replayed: bool
@@ -124,22 +149,22 @@ class CommonBaseline:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
 class AuditReport:
-    """Everything the audit found; `to_json` is the operator-facing document."""
+    """Everything the audit found; `to_json` is the operator-facing document (README)."""
 
     offline_action: str
     summary: str
     reasons: tuple[Reason, ...]
     warnings: tuple[Reason, ...]
-    hosts: list[HostRow]
-    profiles: list[ProfileClass]
-    matrix: list[list[Verdict]]
-    groups: list[list[int]]  # profile indices per group
+    hosts: tuple[HostRow, ...]
+    profiles: tuple[ProfileRow, ...]
+    matrix: tuple[tuple[Verdict, ...], ...]  # [source profile][target profile]
+    groups: tuple[tuple[int, ...], ...]  # profile indices per group
     baseline: CommonBaseline
-    loses: list[tuple[str, ...]]  # per profile
     best_removal: Removal
     pair_limit: int = PAIR_HOST_LIMIT
+    cluster: str | None = None
 
     @property
     def pairs_mode(self) -> str:
@@ -149,19 +174,11 @@ class AuditReport:
     def vendors(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for p in self.profiles:
-            out[p.view.vendor] = out.get(p.view.vendor, 0) + len(p.hosts)
+            out[p.vendor] = out.get(p.vendor, 0) + len(p.hosts)
         return dict(sorted(out.items()))
 
     def group_hosts(self, group: int) -> list[str]:
         return [self.hosts[h].name for p in self.groups[group] for h in self.profiles[p].hosts]
-
-    def host_verdict(self, source: int, target: int) -> Verdict:
-        """The verdict for restoring host ``source``'s VMs on host ``target`` (indices)."""
-        src, tgt = self.hosts[source], self.hosts[target]
-        view = self.profiles[tgt.profile].view
-        if tgt.stale or tgt.replayed:
-            view = replace(view, name=tgt.name, stale=tgt.stale, replayed=tgt.replayed)
-        return check(self.profiles[src.profile].requirement, view)
 
     def _profile_pairs(self, blocking_only: bool) -> list[dict[str, Any]]:
         out = []
@@ -174,8 +191,8 @@ class AuditReport:
                     continue
                 out.append(
                     {
-                        "source": src.key,
-                        "target": tgt.key,
+                        "source": src.fingerprint,
+                        "target": tgt.fingerprint,
                         "source_hosts": len(src.hosts),
                         "target_hosts": len(tgt.hosts),
                         "source_example": self.hosts[src.hosts[0]].name,
@@ -216,38 +233,40 @@ class AuditReport:
         return self._profile_pairs(blocking_only)
 
     def to_json(self) -> dict[str, Any]:
-        loses_json = [list(x) for x in self.loses]
         hosts = [
             {
                 "name": h.name,
-                "vendor": self.profiles[h.profile].view.vendor,
+                "kind": h.kind,
+                "vendor": self.profiles[h.profile].vendor,
                 "brand": h.brand,
-                "fingerprint": self.profiles[h.profile].key,
-                "level": self.profiles[h.profile].view.x86_64_level,
+                "fingerprint": self.profiles[h.profile].fingerprint,
+                "profile": h.profile,
+                "level": self.profiles[h.profile].level,
                 "replayed": h.replayed,
                 "stale": h.stale,
                 "group": self.profiles[h.profile].group,
-                "loses": loses_json[h.profile],
+                "loses": list(self.profiles[h.profile].loses),
             }
             for h in self.hosts
         ]
         profiles = [
             {
                 "index": p.index,
-                "fingerprint": p.key,
-                "vendor": p.view.vendor,
-                "brand": p.view.brand,
-                "family": p.view.family,
-                "model": p.view.model,
-                "level": p.view.x86_64_level,
+                "fingerprint": p.fingerprint,
+                "vendor": p.vendor,
+                "brand": p.brand,
+                "family": p.family,
+                "model": p.model,
+                "level": p.level,
                 "hosts": len(p.hosts),
                 "example_host": self.hosts[p.hosts[0]].name,
                 "group": p.group,
-                "loses": loses_json[p.index],
+                "loses": list(p.loses),
             }
             for p in self.profiles
         ]
         return {
+            "cluster": self.cluster,
             "offline_action": self.offline_action,
             "summary": self.summary,
             "reasons": [r.to_json() for r in self.reasons],
@@ -259,15 +278,15 @@ class AuditReport:
             "pairs_mode": self.pairs_mode,
             "pairs": self.pairs(),
             "matrix": {
-                "profiles": [p.key for p in self.profiles],
+                "profiles": [p.fingerprint for p in self.profiles],
                 "compatible": [[v.compatible for v in row] for row in self.matrix],
             },
             "groups": [
                 {
                     "index": g,
                     "hosts": self.group_hosts(g),
-                    "profiles": [self.profiles[p].key for p in members],
-                    "vendor": self.profiles[members[0]].view.vendor,
+                    "profiles": [self.profiles[p].fingerprint for p in members],
+                    "vendor": self.profiles[members[0]].vendor,
                 }
                 for g, members in enumerate(self.groups)
             ],
@@ -277,22 +296,14 @@ class AuditReport:
         }
 
 
-def _unpack(host: Any) -> tuple[str, Profile | TargetView, bool, bool | None]:
+def _unpack(host: Any) -> HostInput:
     if isinstance(host, HostInput):
-        return host.name, host.source, host.stale, host.replayed
-    if isinstance(host, TargetView):
-        return host.name, host, host.stale, host.replayed
+        return host
     if isinstance(host, tuple) and len(host) == 2:
-        return str(host[0]), host[1], False, None
-    profile = getattr(host, "profile", None)
-    name = getattr(host, "host_id", None)
-    if isinstance(profile, Profile) and isinstance(name, str):
-        # A coordinator HostRecord: its status says whether it is stale.
-        status = str(getattr(host, "status", ""))
-        return name, profile, status.endswith("stale"), bool(getattr(host, "replayed", False))
+        return HostInput(str(host[0]), host[1])
     raise AuditError(
-        f"cannot audit {type(host).__name__}: pass HostInput(name, profile_or_view), "
-        "a TargetView or a (name, Profile) pair"
+        f"cannot audit {type(host).__name__}: pass HostInput(name, profile_or_baseline) "
+        "or a (name, Profile) pair"
     )
 
 
@@ -300,9 +311,20 @@ def _order(code: str) -> int:
     return REFUSAL_ORDER.index(code) if code in REFUSAL_ORDER else len(REFUSAL_ORDER)
 
 
-def _group_key(req: Requirement) -> tuple[Any, ...]:
-    """Equal keys <=> mutually compatible (see the module docstring)."""
-    return (req.vendor, req.features, req.xsave_mask | LEGACY_XSAVE_MASK, req.physical_bits)
+def _class_key(source: Profile | Baseline, view: TargetView | None) -> str:
+    """Equal keys give equal verdicts both ways.
+
+    A profile's fingerprint, told apart by the bits its capture cannot tell
+    (they are not in the fingerprint, yet a target offers them); a baseline's
+    digest of its decision fields.
+    """
+    if isinstance(source, Profile):
+        if not source.unknown_features:
+            return source.fingerprint
+        unknown = ",".join(sorted(source.unknown_features)).encode()
+        return f"{source.fingerprint}+unknown:{hashlib.sha256(unknown).hexdigest()[:16]}"
+    assert view is not None
+    return view.profile_key
 
 
 def _intersection(sets: Sequence[frozenset[str]]) -> frozenset[str]:
@@ -311,76 +333,90 @@ def _intersection(sets: Sequence[frozenset[str]]) -> frozenset[str]:
     return frozenset.intersection(*sets)
 
 
-def audit(hosts: Iterable[HostLike], pair_limit: int = PAIR_HOST_LIMIT) -> AuditReport:
+def _groups(
+    classes: list[_ProfileClass], matrix: list[list[Verdict]]
+) -> tuple[tuple[tuple[int, ...], ...], list[int]]:
+    """Groups of mutually compatible profiles (see the module docstring) and each one's group."""
+    order = sorted(classes, key=lambda c: (-len(c.hosts), c.index))
+    members: list[list[int]] = []
+    for c in order:
+        i = c.index
+        for group in members:
+            if all(matrix[i][j].compatible and matrix[j][i].compatible for j in group):
+                group.append(i)
+                break
+        else:
+            members.append([i])
+    sizes = [sum(len(classes[p].hosts) for p in g) for g in members]
+    ranked = sorted(range(len(members)), key=lambda g: (-sizes[g], min(members[g])))
+    groups = tuple(tuple(sorted(members[g])) for g in ranked)
+    group_of = [0] * len(classes)
+    for g, profs in enumerate(groups):
+        for p in profs:
+            group_of[p] = g
+    return groups, group_of
+
+
+def audit(
+    hosts: Iterable[HostLike], pair_limit: int = PAIR_HOST_LIMIT, cluster: str | None = None
+) -> AuditReport:
     """Audit a set of named hosts and decide the planned fail-over action."""
     rows: list[HostRow] = []
-    profiles: list[ProfileClass] = []
-    by_key: dict[str, ProfileClass] = {}
+    classes: list[_ProfileClass] = []
+    by_key: dict[str, _ProfileClass] = {}
+    keys: dict[int, tuple[Profile | Baseline, str]] = {}
     names: set[str] = set()
     for host in hosts:
-        name, source, stale, replayed = _unpack(host)
-        if name in names:
-            raise AuditError(f"host name {name!r} appears twice; give every host its own name")
-        names.add(name)
-        if isinstance(source, Profile):
-            key = source.fingerprint
-            brand = source.brand
-        elif isinstance(source, TargetView):
-            key = source.profile_key
-            brand = source.brand
-        else:
+        h = _unpack(host)
+        if h.name in names:
+            raise AuditError(f"host name {h.name!r} appears twice; give every host its own name")
+        names.add(h.name)
+        source = h.source
+        if not isinstance(source, Profile | Baseline):
             raise AuditError(
-                f"host {name!r}: source must be a Profile or a TargetView, "
+                f"host {h.name!r}: source must be a Profile or a Baseline, "
                 f"not {type(source).__name__}"
             )
+        kind = h.kind or ("model" if isinstance(source, Baseline) else "host")
+        if kind not in HOST_KINDS:
+            raise AuditError(f"host {h.name!r}: kind {kind!r} is not one of {HOST_KINDS}")
+        seen = keys.get(id(source))
+        if seen is None:  # hosts of one profile often share the object: key it once
+            view = None if isinstance(source, Profile) else target_of(source, h.name)
+            seen = keys[id(source)] = (source, _class_key(source, view))
+        key = seen[1]
         pc = by_key.get(key)
         if pc is None:
-            if isinstance(source, Profile):
-                view = TargetView.from_profile(source, name, replayed=False)
-            else:
-                view = replace(source, name=name, stale=False, replayed=False)
-            pc = by_key[key] = ProfileClass(
-                index=len(profiles),
+            view = target_of(source, h.name, replayed=False)
+            pc = by_key[key] = _ProfileClass(
+                index=len(classes),
                 key=key,
+                fingerprint=source.fingerprint if isinstance(source, Profile) else key,
                 view=view,
-                requirement=Requirement.from_target(view),
+                requirement=requirement_of(source, h.name),
                 hosts=[],
             )
-            profiles.append(pc)
+            classes.append(pc)
+        replayed = h.replayed
         if replayed is None:
-            replayed = source.replayed
+            replayed = source.replayed if isinstance(source, Profile) else False
+        brand = source.brand if isinstance(source, Profile) else ""
         pc.hosts.append(len(rows))
-        rows.append(HostRow(name, pc.index, stale, bool(replayed), brand))
+        rows.append(HostRow(h.name, kind, pc.index, h.stale, bool(replayed), brand))
     if not rows:
         raise AuditError("no hosts to audit; register hosts or pass dump files")
 
-    matrix = [[check(src.requirement, tgt.view) for tgt in profiles] for src in profiles]
+    matrix = [[check(src.requirement, tgt.view) for tgt in classes] for src in classes]
+    groups, group_of = _groups(classes, matrix)
 
-    group_of: dict[tuple[Any, ...], int] = {}
-    groups: list[list[int]] = []
-    for p in profiles:
-        g = group_of.setdefault(_group_key(p.requirement), len(groups))
-        if g == len(groups):
-            groups.append([])
-        groups[g].append(p.index)
-        p.group = g
-    sizes = [sum(len(profiles[p].hosts) for p in g) for g in groups]
-    groups_sorted = sorted(range(len(groups)), key=lambda g: (-sizes[g], g))
-    renumber = {old: new for new, old in enumerate(groups_sorted)}
-    groups = [groups[old] for old in groups_sorted]
-    for p in profiles:
-        p.group = renumber[p.group]
-
-    feature_sets = [p.requirement.features for p in profiles]
+    feature_sets = [p.requirement.features for p in classes]
     common = _intersection(feature_sets)
-    vendors = sorted({p.view.vendor for p in profiles})
+    vendors = sorted({p.view.vendor for p in classes})
     single_vendor = vendors[0] if len(vendors) == 1 else None
-    xsave = LEGACY_XSAVE_MASK
-    if profiles:
-        xsave = profiles[0].requirement.xsave_mask
-        for p in profiles[1:]:
-            xsave &= p.requirement.xsave_mask
-    bits = [p.view.physical_bits for p in profiles if p.view.physical_bits is not None]
+    xsave = classes[0].requirement.xsave_mask
+    for p in classes[1:]:
+        xsave &= p.requirement.xsave_mask
+    bits = [p.view.physical_bits for p in classes if p.view.physical_bits is not None]
     baseline = CommonBaseline(
         vendor=single_vendor,
         features=common,
@@ -389,10 +425,24 @@ def audit(hosts: Iterable[HostLike], pair_limit: int = PAIR_HOST_LIMIT) -> Audit
         x86_64_level=nearest_level(common),
         microarchitecture=nearest_microarchitecture(common, single_vendor),
     )
-    loses = [tuple(sorted(p.requirement.features - common)) for p in profiles]
+    profiles = tuple(
+        ProfileRow(
+            index=p.index,
+            fingerprint=p.fingerprint,
+            vendor=p.view.vendor,
+            brand=p.view.brand,
+            family=p.view.family,
+            model=p.view.model,
+            level=p.view.x86_64_level,
+            hosts=tuple(p.hosts),
+            group=group_of[p.index],
+            loses=tuple(sorted(p.requirement.features - common)),
+        )
+        for p in classes
+    )
 
     stale_names = [r.name for r in rows if r.stale]
-    best = _best_removal(rows, profiles, groups, feature_sets, common)
+    best = _best_removal(rows, classes, matrix, feature_sets, common)
 
     reasons: list[Reason] = []
     blocking: dict[str, int] = {}
@@ -449,21 +499,21 @@ def audit(hosts: Iterable[HostLike], pair_limit: int = PAIR_HOST_LIMIT) -> Audit
         summary=summary,
         reasons=tuple(reasons),
         warnings=tuple(warnings),
-        hosts=rows,
+        hosts=tuple(rows),
         profiles=profiles,
-        matrix=matrix,
+        matrix=tuple(tuple(row) for row in matrix),
         groups=groups,
         baseline=baseline,
-        loses=loses,
         best_removal=best,
         pair_limit=pair_limit,
+        cluster=cluster,
     )
 
 
 def _best_removal(
     rows: list[HostRow],
-    profiles: list[ProfileClass],
-    groups: list[list[int]],
+    classes: list[_ProfileClass],
+    matrix: list[list[Verdict]],
     feature_sets: list[frozenset[str]],
     common: frozenset[str],
 ) -> Removal:
@@ -471,9 +521,11 @@ def _best_removal(
 
     Only a host that is alone with its profile can change the baseline, so
     candidates are those; the intersection without each comes from prefix
-    and suffix intersections (linear in distinct profiles).
+    and suffix intersections (linear in distinct profiles). The set left is
+    SAVE when no refused pair remains: the refused ordered pairs that involve
+    the removed profile are all of them.
     """
-    n = len(profiles)
+    n = len(classes)
     if len(rows) < 2:
         return Removal(None, (), None)
     prefix: list[frozenset[str] | None] = [None] * (n + 1)
@@ -484,10 +536,17 @@ def _best_removal(
     for i in range(n - 1, -1, -1):
         nxt = suffix[i + 1]
         suffix[i] = feature_sets[i] if nxt is None else nxt & feature_sets[i]
+    refused_with = [0] * n
+    refused = 0
+    for i in range(n):
+        for j in range(n):
+            if i != j and not matrix[i][j].compatible:
+                refused += 1
+                refused_with[i] += 1
+                refused_with[j] += 1
     stale_total = sum(1 for r in rows if r.stale)
-    group_hosts = [sum(len(profiles[p].hosts) for p in g) for g in groups]
-    best: tuple[int, int, str, tuple[str, ...], str] | None = None
-    for p in profiles:
+    best: tuple[int, bool, str, tuple[str, ...], str] | None = None
+    for p in classes:
         if len(p.hosts) != 1:
             continue
         left, right = prefix[p.index], suffix[p.index + 1]
@@ -497,9 +556,8 @@ def _best_removal(
         assert without is not None
         gained = tuple(sorted(without - common))
         row = rows[p.hosts[0]]
-        groups_left = sum(1 for g, c in enumerate(group_hosts) if c - (g == p.group) > 0)
         stale_left = stale_total - row.stale
-        after = SAVE if groups_left == 1 and stale_left == 0 else SHUTDOWN
+        after = SAVE if refused == refused_with[p.index] and stale_left == 0 else SHUTDOWN
         rank = (len(gained), after == SAVE, row.name, gained, after)
         if best is None or rank[:2] > best[:2] or (rank[:2] == best[:2] and row.name < best[2]):
             best = rank

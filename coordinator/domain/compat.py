@@ -203,12 +203,17 @@ class TargetView:
         stale: bool = False,
         replayed: bool | None = None,
     ) -> TargetView:
-        """A host's view from its decoded profile (``replayed`` defaults to the profile's own)."""
+        """A host's view from its decoded profile (``replayed`` defaults to the profile's own).
+
+        Unknown bits count as present, for features and for the XSAVE state
+        they gate alike (callers go through `sides.target_of`).
+        """
+        offered = profile.features | profile.unknown_features
         return cls(
             name=name,
             vendor=profile.vendor,
-            features=profile.features | profile.unknown_features,
-            xsave_mask=usable_xsave_mask(profile.xsave, profile.features),
+            features=offered,
+            xsave_mask=usable_xsave_mask(profile.xsave, offered),
             physical_bits=profile.address_sizes.physical_bits,
             family=profile.family,
             model=profile.model,

@@ -13,14 +13,11 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cpucompat.agent.decode import FEATURE_CLASS, XSAVE_COMPONENT_NAMES
 from cpucompat.agent.feature_table import FeatureClass
 from cpucompat.agent.profile import Profile, Xsave
-
-if TYPE_CHECKING:
-    from .compat import TargetView
 
 LEGACY_XSAVE_MASK = 0b11
 """x87 and SSE state (components 0, 1) live in the legacy FXSAVE area every x86-64 CPU has."""
@@ -120,7 +117,13 @@ class Requirement:
 
     @classmethod
     def from_profile(cls, profile: Profile, name: str) -> Requirement:
-        """The requirement of a VM that booted on the host ``profile`` describes."""
+        """The requirement of a VM that booted on the host ``profile`` describes.
+
+        Only features the capture shows present count: ``profile.features``
+        never holds the bits a dump cannot tell (``profile.unknown_features``),
+        so unknown bits never add requirements, and the XSAVE components they
+        gate are dropped with them. Callers go through `sides.requirement_of`.
+        """
         return cls(
             mode=Mode.HOST,
             name=name,
@@ -134,30 +137,6 @@ class Requirement:
             tsc_hz=profile.tsc_hz,
             fingerprint=profile.fingerprint,
         )
-
-    @classmethod
-    def from_target(cls, view: TargetView) -> Requirement:
-        """The requirement of a VM booted on a host known only by its target view."""
-        return cls(
-            mode=Mode.HOST,
-            name=view.name,
-            vendor=view.vendor or None,
-            features=guest_visible(view.features),
-            xsave_mask=view.xsave_mask,
-            physical_bits=view.physical_bits,
-            family=view.family,
-            model=view.model,
-            invariant_tsc=view.invariant_tsc,
-            tsc_hz=view.tsc_hz,
-            fingerprint=view.profile_key,
-        )
-
-    @classmethod
-    def from_baseline(cls, name: str, vendor: str | None = None) -> Requirement:
-        """The requirement of a VM booted under a named baseline (see ``baselines``)."""
-        from .baselines import resolve_baseline
-
-        return resolve_baseline(name, vendor).requirement()
 
     @property
     def xsave_components(self) -> tuple[int, ...]:

@@ -15,12 +15,6 @@ from .errors import rpc
 
 ANSWER_CACHE_SIZE = 100_000
 
-_KIND = {
-    "host": pb.AUDIT_HOST_KIND_REGISTERED,
-    "dump": pb.AUDIT_HOST_KIND_DUMP,
-    "model": pb.AUDIT_HOST_KIND_MODEL,
-}
-
 
 class DecisionServicer(pb_grpc.DecisionServiceServicer):
     def __init__(self, decisions: Decisions, registry: Registry, auth: Authorizer) -> None:
@@ -106,11 +100,4 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         self.auth.require_admin(context)
         extra = [convert.ref_from_proto(r) for r in request.extra_hosts]
         report = self.decisions.audit(request.cluster or None, extra)
-        kinds = {
-            r.host_id: pb.AUDIT_HOST_KIND_REGISTERED
-            for r in self.registry.hosts(request.cluster or None)
-        }
-        kinds.update({ref.label: _KIND[ref.kind] for ref in extra})
-        return pb.AuditResponse(
-            report=convert.audit_to_proto(report, request.cluster, self.registry.clock(), kinds)
-        )
+        return pb.AuditResponse(report=convert.audit_to_proto(report, self.registry.clock()))

@@ -228,23 +228,55 @@ class BestRemoval(_message.Message):
     def __init__(self, host: _Optional[str] = ..., gained_features: _Optional[_Iterable[str]] = ..., makes_compatible: _Optional[bool] = ...) -> None: ...
 
 class AuditHost(_message.Message):
-    __slots__ = ("name", "kind", "status", "fingerprint", "replayed", "summary")
+    __slots__ = ("name", "kind", "status", "fingerprint", "replayed", "summary", "profile")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: AuditHostKind
     status: HostStatus
     fingerprint: str
     replayed: bool
     summary: _profile_pb2.ProfileSummary
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[AuditHostKind, str]] = ..., status: _Optional[_Union[HostStatus, str]] = ..., fingerprint: _Optional[str] = ..., replayed: _Optional[bool] = ..., summary: _Optional[_Union[_profile_pb2.ProfileSummary, _Mapping]] = ...) -> None: ...
+    profile: int
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[AuditHostKind, str]] = ..., status: _Optional[_Union[HostStatus, str]] = ..., fingerprint: _Optional[str] = ..., replayed: _Optional[bool] = ..., summary: _Optional[_Union[_profile_pb2.ProfileSummary, _Mapping]] = ..., profile: _Optional[int] = ...) -> None: ...
+
+class AuditProfile(_message.Message):
+    __slots__ = ("fingerprint", "vendor", "brand", "family", "model", "x86_64_level", "group", "loses")
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_FIELD_NUMBER: _ClassVar[int]
+    BRAND_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    X86_64_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    LOSES_FIELD_NUMBER: _ClassVar[int]
+    fingerprint: str
+    vendor: str
+    brand: str
+    family: int
+    model: int
+    x86_64_level: str
+    group: int
+    loses: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, fingerprint: _Optional[str] = ..., vendor: _Optional[str] = ..., brand: _Optional[str] = ..., family: _Optional[int] = ..., model: _Optional[int] = ..., x86_64_level: _Optional[str] = ..., group: _Optional[int] = ..., loses: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ProfileRefusal(_message.Message):
+    __slots__ = ("source", "target", "reasons")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    source: int
+    target: int
+    reasons: _containers.RepeatedCompositeFieldContainer[Reason]
+    def __init__(self, source: _Optional[int] = ..., target: _Optional[int] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ...) -> None: ...
 
 class AuditReport(_message.Message):
-    __slots__ = ("cluster", "offline_action", "reason", "compatible", "hosts", "pairs", "groups", "baseline", "losses", "best_removal", "vendors", "distinct_profiles", "blocking_pairs", "generated_at")
+    __slots__ = ("cluster", "offline_action", "reason", "compatible", "hosts", "pairs", "groups", "baseline", "losses", "best_removal", "vendors", "distinct_profiles", "blocking_pairs", "generated_at", "reasons", "warnings", "profiles", "refusals", "pair_limit")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     OFFLINE_ACTION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -259,6 +291,11 @@ class AuditReport(_message.Message):
     DISTINCT_PROFILES_FIELD_NUMBER: _ClassVar[int]
     BLOCKING_PAIRS_FIELD_NUMBER: _ClassVar[int]
     GENERATED_AT_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    PROFILES_FIELD_NUMBER: _ClassVar[int]
+    REFUSALS_FIELD_NUMBER: _ClassVar[int]
+    PAIR_LIMIT_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     offline_action: OfflineAction
     reason: str
@@ -273,7 +310,12 @@ class AuditReport(_message.Message):
     distinct_profiles: int
     blocking_pairs: _containers.RepeatedCompositeFieldContainer[PairVerdict]
     generated_at: _timestamp_pb2.Timestamp
-    def __init__(self, cluster: _Optional[str] = ..., offline_action: _Optional[_Union[OfflineAction, str]] = ..., reason: _Optional[str] = ..., compatible: _Optional[bool] = ..., hosts: _Optional[_Iterable[_Union[AuditHost, _Mapping]]] = ..., pairs: _Optional[_Iterable[_Union[PairVerdict, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[HostGroup, _Mapping]]] = ..., baseline: _Optional[_Union[Baseline, _Mapping]] = ..., losses: _Optional[_Iterable[_Union[HostLoss, _Mapping]]] = ..., best_removal: _Optional[_Union[BestRemoval, _Mapping]] = ..., vendors: _Optional[_Iterable[str]] = ..., distinct_profiles: _Optional[int] = ..., blocking_pairs: _Optional[_Iterable[_Union[PairVerdict, _Mapping]]] = ..., generated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    reasons: _containers.RepeatedCompositeFieldContainer[Reason]
+    warnings: _containers.RepeatedCompositeFieldContainer[Reason]
+    profiles: _containers.RepeatedCompositeFieldContainer[AuditProfile]
+    refusals: _containers.RepeatedCompositeFieldContainer[ProfileRefusal]
+    pair_limit: int
+    def __init__(self, cluster: _Optional[str] = ..., offline_action: _Optional[_Union[OfflineAction, str]] = ..., reason: _Optional[str] = ..., compatible: _Optional[bool] = ..., hosts: _Optional[_Iterable[_Union[AuditHost, _Mapping]]] = ..., pairs: _Optional[_Iterable[_Union[PairVerdict, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[HostGroup, _Mapping]]] = ..., baseline: _Optional[_Union[Baseline, _Mapping]] = ..., losses: _Optional[_Iterable[_Union[HostLoss, _Mapping]]] = ..., best_removal: _Optional[_Union[BestRemoval, _Mapping]] = ..., vendors: _Optional[_Iterable[str]] = ..., distinct_profiles: _Optional[int] = ..., blocking_pairs: _Optional[_Iterable[_Union[PairVerdict, _Mapping]]] = ..., generated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., profiles: _Optional[_Iterable[_Union[AuditProfile, _Mapping]]] = ..., refusals: _Optional[_Iterable[_Union[ProfileRefusal, _Mapping]]] = ..., pair_limit: _Optional[int] = ...) -> None: ...
 
 class ClusterPolicy(_message.Message):
     __slots__ = ("cluster", "action", "computed_action", "pinned_action", "hyperv_offline_action", "reason", "blocking_pairs", "stale_hosts", "updated_at", "version", "host_count", "pin_reason")
