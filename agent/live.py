@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 
 from . import cpuid_exec
-from .host_tsc import read_host_tsc
 from .enumerate import read_all_leaves
+from .host_tsc import read_host_tsc
 from .raw import SOURCE_DEVCPU, SOURCE_INSTRUCTION, LogicalCpu, RawCapture, Regs
 
 DEVCPU_PATTERN = "/dev/cpu/{cpu}/cpuid"
