@@ -89,8 +89,8 @@ def test_kvm_tolerance_is_250_ppm_of_the_targets_rate() -> None:
     assert check(req, replace(view, tsc_hz=3_000_750_000)).compatible
     assert check(req, replace(view, tsc_hz=2_999_251_000)).compatible
     assert check(req, replace(view, tsc_hz=2_999_250_000)).codes == (TSC_FREQUENCY_DIFFERS,)
-    assert check(req, replace(view, tsc_hz=3_000_750_001)).codes == (TSC_FREQUENCY_DIFFERS,)
-    assert check(req, replace(view, tsc_hz=3_000_750_001, tsc_scaling=True)).compatible
+    assert check(req, replace(view, tsc_hz=3_000_751_000)).codes == (TSC_FREQUENCY_DIFFERS,)
+    assert check(req, replace(view, tsc_hz=3_000_751_000, tsc_scaling=True)).compatible
 
 
 # --- AVX10 ----------------------------------------------------------------------------------
