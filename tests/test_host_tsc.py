@@ -105,3 +105,53 @@ def test_dumps_say_where_their_rate_came_from() -> None:
     assert (skylake.tsc.hz, skylake.tsc.source) == (3_000_000_000, "cpuid")
     assert skylake.tsc.scaling is None  # Intel keeps it in a VMX MSR a dump does not hold
     assert haswell.tsc.hz is None and "dump" in haswell.tsc.missing
+
+
+def test_coordinator_keeps_a_new_version_only_when_the_tsc_report_really_moves(
+    tmp_path: Path, require_x86: None
+) -> None:
+    """This host's capture, with the kernel's report set by hand (the edit under test)."""
+    from cpucompat.coordinator.registry import Registry
+    from cpucompat.coordinator.store import Store
+
+    live = probe()
+    registry = Registry(Store(tmp_path / "c.db"))
+
+    def report(khz: int, scaling: bool | None = None) -> int:
+        source = "" if scaling is None else "vmx-flags"
+        tsc = HostTsc(khz=khz, source="kvm", scaling=scaling, scaling_source=source)
+        registry.report("node-1", "prod", replace(live, host_tsc=tsc))
+        return len(registry.history("node-1"))
+
+    assert report(2_000_000) == 1
+    assert registry.host("node-1").profile.tsc.hz == 2_000_000_000
+    assert report(2_000_010) == 1  # 5 ppm: the kernel recalibrated at boot, nothing changed
+    assert report(2_000_600) == 2  # 300 ppm: an invtsc guest could notice
+    assert registry.host("node-1").profile.tsc.hz == 2_000_600_000
+    assert report(2_000_600, scaling=True) == 3
+
+
+@pytest.mark.e2e
+def test_live_agent_reports_the_kernels_tsc_to_the_coordinator(
+    tmp_path: Path, require_x86: None
+) -> None:
+    from .daemons import start_agent, start_coordinator, wait_until
+
+    here = json.loads(run_cli("probe", "--json").stdout)["tsc"]
+    coord = start_coordinator(tmp_path)
+    agent = start_agent(tmp_path, coord.address, "node-1")
+    try:
+
+        def shown() -> dict | None:
+            out = run_cli("host", "show", "node-1", "--json", "--coordinator", coord.address)
+            return json.loads(out.stdout)["profile"] if out.returncode == 0 else None
+
+        wait_until(lambda: shown() is not None, what="the live host registered")
+        profile = shown()
+        assert profile is not None
+        tsc = profile.get("tsc", {})
+        assert tsc.get("source", "") == (here["source"] or "")
+        assert int(tsc.get("hz", 0)) == (here["hz"] or 0)
+    finally:
+        agent.kill()
+        coord.stop()
