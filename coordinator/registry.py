@@ -333,7 +333,7 @@ class Registry:
             version = old["profile_version"] if old is not None else None
             gained: list[str] = []
             lost: list[str] = []
-            tsc_moved = old is not None and tsc_changed(
+            tsc_moved = version is not None and tsc_changed(
                 self.profile_for_version(db, version).tsc, profile.tsc
             )
             if old is None or old["fingerprint"] != profile.fingerprint or tsc_moved:
