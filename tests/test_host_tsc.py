@@ -152,6 +152,9 @@ def test_live_agent_reports_the_kernels_tsc_to_the_coordinator(
         tsc = profile.get("tsc", {})
         assert tsc.get("source", "") == (here["source"] or "")
         assert int(tsc.get("hz", 0)) == (here["hz"] or 0)
+        text = run_cli("host", "show", "node-1", "--coordinator", coord.address).stdout
+        line = next(x for x in text.splitlines() if x.startswith("TSC"))
+        assert (f"({here['source']})" if here["hz"] else "rate unknown") in line
     finally:
         agent.kill()
         coord.stop()
