@@ -219,3 +219,19 @@ def test_registered_vm_keeps_its_invtsc_and_epc_configuration(tmp_path: Path) ->
         for a in agents:
             a.kill()
         coord.stop()
+
+
+def test_stamps_written_before_these_fields_still_load() -> None:
+    import hashlib
+
+    from cpucompat.coordinator.domain.stamp import canonical_json
+
+    sunny = shared_profile(SUNNY_COVE)
+    doc = make_stamp(Requirement.from_profile(sunny, "icl"), 0, "icl")
+    for key in ("sgx_epc", "sgx_features", "guest_physical_bits", "avx10_version"):
+        del doc["requirement"][key]
+    body = {k: v for k, v in doc.items() if k != "integrity"}
+    doc["integrity"]["digest"] = hashlib.sha256(canonical_json(body)).hexdigest()
+    old = load_stamp(json.dumps(doc))
+    assert (old.sgx_epc, old.sgx_features, old.avx10_version) == (False, frozenset(), None)
+    assert not old.features & SGX_FEATURES  # the features list was already without SGX
