@@ -230,8 +230,10 @@ def test_stamps_written_before_these_fields_still_load() -> None:
     doc = make_stamp(Requirement.from_profile(sunny, "icl"), 0, "icl")
     for key in ("sgx_epc", "sgx_features", "guest_physical_bits", "avx10_version"):
         del doc["requirement"][key]
+    doc["requirement"]["invariant_tsc"] = True  # older stamps held the boot host's bit here
     body = {k: v for k, v in doc.items() if k != "integrity"}
     doc["integrity"]["digest"] = hashlib.sha256(canonical_json(body)).hexdigest()
     old = load_stamp(json.dumps(doc))
     assert (old.sgx_epc, old.sgx_features, old.avx10_version) == (False, frozenset(), None)
+    assert old.invariant_tsc is False  # not an invtsc guest: no TSC refusal on upgrade
     assert not old.features & SGX_FEATURES  # the features list was already without SGX

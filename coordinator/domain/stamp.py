@@ -190,7 +190,9 @@ def _requirement(req: dict[str, Any]) -> Requirement:
         physical_bits=_field(req, "physical_bits", (int, type(None)), w),
         family=_field(req, "family", (int, type(None)), w),
         model=_field(req, "model", (int, type(None)), w),
-        invariant_tsc=_field(req, "invariant_tsc", (bool,), w),
+        # Stamps written before the VM's configuration was recorded (no "sgx_epc") put the
+        # boot host's invariant-TSC bit here, not the guest's: they mean no invtsc guest.
+        invariant_tsc=_field(req, "invariant_tsc", (bool,), w) and "sgx_epc" in req,
         tsc_hz=_field(req, "tsc_hz", (int, type(None)), w),
         baseline=baseline,
         fingerprint=_field(req, "fingerprint", (str, type(None)), w),
