@@ -15,6 +15,7 @@ import pytest
 from cpucompat.agent.decode import decode
 from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.profile import Profile
+from cpucompat.coordinator.domain.baselines import resolve_baseline
 from cpucompat.coordinator.domain.compat import (
     AVX10_VERSION_LOWER,
     GUEST_PHYS_ADDR_BITS_SMALLER,
@@ -165,7 +166,7 @@ def test_smaller_guest_physical_width_is_its_own_refusal() -> None:
 
 
 def test_qemu_model_vm_needs_the_models_width_not_its_hosts() -> None:
-    req = Requirement.from_baseline("model:qemu/EPYC-Rome", None)
+    req = resolve_baseline("model:qemu/EPYC-Rome", None).requirement()
     assert req.physical_bits == 40 and req.guest_physical_bits is None
     narrow = TargetView.from_profile(fixture(GUEST_PHYS_40), "narrow")
     assert check(req, narrow).compatible  # 40 guest-physical bits suffice for phys-bits=40
