@@ -108,7 +108,12 @@ def run_stamp(args: argparse.Namespace) -> int:
         raise CliError(problem)
     if args.baseline:
         try:
-            requirement = requirement_of(resolve_baseline(args.baseline, args.vendor), source)
+            requirement = requirement_of(
+                resolve_baseline(args.baseline, args.vendor),
+                source,
+                invtsc=args.invtsc,
+                sgx_epc=args.sgx_epc,
+            )
         except BaselineError as exc:
             raise CliError(str(exc)) from None
         # Saved state never crosses vendors, and the guest saw this host's address width
@@ -124,8 +129,7 @@ def run_stamp(args: argparse.Namespace) -> int:
             requirement, vendor=here.vendor, physical_bits=bits, tsc_hz=here.tsc.hz
         )
     else:
-        requirement = requirement_of(here, source)
-    requirement = requirement.with_guest(invtsc=args.invtsc, sgx_epc=args.sgx_epc)
+        requirement = requirement_of(here, source, invtsc=args.invtsc, sgx_epc=args.sgx_epc)
     if args.invtsc and not here.tsc.hz:
         print(
             f"note: this host's TSC rate is unknown ({here.tsc.missing}); targets that cannot "
