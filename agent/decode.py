@@ -15,7 +15,7 @@ from functools import cache
 from typing import Any
 
 from .feature_table import AMD_LIKE, FEATURE_BITS, INTEL, FeatureBit, FeatureClass
-from .profile import AddressSizes, CpuType, Profile, Xsave, XsaveComponent
+from .profile import AddressSizes, CpuType, Profile, Tsc, Xsave, XsaveComponent
 from .raw import REG_INDEX, LogicalCpu, RawCapture, RawDataError
 
 FINGERPRINT_VERSION = 1
@@ -236,7 +236,13 @@ def _xsave(cpu: LogicalCpu) -> Xsave:
 def _address_sizes(cpu: LogicalCpu, features: frozenset[str]) -> AddressSizes:
     regs = cpu.get(0x80000008) if _leaf_valid(cpu, 0x80000008) else None
     if regs is not None and regs[0] & 0xFF:
-        return AddressSizes(physical_bits=regs[0] & 0xFF, linear_bits=regs[0] >> 8 & 0xFF)
+        # EAX[23:16]: guest physical width (AMD APM; KVM and QEMU's guest-phys-bits fill it,
+        # processors leave it 0, which means "the physical width").
+        return AddressSizes(
+            physical_bits=regs[0] & 0xFF,
+            linear_bits=regs[0] >> 8 & 0xFF,
+            guest_physical_bits=regs[0] >> 16 & 0xFF or None,
+        )
     # No leaf 0x80000008: the SDM's defaults for 32-bit parts.
     physical = 36 if "pae" in features or "pse36" in features else 32
     return AddressSizes(physical_bits=physical, linear_bits=48 if "lm" in features else 32)
@@ -277,6 +283,42 @@ class _Unknown:
 
     def __repr__(self) -> str:
         return "UNKNOWN"
+
+
+def _avx10_version(cpu: LogicalCpu, features: frozenset[str]) -> int | None:
+    """CPUID 0x24 EBX[7:0] (Intel AVX10 spec): the version, on a processor with AVX10."""
+    if "avx10" not in features or not _leaf_valid(cpu, 0x24):
+        return None
+    regs = cpu.get(0x24)
+    return (regs[1] & 0xFF or None) if regs is not None else None
+
+
+def _tsc(capture: RawCapture, cpu_hz: int | None, features: frozenset[str]) -> Tsc:
+    """The rate from the host kernel (live) or CPUID (dumps); scaling from the hardware.
+
+    The kernel's report rides beside the leaves (`RawCapture.host_tsc`); a replayed
+    dump keeps only what CPUID tells. AMD states TSC scaling in the SVM leaf
+    (0x8000000A EDX bit 4, TscRateMsr); Intel in a VMX capability MSR the kernel
+    prints as ``vmx flags: tsc_scaling``, which only a live probe reads.
+    """
+    host = None if capture.replayed else capture.host_tsc
+    scaling: bool | None = None
+    scaling_source = ""
+    if "svm" in features:
+        scaling, scaling_source = "tsc_scale" in features, "cpuid-svm"
+    elif host is not None and host.scaling is not None:
+        scaling, scaling_source = host.scaling, host.scaling_source
+    if host is not None and host.khz:
+        return Tsc(host.khz * 1000, host.source, scaling, scaling_source)
+    if cpu_hz:
+        return Tsc(cpu_hz, "cpuid", scaling, scaling_source)
+    if host is not None:
+        missing = host.missing or "the host kernel reported no TSC rate"
+    elif capture.replayed:
+        missing = "the dump does not state the TSC rate (CPUID leaf 0x15/0x16 or a hypervisor leaf)"
+    else:
+        missing = "CPUID does not state the TSC rate and the kernel's was not read"
+    return Tsc(None, "", scaling, scaling_source, missing)
 
 
 UNKNOWN = _Unknown()
@@ -476,8 +518,13 @@ def migration_fingerprint(
     features: Iterable[str],
     xsave: Xsave,
     address: AddressSizes,
+    avx10_version: int | None = None,
 ) -> str:
-    """sha256 over what decides where saved state may go; stable across runs and CPUs."""
+    """sha256 over what decides where saved state may go; stable across runs and CPUs.
+
+    The AVX10 version and a stated guest-physical width enter only when present,
+    so fingerprints of processors without them stay what they were.
+    """
     doc: dict[str, Any] = {
         "v": FINGERPRINT_VERSION,
         "vendor": vendor,
@@ -494,8 +541,11 @@ def migration_fingerprint(
             xsave.supervisor_mask,
         ],
         "xsave_sizes": [[c.index, c.size, c.offset] for c in xsave.components],
-        "address": [address.physical_bits, address.linear_bits],
+        "address": [address.physical_bits, address.linear_bits]
+        + ([address.guest_physical_bits] if address.guest_physical_bits else []),
     }
+    if avx10_version is not None:
+        doc["avx10"] = avx10_version
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()
 
@@ -552,7 +602,12 @@ def decode(capture: RawCapture) -> Profile:
                 stepping=type_fms[2],
                 core_type=None if isinstance(group.core_type, _Unknown) else group.core_type,
                 fingerprint=migration_fingerprint(
-                    vendor, type_fms, fingerprint_features(feats), type_xsave, type_address
+                    vendor,
+                    type_fms,
+                    fingerprint_features(feats),
+                    type_xsave,
+                    type_address,
+                    _avx10_version(_holder(group.cpus, 0x24), feats),
                 ),
             )
         )
@@ -560,6 +615,8 @@ def decode(capture: RawCapture) -> Profile:
     fms, xsave, address = first_type
     hypervisor = _hypervisor(_holder(capture.cpus, 1))
     named = _holder(capture.cpus, 0x80000002)
+    avx10 = _avx10_version(_holder(capture.cpus, 0x24), host_features)
+    tsc_hz = _tsc_hz(_holder(capture.cpus, 0x15), hypervisor)
     brand = (
         _text(
             r
@@ -583,11 +640,13 @@ def decode(capture: RawCapture) -> Profile:
         address_sizes=address,
         hypervisor=hypervisor,
         invariant_tsc=_invariant_tsc(_holder(capture.cpus, 0x80000007)),
-        tsc_hz=_tsc_hz(_holder(capture.cpus, 0x15), hypervisor),
+        tsc_hz=tsc_hz,
+        tsc=_tsc(capture, tsc_hz, host_features),
+        avx10_version=avx10,
         microcode=capture.microcode,
         source=capture.source,
         fingerprint=migration_fingerprint(
-            vendor, fms, fingerprint_features(host_features), xsave, address
+            vendor, fms, fingerprint_features(host_features), xsave, address, avx10
         ),
         raw=capture,
     )

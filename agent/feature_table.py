@@ -395,7 +395,8 @@ _WORDS: tuple[tuple[int, int, str, frozenset[str] | None, tuple[Row, ...]], ...]
                 2,
                 "sgx",
                 GV,
-                "enclaves depend on it; requiring it keeps SGX guests off hosts without",
+                "enclaves depend on it; it counts only for VMs with an enclave page cache "
+                "(QEMU gives none by default)",
             ),
             (3, "bmi1", GV, ""),
             (4, "hle", GV, ""),

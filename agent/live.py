@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import cpuid_exec
 from .enumerate import read_all_leaves
+from .host_tsc import read_host_tsc
 from .raw import SOURCE_DEVCPU, SOURCE_INSTRUCTION, LogicalCpu, RawCapture, Regs
 
 DEVCPU_PATTERN = "/dev/cpu/{cpu}/cpuid"
@@ -60,7 +61,12 @@ def probe_instruction(cpus: list[int] | None = None) -> RawCapture:
             result.append(LogicalCpu(index=cpu, leaves=leaves, xcr0=xcr0))
     finally:
         os.sched_setaffinity(0, original)
-    return RawCapture(cpus=tuple(result), source=SOURCE_INSTRUCTION, microcode=read_microcode())
+    return RawCapture(
+        cpus=tuple(result),
+        source=SOURCE_INSTRUCTION,
+        microcode=read_microcode(),
+        host_tsc=read_host_tsc(),
+    )
 
 
 def probe_devcpu(cpus: list[int] | None = None) -> RawCapture:
@@ -99,7 +105,12 @@ def probe_devcpu(cpus: list[int] | None = None) -> RawCapture:
         finally:
             os.close(fd)
         result.append(LogicalCpu(index=cpu, leaves=leaves, xcr0=None))
-    return RawCapture(cpus=tuple(result), source=SOURCE_DEVCPU, microcode=read_microcode())
+    return RawCapture(
+        cpus=tuple(result),
+        source=SOURCE_DEVCPU,
+        microcode=read_microcode(),
+        host_tsc=read_host_tsc(),
+    )
 
 
 def probe(source: str = SOURCE_INSTRUCTION) -> RawCapture:

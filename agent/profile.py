@@ -57,6 +57,40 @@ class Xsave:
 class AddressSizes:
     physical_bits: int
     linear_bits: int
+    guest_physical_bits: int | None = None
+    """0x80000008 EAX[23:16] where set (KVM and QEMU's ``guest-phys-bits`` state it);
+    None means the guest-physical width is the physical one."""
+
+    @property
+    def guest_effective_bits(self) -> int:
+        """The guest-physical width firmware and guests size memory from."""
+        return self.guest_physical_bits or self.physical_bits
+
+
+@dataclass(frozen=True)
+class Tsc:
+    """The TSC a guest of this host gets: the rate and whether the host can scale it.
+
+    ``source`` says where the rate came from: "kvm" or "sysfs" (the host
+    kernel, live probes only), "cpuid" (leaf 0x15/0x16 or a hypervisor leaf:
+    what a dump can tell), "" (unknown, ``missing`` says why). ``scaling`` is
+    None when nobody reported it.
+    """
+
+    hz: int | None = None
+    source: str = ""
+    scaling: bool | None = None
+    scaling_source: str = ""
+    missing: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hz": self.hz,
+            "source": self.source or None,
+            "scaling": self.scaling,
+            "scaling_source": self.scaling_source or None,
+            "missing": self.missing or None,
+        }
 
 
 @dataclass(frozen=True)
@@ -111,6 +145,10 @@ class Profile:
     raw: RawCapture = field(repr=False, compare=False)
     unknown_features: frozenset[str] = frozenset()
     """Features the capture cannot tell (their leaf is missing from a dump)."""
+    tsc: Tsc = Tsc()
+    """The TSC a guest gets here (the kernel's rate on a live host; CPUID's on a dump)."""
+    avx10_version: int | None = None
+    """CPUID 0x24 EBX[7:0] on a processor with AVX10; None without it (or without leaf 0x24)."""
 
     @property
     def replayed(self) -> bool:
@@ -135,10 +173,13 @@ class Profile:
             "address_sizes": {
                 "physical_bits": self.address_sizes.physical_bits,
                 "linear_bits": self.address_sizes.linear_bits,
+                "guest_physical_bits": self.address_sizes.guest_physical_bits,
             },
             "hypervisor": self.hypervisor,
             "invariant_tsc": self.invariant_tsc,
             "tsc_hz": self.tsc_hz,
+            "tsc": self.tsc.to_json(),
+            "avx10_version": self.avx10_version,
             "microcode": self.microcode,
             "source": self.source,
             "replayed": self.replayed,

@@ -68,6 +68,30 @@ class LogicalCpu:
         return sorted(self.leaves.items())
 
 
+HOST_TSC_SOURCES = frozenset({"", "kvm", "sysfs"})
+SCALING_SOURCES = frozenset({"", "vmx-flags"})
+MAX_TSC_KHZ = 100_000_000
+"""100 GHz: far beyond any TSC; a larger report is refused as corrupt."""
+
+
+@dataclass(frozen=True)
+class HostTsc:
+    """The host's TSC rate and TSC scaling as its kernel reports them (live probes only).
+
+    Not CPUID: ``khz`` is the rate Linux calibrated and KVM gives a new vCPU
+    (``source`` "kvm", or "sysfs" for a kernel that exports ``tsc_freq_khz``);
+    ``scaling`` is Intel's VMX TSC scaling from the kernel's ``vmx flags``
+    (None when the kernel prints none). A replayed dump never carries one.
+    """
+
+    khz: int | None
+    source: str = ""
+    scaling: bool | None = None
+    scaling_source: str = ""
+    missing: str = ""
+    """Why ``khz`` is None (no /dev/kvm, permission denied, ...); empty otherwise."""
+
+
 @dataclass(frozen=True)
 class RawCapture:
     """Everything read from one host's processors (or one dump file)."""
@@ -77,6 +101,8 @@ class RawCapture:
     microcode: str | None = None
     origin: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    host_tsc: HostTsc | None = None
+    """The kernel's TSC rate and scaling, read beside the leaves by a live probe."""
 
     @property
     def replayed(self) -> bool:
@@ -159,3 +185,22 @@ def validate_capture(capture: RawCapture) -> None:
             check_regs(regs)
         if head[0] >= MAX_LEAVES_IN_RANGE:
             raise RawDataError(f"{where}: leaf 0 claims 0x{head[0]:x} standard leaves")
+    if capture.host_tsc is not None:
+        validate_host_tsc(capture.host_tsc)
+
+
+def validate_host_tsc(tsc: HostTsc) -> None:
+    """Refuse a TSC report no kernel could have made."""
+    if tsc.khz is not None and not 0 < tsc.khz <= MAX_TSC_KHZ:
+        raise RawDataError(f"host TSC rate {tsc.khz} kHz is out of range (1..{MAX_TSC_KHZ})")
+    if tsc.source not in HOST_TSC_SOURCES or (tsc.khz is None) != (tsc.source == ""):
+        raise RawDataError(
+            f"host TSC source {tsc.source!r} is unknown or does not match the rate; "
+            "expected 'kvm' or 'sysfs' with a rate, '' without"
+        )
+    if tsc.scaling_source not in SCALING_SOURCES or (tsc.scaling is None) != (
+        tsc.scaling_source == ""
+    ):
+        raise RawDataError(f"host TSC scaling source {tsc.scaling_source!r} is unknown")
+    if len(tsc.missing) > 512:
+        raise RawDataError("host TSC: the missing-rate reason is longer than 512 characters")

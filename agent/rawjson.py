@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .raw import LogicalCpu, RawCapture, RawDataError, Regs
+from .raw import HostTsc, LogicalCpu, RawCapture, RawDataError, Regs
 
 FORMAT_NAME = "cpucompat-raw"
 FORMAT_VERSION = 1
@@ -23,6 +23,7 @@ def capture_to_json(capture: RawCapture) -> dict[str, Any]:
         "source": capture.source,
         "microcode": capture.microcode,
         **({"extra": dict(sorted(capture.extra.items()))} if capture.extra else {}),
+        **({"host_tsc": _host_tsc_to_json(capture.host_tsc)} if capture.host_tsc else {}),
         "cpus": [
             {
                 "cpu": cpu.index,
@@ -35,6 +36,32 @@ def capture_to_json(capture: RawCapture) -> dict[str, Any]:
             for cpu in capture.cpus
         ],
     }
+
+
+def _host_tsc_to_json(tsc: HostTsc) -> dict[str, Any]:
+    return {
+        "khz": tsc.khz,
+        "source": tsc.source,
+        "scaling": tsc.scaling,
+        "scaling_source": tsc.scaling_source,
+        "missing": tsc.missing,
+    }
+
+
+def _host_tsc_from_json(doc: Any) -> HostTsc:
+    """The kernel's TSC report as the JSON form carries it (validated later, with the capture)."""
+    if not isinstance(doc, dict):
+        raise RawDataError('"host_tsc" must be an object')
+    khz = doc.get("khz")
+    scaling = doc.get("scaling")
+    texts = {k: doc.get(k, "") for k in ("source", "scaling_source", "missing")}
+    if (khz is not None and (not isinstance(khz, int) or isinstance(khz, bool))) or (
+        scaling is not None and not isinstance(scaling, bool)
+    ):
+        raise RawDataError('"host_tsc": khz must be an integer or null, scaling true/false/null')
+    if not all(isinstance(v, str) for v in texts.values()):
+        raise RawDataError('"host_tsc": source, scaling_source and missing must be strings')
+    return HostTsc(khz=khz, scaling=scaling, **texts)
 
 
 def _hex(value: Any, what: str, limit: int = 0xFFFF_FFFF) -> int:
@@ -98,10 +125,12 @@ def capture_from_json(doc: Any, origin: str | None = None) -> RawCapture:
     microcode = doc.get("microcode")
     extra_doc = doc.get("extra")
     extra = {str(k): str(v) for k, v in extra_doc.items()} if isinstance(extra_doc, dict) else {}
+    tsc_doc = doc.get("host_tsc")
     return RawCapture(
         cpus=tuple(cpus),
         source=source,
         microcode=microcode if isinstance(microcode, str) else None,
         origin=origin,
         extra=extra,
+        host_tsc=None if tsc_doc is None else _host_tsc_from_json(tsc_doc),
     )

@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from cpucompat.v1 import profile_pb2
 
 from .profile import Profile
-from .raw import LogicalCpu, RawCapture, RawDataError, Regs
+from .raw import HostTsc, LogicalCpu, RawCapture, RawDataError, Regs
 
 
 def capture_to_proto(
@@ -31,6 +31,18 @@ def capture_to_proto(
             profile_pb2.CpuidLeaf(leaf=leaf, subleaf=sub, eax=r[0], ebx=r[1], ecx=r[2], edx=r[3])
             for (leaf, sub), r in cpu.sorted_leaves()
         )
+    tsc = capture.host_tsc
+    if tsc is not None:
+        msg.host_tsc.CopyFrom(
+            profile_pb2.HostTsc(
+                khz=tsc.khz or 0,
+                source=tsc.source,
+                scaling_source=tsc.scaling_source,
+                missing=tsc.missing,
+            )
+        )
+        if tsc.scaling is not None:
+            msg.host_tsc.scaling = tsc.scaling
     if captured_at is not None:
         ts = Timestamp()
         ts.FromNanoseconds(int(captured_at * 1e9))
@@ -65,6 +77,17 @@ def capture_from_proto(msg: profile_pb2.RawCapture) -> RawCapture:
         microcode=msg.microcode or None,
         origin=msg.origin or None,
         extra=dict(msg.extra),
+        host_tsc=_host_tsc_from_proto(msg.host_tsc) if msg.HasField("host_tsc") else None,
+    )
+
+
+def _host_tsc_from_proto(msg: profile_pb2.HostTsc) -> HostTsc:
+    return HostTsc(
+        khz=msg.khz or None,
+        source=msg.source,
+        scaling=msg.scaling if msg.HasField("scaling") else None,
+        scaling_source=msg.scaling_source,
+        missing=msg.missing,
     )
 
 
@@ -96,7 +119,15 @@ def profile_to_proto(profile: Profile, microarchitecture: str = "") -> profile_p
         address_sizes=profile_pb2.AddressSizes(
             physical_bits=profile.address_sizes.physical_bits,
             linear_bits=profile.address_sizes.linear_bits,
+            guest_physical_bits=profile.address_sizes.guest_physical_bits or 0,
         ),
+        tsc=profile_pb2.Tsc(
+            hz=profile.tsc.hz or 0,
+            source=profile.tsc.source,
+            scaling_source=profile.tsc.scaling_source,
+            missing=profile.tsc.missing,
+        ),
+        avx10_version=profile.avx10_version or 0,
         hypervisor=profile.hypervisor or "",
         invariant_tsc=profile.invariant_tsc,
         tsc_hz=profile.tsc_hz or 0,
@@ -110,6 +141,8 @@ def profile_to_proto(profile: Profile, microarchitecture: str = "") -> profile_p
     )
     if xs.enabled_mask is not None:
         msg.xsave.enabled_mask = xs.enabled_mask
+    if profile.tsc.scaling is not None:
+        msg.tsc.scaling = profile.tsc.scaling
     for t in profile.cpu_types:
         msg.cpu_types.add(
             logical_cpus=list(t.logical_cpus),

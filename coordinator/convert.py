@@ -425,6 +425,10 @@ def requirement_to_proto(req: Requirement) -> pb.VmRequirement:
         model=req.model or 0,
         tsc_hz=req.tsc_hz or 0,
         fingerprint=req.fingerprint or "",
+        invariant_tsc=req.invariant_tsc,
+        sgx_epc=req.sgx_epc,
+        guest_physical_bits=req.guest_physical_bits or 0,
+        avx10_version=req.avx10_version or 0,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from cpucompat.agent.decode import decode
 from cpucompat.agent.names import valid_name
-from cpucompat.agent.profile import Profile
+from cpucompat.agent.profile import Profile, Tsc
 from cpucompat.agent.raw import RawCapture, RawDataError, validate_capture
 from cpucompat.agent.rawjson import capture_from_json, capture_to_json
 
@@ -61,6 +61,22 @@ def check_name(value: str, what: str) -> str:
         return valid_name(value, what)
     except ValueError as exc:
         raise InvalidReportError(str(exc)) from None
+
+
+TSC_RECALIBRATION_PPM = 10
+"""A re-read TSC rate within this of the stored one is the kernel's recalibration at boot,
+not a change (KVM's own tolerance is 250 ppm)."""
+
+
+def tsc_changed(old: Tsc, new: Tsc) -> bool:
+    """True when the kernel's TSC report differs in a way decisions can notice."""
+    if (old.source, old.scaling) != (new.source, new.scaling) or (old.hz is None) != (
+        new.hz is None
+    ):
+        return True
+    if old.hz is None or new.hz is None:
+        return False
+    return abs(old.hz - new.hz) * 1_000_000 > TSC_RECALIBRATION_PPM * old.hz
 
 
 def _summary(profile: Profile) -> dict[str, Any]:
@@ -317,7 +333,10 @@ class Registry:
             version = old["profile_version"] if old is not None else None
             gained: list[str] = []
             lost: list[str] = []
-            if old is None or old["fingerprint"] != profile.fingerprint:
+            tsc_moved = version is not None and tsc_changed(
+                self.profile_for_version(db, version).tsc, profile.tsc
+            )
+            if old is None or old["fingerprint"] != profile.fingerprint or tsc_moved:
                 if old is not None:
                     prev = set(
                         json.loads(
@@ -391,11 +410,12 @@ class Registry:
                     new_cluster=cluster,
                 )
                 touched |= {old["cluster"], cluster}
-            if old["fingerprint"] != profile.fingerprint:
+            if old["fingerprint"] != profile.fingerprint or tsc_moved:
                 change = (
                     ", ".join(
                         [f"gained {' '.join(gained)}"] * bool(gained)
                         + [f"lost {' '.join(lost)}"] * bool(lost)
+                        + ["TSC rate or scaling changed"] * tsc_moved
                     )
                     or "same features, other details"
                 )

@@ -130,6 +130,8 @@ class VmRegistry:
         baseline: str | None = None,
         vendor: str | None = None,
         rebooted: bool = False,
+        invtsc: bool = False,
+        sgx_epc: bool = False,
     ) -> tuple[VmRecord, bool]:
         """Register or update a VM; returns (record, whether its requirement was (re)captured)."""
         check_name(name, "VM name")
@@ -145,7 +147,28 @@ class VmRegistry:
             record = self.registry.host(boot_host)
             if record.cluster != cluster:
                 raise ValueError(f"host {boot_host} is in cluster {record.cluster}, not {cluster}")
+            if invtsc and not record.profile.invariant_tsc:
+                raise ValueError(
+                    f"--invtsc: host {boot_host} has no invariant TSC, so no guest booted there "
+                    "has one; drop --invtsc"
+                )
+            if sgx_epc and "sgx" not in record.profile.features:
+                raise ValueError(
+                    f"--sgx-epc: host {boot_host} has no SGX (or it is disabled in the firmware), "
+                    "so no VM there has an enclave page cache; drop --sgx-epc"
+                )
         recapture = existing is None or rebooted
+        if (
+            existing is not None
+            and not rebooted
+            and (existing.requirement.invariant_tsc, existing.requirement.sgx_epc)
+            != (invtsc, sgx_epc)
+        ):
+            raise ValueError(
+                f"VM {name} booted with invtsc={existing.requirement.invariant_tsc} and "
+                f"sgx-epc={existing.requirement.sgx_epc}; a new configuration takes effect only "
+                "after the guest restarts: pass --rebooted if it did"
+            )
         if (
             existing is not None
             and not rebooted
@@ -169,6 +192,9 @@ class VmRegistry:
                 assert baseline is not None
                 requirement = self.decisions.requirement(Ref.model(baseline, vendor))
                 mode, base = "baseline", baseline
+            # A baseline VM names no boot host, so an invtsc one has no known rate: only
+            # targets that scale TSC take it (TSC_FREQUENCY_UNKNOWN elsewhere).
+            requirement = requirement.with_guest(invtsc=invtsc, sgx_epc=sgx_epc)
             stamp = stamp_text(make_stamp(requirement, now, boot_host or baseline or ""))
             registered_at = existing.registered_at if existing else now
             row = (name, cluster, mode, boot_host, base, stamp, registered_at, now, boot_host)

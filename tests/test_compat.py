@@ -14,6 +14,7 @@ from cpucompat.coordinator.domain.compat import (
     FAMILY_MODEL_CHANGED,
     MISSING_FEATURES,
     PHYS_ADDR_BITS_SMALLER,
+    REFUSAL_ORDER,
     REPLAYED_PROFILE,
     STALE_PROFILE,
     TSC_FREQUENCY_DIFFERS,
@@ -38,7 +39,7 @@ SKYLAKE_SP = "instlatx64-GenuineIntel0050654_SkylakeXeon_CPUID.txt"
 SAPPHIRE_RAPIDS = "instlatx64-GenuineIntel00806F8_SapphireRapids_05_CPUID.txt"
 ZEN4 = "amd-zen4-amd-ryzen-9-7900x-12-core-processor.txt"
 ZEN5 = "amd-zen5-amd-ryzen-9-9950x-16-core-processor.txt"
-REASON_ORDER = (VENDOR_MISMATCH, MISSING_FEATURES, XSAVE_STATE_MISSING, PHYS_ADDR_BITS_SMALLER)
+REASON_ORDER = REFUSAL_ORDER
 
 
 def all_dump_names() -> list[str]:
@@ -198,16 +199,23 @@ def test_smaller_physical_address_width_is_refused() -> None:
 
 
 def test_warnings_do_not_refuse() -> None:
-    requirement = dataclasses.replace(req(MILAN), invariant_tsc=True, tsc_hz=2_450_000_000)
-    target = dataclasses.replace(
-        view(MILAN, stale=True), invariant_tsc=True, tsc_hz=2_000_000_000, tsc_scaling=None
-    )
-    verdict = check(requirement, target)
+    target = dataclasses.replace(view(MILAN, stale=True), family=0x19, model=0x2)
+    verdict = check(req(MILAN), target)
     assert verdict.compatible
     codes = [w.code for w in verdict.warnings]
-    assert codes == [TSC_FREQUENCY_DIFFERS, STALE_PROFILE, REPLAYED_PROFILE]
-    scaled = dataclasses.replace(target, tsc_scaling=True)
-    assert TSC_FREQUENCY_DIFFERS not in [w.code for w in check(requirement, scaled).warnings]
+    assert codes == [FAMILY_MODEL_CHANGED, STALE_PROFILE, REPLAYED_PROFILE]
+
+
+def test_tsc_rate_change_refuses_only_invtsc_guests_on_targets_that_cannot_scale() -> None:
+    """Milan's dump states no rate; the rates are set by hand (2.45 vs 2.00 GHz)."""
+    plain = dataclasses.replace(req(MILAN), tsc_hz=2_450_000_000)
+    target = dataclasses.replace(view(MILAN), tsc_hz=2_000_000_000, tsc_scaling=None)
+    assert check(plain, target).compatible  # no invtsc: QEMU only warns, kvmclock copes
+    invtsc = plain.with_guest(invtsc=True, sgx_epc=False)
+    verdict = check(invtsc, target)
+    assert verdict.codes == (TSC_FREQUENCY_DIFFERS,)
+    assert verdict.reasons[0].data["tolerance_ppm"] == 250
+    assert check(invtsc, dataclasses.replace(target, tsc_scaling=True)).compatible
 
 
 def test_eligible_targets_match_check_and_share_work() -> None:

@@ -105,8 +105,9 @@ def render_summary(profile: Any) -> str:
     enabled = "unknown (not read live)" if xs.enabled_mask is None else f"0x{xs.enabled_mask:x}"
     comps = " ".join(c.name for c in xs.components if not c.supervisor) or "none"
     tsc = "invariant" if profile.invariant_tsc else "not invariant"
-    if profile.tsc_hz:
-        tsc += f", {profile.tsc_hz / 1e6:.1f} MHz"
+    t = profile.tsc
+    tsc += f", {t.hz / 1e6:.3f} MHz ({t.source})" if t.hz else f", rate unknown ({t.missing})"
+    tsc += {True: ", can scale", False: ", cannot scale", None: ", scaling unknown"}[t.scaling]
     rows = [
         ("Processor", f"{profile.brand or '(no brand string)'}"),
         ("Vendor", profile.vendor),
@@ -126,11 +127,17 @@ def render_summary(profile: Any) -> str:
         (
             "Address bits",
             f"{profile.address_sizes.physical_bits} physical, "
-            f"{profile.address_sizes.linear_bits} linear",
+            f"{profile.address_sizes.linear_bits} linear"
+            + (
+                f", {profile.address_sizes.guest_physical_bits} guest-physical"
+                if profile.address_sizes.guest_physical_bits
+                else ""
+            ),
         ),
         ("XSAVE", f"supported 0x{xs.supported_mask:x}, enabled {enabled}, max {xs.max_size} bytes"),
         ("XSAVE state", comps),
         ("TSC", tsc),
+        *([("AVX10", f"version {profile.avx10_version}")] if profile.avx10_version else []),
         ("Fingerprint", profile.fingerprint),
     ]
     width = max(len(k) for k, _ in rows)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -61,7 +62,38 @@ def add_stamp_parser(sub: Any, name: str, help_text: str) -> None:
     p.add_argument(
         "--host-name", metavar="NAME", help="source host recorded in the stamp (default: hostname)"
     )
+    add_guest_flags(p)
     p.set_defaults(run=run_stamp)
+
+
+def add_guest_flags(p: Any) -> None:
+    """The VM configuration flags `stamp` and `vm register` share."""
+    p.add_argument(
+        "--invtsc",
+        action="store_true",
+        help="the guest has an invariant TSC (QEMU invtsc): targets must keep its TSC rate "
+        "within KVM's 250 ppm or scale TSC",
+    )
+    p.add_argument(
+        "--sgx-epc",
+        action="store_true",
+        help="the VM has an SGX enclave page cache (QEMU sgx-epc): only then do SGX features count",
+    )
+
+
+def guest_config_problem(profile: Any, invtsc: bool, sgx_epc: bool) -> str | None:
+    """Why a VM cannot have had this configuration on ``profile``'s processor, or None."""
+    if invtsc and not profile.invariant_tsc:
+        return (
+            "--invtsc: this processor has no invariant TSC (CPUID 0x80000007 EDX bit 8), "
+            "so no guest booted here has one; drop --invtsc"
+        )
+    if sgx_epc and "sgx" not in profile.features:
+        return (
+            "--sgx-epc: this processor has no SGX (or it is disabled in the firmware), so no VM "
+            "here has an enclave page cache; drop --sgx-epc"
+        )
+    return None
 
 
 def run_stamp(args: argparse.Namespace) -> int:
@@ -70,24 +102,40 @@ def run_stamp(args: argparse.Namespace) -> int:
     from cpucompat.coordinator.domain.stamp import make_stamp, stamp_text
 
     source = args.host_name or socket.gethostname()
+    here = _local_profile(args.from_dump)
+    problem = guest_config_problem(here, args.invtsc, args.sgx_epc)
+    if problem:
+        raise CliError(problem)
     if args.baseline:
         try:
-            requirement = requirement_of(resolve_baseline(args.baseline, args.vendor), source)
+            requirement = requirement_of(
+                resolve_baseline(args.baseline, args.vendor),
+                source,
+                invtsc=args.invtsc,
+                sgx_epc=args.sgx_epc,
+            )
         except BaselineError as exc:
             raise CliError(str(exc)) from None
         # Saved state never crosses vendors, and the guest saw this host's address width
         # unless the baseline fixes one (a QEMU model's phys-bits): a baseline stamp
         # carries both from the processor it was saved on.
-        here = _local_profile(args.from_dump)
         if requirement.vendor is not None and requirement.vendor != here.vendor:
             raise CliError(
                 f"baseline {args.baseline} is for {requirement.vendor.strip()} but this processor "
                 f"is {here.vendor.strip()}; a VM cannot have booted under it here"
             )
         bits = requirement.physical_bits or here.address_sizes.physical_bits
-        requirement = replace(requirement, vendor=here.vendor, physical_bits=bits)
+        requirement = replace(
+            requirement, vendor=here.vendor, physical_bits=bits, tsc_hz=here.tsc.hz
+        )
     else:
-        requirement = requirement_of(_local_profile(args.from_dump), source)
+        requirement = requirement_of(here, source, invtsc=args.invtsc, sgx_epc=args.sgx_epc)
+    if args.invtsc and not here.tsc.hz:
+        print(
+            f"note: this host's TSC rate is unknown ({here.tsc.missing}); targets that cannot "
+            "scale TSC will refuse this stamp",
+            file=sys.stderr,
+        )
     text = stamp_text(make_stamp(requirement, time.time(), source))
     if args.out == "-":
         print(text, end="" if text.endswith("\n") else "\n")

@@ -121,9 +121,15 @@ def run_show(args: argparse.Namespace) -> int:
         ("Hypervisor", p.hypervisor or "none"),
         (
             "Address bits",
-            f"{p.address_sizes.physical_bits} physical, {p.address_sizes.linear_bits} linear",
+            f"{p.address_sizes.physical_bits} physical, {p.address_sizes.linear_bits} linear"
+            + (
+                f", {p.address_sizes.guest_physical_bits} guest-physical"
+                if p.address_sizes.guest_physical_bits
+                else ""
+            ),
         ),
         ("XSAVE", f"0x{p.xsave.supported_mask:x}"),
+        ("TSC", _tsc_line(p)),
         ("Source", p.source + (f" ({p.origin})" if p.origin else "")),
         ("Profile version", f"{h.profile_version}, fingerprint {h.fingerprint[:16]}"),
         ("Features", f"{len(p.features)}: {' '.join(p.features)}"),
@@ -131,6 +137,17 @@ def run_show(args: argparse.Namespace) -> int:
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
     return EXIT_OK
+
+
+def _tsc_line(p: Any) -> str:
+    """The TSC a guest gets on the host: rate with its source, and scaling."""
+    t = p.tsc
+    rate = f"{t.hz / 1e6:.3f} MHz ({t.source})" if t.hz else f"rate unknown ({t.missing or '?'})"
+    if not t.HasField("scaling"):
+        scaling = "scaling unknown"
+    else:
+        scaling = "can scale" if t.scaling else "cannot scale"
+    return f"{'invariant' if p.invariant_tsc else 'not invariant'}, {rate}, {scaling}"
 
 
 def run_history(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 from cpucompat.agent.cli.common import EXIT_NO, EXIT_OK, print_json, table
 
 from .client import add_client_options, call, channel_for, to_doc
+from .guard_cmd import add_guest_flags
 from .refs import verdict_doc
 
 ACTIONS = ("TURN_OFF", "SAVE", "SHUTDOWN", "SHUTDOWN_FORCED")
@@ -205,6 +206,7 @@ def add_vm_parser(sub: Any, name: str, help_text: str) -> None:
     reg.add_argument(
         "--rebooted", action="store_true", help="the guest restarted: capture its requirement anew"
     )
+    add_guest_flags(reg)
     add_client_options(reg)
     reg.set_defaults(run=run_vm_register)
     ls = vs.add_parser("list", help="registered VMs")
@@ -233,7 +235,12 @@ def run_vm_register(args: argparse.Namespace) -> int:
     from cpucompat.v1 import coordinator_service_pb2 as pb
 
     request = pb.RegisterVmRequest(
-        vm_name=args.vm, cluster=args.cluster, vendor=args.vendor or "", rebooted=args.rebooted
+        vm_name=args.vm,
+        cluster=args.cluster,
+        vendor=args.vendor or "",
+        rebooted=args.rebooted,
+        invtsc=args.invtsc,
+        sgx_epc=args.sgx_epc,
     )
     if args.boot_host:
         request.boot_host = args.boot_host

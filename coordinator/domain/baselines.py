@@ -48,6 +48,7 @@ from .requirement import (
     Requirement,
     decides,
     feature_class,
+    split_sgx,
 )
 
 LEVEL_PREFIX = "level:"
@@ -96,14 +97,17 @@ class Baseline:
     physical_bits: int | None = None  # the guest's address width, when the baseline fixes one
 
     def requirement(self) -> Requirement:
+        """A VM booted under this baseline; its SGX features count only with an EPC."""
+        features, sgx = split_sgx(self.features, sgx_epc=False)
         return Requirement(
             mode=Mode.BASELINE,
             name=self.name,
             vendor=self.vendor,
-            features=self.features,
+            features=features,
             xsave_mask=self.xsave_mask,
             physical_bits=self.physical_bits,
             baseline=self.name,
+            sgx_features=sgx,
         )
 
     def to_json(self) -> dict[str, Any]:

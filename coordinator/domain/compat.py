@@ -35,20 +35,27 @@ from .requirement import (
 VENDOR_MISMATCH = "VENDOR_MISMATCH"
 MISSING_FEATURES = "MISSING_FEATURES"
 XSAVE_STATE_MISSING = "XSAVE_STATE_MISSING"
+AVX10_VERSION_LOWER = "AVX10_VERSION_LOWER"
 PHYS_ADDR_BITS_SMALLER = "PHYS_ADDR_BITS_SMALLER"
+GUEST_PHYS_ADDR_BITS_SMALLER = "GUEST_PHYS_ADDR_BITS_SMALLER"
+TSC_FREQUENCY_DIFFERS = "TSC_FREQUENCY_DIFFERS"
+TSC_FREQUENCY_UNKNOWN = "TSC_FREQUENCY_UNKNOWN"
 UNKNOWN_HOST = "UNKNOWN_HOST"
 REFUSAL_ORDER = (
     VENDOR_MISMATCH,
     MISSING_FEATURES,
+    AVX10_VERSION_LOWER,
     XSAVE_STATE_MISSING,
     PHYS_ADDR_BITS_SMALLER,
+    GUEST_PHYS_ADDR_BITS_SMALLER,
+    TSC_FREQUENCY_DIFFERS,
+    TSC_FREQUENCY_UNKNOWN,
     UNKNOWN_HOST,
 )
 # Warning codes: the restore may go ahead, but someone should know.
 VENDOR_NOT_CHECKED = "VENDOR_NOT_CHECKED"
 FAMILY_MODEL_CHANGED = "FAMILY_MODEL_CHANGED"
 TSC_NOT_INVARIANT = "TSC_NOT_INVARIANT"
-TSC_FREQUENCY_DIFFERS = "TSC_FREQUENCY_DIFFERS"
 FEATURES_UNKNOWN = "FEATURES_UNKNOWN"
 STALE_PROFILE = "STALE_PROFILE"
 REPLAYED_PROFILE = "REPLAYED_PROFILE"
@@ -58,6 +65,12 @@ GUEST_VISIBLE_REASON = (
     "the table gives no further reason"
 )
 """What explain_feature says for guest-visible rows whose table entry carries no reason."""
+
+TSC_TOLERANCE_PPM = 250
+"""KVM's ``tsc_tolerance_ppm`` (arch/x86/kvm/x86.c): a guest TSC rate within this of the
+host's runs unscaled; beyond it KVM needs TSC scaling, and QEMU's
+``kvm_arch_set_tsc_khz`` fails the vCPU ("TSC frequency mismatch ... TSC scaling
+unavailable") when the host has none."""
 
 SUMMARY_FEATURES = 8
 """How many missing feature names the one-line summary spells out before '...'."""
@@ -139,18 +152,13 @@ def explain_feature(name: str) -> tuple[FeatureClass, str]:
 
 
 def tsc_scaling_of(profile: Profile) -> bool | None:
-    """Whether the host can scale a guest's TSC, when CPUID tells it.
+    """Whether the host can scale a guest's TSC; None when nobody reported it.
 
-    AMD states it in the SVM leaf 0x8000000A EDX bit 4 (TscRateMsr, the table's
-    ``tsc_scale``); Intel keeps it in a VMX capability MSR and a guest sees no
-    SVM leaf, so there the answer is None (unknown) and a frequency change is
-    warned about.
+    AMD states it in the SVM leaf 0x8000000A EDX bit 4 (TscRateMsr); Intel in
+    ``IA32_VMX_PROCBASED_CTLS2`` bit 25, which only the live agent reads (the
+    kernel's ``vmx flags``). The decoder puts either in ``profile.tsc``.
     """
-    if "tsc_scale" in profile.features:
-        return True
-    if "svm" in profile.features:
-        return False  # the SVM leaf is there and says no
-    return None
+    return profile.tsc.scaling
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +184,9 @@ class TargetView:
     stale: bool = False
     replayed: bool = False
     fingerprint: str = ""
+    guest_physical_bits: int | None = None
+    """The guest-physical width the target states (None: its physical width)."""
+    avx10_version: int | None = None
     brand: str = ""
     x86_64_level: str | None = None
     unknown_features: frozenset[str] = frozenset()
@@ -218,7 +229,7 @@ class TargetView:
             family=profile.family,
             model=profile.model,
             invariant_tsc=profile.invariant_tsc,
-            tsc_hz=profile.tsc_hz,
+            tsc_hz=profile.tsc.hz,
             tsc_scaling=tsc_scaling_of(profile),
             stale=stale,
             replayed=profile.replayed if replayed is None else replayed,
@@ -226,6 +237,8 @@ class TargetView:
             brand=profile.brand,
             x86_64_level=profile.x86_64_level,
             unknown_features=profile.unknown_features,
+            guest_physical_bits=profile.address_sizes.guest_physical_bits,
+            avx10_version=profile.avx10_version,
         )
 
     @property
@@ -241,7 +254,7 @@ class TargetView:
                 self.physical_bits,
                 self.family,
                 self.model,
-            ]
+            ] + [x for x in (self.guest_physical_bits, self.avx10_version) if x is not None]
             digest = hashlib.sha256(json.dumps(doc).encode()).hexdigest()
             object.__setattr__(self, "_profile_key", "view:" + digest)
         assert self._profile_key is not None
@@ -262,6 +275,8 @@ class TargetView:
             self.tsc_scaling,
             self.stale,
             self.replayed,
+            self.guest_physical_bits,
+            self.avx10_version,
         )
 
 
@@ -321,6 +336,8 @@ class _Compiled:
     tsc_scaling: bool | None
     stale: bool
     replayed: bool
+    guest_physical_bits: int | None
+    avx10_version: int | None
 
 
 class _Compiler:
@@ -362,6 +379,8 @@ class _Compiler:
                 tsc_scaling=None,
                 stale=False,
                 replayed=False,
+                guest_physical_bits=req.guest_physical_bits,
+                avx10_version=req.avx10_version,
             )
         # Requirement is frozen; the compiled form is a cache, not state.
         object.__setattr__(req, "_compiled", c)
@@ -386,6 +405,8 @@ class _Compiler:
                 tsc_scaling=view.tsc_scaling,
                 stale=view.stale,
                 replayed=view.replayed,
+                guest_physical_bits=view.guest_physical_bits,
+                avx10_version=view.avx10_version,
             )
         return c
 
@@ -442,6 +463,22 @@ def _decide(req: _Compiled, tgt: _Compiled) -> Verdict:
                 features=names,
             )
         )
+    # 2b. AVX10 version: the guest chose code paths for this version (Intel AVX10 spec,
+    # CPUID 0x24 EBX[7:0]); QEMU's x86_cpu_filter_features drops AVX10 on a lower host.
+    # A target whose dump lacks leaf 0x24 has it unknown: counted as present.
+    if (
+        req.avx10_version is not None
+        and tgt.avx10_version is not None
+        and tgt.avx10_version < req.avx10_version
+    ):
+        reasons.append(
+            Reason(
+                AVX10_VERSION_LOWER,
+                f"the guest saw AVX10.{req.avx10_version}; the target offers only "
+                f"AVX10.{tgt.avx10_version}",
+                data={"required": req.avx10_version, "target": tgt.avx10_version},
+            )
+        )
     # 3. XSAVE state
     xmissing = req.xsave & ~tgt.xsave
     if xmissing:
@@ -467,8 +504,52 @@ def _decide(req: _Compiled, tgt: _Compiled) -> Verdict:
                 data={"required": req.physical_bits, "target": tgt.physical_bits},
             )
         )
-    # 5. warnings
+    # 4b. guest-physical width (0x80000008 EAX[23:16]; QEMU's guest-phys-bits, capped by KVM
+    # at 48 without 5-level EPT/NPT): firmware sized the guest's 64-bit MMIO window from it.
+    # Compared when either side states one; otherwise it is the physical width, above.
+    if req.guest_physical_bits is not None or tgt.guest_physical_bits is not None:
+        need = req.guest_physical_bits or req.physical_bits
+        have = tgt.guest_physical_bits or tgt.physical_bits
+        if need is not None and have is not None and have < need:
+            reasons.append(
+                Reason(
+                    GUEST_PHYS_ADDR_BITS_SMALLER,
+                    f"guest-physical address width {have} bits is below the {need} the guest saw",
+                    data={"required": need, "target": have},
+                )
+            )
     real_target = tgt.family is not None  # a named baseline has no family, model or TSC
+    # 4c. TSC rate of a guest with invariant TSC (QEMU invtsc): see TSC_TOLERANCE_PPM.
+    if req.invariant_tsc and real_target and tgt.tsc_scaling is not True:
+        how = "cannot scale" if tgt.tsc_scaling is False else "is not known to scale"
+        data = {
+            "required_hz": req.tsc_hz,
+            "target_hz": tgt.tsc_hz,
+            "tsc_scaling": tgt.tsc_scaling,
+            "tolerance_ppm": TSC_TOLERANCE_PPM,
+        }
+        if not req.tsc_hz or not tgt.tsc_hz:
+            side = "the guest's" if not req.tsc_hz else "the target's"
+            reasons.append(
+                Reason(
+                    TSC_FREQUENCY_UNKNOWN,
+                    f"the guest has an invariant TSC, {side} TSC rate is unknown and the "
+                    f"target {how} a guest's TSC; probe the host live (its kernel states "
+                    "the rate)",
+                    data=data,
+                )
+            )
+        elif abs(req.tsc_hz - tgt.tsc_hz) * 1_000_000 > TSC_TOLERANCE_PPM * tgt.tsc_hz:
+            reasons.append(
+                Reason(
+                    TSC_FREQUENCY_DIFFERS,
+                    f"the guest's invariant TSC runs at {req.tsc_hz} Hz, the target's at "
+                    f"{tgt.tsc_hz} Hz (beyond KVM's {TSC_TOLERANCE_PPM} ppm) and the target "
+                    f"{how} a guest's TSC",
+                    data=data,
+                )
+            )
+    # 5. warnings
     if (
         req.family is not None
         and req.model is not None
@@ -492,26 +573,6 @@ def _decide(req: _Compiled, tgt: _Compiled) -> Verdict:
             Reason(
                 TSC_NOT_INVARIANT,
                 "the guest saw an invariant TSC; the target's TSC is not invariant",
-            )
-        )
-    elif (
-        req.invariant_tsc
-        and req.tsc_hz
-        and tgt.tsc_hz
-        and req.tsc_hz != tgt.tsc_hz
-        and tgt.tsc_scaling is not True
-    ):
-        how = "cannot scale" if tgt.tsc_scaling is False else "may not be able to scale"
-        warnings.append(
-            Reason(
-                TSC_FREQUENCY_DIFFERS,
-                f"invariant TSC runs at {tgt.tsc_hz} Hz instead of {req.tsc_hz} Hz and the "
-                f"target {how} a guest's TSC",
-                data={
-                    "required_hz": req.tsc_hz,
-                    "target_hz": tgt.tsc_hz,
-                    "tsc_scaling": tgt.tsc_scaling,
-                },
             )
         )
     if tgt.stale:

@@ -10,13 +10,13 @@ its own and a newer table changes every decision at once.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
 from cpucompat.agent.decode import FEATURE_CLASS, XSAVE_COMPONENT_NAMES
-from cpucompat.agent.feature_table import FeatureClass
+from cpucompat.agent.feature_table import FEATURE_BITS, FeatureClass
 from cpucompat.agent.profile import Profile, Xsave
 
 LEGACY_XSAVE_MASK = 0b11
@@ -48,6 +48,21 @@ def decides(name: str) -> bool:
 def guest_visible(names: Iterable[str]) -> frozenset[str]:
     """The names among ``names`` that decide compatibility."""
     return frozenset(n for n in names if decides(n))
+
+
+SGX_LEAF = 0x12
+SGX_FEATURES: frozenset[str] = frozenset(
+    {"sgx", "sgx_lc"} | {fb.name for fb in FEATURE_BITS if fb.leaf == SGX_LEAF}
+)
+"""SGX and what the SGX leaf reports. A guest can use SGX only with an enclave page
+cache, which QEMU assigns only when configured (``-object memory-backend-epc``,
+``sgx-epc``; QEMU docs system/i386/sgx): these count only for such VMs."""
+
+
+def split_sgx(features: frozenset[str], sgx_epc: bool) -> tuple[frozenset[str], frozenset[str]]:
+    """(features that decide, SGX features kept aside) for a VM with or without EPC."""
+    sgx = features & SGX_FEATURES
+    return (features if sgx_epc else features - sgx), sgx
 
 
 XSAVE_FEATURE: Mapping[int, str] = {
@@ -98,8 +113,16 @@ class Requirement:
     """What a saved state needs from the processor it is restored on.
 
     ``vendor`` None means a vendorless baseline (an x86-64 level): the vendor
-    check is then skipped and the verdict says so in a warning. ``family``,
-    ``model`` and the TSC fields only ever produce warnings.
+    check is then skipped and the verdict says so in a warning. ``family`` and
+    ``model`` only ever produce warnings.
+
+    The VM's own configuration counts too: ``invariant_tsc`` says the guest was
+    given an invariant TSC (QEMU ``invtsc``), which pins it to ``tsc_hz`` (the
+    boot host's rate); ``sgx_epc`` says it has an enclave page cache, without
+    which the source's SGX features (``sgx_features``) are kept aside and do
+    not decide. ``guest_physical_bits`` is the guest-physical width the guest
+    saw when the source stated one (None: the physical width);
+    ``avx10_version`` the AVX10 version it saw.
     """
 
     mode: Mode
@@ -114,6 +137,10 @@ class Requirement:
     tsc_hz: int | None = None
     baseline: str | None = None
     fingerprint: str | None = None
+    sgx_epc: bool = False
+    sgx_features: frozenset[str] = frozenset()
+    guest_physical_bits: int | None = None
+    avx10_version: int | None = None
 
     @classmethod
     def from_profile(cls, profile: Profile, name: str) -> Requirement:
@@ -123,19 +150,33 @@ class Requirement:
         never holds the bits a dump cannot tell (``profile.unknown_features``),
         so unknown bits never add requirements, and the XSAVE components they
         gate are dropped with them. Callers go through `sides.requirement_of`.
+        Without guest configuration: no invariant TSC (QEMU's ``-cpu host`` does not
+        expose it by default) and no enclave page cache; see `with_guest`.
         """
+        features, sgx = split_sgx(guest_visible(profile.features), sgx_epc=False)
         return cls(
             mode=Mode.HOST,
             name=name,
             vendor=profile.vendor,
-            features=guest_visible(profile.features),
+            features=features,
             xsave_mask=usable_xsave_mask(profile.xsave, profile.features),
             physical_bits=profile.address_sizes.physical_bits,
             family=profile.family,
             model=profile.model,
-            invariant_tsc=profile.invariant_tsc,
-            tsc_hz=profile.tsc_hz,
+            invariant_tsc=False,
+            tsc_hz=profile.tsc.hz,
             fingerprint=profile.fingerprint,
+            sgx_features=sgx,
+            guest_physical_bits=profile.address_sizes.guest_physical_bits,
+            avx10_version=profile.avx10_version,
+        )
+
+    def with_guest(self, *, invtsc: bool, sgx_epc: bool) -> Requirement:
+        """This requirement for a VM configured with or without invtsc and an EPC."""
+        every = self.features | self.sgx_features
+        features, sgx = split_sgx(every, sgx_epc)
+        return replace(
+            self, invariant_tsc=invtsc, sgx_epc=sgx_epc, features=features, sgx_features=sgx
         )
 
     @property
@@ -158,7 +199,9 @@ class Requirement:
             self.family,
             self.model,
             self.invariant_tsc,
-            self.tsc_hz,
+            self.tsc_hz if self.invariant_tsc else None,
+            self.guest_physical_bits,
+            self.avx10_version,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -177,5 +220,9 @@ class Requirement:
             "model": self.model,
             "invariant_tsc": self.invariant_tsc,
             "tsc_hz": self.tsc_hz,
+            "sgx_epc": self.sgx_epc,
+            "sgx_features": sorted(self.sgx_features),
+            "guest_physical_bits": self.guest_physical_bits,
+            "avx10_version": self.avx10_version,
             "fingerprint": self.fingerprint,
         }

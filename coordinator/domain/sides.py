@@ -26,15 +26,19 @@ if TYPE_CHECKING:
     from .baselines import Baseline
 
 
-def requirement_of(side: Profile | Baseline, name: str) -> Requirement:
+def requirement_of(
+    side: Profile | Baseline, name: str, *, invtsc: bool = False, sgx_epc: bool = False
+) -> Requirement:
     """What a VM booted on ``side`` needs from its restore target.
 
     ``name`` labels a processor's requirement; a baseline's requirement
     carries the baseline's resolved name (``level:x86-64-v3@intel``).
+    ``invtsc`` and ``sgx_epc`` are the VM's own configuration (an invariant
+    TSC, an SGX enclave page cache); without them, the defaults of QEMU and
+    libvirt: no invtsc, no EPC, so SGX features do not count.
     """
-    if isinstance(side, Profile):
-        return Requirement.from_profile(side, name)
-    return side.requirement()
+    req = Requirement.from_profile(side, name) if isinstance(side, Profile) else side.requirement()
+    return req.with_guest(invtsc=invtsc, sgx_epc=sgx_epc) if invtsc or sgx_epc else req
 
 
 def target_of(

@@ -77,6 +77,10 @@ def make_stamp(
             "invariant_tsc": requirement.invariant_tsc,
             "tsc_hz": requirement.tsc_hz,
             "fingerprint": requirement.fingerprint,
+            "sgx_epc": requirement.sgx_epc,
+            "sgx_features": sorted(requirement.sgx_features),
+            "guest_physical_bits": requirement.guest_physical_bits,
+            "avx10_version": requirement.avx10_version,
         },
     }
     digest = hashlib.sha256(canonical_json(body)).hexdigest()
@@ -96,6 +100,18 @@ def _field(doc: dict[str, Any], key: str, kinds: tuple[type, ...], where: str) -
         want = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
         raise StampError(f"stamp field '{where}{key}' must be {want}, got {value!r}")
     return value
+
+
+def _optional(doc: dict[str, Any], key: str, kinds: tuple[type, ...], default: Any) -> Any:
+    """A field later stamps carry; stamps written before it existed get ``default``."""
+    return _field(doc, key, kinds, "requirement.") if key in doc else default
+
+
+def _feature_names(values: Any) -> frozenset[str]:
+    for f in values:
+        if not isinstance(f, str) or not _FEATURE_NAME.match(f):
+            raise StampError(f"stamp requirement lists {f!r}, which is not a feature name")
+    return frozenset(values)
 
 
 def read_stamp(text: str | bytes) -> Stamp:
@@ -145,10 +161,14 @@ def _requirement(req: dict[str, Any]) -> Requirement:
         raise StampError(
             f"stamp requirement mode {mode_text!r} is not 'host' or 'baseline'"
         ) from None
-    features = _field(req, "features", (list,), w)
-    for f in features:
-        if not isinstance(f, str) or not _FEATURE_NAME.match(f):
-            raise StampError(f"stamp requirement lists {f!r}, which is not a feature name")
+    features = _feature_names(_field(req, "features", (list,), w))
+    sgx_epc = _optional(req, "sgx_epc", (bool,), False)
+    sgx_features = _feature_names(_optional(req, "sgx_features", (list,), []))
+    guest_physical_bits = _optional(req, "guest_physical_bits", (int, type(None)), None)
+    avx10_version = _optional(req, "avx10_version", (int, type(None)), None)
+    for key, value in (("guest_physical_bits", guest_physical_bits), ("avx10", avx10_version)):
+        if value is not None and not 0 < value < 256:
+            raise StampError(f"stamp requirement {key} {value} is not 1..255")
     components = _field(req, "xsave_components", (list,), w)
     mask = 0
     for c in components:
@@ -165,15 +185,21 @@ def _requirement(req: dict[str, Any]) -> Requirement:
         mode=mode,
         name=_field(req, "name", (str,), w),
         vendor=vendor,
-        features=frozenset(features),
+        features=features,
         xsave_mask=mask,
         physical_bits=_field(req, "physical_bits", (int, type(None)), w),
         family=_field(req, "family", (int, type(None)), w),
         model=_field(req, "model", (int, type(None)), w),
-        invariant_tsc=_field(req, "invariant_tsc", (bool,), w),
+        # Stamps written before the VM's configuration was recorded (no "sgx_epc") put the
+        # boot host's invariant-TSC bit here, not the guest's: they mean no invtsc guest.
+        invariant_tsc=_field(req, "invariant_tsc", (bool,), w) and "sgx_epc" in req,
         tsc_hz=_field(req, "tsc_hz", (int, type(None)), w),
         baseline=baseline,
         fingerprint=_field(req, "fingerprint", (str, type(None)), w),
+        sgx_epc=sgx_epc,
+        sgx_features=sgx_features,
+        guest_physical_bits=guest_physical_bits,
+        avx10_version=avx10_version,
     )
 
 

@@ -41,6 +41,8 @@ class VmServicer(pb_grpc.VmServiceServicer):
             baseline=request.baseline if which == "baseline" else None,
             vendor=request.vendor or None,
             rebooted=request.rebooted,
+            invtsc=request.invtsc,
+            sgx_epc=request.sgx_epc,
         )
         return pb.RegisterVmResponse(
             vm=convert.vm_to_proto(record), created=created, requirement_updated=updated

@@ -405,7 +405,7 @@ class ProfileVersion(_message.Message):
     def __init__(self, version: _Optional[int] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fingerprint: _Optional[str] = ..., features_gained: _Optional[_Iterable[str]] = ..., features_lost: _Optional[_Iterable[str]] = ..., microcode: _Optional[str] = ..., replayed: _Optional[bool] = ..., profile: _Optional[_Union[_profile_pb2.ProcessorProfile, _Mapping]] = ...) -> None: ...
 
 class VmRequirement(_message.Message):
-    __slots__ = ("mode", "source", "vendor", "features", "xsave_mask", "physical_bits", "x86_64_level", "family", "model", "tsc_hz", "fingerprint", "captured_at")
+    __slots__ = ("mode", "source", "vendor", "features", "xsave_mask", "physical_bits", "x86_64_level", "family", "model", "tsc_hz", "fingerprint", "captured_at", "invariant_tsc", "sgx_epc", "guest_physical_bits", "avx10_version")
     MODE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     VENDOR_FIELD_NUMBER: _ClassVar[int]
@@ -418,6 +418,10 @@ class VmRequirement(_message.Message):
     TSC_HZ_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     CAPTURED_AT_FIELD_NUMBER: _ClassVar[int]
+    INVARIANT_TSC_FIELD_NUMBER: _ClassVar[int]
+    SGX_EPC_FIELD_NUMBER: _ClassVar[int]
+    GUEST_PHYSICAL_BITS_FIELD_NUMBER: _ClassVar[int]
+    AVX10_VERSION_FIELD_NUMBER: _ClassVar[int]
     mode: VmRequirementMode
     source: str
     vendor: str
@@ -430,7 +434,11 @@ class VmRequirement(_message.Message):
     tsc_hz: int
     fingerprint: str
     captured_at: _timestamp_pb2.Timestamp
-    def __init__(self, mode: _Optional[_Union[VmRequirementMode, str]] = ..., source: _Optional[str] = ..., vendor: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., xsave_mask: _Optional[int] = ..., physical_bits: _Optional[int] = ..., x86_64_level: _Optional[str] = ..., family: _Optional[int] = ..., model: _Optional[int] = ..., tsc_hz: _Optional[int] = ..., fingerprint: _Optional[str] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    invariant_tsc: bool
+    sgx_epc: bool
+    guest_physical_bits: int
+    avx10_version: int
+    def __init__(self, mode: _Optional[_Union[VmRequirementMode, str]] = ..., source: _Optional[str] = ..., vendor: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., xsave_mask: _Optional[int] = ..., physical_bits: _Optional[int] = ..., x86_64_level: _Optional[str] = ..., family: _Optional[int] = ..., model: _Optional[int] = ..., tsc_hz: _Optional[int] = ..., fingerprint: _Optional[str] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., invariant_tsc: _Optional[bool] = ..., sgx_epc: _Optional[bool] = ..., guest_physical_bits: _Optional[int] = ..., avx10_version: _Optional[int] = ...) -> None: ...
 
 class Vm(_message.Message):
     __slots__ = ("name", "cluster", "boot_host", "baseline", "requirement", "registered_at", "booted_at")
@@ -741,20 +749,24 @@ class WatchPolicyResponse(_message.Message):
     def __init__(self, policy: _Optional[_Union[ClusterPolicy, _Mapping]] = ...) -> None: ...
 
 class RegisterVmRequest(_message.Message):
-    __slots__ = ("vm_name", "cluster", "boot_host", "baseline", "vendor", "rebooted")
+    __slots__ = ("vm_name", "cluster", "boot_host", "baseline", "vendor", "rebooted", "invtsc", "sgx_epc")
     VM_NAME_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     BOOT_HOST_FIELD_NUMBER: _ClassVar[int]
     BASELINE_FIELD_NUMBER: _ClassVar[int]
     VENDOR_FIELD_NUMBER: _ClassVar[int]
     REBOOTED_FIELD_NUMBER: _ClassVar[int]
+    INVTSC_FIELD_NUMBER: _ClassVar[int]
+    SGX_EPC_FIELD_NUMBER: _ClassVar[int]
     vm_name: str
     cluster: str
     boot_host: str
     baseline: str
     vendor: str
     rebooted: bool
-    def __init__(self, vm_name: _Optional[str] = ..., cluster: _Optional[str] = ..., boot_host: _Optional[str] = ..., baseline: _Optional[str] = ..., vendor: _Optional[str] = ..., rebooted: _Optional[bool] = ...) -> None: ...
+    invtsc: bool
+    sgx_epc: bool
+    def __init__(self, vm_name: _Optional[str] = ..., cluster: _Optional[str] = ..., boot_host: _Optional[str] = ..., baseline: _Optional[str] = ..., vendor: _Optional[str] = ..., rebooted: _Optional[bool] = ..., invtsc: _Optional[bool] = ..., sgx_epc: _Optional[bool] = ...) -> None: ...
 
 class RegisterVmResponse(_message.Message):
     __slots__ = ("vm", "created", "requirement_updated")

@@ -36,7 +36,7 @@ class LogicalCpuLeaves(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., leaves: _Optional[_Iterable[_Union[CpuidLeaf, _Mapping]]] = ..., xcr0: _Optional[int] = ...) -> None: ...
 
 class RawCapture(_message.Message):
-    __slots__ = ("cpus", "source", "microcode", "origin", "extra", "captured_at")
+    __slots__ = ("cpus", "source", "microcode", "origin", "extra", "captured_at", "host_tsc")
     class ExtraEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -50,13 +50,43 @@ class RawCapture(_message.Message):
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     EXTRA_FIELD_NUMBER: _ClassVar[int]
     CAPTURED_AT_FIELD_NUMBER: _ClassVar[int]
+    HOST_TSC_FIELD_NUMBER: _ClassVar[int]
     cpus: _containers.RepeatedCompositeFieldContainer[LogicalCpuLeaves]
     source: str
     microcode: str
     origin: str
     extra: _containers.ScalarMap[str, str]
     captured_at: _timestamp_pb2.Timestamp
-    def __init__(self, cpus: _Optional[_Iterable[_Union[LogicalCpuLeaves, _Mapping]]] = ..., source: _Optional[str] = ..., microcode: _Optional[str] = ..., origin: _Optional[str] = ..., extra: _Optional[_Mapping[str, str]] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    host_tsc: HostTsc
+    def __init__(self, cpus: _Optional[_Iterable[_Union[LogicalCpuLeaves, _Mapping]]] = ..., source: _Optional[str] = ..., microcode: _Optional[str] = ..., origin: _Optional[str] = ..., extra: _Optional[_Mapping[str, str]] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., host_tsc: _Optional[_Union[HostTsc, _Mapping]] = ...) -> None: ...
+
+class HostTsc(_message.Message):
+    __slots__ = ("khz", "source", "scaling", "scaling_source", "missing")
+    KHZ_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SCALING_FIELD_NUMBER: _ClassVar[int]
+    SCALING_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    khz: int
+    source: str
+    scaling: bool
+    scaling_source: str
+    missing: str
+    def __init__(self, khz: _Optional[int] = ..., source: _Optional[str] = ..., scaling: _Optional[bool] = ..., scaling_source: _Optional[str] = ..., missing: _Optional[str] = ...) -> None: ...
+
+class Tsc(_message.Message):
+    __slots__ = ("hz", "source", "scaling", "scaling_source", "missing")
+    HZ_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SCALING_FIELD_NUMBER: _ClassVar[int]
+    SCALING_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    hz: int
+    source: str
+    scaling: bool
+    scaling_source: str
+    missing: str
+    def __init__(self, hz: _Optional[int] = ..., source: _Optional[str] = ..., scaling: _Optional[bool] = ..., scaling_source: _Optional[str] = ..., missing: _Optional[str] = ...) -> None: ...
 
 class XsaveComponent(_message.Message):
     __slots__ = ("index", "name", "size", "offset", "supervisor")
@@ -87,12 +117,14 @@ class Xsave(_message.Message):
     def __init__(self, supported_mask: _Optional[int] = ..., enabled_mask: _Optional[int] = ..., components: _Optional[_Iterable[_Union[XsaveComponent, _Mapping]]] = ..., max_size: _Optional[int] = ..., supervisor_mask: _Optional[int] = ...) -> None: ...
 
 class AddressSizes(_message.Message):
-    __slots__ = ("physical_bits", "linear_bits")
+    __slots__ = ("physical_bits", "linear_bits", "guest_physical_bits")
     PHYSICAL_BITS_FIELD_NUMBER: _ClassVar[int]
     LINEAR_BITS_FIELD_NUMBER: _ClassVar[int]
+    GUEST_PHYSICAL_BITS_FIELD_NUMBER: _ClassVar[int]
     physical_bits: int
     linear_bits: int
-    def __init__(self, physical_bits: _Optional[int] = ..., linear_bits: _Optional[int] = ...) -> None: ...
+    guest_physical_bits: int
+    def __init__(self, physical_bits: _Optional[int] = ..., linear_bits: _Optional[int] = ..., guest_physical_bits: _Optional[int] = ...) -> None: ...
 
 class CpuType(_message.Message):
     __slots__ = ("logical_cpus", "features", "fingerprint", "family", "model", "stepping", "core_type")
@@ -113,7 +145,7 @@ class CpuType(_message.Message):
     def __init__(self, logical_cpus: _Optional[_Iterable[int]] = ..., features: _Optional[_Iterable[str]] = ..., fingerprint: _Optional[str] = ..., family: _Optional[int] = ..., model: _Optional[int] = ..., stepping: _Optional[int] = ..., core_type: _Optional[str] = ...) -> None: ...
 
 class ProcessorProfile(_message.Message):
-    __slots__ = ("vendor", "brand", "family", "model", "stepping", "x86_64_level", "features", "cpu_types", "xsave", "address_sizes", "hypervisor", "invariant_tsc", "tsc_hz", "microcode", "source", "replayed", "fingerprint", "origin", "logical_cpu_count", "microarchitecture")
+    __slots__ = ("vendor", "brand", "family", "model", "stepping", "x86_64_level", "features", "cpu_types", "xsave", "address_sizes", "hypervisor", "invariant_tsc", "tsc_hz", "microcode", "source", "replayed", "fingerprint", "origin", "logical_cpu_count", "microarchitecture", "tsc", "avx10_version")
     VENDOR_FIELD_NUMBER: _ClassVar[int]
     BRAND_FIELD_NUMBER: _ClassVar[int]
     FAMILY_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +166,8 @@ class ProcessorProfile(_message.Message):
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     LOGICAL_CPU_COUNT_FIELD_NUMBER: _ClassVar[int]
     MICROARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
+    TSC_FIELD_NUMBER: _ClassVar[int]
+    AVX10_VERSION_FIELD_NUMBER: _ClassVar[int]
     vendor: str
     brand: str
     family: int
@@ -154,7 +188,9 @@ class ProcessorProfile(_message.Message):
     origin: str
     logical_cpu_count: int
     microarchitecture: str
-    def __init__(self, vendor: _Optional[str] = ..., brand: _Optional[str] = ..., family: _Optional[int] = ..., model: _Optional[int] = ..., stepping: _Optional[int] = ..., x86_64_level: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., cpu_types: _Optional[_Iterable[_Union[CpuType, _Mapping]]] = ..., xsave: _Optional[_Union[Xsave, _Mapping]] = ..., address_sizes: _Optional[_Union[AddressSizes, _Mapping]] = ..., hypervisor: _Optional[str] = ..., invariant_tsc: _Optional[bool] = ..., tsc_hz: _Optional[int] = ..., microcode: _Optional[str] = ..., source: _Optional[str] = ..., replayed: _Optional[bool] = ..., fingerprint: _Optional[str] = ..., origin: _Optional[str] = ..., logical_cpu_count: _Optional[int] = ..., microarchitecture: _Optional[str] = ...) -> None: ...
+    tsc: Tsc
+    avx10_version: int
+    def __init__(self, vendor: _Optional[str] = ..., brand: _Optional[str] = ..., family: _Optional[int] = ..., model: _Optional[int] = ..., stepping: _Optional[int] = ..., x86_64_level: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., cpu_types: _Optional[_Iterable[_Union[CpuType, _Mapping]]] = ..., xsave: _Optional[_Union[Xsave, _Mapping]] = ..., address_sizes: _Optional[_Union[AddressSizes, _Mapping]] = ..., hypervisor: _Optional[str] = ..., invariant_tsc: _Optional[bool] = ..., tsc_hz: _Optional[int] = ..., microcode: _Optional[str] = ..., source: _Optional[str] = ..., replayed: _Optional[bool] = ..., fingerprint: _Optional[str] = ..., origin: _Optional[str] = ..., logical_cpu_count: _Optional[int] = ..., microarchitecture: _Optional[str] = ..., tsc: _Optional[_Union[Tsc, _Mapping]] = ..., avx10_version: _Optional[int] = ...) -> None: ...
 
 class ProfileSummary(_message.Message):
     __slots__ = ("vendor", "brand", "family", "model", "stepping", "x86_64_level", "microarchitecture", "hypervisor", "feature_count", "logical_cpu_count", "cpu_type_count", "physical_bits", "microcode", "source")
