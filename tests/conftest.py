@@ -1,4 +1,9 @@
-"""Shared test fixtures: where the shared dumps live, the project's own fixtures."""
+"""Shared test fixtures: where the shared dumps live, the project's own fixtures, this host.
+
+No test may take a fixture for "the machine running the tests": CI may be Intel or AMD,
+bare metal or a VM. A test that needs "a processor identical to this host" records one
+now with `live_host_dump` (`cpucompat probe --raw`, replayed as a dump).
+"""
 
 from __future__ import annotations
 
@@ -50,3 +55,25 @@ def require_x86() -> None:
 def shared_profile(name: str) -> Profile:
     """One shared dump, decoded once per test session (skips when the folder is absent)."""
     return decode(load_dump(shared_dump(name)))
+
+
+@pytest.fixture
+def live_host_dump(tmp_path: Path, require_x86: None) -> Path:
+    """This host's processors recorded now by `cpucompat probe --raw`: its identical twin as a dump.
+
+    Replayed (agent --replay-dump, dump:PATH), it is a second processor exactly like the one
+    running the tests, whatever vendor, model, hypervisor or kernel that is.
+    """
+    from .daemons import run_cli
+
+    result = run_cli("probe", "--raw")
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "this-host.cpuid-r.txt"
+    path.write_text(result.stdout)
+    return path
+
+
+@pytest.fixture
+def live_host_profile(live_host_dump: Path) -> Profile:
+    """The decoded profile of `live_host_dump` (vendor, features, ... of this host)."""
+    return decode(load_dump(live_host_dump))
