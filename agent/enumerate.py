@@ -57,6 +57,17 @@ def _masked(read: Reader, leaf: int, first: Regs, subleaves: list[int]) -> dict[
     return out
 
 
+def _typed(read: Reader, leaf: int, start: int, type_mask: int) -> dict[LeafKey, Regs]:
+    """Subleaves from ``start`` while their type field (EAX & type_mask) is not 0 (invalid)."""
+    out: dict[LeafKey, Regs] = {}
+    for sub in range(start, MAX_SUBLEAVES):
+        regs = read(leaf, sub)
+        if regs[0] & type_mask == 0:
+            break
+        out[(leaf, sub)] = regs
+    return out
+
+
 def _cache_type_zero(regs: Regs) -> bool:
     return regs[0] & 0x1F == 0
 
@@ -89,12 +100,17 @@ def read_standard_leaf(read: Reader, leaf: int) -> dict[LeafKey, Regs]:
     if leaf == 0x10:
         return _masked(read, leaf, first, _bits(first[1], 1, 32))
     if leaf == 0x12:
+        # SGX: subleaves 0 and 1 always, then EPC sections until type EAX[3:0] is 0 (SDM vol. 3D
+        # 37.7.2: "all invalid sub-leaves of CPUID leaf 12H return EAX/EBX/ECX/EDX with 0").
         out = {(0x12, 0): first, (0x12, 1): read(0x12, 1)}
-        for sub in range(2, MAX_SUBLEAVES):
-            regs = read(0x12, sub)
-            if regs[0] & 0xF == 0:
-                break
-            out[(0x12, sub)] = regs
+        out.update(_typed(read, 0x12, 2, 0xF))
+        return out
+    if leaf == 0x1B:
+        # PCONFIG targets: subleaves 0, 1, ... until type EAX[11:0] is 0; every later subleaf is
+        # invalid too (SDM vol. 2A CPUID leaf 1BH; Linux arch/x86/kernel/cpu/intel_pconfig.c).
+        out = {(0x1B, 0): first}
+        if first[0] & 0xFFF:
+            out.update(_typed(read, 0x1B, 1, 0xFFF))
         return out
     if leaf == 0x23:
         return _masked(read, leaf, first, _bits(first[0], 1, 32))

@@ -31,6 +31,7 @@ from cpucompat.coordinator.domain.compat import (
 from cpucompat.coordinator.domain.requirement import Mode, Requirement, feature_class
 
 from .conftest import SHARED_DUMPS as DUMPS
+from .conftest import richer_processor
 from .conftest import shared_profile as profile
 
 ROME = "instlatx64-AuthenticAMD0830F10_K17_Rome_CPUID.txt"
@@ -277,18 +278,13 @@ def test_live_machine_accepts_its_own_requirement(live_profile: Profile) -> None
 
 def test_live_machine_refuses_a_richer_processor(live_profile: Profile) -> None:
     target = TargetView.from_profile(live_profile, "self")
-    richer = next(
-        (
-            n
-            for n in (ZEN5, ZEN4, MILAN, SAPPHIRE_RAPIDS)
-            if (DUMPS / n).is_file() and profile(n).vendor == live_profile.vendor
-        ),
-        None,
-    )
-    if richer is None:
-        pytest.skip(f"no shared dump of a {live_profile.vendor} processor to compare with")
-    verdict = check(req(richer), target)
+    richer, extra = richer_processor(live_profile)
+    verdict = check(req(richer.name), target)
     assert not verdict.compatible
+    if not extra:  # no shared dump of this vendor has more: another vendor's processor
+        assert verdict.codes[0] == VENDOR_MISMATCH
+        return
     missing = verdict.reason(MISSING_FEATURES)
     assert missing is not None and missing.features
+    assert set(missing.features) <= extra
     assert VENDOR_MISMATCH not in verdict.codes

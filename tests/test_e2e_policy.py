@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import FIXTURES, SHARED_DUMPS
+from cpucompat.agent.profile import Profile
+
+from .conftest import older_processor
 from .daemons import Daemon, run_cli, start_agent, start_coordinator, wait_until
 
 pytestmark = pytest.mark.e2e
-
-TWIN = FIXTURES / "processors" / "dev-amd-epyc-kvm.cpuid-r.txt"  # this development machine
-OLDER = SHARED_DUMPS / "instlatx64-AuthenticAMD0830F10_K17_Rome_CPUID.txt"  # Zen 2, fewer features
 
 
 def policy(address: str) -> dict:
@@ -30,9 +29,10 @@ def state(path: Path) -> dict | None:
         return None
 
 
-def test_policy_follows_the_processors_and_reaches_every_agent(tmp_path: Path) -> None:
-    if not OLDER.is_file():
-        pytest.skip(f"needs the shared dump {OLDER.name} for an older processor")
+def test_policy_follows_the_processors_and_reaches_every_agent(
+    tmp_path: Path, live_host_dump: Path, live_host_profile: Profile
+) -> None:
+    older, lacking = older_processor(live_host_profile)
     coord = start_coordinator(tmp_path, "--allow-replayed")
     address = coord.address
     hooks = {h: tmp_path / f"hook-{h}.log" for h in ("new-1", "new-2")}
@@ -53,7 +53,7 @@ def test_policy_follows_the_processors_and_reaches_every_agent(tmp_path: Path) -
         "new-2": agent(
             "new-2",
             "--replay-dump",
-            str(TWIN),
+            str(live_host_dump),  # new-1's twin, recorded from this host just now
             "--state-file",
             str(states["new-2"]),
             "--on-policy-change",
@@ -83,7 +83,7 @@ def test_policy_follows_the_processors_and_reaches_every_agent(tmp_path: Path) -
         )
 
         # An older processor joins: SHUTDOWN at once, on every agent, hook run.
-        agents["old"] = agent("old", "--replay-dump", str(OLDER))
+        agents["old"] = agent("old", "--replay-dump", str(older))
         wait_until(
             lambda: policy(address)["action"] == "SHUTDOWN",
             what="SHUTDOWN after the old host joined",
@@ -108,7 +108,12 @@ def test_policy_follows_the_processors_and_reaches_every_agent(tmp_path: Path) -
         assert to_old.returncode == 3
         plan = json.loads(to_old.stdout)
         assert plan["action"] == "SHUTDOWN"
-        assert {"vaes", "vpclmulqdq"} <= set(plan["verdict"]["reasons"][0]["features"])
+        reasons = {r["code"]: r for r in plan["verdict"]["reasons"]}
+        if lacking:  # same vendor: refused for features this host has and the old one lacks
+            missing = set(reasons["MISSING_FEATURES"]["features"])
+            assert missing and missing <= lacking, (missing, lacking)
+        else:
+            assert "VENDOR_MISMATCH" in reasons
         to_twin = run_cli(
             "failover", "plan", "web-1", "--to", "new-2", "--json", "--coordinator", address
         )
@@ -191,14 +196,14 @@ def test_failing_hook_never_stops_the_agent(tmp_path: Path) -> None:
         coord.stop()
 
 
-def test_policy_export_prints_hyperv_commands(tmp_path: Path) -> None:
+def test_policy_export_prints_hyperv_commands(tmp_path: Path, live_host_dump: Path) -> None:
     coord = start_coordinator(tmp_path, "--allow-replayed")
     agent = start_agent(
         tmp_path,
         coord.address,
         "h1",
         "--replay-dump",
-        str(TWIN),
+        str(live_host_dump),
         "--state-file",
         str(tmp_path / "s.json"),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from cpucompat.agent import cpuid_exec, live
 from cpucompat.agent.decode import decode
 from cpucompat.agent.dumps import load_dump, parse_dump
+from cpucompat.agent.raw import LeafKey, LogicalCpu, RawCapture, Regs
 
 from .conftest import FIXTURES
 from .daemons import run_cli
@@ -24,44 +26,109 @@ pytestmark = pytest.mark.usefixtures("require_x86")
 PER_READ_FIELDS = {
     (0xC000_0004, 1): 0x0000_0000,  # Centaur/Zhaoxin: current temperature and frequency
 }
+STANDARD_RANGES = (0x0, 0x4000_0000, 0x8000_0000)
+_CPU = re.compile(r"^CPU(?: (\d+))?:\s*$")
+_ROW = re.compile(
+    r"^\s*0x([0-9a-f]{8}) 0x([0-9a-f]{2,8}): eax=0x([0-9a-f]{8}) ebx=0x([0-9a-f]{8})"
+    r" ecx=0x([0-9a-f]{8}) edx=0x([0-9a-f]{8})\s*$",
+    re.IGNORECASE,
+)
 
 
-def cpuid_tool_capture() -> object:
+def cpuid_tool() -> str:
     tool = shutil.which("cpuid")
     if tool is None:
         pytest.fail(
             "the Debian package `cpuid` is missing; .ci/run installs it (apt-get install cpuid)"
         )
-    text = subprocess.run([tool, "-r"], capture_output=True, text=True, check=True).stdout
+    return tool
+
+
+def cpuid_tool_capture() -> RawCapture:
+    text = subprocess.run([cpuid_tool(), "-r"], capture_output=True, text=True, check=True).stdout
     return parse_dump(text, origin="cpuid -r")
 
 
+def cpuid_tool_read(leaf: int, subleaf: int) -> dict[int, Regs]:
+    """One leaf and subleaf on every CPU, asked of the tool by number (`cpuid -r -l -s`)."""
+    text = subprocess.run(
+        [cpuid_tool(), "-r", "-l", f"0x{leaf:x}", "-s", str(subleaf)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    out: dict[int, Regs] = {}
+    cpu = 0
+    for line in text.splitlines():
+        if (head := _CPU.match(line)) is not None:
+            cpu = int(head[1] or 0)
+        elif (row := _ROW.match(line)) is not None:
+            assert (int(row[1], 16), int(row[2], 16)) == (leaf, subleaf), line
+            out[cpu] = (int(row[3], 16), int(row[4], 16), int(row[5], 16), int(row[6], 16))
+    return out
+
+
+def same_read(key: LeafKey, got: Regs, want: Regs) -> bool:
+    return all(
+        got[i] & PER_READ_FIELDS.get((key[0], i), 0xFFFF_FFFF)
+        == want[i] & PER_READ_FIELDS.get((key[0], i), 0xFFFF_FFFF)
+        for i in range(4)
+    )
+
+
 def test_live_probe_equals_cpuid_tool_leaf_by_leaf_on_every_cpu() -> None:
+    """Every value the probe records, `cpuid` reads too; everything the processor reports, we have.
+
+    The two tools walk subleaves differently, and who is right is settled by the manuals:
+    - `cpuid -r` also prints the invalid subleaf that ends a type-terminated list (SGX leaf
+      0x12 from subleaf 2, PCONFIG leaf 0x1B), even on processors without SGX or PCONFIG.
+      The SDM defines such a subleaf as returning 0 in EAX, EBX, ECX and EDX ("All invalid
+      sub-leaves of CPUID leaf 12H return EAX/EBX/ECX/EDX with 0", vol. 3D 37.7.2; the same
+      for invalid subleaf indices of leaves 7, 0xD, ...): it carries no information, and the
+      probe, like Linux, stops before it. So a subleaf only the tool read must be such an
+      all-zero subleaf above 0, never data the probe missed.
+    - A tool older than the processor walks fewer subleaves than the manuals define (new
+      leaves are added every year). A subleaf only the probe read is asked of the tool by
+      number and must read the same, so every recorded value is confirmed independently.
+    `cpuid -r` also pokes range heads the vendor does not implement (0x20000000, 0xC0000000
+    on AMD, the next hypervisor block): only the standard, extended and first hypervisor
+    ranges the processor reports are compared for the tool's extra reads.
+    """
     ours = live.probe()
-    theirs = cpuid_tool_capture()
-    assert [c.index for c in ours.cpus] == [c.index for c in theirs.cpus]  # type: ignore[attr-defined]
-    for mine, other in zip(ours.cpus, theirs.cpus, strict=True):  # type: ignore[attr-defined]
-        # `cpuid -r` also pokes range heads the vendor does not implement (0x20000000,
-        # 0xC0000000 on AMD, the next hypervisor block); inside the standard, extended and
-        # first hypervisor ranges the processor reports, both must read the same leaves.
-        def relevant(key: tuple[int, int], cpu: object = mine) -> bool:
-            leaf = key[0]
-            for base in (0x0, 0x4000_0000, 0x8000_0000):
-                top = cpu.max_leaf(base)  # type: ignore[attr-defined]
-                if top is not None and base <= leaf <= top:
+    theirs = {c.index: c for c in cpuid_tool_capture().cpus}
+    assert {c.index for c in ours.cpus} <= set(theirs)  # the tool ignores our affinity mask
+    only_ours: set[LeafKey] = set()
+    for mine in ours.cpus:
+        other = theirs[mine.index]
+
+        def reported(key: LeafKey, cpu: LogicalCpu = mine) -> bool:
+            for base in STANDARD_RANGES:
+                top = cpu.max_leaf(base)
+                if top is not None and base <= key[0] <= top:
                     return True
             return False
 
-        assert {k for k in other.leaves if relevant(k)} == {k for k in mine.leaves if relevant(k)}
-        for key, regs in other.leaves.items():
-            if key not in mine.leaves:
-                continue
-            got = mine.leaves[key]
-            for i in range(4):
-                mask = PER_READ_FIELDS.get((key[0], i), 0xFFFF_FFFF)
-                assert got[i] & mask == regs[i] & mask, (
-                    f"CPU {mine.index} leaf 0x{key[0]:08x}.{key[1]} register {'abcd'[i]}: "
-                    f"probe 0x{got[i]:08x}, cpuid -r 0x{regs[i]:08x}"
+        for key in mine.leaves.keys() & other.leaves.keys():
+            got, want = mine.leaves[key], other.leaves[key]
+            assert same_read(key, got, want), (
+                f"CPU {mine.index} leaf 0x{key[0]:08x}.{key[1]}: probe "
+                f"{' '.join(f'{r:08x}' for r in got)}, cpuid -r {' '.join(f'{r:08x}' for r in want)}"
+            )
+        missed = {
+            f"0x{k[0]:08x}.{k[1]}"
+            for k in other.leaves.keys() - mine.leaves.keys()
+            if reported(k) and (k[1] == 0 or any(other.leaves[k]))
+        }
+        assert not missed, f"CPU {mine.index}: the probe misses reported leaves {sorted(missed)}"
+        only_ours |= mine.leaves.keys() - other.leaves.keys()
+    for key in sorted(only_ours):
+        confirmed = cpuid_tool_read(*key)
+        for mine in ours.cpus:
+            if key in mine.leaves:
+                assert mine.index in confirmed, (key, mine.index)
+                assert same_read(key, mine.leaves[key], confirmed[mine.index]), (
+                    f"CPU {mine.index} leaf 0x{key[0]:08x}.{key[1]}: probe {mine.leaves[key]}, "
+                    f"cpuid -r -l -s {confirmed[mine.index]}"
                 )
 
 
@@ -182,15 +249,19 @@ def test_non_x86_machine_gets_a_clear_refusal(monkeypatch) -> None:
         cpuid_exec.executor.cache_clear()
 
 
-def test_devcpu_source_needs_the_kernel_module_or_reads_it() -> None:
-    from pathlib import Path
+def test_devcpu_source_reads_the_same_or_names_the_fix() -> None:
+    """Same leaves through /dev/cpu/N/cpuid when it is there and readable (root), else the fix."""
+    import os
 
-    if Path("/dev/cpu/0/cpuid").exists():
+    device = live.DEVCPU_PATTERN.format(cpu=live.allowed_cpus()[0])
+    if os.access(device, os.R_OK):
         assert live.probe("devcpu").cpus[0].leaves == live.probe().cpus[0].leaves
-    else:
-        result = run_cli("probe", "--source", "devcpu")
-        assert result.returncode == 2
-        assert "modprobe cpuid" in result.stderr
+        return
+    result = run_cli("probe", "--source", "devcpu")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    fix = "permission denied" if os.path.exists(device) else "modprobe cpuid"
+    assert fix in result.stderr
 
 
 def test_project_fixture_of_the_development_machine_decodes() -> None:
