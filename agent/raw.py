@@ -77,6 +77,8 @@ class RawCapture:
     microcode: str | None = None
     origin: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    """What an importer skipped or could not tell (say an empty CPU section of a dump)."""
 
     @property
     def replayed(self) -> bool:

@@ -23,6 +23,7 @@ def capture_to_json(capture: RawCapture) -> dict[str, Any]:
         "source": capture.source,
         "microcode": capture.microcode,
         **({"extra": dict(sorted(capture.extra.items()))} if capture.extra else {}),
+        **({"warnings": list(capture.warnings)} if capture.warnings else {}),
         "cpus": [
             {
                 "cpu": cpu.index,
@@ -98,10 +99,13 @@ def capture_from_json(doc: Any, origin: str | None = None) -> RawCapture:
     microcode = doc.get("microcode")
     extra_doc = doc.get("extra")
     extra = {str(k): str(v) for k, v in extra_doc.items()} if isinstance(extra_doc, dict) else {}
+    warnings_doc = doc.get("warnings")
+    warnings = tuple(str(w) for w in warnings_doc) if isinstance(warnings_doc, list) else ()
     return RawCapture(
         cpus=tuple(cpus),
         source=source,
         microcode=microcode if isinstance(microcode, str) else None,
         origin=origin,
         extra=extra,
+        warnings=warnings,
     )

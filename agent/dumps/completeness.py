@@ -1,0 +1,195 @@
+"""What each dump format records of a processor, and the check that a dump holds all of it.
+
+A dump cut short (a partial download, a truncated paste) must be refused, never
+decoded into a smaller processor: the leaves after the cut would read as zeros,
+and a Zen 4 cut in the middle of its 17th CPU would lose long mode. Every
+logical CPU must hold every leaf its own leaf 0 and leaf 0x80000000 declare,
+except where a format is known to leave leaves out:
+
+* AIDA64 / InstLatx64 list the subleaves of the enumerated leaves (4, 0xB,
+  0x1B, 0x1F, 0x8000001D, 0x80000026) until the terminating one and print
+  nothing when subleaf 0 already terminates (leaf 4 on AMD and VIA, 0xB on Zen
+  1, 0x1B on Gracemont in the shared dumps);
+* libcpuid records fixed arrays (leaves 0-0x1F, 0x80000000-0x8000001F):
+  leaves above them stay *unknown* for the decoder, they are not missing;
+* ``cpuid -r`` and the project's own JSON record every leaf of both ranges.
+
+A CPU without the extended range is cut short when another CPU of the file
+has it, or when the processor must have it (AMD, Hygon, Centaur and Zhaoxin
+parts, and every part with SSE2: Intel added the range with the Pentium 4).
+
+Whole CPUs missing at the end of a file cannot be told from a smaller machine
+by the leaves alone. AIDA64 and ``cpuid -r`` (without ``-1``) list every
+logical CPU the OS runs, so a file listing fewer logical CPUs than the
+processor's topology leaf says one package holds (0x1F or 0xB, else AMD's
+0x80000008 ECX[7:0]) is refused as cut at a CPU boundary. libcpuid records
+one CPU unless asked for more, and the project's JSON may come from a probe
+limited by CPU affinity, so those formats are not held to the count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ..raw import EXTENDED_BASE, STANDARD_BASE, LeafKey, Regs
+from .errors import DumpError
+
+SSE2 = 1 << 26  # CPUID.1:EDX[26]
+EXTENDED_RANGE_VENDORS = frozenset({"AuthenticAMD", "HygonGenuine", "CentaurHauls", "  Shanghai  "})
+"""Vendors whose every part reports leaf 0x80000000 (AMD since the K5 model 1)."""
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What one dump format records of each logical CPU."""
+
+    name: str
+    may_skip: frozenset[int] = frozenset()
+    """Leaves the tool leaves out when they hold nothing (their bits stay unknown)."""
+    limits: Mapping[int, int] = field(default_factory=dict)
+    """Range base -> highest leaf the format can hold (libcpuid's fixed arrays)."""
+    every_cpu: bool = False
+    """The tool lists every logical CPU the OS runs, so fewer than a package is a cut file."""
+
+
+AIDA = Recording(
+    "AIDA64",
+    may_skip=frozenset({0x4, 0xB, 0x1B, 0x1F, 0x8000_001D, 0x8000_0026}),
+    every_cpu=True,
+)
+CPUID_R = Recording("cpuid -r", every_cpu=True)
+LIBCPUID = Recording("libcpuid", limits={STANDARD_BASE: 0x1F, EXTENDED_BASE: EXTENDED_BASE + 0x1F})
+JSON = Recording("cpucompat JSON")
+
+
+@dataclass(frozen=True)
+class CpuRecord:
+    """One logical CPU as read from a file: its trimmed leaves and where it lies."""
+
+    index: int
+    leaves: Mapping[LeafKey, Regs]
+    line: int | None
+    """The CPU's header line (None without a header)."""
+    last_line: int | None
+    """The last line holding one of its leaves: where a cut file stops."""
+
+
+def _vendor(regs: Regs) -> str:
+    return b"".join(r.to_bytes(4, "little") for r in (regs[1], regs[3], regs[2])).decode("latin-1")
+
+
+def _top(leaves: Mapping[LeafKey, Regs], base: int) -> int | None:
+    head = leaves.get((base, 0))
+    if head is None:
+        return None
+    if base == STANDARD_BASE:
+        return head[0]
+    return head[0] if base <= head[0] < base + 0x100 else None
+
+
+def _span(leaves: list[int]) -> str:
+    first, last = leaves[0], leaves[-1]
+    if first == last:
+        return f"leaf 0x{first:08x}"
+    text = f"0x{first:08x}-0x{last:08x}"
+    return (
+        f"leaves {text}" if len(leaves) == last - first + 1 else f"{len(leaves)} leaves in {text}"
+    )
+
+
+def _missing_leaves(cpu: CpuRecord, rec: Recording) -> str | None:
+    """What the CPU's own leaf 0 / 0x80000000 declare that the file lacks, or None."""
+    keys = {leaf for leaf, _ in cpu.leaves}
+    for base in (STANDARD_BASE, EXTENDED_BASE):
+        top = _top(cpu.leaves, base)
+        if top is None:
+            continue
+        top = min(top, rec.limits.get(base, top))
+        missing = [
+            leaf
+            for leaf in range(base + 1, top + 1)
+            if leaf not in keys and leaf not in rec.may_skip
+        ]
+        if missing:
+            return (
+                f"{_span(missing)} that its leaf 0x{base:08x} declares "
+                f"(maximum 0x{top:08x}) are missing"
+            )
+    return None
+
+
+def _needs_extended(cpu: CpuRecord, others_have_it: bool) -> bool:
+    if others_have_it:
+        return True
+    head = cpu.leaves[(0, 0)]
+    if _vendor(head) in EXTENDED_RANGE_VENDORS:
+        return True
+    leaf1 = cpu.leaves.get((1, 0))
+    return head[0] >= 1 and leaf1 is not None and bool(leaf1[3] & SSE2)
+
+
+def package_size(leaves: Mapping[LeafKey, Regs]) -> tuple[int, str] | None:
+    """Logical CPUs in one package as the processor reports them, and the leaf that says so."""
+    top = _top(leaves, STANDARD_BASE) or 0
+    for leaf in (0x1F, 0xB):
+        if leaf > top:
+            continue
+        levels = [
+            regs
+            for (lf, _), regs in sorted(leaves.items())
+            if lf == leaf and regs[2] >> 8 & 0xFF and regs[1] & 0xFFFF
+        ]
+        if levels:
+            return levels[-1][1] & 0xFFFF, f"leaf 0x{leaf:x}"
+    head = leaves.get((0, 0))
+    ext8 = leaves.get((EXTENDED_BASE + 8, 0))
+    ext_top = _top(leaves, EXTENDED_BASE) or 0
+    if (
+        head is not None
+        and _vendor(head) in ("AuthenticAMD", "HygonGenuine")
+        and ext8 is not None
+        and ext_top >= EXTENDED_BASE + 8
+    ):
+        return (ext8[2] & 0xFF) + 1, "leaf 0x80000008"
+    return None
+
+
+def check_complete(
+    origin: str, rec: Recording, cpus: Sequence[CpuRecord], listed: int, numbered: bool
+) -> None:
+    """Refuse a file whose CPUs lack leaves they declare or that lists too few CPUs.
+
+    ``listed`` counts every CPU the file names (empty sections too); ``numbered``
+    says the file gave CPU headers with numbers (``cpuid -r -1`` gives one CPU, unnumbered).
+    """
+    cut = "the file is cut short or damaged: take the dump again"
+    with_extended = [cpu.index for cpu in cpus if (EXTENDED_BASE, 0) in cpu.leaves]
+    for cpu in cpus:
+        where = f"logical CPU #{cpu.index}"
+        missing = _missing_leaves(cpu, rec)
+        if missing is not None:
+            raise DumpError(origin, f"{where}: {missing}; {cut}", cpu.last_line)
+        if (EXTENDED_BASE, 0) not in cpu.leaves and _needs_extended(cpu, bool(with_extended)):
+            why = (
+                f"logical CPU #{with_extended[0]} has it"
+                if with_extended
+                else "every processor of this vendor or with SSE2 has it"
+            )
+            raise DumpError(
+                origin,
+                f"{where}: the extended leaves (0x80000000 and up) are missing though {why}; {cut}",
+                cpu.last_line,
+            )
+    if not (rec.every_cpu and numbered and cpus):
+        return
+    size = package_size(cpus[0].leaves)
+    if size is not None and listed < size[0]:
+        last = cpus[-1]
+        raise DumpError(
+            origin,
+            f"the file lists {listed} logical CPU(s) but {size[1]} of logical CPU "
+            f"#{cpus[0].index} says one package holds {size[0]}, and {rec.name} lists every "
+            f"logical CPU: the file is cut short at a CPU boundary; take the dump again",
+            last.last_line,
+        )
