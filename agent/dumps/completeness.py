@@ -6,25 +6,33 @@ and a Zen 4 cut in the middle of its 17th CPU would lose long mode. Every
 logical CPU must hold every leaf its own leaf 0 and leaf 0x80000000 declare,
 except where a format is known to leave leaves out:
 
-* AIDA64 / InstLatx64 list the subleaves of the enumerated leaves (4, 0xB,
-  0x1B, 0x1F, 0x8000001D, 0x80000026) until the terminating one and print
-  nothing when subleaf 0 already terminates (leaf 4 on AMD and VIA, 0xB on Zen
-  1, 0x1B on Gracemont in the shared dumps);
+* the enumerated leaves (4, 0xB, 0x1B, 0x1F, 0x8000001D, 0x80000026) list
+  subleaves until a terminating one, and AIDA64 / InstLatx64 print nothing
+  when subleaf 0 already terminates (leaf 4 on AMD and VIA, 0xB on Zen 1, 0x1B
+  on Gracemont in the shared dumps). Any format may lack them (a capture
+  replayed from AIDA64 and written again as ``cpuid -r`` or JSON does): their
+  bits stay *unknown* for the decoder, and they hold no feature bit but
+  0x80000026's, so a file cut just before one of them decodes no smaller;
 * libcpuid records fixed arrays (leaves 0-0x1F, 0x80000000-0x8000001F):
   leaves above them stay *unknown* for the decoder, they are not missing;
-* ``cpuid -r`` and the project's own JSON record every leaf of both ranges.
+* otherwise ``cpuid -r``, AIDA64 and the project's own JSON record every
+  leaf of both ranges.
 
 A CPU without the extended range is cut short when another CPU of the file
 has it, or when the processor must have it (AMD, Hygon, Centaur and Zhaoxin
 parts, and every part with SSE2: Intel added the range with the Pentium 4).
 
 Whole CPUs missing at the end of a file cannot be told from a smaller machine
-by the leaves alone. AIDA64 and ``cpuid -r`` (without ``-1``) list every
-logical CPU the OS runs, so a file listing fewer logical CPUs than the
-processor's topology leaf says one package holds (0x1F or 0xB, else AMD's
-0x80000008 ECX[7:0]) is refused as cut at a CPU boundary. libcpuid records
-one CPU unless asked for more, and the project's JSON may come from a probe
-limited by CPU affinity, so those formats are not held to the count.
+by the leaves alone, and on a processor whose cores are all alike they change
+nothing the decoder reports. On a hybrid processor (Intel CPUID.7.0:EDX[15],
+AMD CPUID.0x80000026:ECX[30]) they can: the missing CPUs may be the other
+core type, and the host would look bigger than it is. AIDA64 and ``cpuid -r``
+(without ``-1``) list every logical CPU the OS runs, so a hybrid dump listing
+fewer logical CPUs than its topology leaf says one package holds (0x1F or
+0xB, else AMD's 0x80000008 ECX[7:0]) is refused as cut at a CPU boundary.
+libcpuid records one CPU unless asked for more, and the project's JSON may
+come from a probe limited by CPU affinity, so those formats are not held to
+the count.
 """
 
 from __future__ import annotations
@@ -36,8 +44,14 @@ from ..raw import EXTENDED_BASE, STANDARD_BASE, LeafKey, Regs
 from .errors import DumpError
 
 SSE2 = 1 << 26  # CPUID.1:EDX[26]
+INTEL_HYBRID = 1 << 15  # CPUID.7.0:EDX[15] (Linux: X86_FEATURE_HYBRID_CPU)
+AMD_HETEROGENEOUS = 1 << 30  # CPUID.0x80000026:ECX[30] (X86_FEATURE_AMD_HETEROGENEOUS_CORES)
 EXTENDED_RANGE_VENDORS = frozenset({"AuthenticAMD", "HygonGenuine", "CentaurHauls", "  Shanghai  "})
 """Vendors whose every part reports leaf 0x80000000 (AMD since the K5 model 1)."""
+
+
+ENUMERATED = frozenset({0x4, 0xB, 0x1B, 0x1F, 0x8000_001D, 0x8000_0026})
+"""Leaves whose subleaf 0 may already be the terminator, so a tool prints none of them."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +59,7 @@ class Recording:
     """What one dump format records of each logical CPU."""
 
     name: str
-    may_skip: frozenset[int] = frozenset()
+    may_skip: frozenset[int] = ENUMERATED
     """Leaves the tool leaves out when they hold nothing (their bits stay unknown)."""
     limits: Mapping[int, int] = field(default_factory=dict)
     """Range base -> highest leaf the format can hold (libcpuid's fixed arrays)."""
@@ -53,11 +67,7 @@ class Recording:
     """The tool lists every logical CPU the OS runs, so fewer than a package is a cut file."""
 
 
-AIDA = Recording(
-    "AIDA64",
-    may_skip=frozenset({0x4, 0xB, 0x1B, 0x1F, 0x8000_001D, 0x8000_0026}),
-    every_cpu=True,
-)
+AIDA = Recording("AIDA64", every_cpu=True)
 CPUID_R = Recording("cpuid -r", every_cpu=True)
 LIBCPUID = Recording("libcpuid", limits={STANDARD_BASE: 0x1F, EXTENDED_BASE: EXTENDED_BASE + 0x1F})
 JSON = Recording("cpucompat JSON")
@@ -129,6 +139,18 @@ def _needs_extended(cpu: CpuRecord, others_have_it: bool) -> bool:
     return head[0] >= 1 and leaf1 is not None and bool(leaf1[3] & SSE2)
 
 
+def hybrid(leaves: Mapping[LeafKey, Regs]) -> bool:
+    """The processor says its cores are not all alike (Intel hybrid, AMD heterogeneous)."""
+    top = _top(leaves, STANDARD_BASE) or 0
+    leaf7 = leaves.get((7, 0))
+    if top >= 7 and leaf7 is not None and leaf7[3] & INTEL_HYBRID:
+        return True
+    ext_top = _top(leaves, EXTENDED_BASE) or 0
+    return ext_top >= 0x8000_0026 and any(
+        regs[2] & AMD_HETEROGENEOUS for (leaf, _), regs in leaves.items() if leaf == 0x8000_0026
+    )
+
+
 def package_size(leaves: Mapping[LeafKey, Regs]) -> tuple[int, str] | None:
     """Logical CPUs in one package as the processor reports them, and the leaf that says so."""
     top = _top(leaves, STANDARD_BASE) or 0
@@ -181,15 +203,16 @@ def check_complete(
                 f"{where}: the extended leaves (0x80000000 and up) are missing though {why}; {cut}",
                 cpu.last_line,
             )
-    if not (rec.every_cpu and numbered and cpus):
+    if not (rec.every_cpu and numbered and cpus and hybrid(cpus[0].leaves)):
         return
     size = package_size(cpus[0].leaves)
     if size is not None and listed < size[0]:
         last = cpus[-1]
         raise DumpError(
             origin,
-            f"the file lists {listed} logical CPU(s) but {size[1]} of logical CPU "
-            f"#{cpus[0].index} says one package holds {size[0]}, and {rec.name} lists every "
-            f"logical CPU: the file is cut short at a CPU boundary; take the dump again",
+            f"the file lists {listed} logical CPU(s) of a hybrid processor but {size[1]} of "
+            f"logical CPU #{cpus[0].index} says one package holds {size[0]}, and {rec.name} "
+            "lists every logical CPU: the file is cut short at a CPU boundary, and the "
+            "missing CPUs may be another core type; take the dump again",
             last.last_line,
         )
