@@ -90,7 +90,7 @@ def test_cpu_given_twice_identical_is_kept_once() -> None:
     capture = load_dump(path)
     assert [cpu.index for cpu in capture.cpus] == [0]
     header = "------[ Logical CPU #0 ]------"
-    first, second = [n for n, line in enumerate(text.splitlines(), 1) if line == header]
+    _, second = [n for n, line in enumerate(text.splitlines(), 1) if line == header]
     once = text[: text.rindex(header)]
     assert leaves(capture) == leaves(parse_dump(once, "once.txt"))
     assert capture.warnings == (
