@@ -20,7 +20,7 @@ from ..raw import RawCapture, RawDataError
 from ..rawjson import capture_from_json
 from .aida import parse_aida
 from .builder import CaptureBuilder
-from .completeness import JSON
+from .completeness import BY_SOURCE, JSON
 from .cpuid_r import parse_cpuid_r, render_cpuid_r
 from .detect import (
     MAX_DUMP_BYTES,
@@ -109,7 +109,8 @@ def _parse_json(text: str, origin: str) -> RawCapture:
         parsed = capture_from_json(doc, origin=origin)
     except RawDataError as err:
         raise DumpError(origin, str(err)) from None
-    builder = CaptureBuilder(origin, SOURCE_JSON, JSON)
+    # a replayed dump saved as JSON keeps the leaf set of the tool that recorded it
+    builder = CaptureBuilder(origin, SOURCE_JSON, BY_SOURCE.get(parsed.source, JSON))
     for cpu in parsed.cpus:
         builder.start_cpu(cpu.index, None)
         for (leaf, sub), regs in cpu.leaves.items():

@@ -21,6 +21,9 @@ except where a format is known to leave leaves out:
 A CPU without the extended range is cut short when another CPU of the file
 has it, or when the processor must have it (AMD, Hygon, Centaur and Zhaoxin
 parts, and every part with SSE2: Intel added the range with the Pentium 4).
+The same holds for VIA/Zhaoxin's 0xC0000000 range (PadLock features), which
+every Centaur or Zhaoxin part with SSE2 reports (VIA C7 and later); libcpuid
+does not record that range.
 
 Whole CPUs missing at the end of a file cannot be told from a smaller machine
 by the leaves alone, and on a processor whose cores are all alike they change
@@ -40,13 +43,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..raw import EXTENDED_BASE, STANDARD_BASE, LeafKey, Regs
+from ..raw import CENTAUR_BASE, EXTENDED_BASE, STANDARD_BASE, LeafKey, Regs
 from .errors import DumpError
 
 SSE2 = 1 << 26  # CPUID.1:EDX[26]
 INTEL_HYBRID = 1 << 15  # CPUID.7.0:EDX[15] (Linux: X86_FEATURE_HYBRID_CPU)
 AMD_HETEROGENEOUS = 1 << 30  # CPUID.0x80000026:ECX[30] (X86_FEATURE_AMD_HETEROGENEOUS_CORES)
-EXTENDED_RANGE_VENDORS = frozenset({"AuthenticAMD", "HygonGenuine", "CentaurHauls", "  Shanghai  "})
+CENTAUR_VENDORS = frozenset({"CentaurHauls", "  Shanghai  "})
+EXTENDED_RANGE_VENDORS = frozenset({"AuthenticAMD", "HygonGenuine", *CENTAUR_VENDORS})
 """Vendors whose every part reports leaf 0x80000000 (AMD since the K5 model 1)."""
 
 
@@ -65,12 +69,23 @@ class Recording:
     """Range base -> highest leaf the format can hold (libcpuid's fixed arrays)."""
     every_cpu: bool = False
     """The tool lists every logical CPU the OS runs, so fewer than a package is a cut file."""
+    centaur: bool = True
+    """The format records VIA/Zhaoxin's 0xC0000000 range (their PadLock features live there)."""
+
+    @property
+    def records_less(self) -> bool:
+        """Some leaves the processor declares are never in this format's files."""
+        return bool(self.limits) or not self.centaur
 
 
 AIDA = Recording("AIDA64", every_cpu=True)
 CPUID_R = Recording("cpuid -r", every_cpu=True)
 LIBCPUID = Recording("libcpuid", limits={STANDARD_BASE: 0x1F, EXTENDED_BASE: EXTENDED_BASE + 0x1F})
 JSON = Recording("cpucompat JSON")
+
+BY_SOURCE = {"replay:aida": AIDA, "replay:libcpuid": LIBCPUID, "replay:cpuid-r": CPUID_R}
+"""The recording a replayed capture came from: a libcpuid capture written again as
+``cpuid -r`` or JSON still lacks the leaves libcpuid never records."""
 
 
 @dataclass(frozen=True)
@@ -109,9 +124,9 @@ def _span(leaves: list[int]) -> str:
 
 
 def _missing_leaves(cpu: CpuRecord, rec: Recording) -> str | None:
-    """What the CPU's own leaf 0 / 0x80000000 declare that the file lacks, or None."""
+    """What the CPU's own leaf 0 / 0x80000000 / 0xC0000000 declare that the file lacks."""
     keys = {leaf for leaf, _ in cpu.leaves}
-    for base in (STANDARD_BASE, EXTENDED_BASE):
+    for base in (STANDARD_BASE, EXTENDED_BASE, *([CENTAUR_BASE] if _centaur(cpu, rec) else [])):
         top = _top(cpu.leaves, base)
         if top is None:
             continue
@@ -129,14 +144,42 @@ def _missing_leaves(cpu: CpuRecord, rec: Recording) -> str | None:
     return None
 
 
-def _needs_extended(cpu: CpuRecord, others_have_it: bool) -> bool:
-    if others_have_it:
-        return True
-    head = cpu.leaves[(0, 0)]
-    if _vendor(head) in EXTENDED_RANGE_VENDORS:
-        return True
+def _centaur(cpu: CpuRecord, rec: Recording) -> bool:
+    """The Centaur range counts: a VIA/Zhaoxin part in a format that records it.
+
+    ``cpuid -r`` probes 0xC0000000 on every processor; elsewhere it means nothing.
+    """
+    return rec.centaur and _vendor(cpu.leaves[(0, 0)]) in CENTAUR_VENDORS
+
+
+def _has_sse2(cpu: CpuRecord) -> bool:
     leaf1 = cpu.leaves.get((1, 0))
-    return head[0] >= 1 and leaf1 is not None and bool(leaf1[3] & SSE2)
+    return cpu.leaves[(0, 0)][0] >= 1 and leaf1 is not None and bool(leaf1[3] & SSE2)
+
+
+def _missing_range(cpu: CpuRecord, rec: Recording, cpus: Sequence[CpuRecord]) -> str | None:
+    """A range the CPU must report but lacks: others in the file have it, or its kind must."""
+    vendor = _vendor(cpu.leaves[(0, 0)])
+    ranges = [(EXTENDED_BASE, "extended", vendor in EXTENDED_RANGE_VENDORS or _has_sse2(cpu))]
+    if _centaur(cpu, rec):
+        # VIA since the C7 and every Zhaoxin part: SSE2 and the Centaur range go together
+        ranges.append((CENTAUR_BASE, "Centaur", _has_sse2(cpu)))
+    for base, name, must in ranges:
+        if (base, 0) in cpu.leaves:
+            continue
+        having = [
+            other.index
+            for other in cpus
+            if (base, 0) in other.leaves and (base != CENTAUR_BASE or _centaur(other, rec))
+        ]
+        if having:
+            why = f"logical CPU #{having[0]} has it"
+        elif must:
+            why = "every processor of this vendor or with SSE2 has it"
+        else:
+            continue
+        return f"the {name} leaves (0x{base:08x} and up) are missing though {why}"
+    return None
 
 
 def hybrid(leaves: Mapping[LeafKey, Regs]) -> bool:
@@ -186,23 +229,10 @@ def check_complete(
     says the file gave CPU headers with numbers (``cpuid -r -1`` gives one CPU, unnumbered).
     """
     cut = "the file is cut short or damaged: take the dump again"
-    with_extended = [cpu.index for cpu in cpus if (EXTENDED_BASE, 0) in cpu.leaves]
     for cpu in cpus:
-        where = f"logical CPU #{cpu.index}"
-        missing = _missing_leaves(cpu, rec)
+        missing = _missing_leaves(cpu, rec) or _missing_range(cpu, rec, cpus)
         if missing is not None:
-            raise DumpError(origin, f"{where}: {missing}; {cut}", cpu.last_line)
-        if (EXTENDED_BASE, 0) not in cpu.leaves and _needs_extended(cpu, bool(with_extended)):
-            why = (
-                f"logical CPU #{with_extended[0]} has it"
-                if with_extended
-                else "every processor of this vendor or with SSE2 has it"
-            )
-            raise DumpError(
-                origin,
-                f"{where}: the extended leaves (0x80000000 and up) are missing though {why}; {cut}",
-                cpu.last_line,
-            )
+            raise DumpError(origin, f"logical CPU #{cpu.index}: {missing}; {cut}", cpu.last_line)
     if not (rec.every_cpu and numbered and cpus and hybrid(cpus[0].leaves)):
         return
     size = package_size(cpus[0].leaves)
