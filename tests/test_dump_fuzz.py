@@ -351,7 +351,7 @@ def _regs(chunk: bytes) -> Regs:
 
 
 INTEL_HYBRID = (0x7, 0, 3, 1 << 15)
-AMD_HETEROGENEOUS = (0x8000_0026, None, 2, 1 << 30)
+AMD_HETEROGENEOUS = (0x8000_0026, None, 0, 1 << 30)
 
 
 def complete(leaves: dict[LeafKey, Regs], limit: int = 0xFF) -> dict[LeafKey, Regs]:

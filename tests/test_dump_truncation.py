@@ -26,6 +26,7 @@ from .daemons import run_cli
 
 ZEN4 = "amd-zen4-amd-ryzen-9-7900x-12-core-processor.txt"
 ZEN3 = "amd-zen3-amd-ryzen-7-5700x3d-8-core-processor.txt"
+ZEN5 = "amd-zen5-amd-ryzen-9-9950x-16-core-processor.txt"
 ALDER_LAKE = "intel-x86-64-golden-cove-12th-gen-intel-core-i9-12900hk.txt"
 ZEN4_CUT = 69817
 """Where the Ryzen 9 7900X dump was cut in the report: inside the 16th CPU's leaf 0xD."""
@@ -142,6 +143,23 @@ def test_hybrid_dump_cut_at_a_cpu_boundary_is_refused() -> None:
         parse_dump(cut, "adl.txt")
     assert "12 logical CPU(s) of a hybrid processor" in str(caught.value)
     assert "leaf 0x1f of logical CPU #0 says one package holds 20" in str(caught.value)
+
+
+def test_amd_heterogeneous_dump_cut_at_a_cpu_boundary_is_refused() -> None:
+    """The Zen 5 dump marked heterogeneous (CPUID 0x80000026 EAX[30], as Ryzen AI 300 parts
+    report it): whole it imports, cut after 16 of its 32 CPUs it is refused."""
+    text = shared_dump(ZEN5).read_text()
+    marked, count = re.subn(
+        r"^(CPUID 80000026: )00000001(-.*\[SL 00\])", r"\g<1>40000001\2", text, flags=re.M
+    )
+    assert count == 32
+    assert len(parse_dump(marked, "zen5.txt").cpus) == 32
+    cut = marked[: marked.index("------[ CPUID Registers / Logical CPU #16 ]------")]
+    with pytest.raises(DumpError, match=r"16 logical CPU\(s\) of a hybrid processor but leaf"):
+        parse_dump(cut, "zen5.txt")
+    # unmarked, the same cut is a smaller machine of one core type: accepted
+    plain = text[: text.index("------[ CPUID Registers / Logical CPU #16 ]------")]
+    assert len(parse_dump(plain, "zen5.txt").cpus) == 16
 
 
 def test_homogeneous_dump_cut_at_a_cpu_boundary_decodes_the_same_processor() -> None:

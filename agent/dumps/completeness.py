@@ -28,7 +28,7 @@ does not record that range.
 Whole CPUs missing at the end of a file cannot be told from a smaller machine
 by the leaves alone, and on a processor whose cores are all alike they change
 nothing the decoder reports. On a hybrid processor (Intel CPUID.7.0:EDX[15],
-AMD CPUID.0x80000026:ECX[30]) they can: the missing CPUs may be the other
+AMD CPUID.0x80000026:EAX[30]) they can: the missing CPUs may be the other
 core type, and the host would look bigger than it is. AIDA64 and ``cpuid -r``
 (without ``-1``) list every logical CPU the OS runs, so a hybrid dump listing
 fewer logical CPUs than its topology leaf says one package holds (0x1F or
@@ -48,7 +48,7 @@ from .errors import DumpError
 
 SSE2 = 1 << 26  # CPUID.1:EDX[26]
 INTEL_HYBRID = 1 << 15  # CPUID.7.0:EDX[15] (Linux: X86_FEATURE_HYBRID_CPU)
-AMD_HETEROGENEOUS = 1 << 30  # CPUID.0x80000026:ECX[30] (X86_FEATURE_AMD_HETEROGENEOUS_CORES)
+AMD_HETEROGENEOUS = 1 << 30  # CPUID.0x80000026:EAX[30] (X86_FEATURE_AMD_HETEROGENEOUS_CORES)
 CENTAUR_VENDORS = frozenset({"CentaurHauls", "  Shanghai  "})
 EXTENDED_RANGE_VENDORS = frozenset({"AuthenticAMD", "HygonGenuine", *CENTAUR_VENDORS})
 """Vendors whose every part reports leaf 0x80000000 (AMD since the K5 model 1)."""
@@ -190,7 +190,7 @@ def hybrid(leaves: Mapping[LeafKey, Regs]) -> bool:
         return True
     ext_top = _top(leaves, EXTENDED_BASE) or 0
     return ext_top >= 0x8000_0026 and any(
-        regs[2] & AMD_HETEROGENEOUS for (leaf, _), regs in leaves.items() if leaf == 0x8000_0026
+        regs[0] & AMD_HETEROGENEOUS for (leaf, _), regs in leaves.items() if leaf == 0x8000_0026
     )
 
 
