@@ -236,6 +236,7 @@ def _zen4_bytes() -> bytes:
     return path.read_bytes() if path.is_file() else b"\n"
 
 
+@pytest.mark.skipif(not (SHARED_DUMPS / ZEN4).is_file(), reason=f"{ZEN4} not in {SHARED_DUMPS}")
 @CUTS
 @given(cut_offsets(_zen4_bytes()))
 @example(ZEN4_CUT)
