@@ -7,7 +7,11 @@ importer yields the same shape: one LogicalCpu per logical CPU of the file,
 leaves outside the ranges the processor reports dropped, xcr0 unknown except in
 the project's own JSON (other dumps say nothing reliable about the OS state of
 the machine they came from), and
-any defect reported as :class:`DumpError` with file and line.
+any defect reported as :class:`DumpError` with file and line. A file cut short is
+refused, never decoded into a smaller processor: every CPU must hold the leaves
+its own leaf 0 and 0x80000000 declare, as far as its tool records them
+(:mod:`.completeness`). What an importer skipped (an empty AIDA64 section, a CPU
+given twice with the same leaves) is kept in the capture's ``warnings``.
 """
 
 from __future__ import annotations
