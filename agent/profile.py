@@ -186,6 +186,7 @@ class Profile:
             "origin": self.raw.origin,
             "logical_cpus": self.logical_cpu_count,
             "fingerprint": self.fingerprint,
+            "warnings": list(self.raw.warnings),
         }
         if include_raw:
             doc["raw"] = capture_to_json(self.raw)

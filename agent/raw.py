@@ -103,6 +103,8 @@ class RawCapture:
     extra: Mapping[str, str] = field(default_factory=dict)
     host_tsc: HostTsc | None = None
     """The kernel's TSC rate and scaling, read beside the leaves by a live probe."""
+    warnings: tuple[str, ...] = ()
+    """What an importer skipped or could not tell (say an empty CPU section of a dump)."""
 
     @property
     def replayed(self) -> bool:

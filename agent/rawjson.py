@@ -24,6 +24,7 @@ def capture_to_json(capture: RawCapture) -> dict[str, Any]:
         "microcode": capture.microcode,
         **({"extra": dict(sorted(capture.extra.items()))} if capture.extra else {}),
         **({"host_tsc": _host_tsc_to_json(capture.host_tsc)} if capture.host_tsc else {}),
+        **({"warnings": list(capture.warnings)} if capture.warnings else {}),
         "cpus": [
             {
                 "cpu": cpu.index,
@@ -126,6 +127,8 @@ def capture_from_json(doc: Any, origin: str | None = None) -> RawCapture:
     extra_doc = doc.get("extra")
     extra = {str(k): str(v) for k, v in extra_doc.items()} if isinstance(extra_doc, dict) else {}
     tsc_doc = doc.get("host_tsc")
+    warnings_doc = doc.get("warnings")
+    warnings = tuple(str(w) for w in warnings_doc) if isinstance(warnings_doc, list) else ()
     return RawCapture(
         cpus=tuple(cpus),
         source=source,
@@ -133,4 +136,5 @@ def capture_from_json(doc: Any, origin: str | None = None) -> RawCapture:
         origin=origin,
         extra=extra,
         host_tsc=None if tsc_doc is None else _host_tsc_from_json(tsc_doc),
+        warnings=warnings,
     )

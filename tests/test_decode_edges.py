@@ -98,7 +98,7 @@ def test_vendorless_baseline_stamp_takes_this_processors_vendor(
 def test_probe_refuses_a_dump_that_cannot_be_a_processor(tmp_path: Path) -> None:
     bad = tmp_path / "nul-vendor.txt"
     bad.write_text(
-        "CPU 0:\n   0x00000000 0x00: eax=0x00000001 ebx=0x00000000 ecx=0x00000000 edx=0x00000000\n"
+        "CPU 0:\n   0x00000000 0x00: eax=0x00000000 ebx=0x00000000 ecx=0x00000000 edx=0x00000000\n"
     )
     result = run_cli("probe", "--from-dump", str(bad))
     assert result.returncode == 2

@@ -350,6 +350,31 @@ def _regs(chunk: bytes) -> Regs:
     )
 
 
+INTEL_HYBRID = (0x7, 0, 3, 1 << 15)
+AMD_HETEROGENEOUS = (0x8000_0026, None, 0, 1 << 30)
+
+
+def complete(leaves: dict[LeafKey, Regs], limit: int = 0xFF) -> dict[LeafKey, Regs]:
+    """The leaves as a whole dump holds them: every leaf leaves 0 and 0x80000000 declare
+    (zeros where the draw had none, at most ``limit`` above each base), and no hybrid flag
+    (a hybrid dump is held to its topology's CPU count)."""
+    out = dict(leaves)
+    out.setdefault((0x8000_0000, 0), (0x8000_0000, 0, 0, 0))
+    for base in (0, 0x8000_0000):
+        top = out[(base, 0)][0]
+        if base and not base <= top < base + 0x100:
+            continue
+        for leaf in range(base + 1, min(top, base + limit) + 1):
+            out.setdefault((leaf, 0), (0, 0, 0, 0))
+    for leaf, sub, reg, bit in (INTEL_HYBRID, AMD_HETEROGENEOUS):
+        for key, regs in list(out.items()):
+            if key[0] == leaf and (sub is None or key[1] == sub) and regs[reg] & bit:
+                cleared = list(regs)
+                cleared[reg] &= ~bit
+                out[key] = (cleared[0], cleared[1], cleared[2], cleared[3])
+    return out
+
+
 def _decode_cpu(blob: bytes) -> dict[LeafKey, Regs]:
     """Leaf 0 plus random leaves, some of them outside the ranges the CPU reports."""
     head = blob[:_CHUNK].ljust(_CHUNK, b"\0")
@@ -363,7 +388,7 @@ def _decode_cpu(blob: bytes) -> dict[LeafKey, Regs]:
         leaf = first + int.from_bytes(chunk[1:5], "little") % span
         sub = chunk[5] % 0x40 if chunk[6] & 1 else int.from_bytes(chunk[5:9], "little")
         leaves[(leaf, sub)] = (0, 0, 0, 0) if chunk[7] & 1 else _regs(chunk[8:])
-    return leaves
+    return complete(leaves)
 
 
 @st.composite
@@ -436,7 +461,8 @@ LIBCPUID_SUBLEAF_ARRAYS = {
 
 @st.composite
 def libcpuid_capture(draw: st.DrawFn) -> RawCapture:
-    """Captures libcpuid can hold: leaves 0-31 and 0x80000000-31, plus its subleaf arrays."""
+    """Captures libcpuid can hold: leaves 0-31 and 0x80000000-31, plus its subleaf arrays
+    (each with the 4 entries libcpuid always writes)."""
     arrays = sorted(LIBCPUID_SUBLEAF_ARRAYS)
     cpus = []
     for index, blob in enumerate(
@@ -456,6 +482,10 @@ def libcpuid_capture(draw: st.DrawFn) -> RawCapture:
             else:
                 key = (arrays[chunk[1] % len(arrays)], chunk[2] % 8)
             leaves[key] = (0, 0, 0, 0) if chunk[3] & 1 else _regs(chunk[8:])
+        leaves = complete(leaves, limit=0x1F)
+        for leaf in {leaf for leaf, _ in leaves if leaf in LIBCPUID_SUBLEAF_ARRAYS}:
+            for sub in range(4):  # libcpuid writes at least 4 entries of each array
+                leaves.setdefault((leaf, sub), (0, 0, 0, 0))
         cpus.append(LogicalCpu(index=index, leaves=leaves))
     return RawCapture(cpus=tuple(cpus), source="x")
 

@@ -303,7 +303,7 @@ def test_aida_full_report() -> None:
     assert subleaves(cpu, 0x8000_001D) == [0, 1, 2, 3]
     assert cpu.get(0x8000_0001) == (0x00A00F11, 0x40000000, 0x004003F3, 0x2FD3FBFF)
     assert cpu.get(0x8FFF_FFFF) is None
-    assert len(cpu.leaves) == 20
+    assert len(cpu.leaves) == 60  # every leaf leaves 0 and 0x80000000 declare, AIDA's 4 aside
     assert capture.cpus[1].get(0xB, 1) == (5, 2, 0x201, 1)
 
 
@@ -343,11 +343,13 @@ def test_aida_old_variant_xsave_ambiguous() -> None:
         .read_text()
         .replace("0000000D: 00000001-00000000", "0000000D: 00000040-000003C0")
     )
-    with pytest.raises(DumpError, match=r"^x\.txt:4: leaf 0xD is given 3 times"):
+    first_xsave = text.splitlines().index("CPUID 0000000D: 00000007-00000340-00000340-00000000")
+    with pytest.raises(DumpError, match=rf"^x\.txt:{first_xsave + 1}: leaf 0xD is given 3 times"):
         parse_dump(text, "x.txt")
 
 
-AIDA_LEAF0 = "CPUID 00000000: 00000010-68747541-444D4163-69746E65 [AuthenticAMD]"
+# An i486-era leaf 0 (maximum leaf 0): complete on its own, so it needs no other leaf.
+AIDA_LEAF0 = "CPUID 00000000: 00000000-756E6547-6C65746E-49656E69 [GenuineIntel]"
 
 
 def test_aida_free_text_before_first_leaf() -> None:
@@ -363,7 +365,7 @@ def test_aida_malformed_tag_is_not_a_note() -> None:
 
 
 def test_libcpuid_key_shapes() -> None:
-    head = "basic_cpuid[0]=00000001 756e6547 6c65746e 49656e69\n"
+    head = "basic_cpuid[0]=00000000 756e6547 6c65746e 49656e69\n"
     known_later = "intel_fn99h[0]=00000001 00000002 00000003 00000004\narm_midr=00000000410fd083\n"
     assert len(parse_dump(head + known_later, "t").cpus[0].leaves) == 1
     with pytest.raises(DumpError, match=r"^t:2: expected 'intel_fn99h\[N\]=EAX EBX ECX EDX'"):
@@ -374,8 +376,8 @@ def test_libcpuid_key_shapes() -> None:
 
 def test_cpuid_r_without_subleaf_field() -> None:
     """Very old cpuid versions printed no subleaf: those lines are subleaf 0."""
-    text = "CPU 0:\n   0x00000000: eax=0x00000001 ebx=0x68747541 ecx=0x444d4163 edx=0x69746e65\n"
-    assert parse_dump(text, "t").cpus[0].get(0) == (1, 0x68747541, 0x444D4163, 0x69746E65)
+    text = "CPU 0:\n   0x00000000: eax=0x00000000 ebx=0x756e6547 ecx=0x6c65746e edx=0x49656e69\n"
+    assert parse_dump(text, "t").cpus[0].get(0) == (0, 0x756E6547, 0x6C65746E, 0x49656E69)
 
 
 def test_aida_tab_variant() -> None:
@@ -397,7 +399,7 @@ def test_libcpuid_multi() -> None:
     assert subleaves(cpu, 0x12) == subleaves(cpu, 0x14) == []  # above the maximum
     assert subleaves(cpu, 0x8000_001D) == [0, 1, 2, 3]
     assert subleaves(cpu, 0x8000_0026) == []
-    assert len(cpu.leaves) == 16
+    assert len(cpu.leaves) == 55  # leaves 0-0x10 and 0x80000000-0x8000001F (libcpuid's arrays)
     assert capture.cpus[1].get(0xB, 1) == (5, 2, 0x201, 1)
 
 
@@ -410,7 +412,7 @@ def test_libcpuid_single_without_header() -> None:
     assert cpu.get(0x8000_0009) is None
     assert subleaves(cpu, 4) == [0, 1, 2, 3]
     assert subleaves(cpu, 0x8000_001D) == []
-    assert len(cpu.leaves) == 14  # nothing read after the line of dashes
+    assert len(cpu.leaves) == 29  # nothing read after the line of dashes
 
 
 def test_cpuid_r_fixtures() -> None:
@@ -418,7 +420,7 @@ def test_cpuid_r_fixtures() -> None:
     assert capture.source == "replay:cpuid-r"
     assert [cpu.index for cpu in capture.cpus] == [0, 1]
     cpu = capture.cpus[0]
-    assert len(cpu.leaves) == 25
+    assert len(cpu.leaves) == 65
     assert cpu.get(0xD, 0xB) == (0x10, 0, 1, 0)  # subleaf '0x0b' is hex
     assert {0x2000_0000, 0x4000_0100, 0x8086_0000}.isdisjoint(leaf for leaf, _ in cpu.leaves)
     assert cpu.get(0xC000_0000) == (0, 0, 0, 0)
@@ -564,9 +566,10 @@ def test_binary_garbage(tmp_path: Path) -> None:
 
 def test_undecodable_line_number(tmp_path: Path) -> None:
     path = tmp_path / "latin1.txt"
-    text = fixture("aida-affmask.txt").read_text().replace("[48 / 48]", "[48 \xb5 48]")
-    path.write_bytes(text.encode("latin-1"))
-    with pytest.raises(DumpError, match=r"latin1\.txt:9: undecodable byte 0xb5"):
+    text = fixture("aida-affmask.txt").read_text()
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "[48 / 48]" in row)
+    path.write_bytes(text.replace("[48 / 48]", "[48 \xb5 48]").encode("latin-1"))
+    with pytest.raises(DumpError, match=rf"latin1\.txt:{line}: undecodable byte 0xb5"):
         load_dump(path)
 
 
@@ -609,8 +612,8 @@ def test_unreadable_file(tmp_path: Path) -> None:
         (
             '{"format": "cpucompat-raw", "version": 1, "cpus": ['
             '{"cpu": 0, "leaves": [["0x0", "0x0", "0x0", "0x0", "0x0", "0x0"]]},'
-            '{"cpu": 0, "leaves": [["0x0", "0x0", "0x0", "0x0", "0x0", "0x0"]]}]}',
-            "logical CPU #0 is given twice",
+            '{"cpu": 0, "leaves": [["0x0", "0x0", "0x0", "0x0", "0x0", "0x1"]]}]}',
+            "logical CPU #0 is given twice with different leaves",
         ),
     ],
 )
@@ -625,7 +628,7 @@ def test_json_errors(text: str, fragment: str) -> None:
     "text",
     [
         f"------[ Logical CPU #0 ]------\n{AIDA_LEAF0}\n------[" + " " * 100_000 + "x",
-        f"{AIDA_LEAF0}\n{AIDA_LEAF0[:-15]}" + " " * 100_000 + "x",
+        f"{AIDA_LEAF0}\n{AIDA_LEAF0[:-15]}" + " " * 100_000 + "[SL ZZ]",
         "basic_cpuid[0]=" + "a " * 100_000 + "x",
         "CPU 0:\n   0x00000000 0x00:" + " " * 100_000 + "x",
         "--[ " + "]-- " * 100_000,
@@ -641,6 +644,20 @@ def test_pathological_lines_stay_linear(text: str) -> None:
 
 
 def test_cpu_given_twice() -> None:
-    text = fixture("cpuid-r-single.txt").read_text()
-    with pytest.raises(DumpError, match=r"^t:6: logical CPU #0 is given twice \(first on line 1\)"):
-        parse_dump(text.replace("CPU:", "CPU 0:") + text.replace("CPU:", "CPU 0:"), "t")
+    """The same CPU twice with the same leaves is kept once (and said so); else it is refused."""
+    text = fixture("cpuid-r-single.txt").read_text().replace("CPU:", "CPU 0:")
+    header = text.splitlines().index("CPU 0:") + 1
+    again = header + len(text.splitlines())
+    capture = parse_dump(text + text, "t")
+    assert [cpu.index for cpu in capture.cpus] == [0]
+    assert capture.cpus == parse_dump(text, "t").cpus
+    assert capture.warnings == (
+        f"logical CPU #0 is given again on line {again} with the same leaves; kept once",
+    )
+    changed = text.replace("ebx=0x01020800", "ebx=0x02020800")
+    with pytest.raises(
+        DumpError,
+        match=rf"^t:{again}: logical CPU #0 is given twice with different leaves "
+        rf"\(first on line {header}\)$",
+    ):
+        parse_dump(text + changed, "t")

@@ -148,6 +148,8 @@ def render_summary(profile: Any) -> str:
             f"{'Note'.ljust(width)}  read {profile.logical_cpu_count} of {online} logical CPUs: "
             "this process's CPU affinity excludes the others (run without taskset/cgroup limits)"
         )
+    for warning in profile.raw.warnings:
+        lines.append(f"{'Warning'.ljust(width)}  {warning}")
     if len(profile.cpu_types) > 1:
         lines.append(f"{'CPU types'.ljust(width)}  {len(profile.cpu_types)} (hybrid or mixed):")
         for t in profile.cpu_types:

@@ -7,7 +7,11 @@ importer yields the same shape: one LogicalCpu per logical CPU of the file,
 leaves outside the ranges the processor reports dropped, xcr0 unknown except in
 the project's own JSON (other dumps say nothing reliable about the OS state of
 the machine they came from), and
-any defect reported as :class:`DumpError` with file and line.
+any defect reported as :class:`DumpError` with file and line. A file cut short is
+refused, never decoded into a smaller processor: every CPU must hold the leaves
+its own leaf 0 and 0x80000000 declare, as far as its tool records them
+(:mod:`.completeness`). What an importer skipped (an empty AIDA64 section, a CPU
+given twice with the same leaves) is kept in the capture's ``warnings``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from dataclasses import replace
 from ..raw import RawCapture, RawDataError
 from ..rawjson import capture_from_json
 from .aida import parse_aida
+from .builder import CaptureBuilder
+from .completeness import BY_SOURCE, JSON
 from .cpuid_r import parse_cpuid_r, render_cpuid_r
 from .detect import (
     MAX_DUMP_BYTES,
@@ -28,7 +34,7 @@ from .detect import (
     detect_format,
     read_dump_bytes,
 )
-from .errors import CaptureBuilder, DumpError
+from .errors import DumpError, split_lines
 from .libcpuid import parse_libcpuid
 
 __all__ = [
@@ -52,8 +58,29 @@ def load_dump(path: str | os.PathLike[str]) -> RawCapture:
 
 
 def parse_dump(text: str, origin: str = "<text>") -> RawCapture:
-    """Parse dump text of any supported format (see :func:`detect_format`)."""
+    """Parse dump text of any supported format (see :func:`detect_format`).
+
+    A UTF-8 BOM is dropped and any line ending is accepted. An error on the last
+    line of a text that does not end with a line break says the file ends inside
+    that row: the usual sign of a dump cut short.
+    """
+    text = text.removeprefix("\ufeff")
     check_text(text, origin)
+    try:
+        return _parse(text, origin)
+    except DumpError as err:
+        if (
+            text.endswith(("\n", "\r"))
+            or err.line != len(split_lines(text))
+            or "cut short" in err.detail
+        ):
+            raise
+        raise DumpError(
+            origin, f"{err.detail} (the file ends inside this row: cut short?)", err.line
+        ) from None
+
+
+def _parse(text: str, origin: str) -> RawCapture:
     kind = detect_format(text)
     if kind == "json":
         return _parse_json(text, origin)
@@ -86,7 +113,8 @@ def _parse_json(text: str, origin: str) -> RawCapture:
         parsed = capture_from_json(doc, origin=origin)
     except RawDataError as err:
         raise DumpError(origin, str(err)) from None
-    builder = CaptureBuilder(origin, SOURCE_JSON)
+    # a replayed dump saved as JSON keeps the leaf set of the tool that recorded it
+    builder = CaptureBuilder(origin, SOURCE_JSON, BY_SOURCE.get(parsed.source, JSON))
     for cpu in parsed.cpus:
         builder.start_cpu(cpu.index, None)
         for (leaf, sub), regs in cpu.leaves.items():
@@ -96,5 +124,10 @@ def _parse_json(text: str, origin: str) -> RawCapture:
     cpus = tuple(replace(cpu, xcr0=xcr0.get(cpu.index)) for cpu in built.cpus)
     extra = {**parsed.extra, "json_source": parsed.source}
     return RawCapture(
-        cpus=cpus, source=SOURCE_JSON, microcode=parsed.microcode, origin=origin, extra=extra
+        cpus=cpus,
+        source=SOURCE_JSON,
+        microcode=parsed.microcode,
+        origin=origin,
+        extra=extra,
+        warnings=(*parsed.warnings, *built.warnings),
     )

@@ -6,9 +6,15 @@ Variants seen in real files:
   brackets (``[GenuineIntel]``, ``[L1D: 48 KB]``...), under
   ``------[ CPUID Registers / Logical CPU #N ]------`` or
   ``------[ Logical CPU #N ]------`` or ``CPU#NNN AffMask: 0x...`` headers;
-* the older ``CPUID Registers (CPU #N):`` header with no colon after the leaf
-  (``CPUID 00000000  <TAB>0000...``);
+* the older ``CPUID Registers (CPU #N):`` header (``CPUID Registers (CPU #2
+  Virtual):`` for a second thread) with no colon after the leaf and a tab
+  before the registers (``CPUID 00000000  <TAB>0000...``);
 * older files giving repeated leaves without ``[SL nn]`` tags.
+
+Anything after the four registers is a comment, except a first ``[SL nn]``
+(so ``[SL 00] [SL 00] [x87]`` is subleaf 0); each register has 8 hex digits,
+fewer means the row was cut. Empty ``Logical CPU #N`` sections are skipped
+with a warning in the capture.
 
 Full AIDA reports carry other sections (versions, CPU info, MSR registers,
 "All CPUs"...): everything outside a CPUID section is skipped, so an MSR line
@@ -31,7 +37,9 @@ from __future__ import annotations
 import re
 
 from ..raw import RawCapture, Regs
-from .errors import MAX_REG, CaptureBuilder, DumpError, expected, hex32, split_lines
+from .builder import CaptureBuilder
+from .completeness import AIDA
+from .errors import DumpError, expected, reg32, split_lines
 
 SOURCE = "replay:aida"
 XSAVE_LEAF = 0xD
@@ -39,13 +47,13 @@ XSAVE_LEAF = 0xD
 _LEAF = re.compile(
     r"CPUID ([0-9A-Fa-f]{8})(?::[ \t]*|[ \t]+)"
     r"([0-9A-Fa-f]+)-([0-9A-Fa-f]+)-([0-9A-Fa-f]+)-([0-9A-Fa-f]+)"
-    r"(?:[ \t]+\[SL ([0-9A-Fa-f]{1,8})\])?"
-    r"(?:[ \t]+\[(?!SL ).*)?\s*$"  # notes after the tag; a malformed tag is no note
+    # then a comment: after a tag anything, without one anything but a (malformed) tag
+    r"(?:[ \t]+\[SL ([0-9A-Fa-f]{1,8})\](?:[ \t]+\S.*)?|[ \t]+(?!\[SL)\S.*)?\s*$"
 )
 _SECTION = re.compile(r"-{2,}\[(.*)\]-{2,}$")  # on stripped lines; no nested \s* (backtracking)
 _SECTION_CPU = re.compile(r"(?:CPUID Registers / )?Logical CPU #(\d{1,9})")
 _AFFMASK = re.compile(r"CPU#(\d{1,9}) AffMask: 0x[0-9A-Fa-f]+\s*$")
-_OLD_HEADER = re.compile(r"CPUID Registers \(CPU #(\d{1,9})\):\s*$")
+_OLD_HEADER = re.compile(r"CPUID Registers \(CPU #(\d{1,9})(?: Virtual)?\):\s*$")
 _NOTE = re.compile(r"allcpu:|L\d[ \t].*Cache:|CPU[ \t]+\d+: APICID")
 _LEAF_ATTEMPT = re.compile(r"\s*cpuid\s+[0-9a-f]{4}", re.IGNORECASE)
 
@@ -121,7 +129,7 @@ class _AidaCpu:
 
 def parse_aida(text: str, origin: str = "<text>") -> RawCapture:
     """Parse AIDA64 / InstLatx64 text (see the module docstring for the rules)."""
-    builder = CaptureBuilder(origin, SOURCE)
+    builder = CaptureBuilder(origin, SOURCE, AIDA, allow_empty=True)
     pending = _AidaCpu()
     # None: before any header; True: inside a CPUID section; False: another section
     in_cpuid: bool | None = None
@@ -138,12 +146,12 @@ def parse_aida(text: str, origin: str = "<text>") -> RawCapture:
                 if in_cpuid is False:
                     continue
                 in_cpuid = True
-                regs = (int(m[2], 16), int(m[3], 16), int(m[4], 16), int(m[5], 16))
-                if max(regs) > MAX_REG:
-                    for name, field in zip(
-                        ("EAX", "EBX", "ECX", "EDX"), m.groups()[1:5], strict=True
-                    ):
-                        hex32(field, origin, number, name)
+                regs = (
+                    reg32(m[2], origin, number, "EAX"),
+                    reg32(m[3], origin, number, "EBX"),
+                    reg32(m[4], origin, number, "ECX"),
+                    reg32(m[5], origin, number, "EDX"),
+                )
                 tag = None if m[6] is None else int(m[6], 16)
                 pending.add(int(m[1], 16), tag, regs, number)
                 continue

@@ -28,7 +28,7 @@ NOT_A_DUMP = (
 )
 
 _SIGNATURE = re.compile(
-    r"(?P<aida>-{2,}\[ .*\]-{2,}\s*$|CPU#\d+ AffMask:|CPUID Registers \(CPU #\d+\):"
+    r"(?P<aida>-{2,}\[ .*\]-{2,}\s*$|CPU#\d+ AffMask:|CPUID Registers \(CPU #\d+(?: Virtual)?\):"
     r"|CPUID [0-9A-Fa-f]{8}[:\s])"
     r"|(?P<libcpuid>(?:basic_cpuid|ext_cpuid|intel_fn\w+|amd_fn\w+)\[\d+\]\s*="
     r"|_{3,}\s*Logical CPU #\d+\s*_{3,}\s*$|version=)"
