@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .feature_table import FEATURE_BITS, FeatureBit, FeatureClass
-from .profile import AddressSizes, CpuType, Profile, Xsave, XsaveComponent
-from .raw import REG_INDEX, LogicalCpu, RawCapture, RawDataError, Regs
+from .profile import AddressSizes, CpuType, HypervisorOffer, Profile, Xsave, XsaveComponent
+from .raw import REG_INDEX, LogicalCpu, RawCapture, RawDataError, RawOffer, Regs
 
 FINGERPRINT_VERSION = 1
 
@@ -314,6 +314,58 @@ def _group_cpus(cpus: Iterable[LogicalCpu]) -> list[list[LogicalCpu]]:
     return sorted(groups.values(), key=lambda g: g[0].index)
 
 
+OFFER_FINGERPRINT_VERSION = 1
+OFFER_MSRS_NOT_FINGERPRINTED = frozenset({0x8B})
+"""IA32_UCODE_REV: the microcode revision (the profile's ``microcode``), read on whichever
+CPU ran the ioctl; a microcode update is not by itself a change of what guests get."""
+
+
+def offer_fingerprint(offer: RawOffer) -> str:
+    """sha256 over the offer with per-CPU fields masked (KVM copies leaf 1 EBX's APIC ID,
+    the cache-sharing counts, ... from whichever CPU answered the ioctl)."""
+    leaves = []
+    for (leaf, sub), regs in sorted(offer.leaves.items()):
+        if leaf in PER_CPU_LEAVES:
+            continue
+        masked = [r & PER_CPU_MASKS.get((leaf, i), 0xFFFF_FFFF) for i, r in enumerate(regs)]
+        leaves.append([leaf, sub, *masked])
+    doc = {
+        "v": OFFER_FINGERPRINT_VERSION,
+        "kind": offer.kind,
+        "api": offer.api_version,
+        "leaves": leaves,
+        "msrs": sorted(
+            [i, v] for i, v in offer.msrs.items() if i not in OFFER_MSRS_NOT_FINGERPRINTED
+        ),
+    }
+    blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def decode_offer(offer: RawOffer, replayed: bool) -> HypervisorOffer:
+    """The offer's leaves through the same feature table as raw CPUID."""
+    cpu = offer.as_cpu()
+    return HypervisorOffer(
+        kind=offer.kind,
+        api_version=offer.api_version,
+        features=features_of(cpu, vendor_of(cpu)),
+        msrs=tuple(sorted(offer.msrs.items())),
+        fingerprint=offer_fingerprint(offer),
+        replayed=replayed,
+        leaves=offer.leaves,
+    )
+
+
+def _offer_of(capture: RawCapture) -> tuple[HypervisorOffer | None, str | None]:
+    if capture.offer is not None:
+        return decode_offer(capture.offer, capture.replayed), None
+    if capture.offer_missing:
+        return None, capture.offer_missing
+    if capture.replayed:
+        return None, "the dump records no hypervisor offer"
+    return None, "the report carries no hypervisor offer"
+
+
 def decode(capture: RawCapture) -> Profile:
     """Decode every logical CPU of a capture into one host profile."""
     if not capture.cpus:
@@ -357,6 +409,7 @@ def decode(capture: RawCapture) -> Profile:
     xsave = _xsave(first)
     address = _address_sizes(first, host_features)
     hypervisor = _hypervisor(first)
+    offer, offer_missing = _offer_of(capture)
     brand = (
         _text(
             r
@@ -387,6 +440,8 @@ def decode(capture: RawCapture) -> Profile:
             vendor, fms, fingerprint_features(host_features), xsave, address
         ),
         raw=capture,
+        hypervisor_offer=offer,
+        hypervisor_offer_missing=offer_missing,
     )
 
 
