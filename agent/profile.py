@@ -7,6 +7,7 @@ defines the `probe --json` keys that outside checks read.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -193,6 +194,16 @@ class Profile:
     @property
     def replayed(self) -> bool:
         return self.raw.replayed
+
+    @property
+    def report_fingerprint(self) -> str:
+        """What an agent compares to know a report is due: the processor's fingerprint,
+        combined with the hypervisor offer's when there is one (a kernel update can
+        change the offer and nothing else)."""
+        if self.hypervisor_offer is None:
+            return self.fingerprint
+        both = f"{self.fingerprint}:{self.hypervisor_offer.fingerprint}".encode()
+        return hashlib.sha256(both).hexdigest()
 
     @property
     def logical_cpu_count(self) -> int:
