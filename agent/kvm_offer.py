@@ -77,7 +77,11 @@ class KvmMsrListHeader(ctypes.Structure):
 class KvmMsrEntry(ctypes.Structure):
     """struct kvm_msr_entry."""
 
-    _fields_ = [("index", ctypes.c_uint32), ("reserved", ctypes.c_uint32), ("data", ctypes.c_uint64)]
+    _fields_ = [
+        ("index", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+        ("data", ctypes.c_uint64),
+    ]
 
 
 class KvmMsrsHeader(ctypes.Structure):
@@ -109,6 +113,7 @@ class OfferUnavailable(Exception):
 def _get_supported_cpuid(fd: int) -> dict[LeafKey, Regs]:
     nent = _FIRST_NENT
     while True:
+
         class Cpuid2(ctypes.Structure):
             _fields_ = [
                 ("nent", ctypes.c_uint32),
@@ -199,9 +204,7 @@ def read_offer(device: str = KVM_DEVICE) -> RawOffer:
         except OSError as exc:
             raise OfferUnavailable(f"{device} is not KVM ({exc.strerror})") from None
         if api != KVM_API_VERSION:
-            raise OfferUnavailable(
-                f"{device} answers KVM API version {api}, not {KVM_API_VERSION}"
-            )
+            raise OfferUnavailable(f"{device} answers KVM API version {api}, not {KVM_API_VERSION}")
         leaves = _get_supported_cpuid(fd)
         if (0, 0) not in leaves:
             raise OfferUnavailable(f"{device}: KVM_GET_SUPPORTED_CPUID returned no leaf 0")

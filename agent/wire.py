@@ -18,8 +18,7 @@ from .raw import LeafKey, LogicalCpu, RawCapture, RawDataError, RawOffer, Regs
 
 def _msrs_to_proto(msrs: Iterable[tuple[int, int]]) -> list[profile_pb2.FeatureMsr]:
     return [
-        profile_pb2.FeatureMsr(index=i, value=v, name=FEATURE_MSR_NAMES.get(i, ""))
-        for i, v in msrs
+        profile_pb2.FeatureMsr(index=i, value=v, name=FEATURE_MSR_NAMES.get(i, "")) for i, v in msrs
     ]
 
 

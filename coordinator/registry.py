@@ -116,7 +116,11 @@ def _offer_change(old: Profile, new: Profile) -> tuple[str, list[str], list[str]
     change = ", ".join(
         [f"gained {' '.join(gained)}"] * bool(gained) + [f"lost {' '.join(lost)}"] * bool(lost)
     )
-    return f"hypervisor offer ({kind}) changed: {change or 'same features, other details'}", gained, lost
+    return (
+        f"hypervisor offer ({kind}) changed: {change or 'same features, other details'}",
+        gained,
+        lost,
+    )
 
 
 class Registry:

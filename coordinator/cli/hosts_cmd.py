@@ -143,7 +143,8 @@ def _offer_rows(p: Any) -> list[tuple[str, str]]:
     return [
         (
             "Hypervisor offer",
-            f"{o.kind} API {o.api_version}" + (" (replayed)" if o.replayed else "")
+            f"{o.kind} API {o.api_version}"
+            + (" (replayed)" if o.replayed else "")
             + f", fingerprint {o.fingerprint[:16]}",
         ),
         ("Offer features", f"{len(o.features)}: {' '.join(o.features)}"),
