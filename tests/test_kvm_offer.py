@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ from cpucompat.coordinator.registry import Registry
 from cpucompat.coordinator.store import Store
 
 from .conftest import FIXTURES
-from .daemons import run_cli
+from .daemons import run_cli, start_agent, start_coordinator, wait_until
 
 RECORDED = FIXTURES / "processors" / "dev-amd-epyc-nested-kvm-offer.json"
 LEAF7_EBX_CLFLUSHOPT = 1 << 23  # CPUID.7.0:EBX[23], Intel SDM vol. 2A, CPUID
@@ -235,3 +236,52 @@ def test_changed_offer_is_a_new_version_and_an_event(tmp_path: Path) -> None:
         assert reopened.profile.hypervisor_offer_missing == "/dev/kvm: permission denied"
     finally:
         store.close()
+
+
+@pytest.mark.e2e
+def test_agent_reports_offer_changes_to_history_and_host_show(tmp_path: Path) -> None:
+    """A replaying agent whose recorded offer loses CLFLUSHOPT (leaf 7.0 EBX[23] cleared in
+    a copy of the recording), as after a kernel update: new version, event, `host show`."""
+    coord = start_coordinator(tmp_path, "--allow-replayed")
+    swap = tmp_path / "host.json"
+    shutil.copy(RECORDED, swap)
+    node = start_agent(
+        tmp_path, coord.address, "node-1", "--interval", "0.3", "--replay-dump", str(swap)
+    )
+    try:
+        where = ("--coordinator", coord.address)
+
+        def versions() -> list[dict]:
+            r = run_cli("host", "history", "node-1", *where, "--json")
+            return json.loads(r.stdout)["versions"] if r.returncode == 0 else []
+
+        wait_until(lambda: len(versions()) == 1, what="the first version")
+        shown = run_cli("host", "show", "node-1", *where)
+        assert shown.returncode == 0, shown.stderr
+        assert "Hypervisor offer  kvm API 12 (replayed)" in shown.stdout
+        assert "clflushopt" in shown.stdout.split("Offer features", 1)[1]
+
+        doc = json.loads(RECORDED.read_text())
+        for row in doc["hypervisor_offer"]["leaves"]:
+            if int(row[0], 16) == 7 and int(row[1], 16) == 0:
+                row[3] = f"0x{int(row[3], 16) & ~LEAF7_EBX_CLFLUSHOPT:08x}"
+        edited = tmp_path / "host.new"
+        edited.write_text(json.dumps(doc))
+        edited.replace(swap)
+
+        history = wait_until(lambda: (v := versions()) and len(v) == 2 and v, what="2 versions")
+        assert isinstance(history, list)
+        assert history[1]["offer_features_lost"] == ["clflushopt"]
+        assert history[1]["fingerprint"] == history[0]["fingerprint"]
+        assert history[1]["offer_fingerprint"] != history[0]["offer_fingerprint"]
+        table = run_cli("host", "history", "node-1", *where)
+        assert "-clflushopt" in table.stdout
+        events = json.loads(run_cli("events", *where, "--json").stdout)
+        changed = [e for e in events if e["kind"] == "profile_changed"]
+        assert len(changed) == 1 and "hypervisor offer (kvm) changed" in changed[0]["message"]
+        shown = run_cli("host", "show", "node-1", *where, "--json")
+        offer = json.loads(shown.stdout)["profile"]["hypervisor_offer"]
+        assert "clflushopt" not in offer["features"]
+    finally:
+        node.kill()
+        assert coord.stop() == 0
