@@ -36,6 +36,7 @@ import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,7 +47,7 @@ from cpucompat.agent.feature_table import NAMES, UnknownFeatureError, canonical_
 from cpucompat.agent.live import probe_instruction
 from cpucompat.agent.raw import RawOffer
 
-from .daemons import run_cli
+from .daemons import run_cli, start_agent, start_coordinator, wait_until
 
 QEMU = "qemu-system-x86_64"
 
@@ -223,3 +224,29 @@ def test_qemu_host_model_agrees_with_the_offer(offer: RawOffer) -> None:
     assert (props["family"], props["model"], props["stepping"]) == (family, model, stepping)
     assert props["min-level"] == offer.leaves[(0, 0)][0]
     assert props["min-xlevel"] == offer.leaves[(0x8000_0000, 0)][0]
+
+
+@pytest.mark.e2e
+def test_live_agent_reports_its_offer(offer: RawOffer, tmp_path: Path) -> None:
+    coord = start_coordinator(tmp_path)
+    node = start_agent(tmp_path, coord.address, "live-1", "--interval", "0.5")
+    try:
+        where = ("--coordinator", coord.address)
+        shown = wait_until(
+            lambda: (
+                (r := run_cli("host", "show", "live-1", *where, "--json")).returncode == 0
+                and json.loads(r.stdout)
+            ),
+            what="live-1 registered",
+        )
+        assert isinstance(shown, dict)
+        reported = shown["profile"]["hypervisor_offer"]
+        expected = decode_offer(offer, replayed=False)
+        assert reported["kind"] == "kvm" and not reported.get("replayed", False)
+        assert reported["fingerprint"] == expected.fingerprint
+        assert set(reported.get("features", [])) == expected.features
+        readable = run_cli("host", "show", "live-1", *where)
+        assert f"Hypervisor offer  kvm API {offer.api_version}, fingerprint" in readable.stdout
+    finally:
+        node.kill()
+        assert coord.stop() == 0
