@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -285,3 +286,29 @@ def test_agent_reports_offer_changes_to_history_and_host_show(tmp_path: Path) ->
     finally:
         node.kill()
         assert coord.stop() == 0
+
+
+def test_ioctl_numbers_match_the_kernel_headers(tmp_path: Path) -> None:
+    """The numbers computed from _IO/_IOWR equal what the C preprocessor makes of kvm.h."""
+    compiler = shutil.which("cc")
+    if compiler is None or not Path("/usr/include/linux/kvm.h").is_file():
+        pytest.skip("needs a C compiler and the kernel headers (linux-libc-dev)")
+    names = [
+        "KVM_GET_API_VERSION",
+        "KVM_CHECK_EXTENSION",
+        "KVM_GET_SUPPORTED_CPUID",
+        "KVM_GET_MSR_FEATURE_INDEX_LIST",
+        "KVM_GET_MSRS",
+        "KVM_CAP_GET_MSR_FEATURES",
+        "KVM_API_VERSION",
+    ]
+    source = tmp_path / "numbers.c"
+    source.write_text(
+        "#include <stdio.h>\n#include <linux/kvm.h>\nint main(void) {\n"
+        + "".join(f'    printf("%lu\\n", (unsigned long)({n}));\n' for n in names)
+        + "    return 0;\n}\n"
+    )
+    binary = tmp_path / "numbers"
+    subprocess.run([compiler, str(source), "-o", str(binary)], check=True)
+    printed = subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout
+    assert [int(v) for v in printed.split()] == [getattr(kvm_offer, n) for n in names]
