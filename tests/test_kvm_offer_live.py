@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +44,11 @@ from cpucompat.agent.decode import decode_offer, family_model_stepping, vendor_o
 from cpucompat.agent.feature_table import NAMES, UnknownFeatureError, canonical_name
 from cpucompat.agent.live import probe_instruction
 from cpucompat.agent.raw import RawOffer
+from cpucompat.coordinator.qemu_qmp import QEMU_BINARY, Qmp, qemu_binary
 
 from .daemons import run_cli, start_agent, start_coordinator, wait_until
 
-QEMU = "qemu-system-x86_64"
+QEMU = QEMU_BINARY
 
 QEMU_ADDS: dict[str, str] = {
     # target/i386/kvm/kvm.c, kvm_arch_get_supported_cpuid: bits QEMU sets on top of KVM's answer.
@@ -148,36 +147,16 @@ def test_probe_shows_the_live_offer(offer: RawOffer) -> None:
 
 def qemu_host_model() -> dict[str, Any]:
     """QEMU's full expansion of the `host` model on this KVM (migratable=false, see above)."""
-    binary = shutil.which(QEMU)
-    if binary is None:
+    if qemu_binary() is None:
         pytest.fail(f"{QEMU} is missing; .ci/run installs it (apt-get install qemu-system-x86)")
-    commands = [
-        {"execute": "qmp_capabilities"},
-        {
-            "execute": "query-cpu-model-expansion",
-            "arguments": {
-                "type": "full",
-                "model": {"name": "host", "props": {"migratable": False}},
-            },
-        },
-        {"execute": "quit"},
-    ]
-    command = [binary, "-machine", "none", "-accel", "kvm", "-nodefaults", "-display", "none"]
-    result = subprocess.run(
-        [*command, "-qmp", "stdio"],
-        input="".join(json.dumps(c) + "\n" for c in commands),
-        capture_output=True,
-        text=True,
-    )
-    for line in result.stdout.splitlines():
-        reply = json.loads(line)
-        if "error" in reply:
-            pytest.fail(f"QEMU refused the expansion: {reply['error']}\n{result.stderr}")
-        answer = reply.get("return")
-        if isinstance(answer, dict) and "model" in answer:
-            props: dict[str, Any] = answer["model"]["props"]
-            return props
-    pytest.fail(f"QEMU gave no expansion (exit {result.returncode}):\n{result.stderr}")
+    with Qmp(["-machine", "none", "-accel", "kvm", "-display", "none"]) as qmp:
+        answer = qmp.command(
+            "query-cpu-model-expansion",
+            type="full",
+            model={"name": "host", "props": {"migratable": False}},
+        )
+    props: dict[str, Any] = answer["model"]["props"]
+    return props
 
 
 def qemu_features(props: dict[str, Any]) -> dict[str, bool]:
