@@ -15,8 +15,8 @@ from functools import cache
 from typing import Any
 
 from .feature_table import AMD_LIKE, FEATURE_BITS, INTEL, FeatureBit, FeatureClass
-from .profile import AddressSizes, CpuType, Profile, Tsc, Xsave, XsaveComponent
-from .raw import REG_INDEX, LogicalCpu, RawCapture, RawDataError
+from .profile import AddressSizes, CpuType, HypervisorOffer, Profile, Tsc, Xsave, XsaveComponent
+from .raw import REG_INDEX, LogicalCpu, RawCapture, RawDataError, RawOffer
 
 FINGERPRINT_VERSION = 1
 
@@ -563,6 +563,69 @@ def _holder(cpus: Sequence[LogicalCpu], leaf: int) -> LogicalCpu:
     return next((c for c in cpus if (leaf, 0) in c.leaves), cpus[0])
 
 
+OFFER_FINGERPRINT_VERSION = 1
+# Leaves of an offer that describe the CPU that answered the ioctl, not what guests get:
+# topology (0xB, 0x1F, 0x8000001E, 0x80000026), the Pentium III serial number (3) and
+# Centaur/Zhaoxin's live readings (0xC0000004).
+OFFER_PER_CPU_LEAVES = frozenset({0x3, 0xB, 0x1F, 0x8000001E, 0x80000026, 0xC0000004})
+# (leaf, register index) -> mask of the bits to keep; the rest is the answering CPU's.
+OFFER_PER_CPU_MASKS: Mapping[tuple[int, int], int] = {
+    (0x1, 1): 0x00FF_FFFF,  # EBX[31:24]: initial APIC ID
+    (0x6, 3): 0x0000_FFFF,  # EDX[31:16]: this CPU's row in the hardware feedback table
+    (0x4, 0): 0x0000_3FFF,  # EAX[31:14]: logical CPUs sharing the cache, cores per package
+    (0x8000001D, 0): 0x0000_3FFF,  # EAX[25:14]: logical CPUs sharing the cache
+}
+OFFER_MSRS_NOT_FINGERPRINTED = frozenset({0x8B})
+"""IA32_UCODE_REV: the microcode revision (the profile's ``microcode``), read on whichever
+CPU ran the ioctl; a microcode update is not by itself a change of what guests get."""
+
+
+def offer_fingerprint(offer: RawOffer) -> str:
+    """sha256 over the offer with per-CPU fields masked (KVM copies leaf 1 EBX's APIC ID,
+    the cache-sharing counts, ... from whichever CPU answered the ioctl)."""
+    leaves = []
+    for (leaf, sub), regs in sorted(offer.leaves.items()):
+        if leaf in OFFER_PER_CPU_LEAVES:
+            continue
+        masked = [r & OFFER_PER_CPU_MASKS.get((leaf, i), 0xFFFF_FFFF) for i, r in enumerate(regs)]
+        leaves.append([leaf, sub, *masked])
+    doc = {
+        "v": OFFER_FINGERPRINT_VERSION,
+        "kind": offer.kind,
+        "api": offer.api_version,
+        "leaves": leaves,
+        "msrs": sorted(
+            [i, v] for i, v in offer.msrs.items() if i not in OFFER_MSRS_NOT_FINGERPRINTED
+        ),
+    }
+    blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def decode_offer(offer: RawOffer, replayed: bool) -> HypervisorOffer:
+    """The offer's leaves through the same feature table as raw CPUID."""
+    cpu = offer.as_cpu()
+    return HypervisorOffer(
+        kind=offer.kind,
+        api_version=offer.api_version,
+        features=features_of(cpu, vendor_of(cpu)),
+        msrs=tuple(sorted(offer.msrs.items())),
+        fingerprint=offer_fingerprint(offer),
+        replayed=replayed,
+        leaves=offer.leaves,
+    )
+
+
+def _offer_of(capture: RawCapture) -> tuple[HypervisorOffer | None, str | None]:
+    if capture.offer is not None:
+        return decode_offer(capture.offer, capture.replayed), None
+    if capture.offer_missing:
+        return None, capture.offer_missing
+    if capture.replayed:
+        return None, "the dump records no hypervisor offer"
+    return None, "the report carries no hypervisor offer"
+
+
 def decode(capture: RawCapture) -> Profile:
     """Decode every logical CPU of a capture into one host profile."""
     if not capture.cpus:
@@ -617,6 +680,7 @@ def decode(capture: RawCapture) -> Profile:
     named = _holder(capture.cpus, 0x80000002)
     avx10 = _avx10_version(_holder(capture.cpus, 0x24), host_features)
     tsc_hz = _tsc_hz(_holder(capture.cpus, 0x15), hypervisor)
+    offer, offer_missing = _offer_of(capture)
     brand = (
         _text(
             r
@@ -649,6 +713,8 @@ def decode(capture: RawCapture) -> Profile:
             vendor, fms, fingerprint_features(host_features), xsave, address, avx10
         ),
         raw=capture,
+        hypervisor_offer=offer,
+        hypervisor_offer_missing=offer_missing,
     )
 
 

@@ -7,11 +7,12 @@ calling thread only, which keeps this safe inside a threaded daemon).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
 
-from . import cpuid_exec
+from . import cpuid_exec, kvm_offer
 from .enumerate import read_all_leaves
 from .host_tsc import read_host_tsc
 from .raw import SOURCE_DEVCPU, SOURCE_INSTRUCTION, LogicalCpu, RawCapture, Regs
@@ -113,9 +114,16 @@ def probe_devcpu(cpus: list[int] | None = None) -> RawCapture:
     )
 
 
+def with_offer(capture: RawCapture, device: str = kvm_offer.KVM_DEVICE) -> RawCapture:
+    """The capture with the hypervisor's offer read beside it (or the reason there is none)."""
+    offer, missing = kvm_offer.offer_or_reason(device)
+    return dataclasses.replace(capture, offer=offer, offer_missing=missing)
+
+
 def probe(source: str = SOURCE_INSTRUCTION) -> RawCapture:
+    """This host's CPUID leaves and, where /dev/kvm answers, what KVM offers a guest."""
     if source in (SOURCE_INSTRUCTION, "instruction"):
-        return probe_instruction()
+        return with_offer(probe_instruction())
     if source == SOURCE_DEVCPU:
-        return probe_devcpu()
+        return with_offer(probe_devcpu())
     raise ProbeError(f"unknown probe source {source!r}; use 'instruction' or 'devcpu'")

@@ -7,10 +7,12 @@ defines the `probe --json` keys that outside checks read.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .raw import RawCapture
+from .raw import LeafKey, RawCapture, Regs
 from .rawjson import capture_to_json
 
 
@@ -122,6 +124,84 @@ class CpuType:
         }
 
 
+FEATURE_MSR_NAMES: Mapping[int, str] = {
+    0x08B: "IA32_UCODE_REV",
+    0x0CE: "MSR_PLATFORM_INFO",
+    0x10A: "IA32_ARCH_CAPABILITIES",
+    0x345: "IA32_PERF_CAPABILITIES",
+    **{
+        0x480 + n: name
+        for n, name in enumerate(
+            (
+                "IA32_VMX_BASIC",
+                "IA32_VMX_PINBASED_CTLS",
+                "IA32_VMX_PROCBASED_CTLS",
+                "IA32_VMX_EXIT_CTLS",
+                "IA32_VMX_ENTRY_CTLS",
+                "IA32_VMX_MISC",
+                "IA32_VMX_CR0_FIXED0",
+                "IA32_VMX_CR0_FIXED1",
+                "IA32_VMX_CR4_FIXED0",
+                "IA32_VMX_CR4_FIXED1",
+                "IA32_VMX_VMCS_ENUM",
+                "IA32_VMX_PROCBASED_CTLS2",
+                "IA32_VMX_EPT_VPID_CAP",
+                "IA32_VMX_TRUE_PINBASED_CTLS",
+                "IA32_VMX_TRUE_PROCBASED_CTLS",
+                "IA32_VMX_TRUE_EXIT_CTLS",
+                "IA32_VMX_TRUE_ENTRY_CTLS",
+                "IA32_VMX_VMFUNC",
+            )
+        )
+    },
+    0x492: "IA32_VMX_PROCBASED_CTLS3",
+    0xC0011029: "MSR_AMD64_DE_CFG",
+}
+"""Names of the feature MSRs KVM reports (Intel SDM vol. 4; Linux msr-index.h), for display."""
+
+
+@dataclass(frozen=True)
+class HypervisorOffer:
+    """What the host's hypervisor offers a guest, decoded like raw CPUID.
+
+    ``features`` come from the offer's own leaves through the same feature
+    table, so they use the project's names and compare directly with a
+    profile's ``features``.
+    """
+
+    kind: str
+    api_version: int
+    features: frozenset[str]
+    msrs: tuple[tuple[int, int], ...]
+    fingerprint: str
+    replayed: bool
+    leaves: Mapping[LeafKey, Regs] = field(repr=False, compare=False)
+
+    def msr(self, index: int) -> int | None:
+        return dict(self.msrs).get(index)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "api_version": self.api_version,
+            "features": sorted(self.features),
+            "msrs": [
+                {
+                    "index": f"0x{index:x}",
+                    "name": FEATURE_MSR_NAMES.get(index),
+                    "value": f"0x{value:x}",
+                }
+                for index, value in self.msrs
+            ],
+            "leaves": [
+                [f"0x{leaf:08x}", f"0x{sub:02x}", *(f"0x{r:08x}" for r in regs)]
+                for (leaf, sub), regs in sorted(self.leaves.items())
+            ],
+            "replayed": self.replayed,
+            "fingerprint": self.fingerprint,
+        }
+
+
 @dataclass(frozen=True)
 class Profile:
     """One host's (or one dump's) processor, decoded."""
@@ -149,10 +229,24 @@ class Profile:
     """The TSC a guest gets here (the kernel's rate on a live host; CPUID's on a dump)."""
     avx10_version: int | None = None
     """CPUID 0x24 EBX[7:0] on a processor with AVX10; None without it (or without leaf 0x24)."""
+    hypervisor_offer: HypervisorOffer | None = None
+    """What the host's hypervisor offers a guest (KVM), where it was read or recorded."""
+    hypervisor_offer_missing: str | None = None
+    """Why ``hypervisor_offer`` is None (no /dev/kvm, permission denied, a dump without one)."""
 
     @property
     def replayed(self) -> bool:
         return self.raw.replayed
+
+    @property
+    def report_fingerprint(self) -> str:
+        """What an agent compares to know a report is due: the processor's fingerprint,
+        combined with the hypervisor offer's when there is one (a kernel update can
+        change the offer and nothing else)."""
+        if self.hypervisor_offer is None:
+            return self.fingerprint
+        both = f"{self.fingerprint}:{self.hypervisor_offer.fingerprint}".encode()
+        return hashlib.sha256(both).hexdigest()
 
     @property
     def logical_cpu_count(self) -> int:
@@ -187,6 +281,10 @@ class Profile:
             "logical_cpus": self.logical_cpu_count,
             "fingerprint": self.fingerprint,
             "warnings": list(self.raw.warnings),
+            "hypervisor_offer": (
+                None if self.hypervisor_offer is None else self.hypervisor_offer.to_json()
+            ),
+            "hypervisor_offer_missing": self.hypervisor_offer_missing,
         }
         if include_raw:
             doc["raw"] = capture_to_json(self.raw)

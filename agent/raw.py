@@ -92,6 +92,28 @@ class HostTsc:
     """Why ``khz`` is None (no /dev/kvm, permission denied, ...); empty otherwise."""
 
 
+KIND_KVM = "kvm"
+OFFER_KINDS = frozenset({KIND_KVM})
+
+
+@dataclass(frozen=True)
+class RawOffer:
+    """What the host's hypervisor says it can give a guest, as it said it.
+
+    For KVM: the ``KVM_GET_SUPPORTED_CPUID`` entries keyed like CPUID leaves,
+    and the feature MSRs (index -> value) ``KVM_GET_MSRS`` returns on /dev/kvm.
+    """
+
+    kind: str
+    api_version: int
+    leaves: Mapping[LeafKey, Regs]
+    msrs: Mapping[int, int] = field(default_factory=dict)
+
+    def as_cpu(self) -> LogicalCpu:
+        """The offer as one logical CPU, so the one decoder reads it."""
+        return LogicalCpu(index=0, leaves=self.leaves, xcr0=None)
+
+
 @dataclass(frozen=True)
 class RawCapture:
     """Everything read from one host's processors (or one dump file)."""
@@ -105,6 +127,10 @@ class RawCapture:
     """The kernel's TSC rate and scaling, read beside the leaves by a live probe."""
     warnings: tuple[str, ...] = ()
     """What an importer skipped or could not tell (say an empty CPU section of a dump)."""
+    offer: RawOffer | None = None
+    """The hypervisor's offer read beside the CPUID leaves (live, or recorded in a dump)."""
+    offer_missing: str | None = None
+    """Why there is no offer, when the reader knows (no /dev/kvm, permission denied...)."""
 
     @property
     def replayed(self) -> bool:
@@ -189,6 +215,8 @@ def validate_capture(capture: RawCapture) -> None:
             raise RawDataError(f"{where}: leaf 0 claims 0x{head[0]:x} standard leaves")
     if capture.host_tsc is not None:
         validate_host_tsc(capture.host_tsc)
+    if capture.offer is not None:
+        validate_offer(capture.offer)
 
 
 def validate_host_tsc(tsc: HostTsc) -> None:
@@ -206,3 +234,30 @@ def validate_host_tsc(tsc: HostTsc) -> None:
         raise RawDataError(f"host TSC scaling source {tsc.scaling_source!r} is unknown")
     if len(tsc.missing) > 512:
         raise RawDataError("host TSC: the missing-rate reason is longer than 512 characters")
+
+
+MAX_OFFER_MSRS = 1024
+
+
+def validate_offer(offer: RawOffer) -> None:
+    """Refuse an offer no hypervisor could have made (a spoofed or corrupt report)."""
+    if offer.kind not in OFFER_KINDS:
+        raise RawDataError(
+            f"hypervisor offer kind {offer.kind!r} is unknown; expected one of "
+            + ", ".join(sorted(OFFER_KINDS))
+        )
+    if not 0 <= offer.api_version <= 0xFFFF_FFFF:
+        raise RawDataError(f"hypervisor offer API version {offer.api_version} is out of range")
+    if (0, 0) not in offer.leaves:
+        raise RawDataError("hypervisor offer: leaf 0 (vendor string) is missing")
+    if len(offer.leaves) > MAX_LEAVES_PER_CPU:
+        raise RawDataError(f"hypervisor offer: {len(offer.leaves)} leaves is beyond any hypervisor")
+    for (leaf, sub), regs in offer.leaves.items():
+        if not 0 <= leaf <= 0xFFFF_FFFF or not 0 <= sub <= MAX_SUBLEAF:
+            raise RawDataError(f"hypervisor offer: leaf 0x{leaf:x} subleaf {sub} is out of range")
+        check_regs(regs)
+    if len(offer.msrs) > MAX_OFFER_MSRS:
+        raise RawDataError(f"hypervisor offer: {len(offer.msrs)} MSRs is beyond any hypervisor")
+    for index, value in offer.msrs.items():
+        if not 0 <= index <= 0xFFFF_FFFF or not 0 <= value < 2**64:
+            raise RawDataError(f"hypervisor offer: MSR 0x{index:x} = {value} is out of range")

@@ -6,12 +6,79 @@ this; `cpucompat probe` never does, so it never loads gRPC or protobuf.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cpucompat.v1 import profile_pb2
 
-from .profile import Profile
-from .raw import HostTsc, LogicalCpu, RawCapture, RawDataError, Regs
+from .profile import FEATURE_MSR_NAMES, HypervisorOffer, Profile
+from .raw import HostTsc, LeafKey, LogicalCpu, RawCapture, RawDataError, RawOffer, Regs
+
+
+def _msrs_to_proto(msrs: Iterable[tuple[int, int]]) -> list[profile_pb2.FeatureMsr]:
+    return [
+        profile_pb2.FeatureMsr(index=i, value=v, name=FEATURE_MSR_NAMES.get(i, "")) for i, v in msrs
+    ]
+
+
+def _leaves_to_proto(leaves: Mapping[LeafKey, Regs]) -> list[profile_pb2.CpuidLeaf]:
+    return [
+        profile_pb2.CpuidLeaf(leaf=leaf, subleaf=sub, eax=r[0], ebx=r[1], ecx=r[2], edx=r[3])
+        for (leaf, sub), r in sorted(leaves.items())
+    ]
+
+
+def _leaves_from_proto(
+    leaves_msg: Iterable[profile_pb2.CpuidLeaf], where: str
+) -> dict[LeafKey, Regs]:
+    leaves: dict[LeafKey, Regs] = {}
+    for leaf in leaves_msg:
+        key = (leaf.leaf, leaf.subleaf)
+        regs = (leaf.eax, leaf.ebx, leaf.ecx, leaf.edx)
+        if key in leaves and leaves[key] != regs:
+            raise RawDataError(
+                f"{where}: leaf 0x{leaf.leaf:08x} subleaf {leaf.subleaf} "
+                "is given twice with different values"
+            )
+        leaves[key] = regs
+    return leaves
+
+
+def offer_to_proto(offer: RawOffer) -> profile_pb2.RawHypervisorOffer:
+    return profile_pb2.RawHypervisorOffer(
+        kind=offer.kind,
+        api_version=offer.api_version,
+        leaves=_leaves_to_proto(offer.leaves),
+        msrs=_msrs_to_proto(sorted(offer.msrs.items())),
+    )
+
+
+def offer_from_proto(msg: profile_pb2.RawHypervisorOffer) -> RawOffer:
+    msrs: dict[int, int] = {}
+    for m in msg.msrs:
+        if m.index in msrs and msrs[m.index] != m.value:
+            raise RawDataError(
+                f"hypervisor offer: MSR 0x{m.index:x} is given twice with different values"
+            )
+        msrs[m.index] = m.value
+    return RawOffer(
+        kind=msg.kind,
+        api_version=msg.api_version,
+        leaves=_leaves_from_proto(msg.leaves, "hypervisor offer"),
+        msrs=msrs,
+    )
+
+
+def decoded_offer_to_proto(offer: HypervisorOffer) -> profile_pb2.HypervisorOffer:
+    return profile_pb2.HypervisorOffer(
+        kind=offer.kind,
+        api_version=offer.api_version,
+        features=sorted(offer.features),
+        msrs=_msrs_to_proto(offer.msrs),
+        fingerprint=offer.fingerprint,
+        replayed=offer.replayed,
+    )
 
 
 def capture_to_proto(
@@ -27,10 +94,7 @@ def capture_to_proto(
         out = msg.cpus.add(cpu=cpu.index)
         if cpu.xcr0 is not None:
             out.xcr0 = cpu.xcr0
-        out.leaves.extend(
-            profile_pb2.CpuidLeaf(leaf=leaf, subleaf=sub, eax=r[0], ebx=r[1], ecx=r[2], edx=r[3])
-            for (leaf, sub), r in cpu.sorted_leaves()
-        )
+        out.leaves.extend(_leaves_to_proto(cpu.leaves))
     tsc = capture.host_tsc
     if tsc is not None:
         msg.host_tsc.CopyFrom(
@@ -43,6 +107,10 @@ def capture_to_proto(
         )
         if tsc.scaling is not None:
             msg.host_tsc.scaling = tsc.scaling
+    if capture.offer is not None:
+        msg.hypervisor_offer.CopyFrom(offer_to_proto(capture.offer))
+    elif capture.offer_missing:
+        msg.hypervisor_offer_missing = capture.offer_missing
     if captured_at is not None:
         ts = Timestamp()
         ts.FromNanoseconds(int(captured_at * 1e9))
@@ -54,16 +122,7 @@ def capture_from_proto(msg: profile_pb2.RawCapture) -> RawCapture:
     """The domain capture; duplicated leaves with different values are refused here."""
     cpus = []
     for cpu_msg in msg.cpus:
-        leaves: dict[tuple[int, int], Regs] = {}
-        for leaf in cpu_msg.leaves:
-            key = (leaf.leaf, leaf.subleaf)
-            regs = (leaf.eax, leaf.ebx, leaf.ecx, leaf.edx)
-            if key in leaves and leaves[key] != regs:
-                raise RawDataError(
-                    f"logical CPU {cpu_msg.cpu}: leaf 0x{leaf.leaf:08x} subleaf {leaf.subleaf} "
-                    "is given twice with different values"
-                )
-            leaves[key] = regs
+        leaves = _leaves_from_proto(cpu_msg.leaves, f"logical CPU {cpu_msg.cpu}")
         cpus.append(
             LogicalCpu(
                 index=cpu_msg.cpu,
@@ -77,6 +136,10 @@ def capture_from_proto(msg: profile_pb2.RawCapture) -> RawCapture:
         microcode=msg.microcode or None,
         origin=msg.origin or None,
         extra=dict(msg.extra),
+        offer=offer_from_proto(msg.hypervisor_offer) if msg.HasField("hypervisor_offer") else None,
+        offer_missing=None
+        if msg.HasField("hypervisor_offer")
+        else (msg.hypervisor_offer_missing or None),
         host_tsc=_host_tsc_from_proto(msg.host_tsc) if msg.HasField("host_tsc") else None,
     )
 
@@ -143,6 +206,10 @@ def profile_to_proto(profile: Profile, microarchitecture: str = "") -> profile_p
         msg.xsave.enabled_mask = xs.enabled_mask
     if profile.tsc.scaling is not None:
         msg.tsc.scaling = profile.tsc.scaling
+    if profile.hypervisor_offer is not None:
+        msg.hypervisor_offer.CopyFrom(decoded_offer_to_proto(profile.hypervisor_offer))
+    else:
+        msg.hypervisor_offer_missing = profile.hypervisor_offer_missing or ""
     for t in profile.cpu_types:
         msg.cpu_types.add(
             logical_cpus=list(t.logical_cpus),

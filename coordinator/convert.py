@@ -88,6 +88,7 @@ def host_to_proto(record: HostRecord, microarchitecture: str = "") -> pb.Host:
 
 
 def version_to_proto(number: int, version: ProfileVersion) -> pb.ProfileVersion:
+    offer = version.summary.get("hypervisor_offer") or {}
     return pb.ProfileVersion(
         version=number,
         recorded_at=timestamp(version.recorded_at),
@@ -96,6 +97,9 @@ def version_to_proto(number: int, version: ProfileVersion) -> pb.ProfileVersion:
         features_lost=list(version.lost),
         microcode=str(version.summary.get("microcode") or ""),
         replayed=version.source.startswith("replay:"),
+        offer_fingerprint=str(offer.get("fingerprint") or ""),
+        offer_features_gained=[str(f) for f in offer.get("features_gained", [])],
+        offer_features_lost=[str(f) for f in offer.get("features_lost", [])],
     )
 
 

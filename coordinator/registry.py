@@ -79,7 +79,10 @@ def tsc_changed(old: Tsc, new: Tsc) -> bool:
     return abs(old.hz - new.hz) * 1_000_000 > TSC_RECALIBRATION_PPM * old.hz
 
 
-def _summary(profile: Profile) -> dict[str, Any]:
+def _summary(
+    profile: Profile, offer_gained: list[str] | None = None, offer_lost: list[str] | None = None
+) -> dict[str, Any]:
+    offer = profile.hypervisor_offer
     return {
         "vendor": profile.vendor,
         "brand": profile.brand,
@@ -89,7 +92,51 @@ def _summary(profile: Profile) -> dict[str, Any]:
         "x86_64_level": profile.x86_64_level,
         "hypervisor": profile.hypervisor,
         "logical_cpus": profile.logical_cpu_count,
+        "microcode": profile.microcode,
+        "hypervisor_offer": None
+        if offer is None
+        else {
+            "kind": offer.kind,
+            "api_version": offer.api_version,
+            "fingerprint": offer.fingerprint,
+            "features_gained": offer_gained or [],
+            "features_lost": offer_lost or [],
+        },
+        "hypervisor_offer_missing": profile.hypervisor_offer_missing,
     }
+
+
+def _offer_fingerprint(profile: Profile | None) -> str:
+    offer = None if profile is None else profile.hypervisor_offer
+    return "" if offer is None else offer.fingerprint
+
+
+def _offer_change(old: Profile, new: Profile) -> tuple[str, list[str], list[str]]:
+    """How the hypervisor offer changed between two versions: (phrase, gained, lost)."""
+    before, after = old.hypervisor_offer, new.hypervisor_offer
+    old_features = set() if before is None else set(before.features)
+    new_features = set() if after is None else set(after.features)
+    gained = sorted(new_features - old_features)
+    lost = sorted(old_features - new_features)
+    if before is None and after is not None:
+        return (
+            f"hypervisor offer appeared ({after.kind} API {after.api_version}, "
+            f"{len(after.features)} features)",
+            gained,
+            lost,
+        )
+    if after is None:
+        why = new.hypervisor_offer_missing or "no reason given"
+        return f"hypervisor offer disappeared ({why})", gained, lost
+    kind = after.kind
+    change = ", ".join(
+        [f"gained {' '.join(gained)}"] * bool(gained) + [f"lost {' '.join(lost)}"] * bool(lost)
+    )
+    return (
+        f"hypervisor offer ({kind}) changed: {change or 'same features, other details'}",
+        gained,
+        lost,
+    )
 
 
 class Registry:
@@ -333,10 +380,27 @@ class Registry:
             version = old["profile_version"] if old is not None else None
             gained: list[str] = []
             lost: list[str] = []
+            # The hypervisor's offer is part of the stored profile: a kernel update that
+            # changes what KVM gives guests is a new version and an event, like a
+            # microcode update that changes CPUID.
+            previous = self.profile_for_version(db, version) if version is not None else None
+            offer_changed = previous is not None and _offer_fingerprint(
+                previous
+            ) != _offer_fingerprint(profile)
+            offer_phrase, offer_gained, offer_lost = (
+                _offer_change(previous, profile)
+                if previous is not None and offer_changed
+                else ("", [], [])
+            )
             tsc_moved = version is not None and tsc_changed(
                 self.profile_for_version(db, version).tsc, profile.tsc
             )
-            if old is None or old["fingerprint"] != profile.fingerprint or tsc_moved:
+            if (
+                old is None
+                or old["fingerprint"] != profile.fingerprint
+                or tsc_moved
+                or offer_changed
+            ):
                 if old is not None:
                     prev = set(
                         json.loads(
@@ -359,7 +423,7 @@ class Registry:
                         json.dumps(features),
                         json.dumps(gained),
                         json.dumps(lost),
-                        json.dumps(_summary(profile)),
+                        json.dumps(_summary(profile, offer_gained, offer_lost)),
                     ),
                 )
                 version = cur.lastrowid
@@ -410,14 +474,29 @@ class Registry:
                     new_cluster=cluster,
                 )
                 touched |= {old["cluster"], cluster}
-            if old["fingerprint"] != profile.fingerprint or tsc_moved:
-                change = (
-                    ", ".join(
-                        [f"gained {' '.join(gained)}"] * bool(gained)
-                        + [f"lost {' '.join(lost)}"] * bool(lost)
-                        + ["TSC rate or scaling changed"] * tsc_moved
+            if old["fingerprint"] != profile.fingerprint or offer_changed or tsc_moved:
+                phrases = []
+                if old["fingerprint"] != profile.fingerprint or tsc_moved:
+                    change = (
+                        ", ".join(
+                            [f"gained {' '.join(gained)}"] * bool(gained)
+                            + [f"lost {' '.join(lost)}"] * bool(lost)
+                            + ["TSC rate or scaling changed"] * tsc_moved
+                        )
+                        or "same features, other details"
                     )
-                    or "same features, other details"
+                    phrases.append(f"processor profile changed: {change}")
+                if offer_changed:
+                    phrases.append(offer_phrase)
+                offer_details: dict[str, Any] = (
+                    {
+                        "offer_features_gained": offer_gained,
+                        "offer_features_lost": offer_lost,
+                        "old_offer_fingerprint": _offer_fingerprint(previous),
+                        "new_offer_fingerprint": _offer_fingerprint(profile),
+                    }
+                    if offer_changed
+                    else {}
                 )
                 self.add_event(
                     db,
@@ -425,11 +504,12 @@ class Registry:
                     cluster,
                     host_id,
                     EventKind.PROFILE_CHANGED,
-                    f"host {host_id} processor profile changed: {change}",
+                    f"host {host_id} " + "; ".join(phrases),
                     features_gained=gained,
                     features_lost=lost,
                     old_fingerprint=old["fingerprint"],
                     new_fingerprint=profile.fingerprint,
+                    **offer_details,
                 )
                 touched.add(cluster)
             if old["status"] != HostStatus.ONLINE.value:

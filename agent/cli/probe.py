@@ -161,4 +161,36 @@ def render_summary(profile: Any) -> str:
     feats = " ".join(sorted(profile.features))
     lines.append(f"{'Features'.ljust(width)}  {len(profile.features)} (common to all CPUs):")
     lines.extend(textwrap.wrap(feats, width=96, initial_indent="  ", subsequent_indent="  "))
+    lines.extend(render_offer(profile, width))
     return "\n".join(lines)
+
+
+def render_offer(profile: Any, width: int) -> list[str]:
+    """What the host's hypervisor offers a guest, beside what the processor has."""
+    from ..profile import FEATURE_MSR_NAMES
+
+    offer = profile.hypervisor_offer
+    label = "Offer".ljust(width)
+    if offer is None:
+        return [f"{label}  none: {profile.hypervisor_offer_missing}"]
+    lines = [
+        f"{label}  {offer.kind} API {offer.api_version}"
+        + (" (replayed)" if offer.replayed else "")
+        + f", fingerprint {offer.fingerprint[:16]}, {len(offer.features)} features:"
+    ]
+    lines.extend(
+        textwrap.wrap(
+            " ".join(sorted(offer.features)), width=96, initial_indent="  ", subsequent_indent="  "
+        )
+    )
+    withheld = sorted(profile.features - offer.features)
+    added = sorted(offer.features - profile.features)
+    for title, names in (("Not offered", withheld), ("Offer adds", added)):
+        lines.append(f"{title.ljust(width)}  {len(names)}:")
+        lines.extend(
+            textwrap.wrap(" ".join(names), width=96, initial_indent="  ", subsequent_indent="  ")
+        )
+    for index, value in offer.msrs:
+        name = FEATURE_MSR_NAMES.get(index, f"MSR 0x{index:x}")
+        lines.append(f"{'Offer MSR'.ljust(width)}  {name} = 0x{value:x}")
+    return lines

@@ -64,8 +64,8 @@ class Reporter:
         self._thread.start()
 
     def probed(self, previous: Snapshot, fresh: Snapshot) -> None:
-        """Called after an on-demand probe: report at once when the fingerprint changed."""
-        if previous.profile.fingerprint != fresh.profile.fingerprint:
+        """Called after an on-demand probe: report at once when the profile or offer changed."""
+        if previous.profile.report_fingerprint != fresh.profile.report_fingerprint:
             with self._lock:
                 self._need_report = True
             self._wake.set()
@@ -79,7 +79,7 @@ class Reporter:
             agent_version=self.version,
             profile=profile_to_proto(snap.profile),
             probe_interval=self._interval(),
-            agent_fingerprint=snap.profile.fingerprint,
+            agent_fingerprint=snap.profile.report_fingerprint,
         )
         response = self.stub.ReportProfile(request, timeout=RPC_TIMEOUT)
         self.reports_sent += 1
@@ -96,7 +96,7 @@ class Reporter:
             pb.HeartbeatRequest(
                 host_id=self.host_id,
                 cluster=self.cluster,
-                fingerprint=snap.profile.fingerprint,
+                fingerprint=snap.profile.report_fingerprint,
                 probe_interval=self._interval(),
             ),
             timeout=RPC_TIMEOUT,
@@ -120,8 +120,8 @@ class Reporter:
             if not first:
                 try:
                     previous, fresh = self.holder.refresh()
-                    if previous.profile.fingerprint != fresh.profile.fingerprint:
-                        log.info("processor profile changed; reporting")
+                    if previous.profile.report_fingerprint != fresh.profile.report_fingerprint:
+                        log.info("processor profile or hypervisor offer changed; reporting")
                         with self._lock:
                             self._need_report = True
                 except Exception as exc:  # keep serving the last good profile

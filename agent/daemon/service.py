@@ -55,7 +55,7 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
         return pb.ProbeResponse(
             profile=profile_to_proto(fresh.profile),
             raw=capture_to_proto(fresh.profile.raw, fresh.taken_at),
-            changed=previous.profile.fingerprint != fresh.profile.fingerprint,
+            changed=previous.profile.report_fingerprint != fresh.profile.report_fingerprint,
             previous_fingerprint=previous.profile.fingerprint,
         )
 

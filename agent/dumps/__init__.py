@@ -99,7 +99,8 @@ def _parse_json(text: str, origin: str) -> RawCapture:
     The document's own "source" (say "cpuid-instruction") is kept in
     ``extra["json_source"]``: the capture itself is a replay. XCR0 is kept:
     the project's own JSON records it when the probe was live, so a replay
-    shows the same enabled XSAVE state as the host did.
+    shows the same enabled XSAVE state as the host did; so is a recorded
+    hypervisor offer (and the reason there was none).
     """
     try:
         doc = json.loads(text.lstrip("\ufeff"))
@@ -130,4 +131,6 @@ def _parse_json(text: str, origin: str) -> RawCapture:
         origin=origin,
         extra=extra,
         warnings=(*parsed.warnings, *built.warnings),
+        offer=parsed.offer,  # a recorded hypervisor offer replays as recorded
+        offer_missing=parsed.offer_missing,
     )

@@ -133,6 +133,7 @@ def run_show(args: argparse.Namespace) -> int:
         ("Source", p.source + (f" ({p.origin})" if p.origin else "")),
         ("Profile version", f"{h.profile_version}, fingerprint {h.fingerprint[:16]}"),
         ("Features", f"{len(p.features)}: {' '.join(p.features)}"),
+        *_offer_rows(p),
     ]
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
@@ -148,6 +149,29 @@ def _tsc_line(p: Any) -> str:
     else:
         scaling = "can scale" if t.scaling else "cannot scale"
     return f"{'invariant' if p.invariant_tsc else 'not invariant'}, {rate}, {scaling}"
+
+
+def _offer_rows(p: Any) -> list[tuple[str, str]]:
+    """The hypervisor offer lines of `host show`: what guests on this host get."""
+    if not p.HasField("hypervisor_offer"):
+        return [("Hypervisor offer", f"none ({p.hypervisor_offer_missing or 'not reported'})")]
+    o = p.hypervisor_offer
+    msrs = " ".join(f"{m.name or hex(m.index)}=0x{m.value:x}" for m in o.msrs) or "none"
+    return [
+        (
+            "Hypervisor offer",
+            f"{o.kind} API {o.api_version}"
+            + (" (replayed)" if o.replayed else "")
+            + f", fingerprint {o.fingerprint[:16]}",
+        ),
+        ("Offer features", f"{len(o.features)}: {' '.join(o.features)}"),
+        ("Offer MSRs", msrs),
+    ]
+
+
+def _offer_change(v: Any) -> str:
+    parts = [f"+{f}" for f in v.offer_features_gained] + [f"-{f}" for f in v.offer_features_lost]
+    return " ".join(parts) or "-"
 
 
 def run_history(args: argparse.Namespace) -> int:
@@ -166,10 +190,17 @@ def run_history(args: argparse.Namespace) -> int:
             v.fingerprint[:12],
             " ".join(v.features_gained) or "-",
             " ".join(v.features_lost) or "-",
+            v.offer_fingerprint[:12] or "-",
+            _offer_change(v),
         )
         for v in r.versions
     ]
-    print(table(("VERSION", "RECORDED", "FINGERPRINT", "GAINED", "LOST"), rows))
+    print(
+        table(
+            ("VERSION", "RECORDED", "FINGERPRINT", "GAINED", "LOST", "OFFER", "OFFER CHANGE"),
+            rows,
+        )
+    )
     return EXIT_OK
 
 

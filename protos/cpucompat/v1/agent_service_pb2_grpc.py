@@ -64,8 +64,9 @@ class AgentServiceServicer:
     def Probe(self, request, context):
         """Probes the processors now (CPUID and XGETBV on every logical CPU),
         replaces the agent's current profile with the result and returns it.
-        When the fingerprint changed, the agent also reports the new profile to
-        its coordinator, as it would after a periodic probe.
+        When the fingerprint or the hypervisor offer changed, the agent also
+        reports the new profile to its coordinator, as it would after a
+        periodic probe.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

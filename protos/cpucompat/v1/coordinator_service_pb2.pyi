@@ -385,7 +385,7 @@ class Event(_message.Message):
     def __init__(self, id: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cluster: _Optional[str] = ..., host_id: _Optional[str] = ..., kind: _Optional[_Union[EventKind, str]] = ..., message: _Optional[str] = ..., features_gained: _Optional[_Iterable[str]] = ..., features_lost: _Optional[_Iterable[str]] = ..., old_status: _Optional[_Union[HostStatus, str]] = ..., new_status: _Optional[_Union[HostStatus, str]] = ..., details: _Optional[_Mapping[str, str]] = ..., old_action: _Optional[_Union[OfflineAction, str]] = ..., new_action: _Optional[_Union[OfflineAction, str]] = ..., vm_name: _Optional[str] = ...) -> None: ...
 
 class ProfileVersion(_message.Message):
-    __slots__ = ("version", "recorded_at", "fingerprint", "features_gained", "features_lost", "microcode", "replayed", "profile")
+    __slots__ = ("version", "recorded_at", "fingerprint", "features_gained", "features_lost", "microcode", "replayed", "profile", "offer_fingerprint", "offer_features_gained", "offer_features_lost")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
@@ -394,6 +394,9 @@ class ProfileVersion(_message.Message):
     MICROCODE_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
+    OFFER_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    OFFER_FEATURES_GAINED_FIELD_NUMBER: _ClassVar[int]
+    OFFER_FEATURES_LOST_FIELD_NUMBER: _ClassVar[int]
     version: int
     recorded_at: _timestamp_pb2.Timestamp
     fingerprint: str
@@ -402,7 +405,10 @@ class ProfileVersion(_message.Message):
     microcode: str
     replayed: bool
     profile: _profile_pb2.ProcessorProfile
-    def __init__(self, version: _Optional[int] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fingerprint: _Optional[str] = ..., features_gained: _Optional[_Iterable[str]] = ..., features_lost: _Optional[_Iterable[str]] = ..., microcode: _Optional[str] = ..., replayed: _Optional[bool] = ..., profile: _Optional[_Union[_profile_pb2.ProcessorProfile, _Mapping]] = ...) -> None: ...
+    offer_fingerprint: str
+    offer_features_gained: _containers.RepeatedScalarFieldContainer[str]
+    offer_features_lost: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, version: _Optional[int] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fingerprint: _Optional[str] = ..., features_gained: _Optional[_Iterable[str]] = ..., features_lost: _Optional[_Iterable[str]] = ..., microcode: _Optional[str] = ..., replayed: _Optional[bool] = ..., profile: _Optional[_Union[_profile_pb2.ProcessorProfile, _Mapping]] = ..., offer_fingerprint: _Optional[str] = ..., offer_features_gained: _Optional[_Iterable[str]] = ..., offer_features_lost: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class VmRequirement(_message.Message):
     __slots__ = ("mode", "source", "vendor", "features", "xsave_mask", "physical_bits", "x86_64_level", "family", "model", "tsc_hz", "fingerprint", "captured_at", "invariant_tsc", "sgx_epc", "guest_physical_bits", "avx10_version")

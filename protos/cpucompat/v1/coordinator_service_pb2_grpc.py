@@ -64,9 +64,10 @@ class RegistryServiceServicer:
 
     def ReportProfile(self, request, context):
         """Reports a host's raw capture: on start-up, whenever the fingerprint
-        changes, and whenever a heartbeat asks for it. Stores a new profile
-        version when the fingerprint differs from the stored one and
-        recomputes the cluster's policy.
+        or the hypervisor offer changes, and whenever a heartbeat asks for it.
+        Stores a new profile version when the fingerprint or the offer's
+        fingerprint differs from the stored one and recomputes the cluster's
+        policy.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -36,7 +36,7 @@ class LogicalCpuLeaves(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., leaves: _Optional[_Iterable[_Union[CpuidLeaf, _Mapping]]] = ..., xcr0: _Optional[int] = ...) -> None: ...
 
 class RawCapture(_message.Message):
-    __slots__ = ("cpus", "source", "microcode", "origin", "extra", "captured_at", "host_tsc")
+    __slots__ = ("cpus", "source", "microcode", "origin", "extra", "captured_at", "hypervisor_offer", "hypervisor_offer_missing", "host_tsc")
     class ExtraEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,8 @@ class RawCapture(_message.Message):
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     EXTRA_FIELD_NUMBER: _ClassVar[int]
     CAPTURED_AT_FIELD_NUMBER: _ClassVar[int]
+    HYPERVISOR_OFFER_FIELD_NUMBER: _ClassVar[int]
+    HYPERVISOR_OFFER_MISSING_FIELD_NUMBER: _ClassVar[int]
     HOST_TSC_FIELD_NUMBER: _ClassVar[int]
     cpus: _containers.RepeatedCompositeFieldContainer[LogicalCpuLeaves]
     source: str
@@ -57,8 +59,10 @@ class RawCapture(_message.Message):
     origin: str
     extra: _containers.ScalarMap[str, str]
     captured_at: _timestamp_pb2.Timestamp
+    hypervisor_offer: RawHypervisorOffer
+    hypervisor_offer_missing: str
     host_tsc: HostTsc
-    def __init__(self, cpus: _Optional[_Iterable[_Union[LogicalCpuLeaves, _Mapping]]] = ..., source: _Optional[str] = ..., microcode: _Optional[str] = ..., origin: _Optional[str] = ..., extra: _Optional[_Mapping[str, str]] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., host_tsc: _Optional[_Union[HostTsc, _Mapping]] = ...) -> None: ...
+    def __init__(self, cpus: _Optional[_Iterable[_Union[LogicalCpuLeaves, _Mapping]]] = ..., source: _Optional[str] = ..., microcode: _Optional[str] = ..., origin: _Optional[str] = ..., extra: _Optional[_Mapping[str, str]] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hypervisor_offer: _Optional[_Union[RawHypervisorOffer, _Mapping]] = ..., hypervisor_offer_missing: _Optional[str] = ..., host_tsc: _Optional[_Union[HostTsc, _Mapping]] = ...) -> None: ...
 
 class HostTsc(_message.Message):
     __slots__ = ("khz", "source", "scaling", "scaling_source", "missing")
@@ -87,6 +91,44 @@ class Tsc(_message.Message):
     scaling_source: str
     missing: str
     def __init__(self, hz: _Optional[int] = ..., source: _Optional[str] = ..., scaling: _Optional[bool] = ..., scaling_source: _Optional[str] = ..., missing: _Optional[str] = ...) -> None: ...
+
+class FeatureMsr(_message.Message):
+    __slots__ = ("index", "value", "name")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    value: int
+    name: str
+    def __init__(self, index: _Optional[int] = ..., value: _Optional[int] = ..., name: _Optional[str] = ...) -> None: ...
+
+class RawHypervisorOffer(_message.Message):
+    __slots__ = ("kind", "api_version", "leaves", "msrs")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    API_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LEAVES_FIELD_NUMBER: _ClassVar[int]
+    MSRS_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    api_version: int
+    leaves: _containers.RepeatedCompositeFieldContainer[CpuidLeaf]
+    msrs: _containers.RepeatedCompositeFieldContainer[FeatureMsr]
+    def __init__(self, kind: _Optional[str] = ..., api_version: _Optional[int] = ..., leaves: _Optional[_Iterable[_Union[CpuidLeaf, _Mapping]]] = ..., msrs: _Optional[_Iterable[_Union[FeatureMsr, _Mapping]]] = ...) -> None: ...
+
+class HypervisorOffer(_message.Message):
+    __slots__ = ("kind", "api_version", "features", "msrs", "fingerprint", "replayed")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    API_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    MSRS_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    api_version: int
+    features: _containers.RepeatedScalarFieldContainer[str]
+    msrs: _containers.RepeatedCompositeFieldContainer[FeatureMsr]
+    fingerprint: str
+    replayed: bool
+    def __init__(self, kind: _Optional[str] = ..., api_version: _Optional[int] = ..., features: _Optional[_Iterable[str]] = ..., msrs: _Optional[_Iterable[_Union[FeatureMsr, _Mapping]]] = ..., fingerprint: _Optional[str] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class XsaveComponent(_message.Message):
     __slots__ = ("index", "name", "size", "offset", "supervisor")
@@ -145,7 +187,7 @@ class CpuType(_message.Message):
     def __init__(self, logical_cpus: _Optional[_Iterable[int]] = ..., features: _Optional[_Iterable[str]] = ..., fingerprint: _Optional[str] = ..., family: _Optional[int] = ..., model: _Optional[int] = ..., stepping: _Optional[int] = ..., core_type: _Optional[str] = ...) -> None: ...
 
 class ProcessorProfile(_message.Message):
-    __slots__ = ("vendor", "brand", "family", "model", "stepping", "x86_64_level", "features", "cpu_types", "xsave", "address_sizes", "hypervisor", "invariant_tsc", "tsc_hz", "microcode", "source", "replayed", "fingerprint", "origin", "logical_cpu_count", "microarchitecture", "tsc", "avx10_version")
+    __slots__ = ("vendor", "brand", "family", "model", "stepping", "x86_64_level", "features", "cpu_types", "xsave", "address_sizes", "hypervisor", "invariant_tsc", "tsc_hz", "microcode", "source", "replayed", "fingerprint", "origin", "logical_cpu_count", "microarchitecture", "hypervisor_offer", "hypervisor_offer_missing", "tsc", "avx10_version")
     VENDOR_FIELD_NUMBER: _ClassVar[int]
     BRAND_FIELD_NUMBER: _ClassVar[int]
     FAMILY_FIELD_NUMBER: _ClassVar[int]
@@ -166,6 +208,8 @@ class ProcessorProfile(_message.Message):
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     LOGICAL_CPU_COUNT_FIELD_NUMBER: _ClassVar[int]
     MICROARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
+    HYPERVISOR_OFFER_FIELD_NUMBER: _ClassVar[int]
+    HYPERVISOR_OFFER_MISSING_FIELD_NUMBER: _ClassVar[int]
     TSC_FIELD_NUMBER: _ClassVar[int]
     AVX10_VERSION_FIELD_NUMBER: _ClassVar[int]
     vendor: str
@@ -188,9 +232,11 @@ class ProcessorProfile(_message.Message):
     origin: str
     logical_cpu_count: int
     microarchitecture: str
+    hypervisor_offer: HypervisorOffer
+    hypervisor_offer_missing: str
     tsc: Tsc
     avx10_version: int
-    def __init__(self, vendor: _Optional[str] = ..., brand: _Optional[str] = ..., family: _Optional[int] = ..., model: _Optional[int] = ..., stepping: _Optional[int] = ..., x86_64_level: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., cpu_types: _Optional[_Iterable[_Union[CpuType, _Mapping]]] = ..., xsave: _Optional[_Union[Xsave, _Mapping]] = ..., address_sizes: _Optional[_Union[AddressSizes, _Mapping]] = ..., hypervisor: _Optional[str] = ..., invariant_tsc: _Optional[bool] = ..., tsc_hz: _Optional[int] = ..., microcode: _Optional[str] = ..., source: _Optional[str] = ..., replayed: _Optional[bool] = ..., fingerprint: _Optional[str] = ..., origin: _Optional[str] = ..., logical_cpu_count: _Optional[int] = ..., microarchitecture: _Optional[str] = ..., tsc: _Optional[_Union[Tsc, _Mapping]] = ..., avx10_version: _Optional[int] = ...) -> None: ...
+    def __init__(self, vendor: _Optional[str] = ..., brand: _Optional[str] = ..., family: _Optional[int] = ..., model: _Optional[int] = ..., stepping: _Optional[int] = ..., x86_64_level: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., cpu_types: _Optional[_Iterable[_Union[CpuType, _Mapping]]] = ..., xsave: _Optional[_Union[Xsave, _Mapping]] = ..., address_sizes: _Optional[_Union[AddressSizes, _Mapping]] = ..., hypervisor: _Optional[str] = ..., invariant_tsc: _Optional[bool] = ..., tsc_hz: _Optional[int] = ..., microcode: _Optional[str] = ..., source: _Optional[str] = ..., replayed: _Optional[bool] = ..., fingerprint: _Optional[str] = ..., origin: _Optional[str] = ..., logical_cpu_count: _Optional[int] = ..., microarchitecture: _Optional[str] = ..., hypervisor_offer: _Optional[_Union[HypervisorOffer, _Mapping]] = ..., hypervisor_offer_missing: _Optional[str] = ..., tsc: _Optional[_Union[Tsc, _Mapping]] = ..., avx10_version: _Optional[int] = ...) -> None: ...
 
 class ProfileSummary(_message.Message):
     __slots__ = ("vendor", "brand", "family", "model", "stepping", "x86_64_level", "microarchitecture", "hypervisor", "feature_count", "logical_cpu_count", "cpu_type_count", "physical_bits", "microcode", "source")
