@@ -146,8 +146,12 @@ def unpack_capture(blob: bytes) -> RawCapture:
     return capture_from_json(doc, origin=origin if isinstance(origin, str) else None)
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def _describe(exc: sqlite3.Error) -> str:
-    return str(exc) or type(exc).__name__
+    return _one_line(str(exc)) or type(exc).__name__
 
 
 def _is_full(exc: sqlite3.Error) -> bool:
@@ -174,13 +178,15 @@ class Store:
                 str(path), check_same_thread=False, isolation_level=None, timeout=30
             )
             self._db.row_factory = sqlite3.Row
+            self._lock = threading.RLock()
+            # Read-only checks first: a file that is not ours is left exactly as it was.
+            self._check_integrity()
+            self._check_not_foreign()
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: an acknowledged report survives power loss. Only bulk loading that can
             # be redone (benchmark seeding) opens with durable=False.
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._lock = threading.RLock()
-            self._check_integrity()
             self._migrate()
             self._check_schema()
         except (sqlite3.Error, StoreError) as exc:
@@ -223,7 +229,25 @@ class Store:
         rows = self._db.execute("PRAGMA quick_check(1)").fetchall()
         if rows and rows[0][0] != "ok":
             raise StoreError(
-                f"database {self.path} is damaged ({rows[0][0]}); restore it from a backup"
+                f"database {self.path} is damaged ({_one_line(str(rows[0][0]))}); "
+                "restore it from a backup"
+            )
+
+    def _check_not_foreign(self) -> None:
+        """Tables without cpucompat's schema version: another program's database."""
+        if self.schema_version() != 0:
+            return
+        tables = [
+            row[0]
+            for row in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        if tables:
+            raise StoreError(
+                f"database {self.path} is not a cpucompat database (it holds tables "
+                f"{', '.join(tables[:5])}); give the coordinator its own --db"
             )
 
     def _check_schema(self) -> None:
@@ -278,19 +302,6 @@ class Store:
                     f"database {self.path} has schema version {current}, newer than this "
                     f"cpucompat ({SCHEMA_VERSION}); upgrade cpucompat"
                 )
-            if current == 0:
-                tables = [
-                    row[0]
-                    for row in self._db.execute(
-                        "SELECT name FROM sqlite_master WHERE type = 'table' "
-                        "AND name NOT LIKE 'sqlite_%' ORDER BY name"
-                    )
-                ]
-                if tables:
-                    raise StoreError(
-                        f"database {self.path} is not a cpucompat database (it holds tables "
-                        f"{', '.join(tables[:5])}); give the coordinator its own --db"
-                    )
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 self._db.execute("BEGIN IMMEDIATE")
                 try:

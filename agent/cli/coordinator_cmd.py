@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,11 @@ def run(args: argparse.Namespace) -> int:
     from cpucompat.coordinator.server import Coordinator, CoordinatorConfig, build_server
     from cpucompat.coordinator.store import StoreError
 
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s cpucompat coordinator: %(message)s",
+        stream=sys.stderr,
+    )
     db = Path(args.db) if args.db else default_state_dir() / "coordinator.db"
     try:
         limits = limits_from_args(args)
