@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from cpucompat.agent.decode import decode
-from cpucompat.agent.names import valid_name
 from cpucompat.agent.profile import Profile, Tsc
 from cpucompat.agent.raw import RawCapture, RawDataError, validate_capture
-from cpucompat.agent.rawjson import capture_from_json, capture_to_json
 
 from .domain.hosts import (
     MISSED_HEARTBEATS_FOR_STALE,
@@ -30,7 +32,20 @@ from .domain.hosts import (
     HostStatus,
     ProfileVersion,
 )
-from .store import Store, pack_raw, unpack_raw
+from .limits import (
+    MAX_AGENT_VERSION,
+    MAX_FINGERPRINT,
+    RATE_WINDOW,
+    LimitError,
+    Limits,
+    RateLimitedError,
+    check_agent_address,
+    check_capture_fields,
+    check_interval,
+    check_text,
+)
+from .limits import check_name as check_whole_name
+from .store import Store, pack_capture, unpack_capture
 
 OnChange = Callable[[sqlite3.Connection, set[str], float], None]
 """Called inside the transaction with the clusters whose membership or profiles changed."""
@@ -56,10 +71,10 @@ class RefusedError(RegistryError):
 
 
 def check_name(value: str, what: str) -> str:
-    """A host id, cluster or VM name the registry accepts (InvalidReportError otherwise)."""
+    """A host id, cluster or VM name, matched whole (InvalidReportError otherwise)."""
     try:
-        return valid_name(value, what)
-    except ValueError as exc:
+        return check_whole_name(value, what)
+    except LimitError as exc:
         raise InvalidReportError(str(exc)) from None
 
 
@@ -148,9 +163,11 @@ class Registry:
         *,
         allow_replayed: bool = False,
         clock: Callable[[], float] = time.time,
+        limits: Limits | None = None,
     ) -> None:
         self.store = store
         self.allow_replayed = allow_replayed
+        self.limits = limits or Limits()
         self.clock = clock
         self.on_change: list[OnChange] = []
         self.after_commit: list[Callable[[set[str]], None]] = []
@@ -159,6 +176,7 @@ class Registry:
         self._by_version: dict[int, Profile] = {}
         self._lock = threading.RLock()
         self._pending: set[str] = set()
+        self._changes: dict[str, deque[float]] = {}  # when each host last stored new versions
         # After a restart, silence during the outage is the coordinator's, not the hosts':
         # nobody counts as stale before three intervals have passed since this start.
         self.started_at = clock()
@@ -167,14 +185,20 @@ class Registry:
 
     # ---- reading -------------------------------------------------------------------
 
-    def _decode_blob(self, blob: bytes, capture: RawCapture | None = None) -> Profile:
+    def _decode_blob(
+        self, blob: bytes, capture: RawCapture | None = None, what: str = "a stored profile"
+    ) -> Profile:
         """Decode stored raw leaves once per distinct content (identical hosts share it)."""
         key = hashlib.sha256(blob).hexdigest()
         profile = self._decoded.get(key)
         if profile is None:
-            profile = decode(
-                capture if capture is not None else capture_from_json(unpack_raw(blob))
-            )
+            if capture is None:
+                try:
+                    profile = decode(unpack_capture(blob))
+                except Exception as exc:  # zlib, JSON or leaves: the stored bytes are damaged
+                    raise self.store.damaged(f"{what} cannot be decoded ({exc})") from None
+            else:
+                profile = decode(capture)
             self._decoded[key] = profile
         return profile
 
@@ -182,16 +206,22 @@ class Registry:
         """The decoded profile of one stored version (cached: versions never change)."""
         profile = self._by_version.get(version)
         if profile is None:
-            row = db.execute("SELECT raw FROM profiles WHERE id = ?", (version,)).fetchone()
+            row = db.execute(
+                "SELECT host_id, raw FROM profiles WHERE id = ?", (version,)
+            ).fetchone()
             if row is None:
                 raise UnknownHostError(f"profile version {version} is not stored")
-            profile = self._by_version[version] = self._decode_blob(row[0])
+            profile = self._by_version[version] = self._decode_blob(
+                row["raw"], what=f"profile {version} of host {row['host_id']}"
+            )
         return profile
 
     def _record(self, row: sqlite3.Row, blob: bytes) -> HostRecord:
         profile = self._by_version.get(row["profile_version"])
         if profile is None:
-            profile = self._by_version[row["profile_version"]] = self._decode_blob(blob)
+            profile = self._by_version[row["profile_version"]] = self._decode_blob(
+                blob, what=f"profile {row['profile_version']} of host {row['host_id']}"
+            )
         return HostRecord(
             host_id=row["host_id"],
             cluster=row["cluster"],
@@ -201,7 +231,8 @@ class Registry:
             fingerprint=row["fingerprint"],
             first_seen=row["first_seen"],
             last_seen=row["last_seen"],
-            heartbeat_interval=row["heartbeat_interval"],
+            # Never longer than --max-interval, even from a database written before the bound.
+            heartbeat_interval=min(row["heartbeat_interval"], self.limits.max_interval),
             profile_version=row["profile_version"],
             profile=profile,
             agent_version=row["agent_version"],
@@ -242,13 +273,17 @@ class Registry:
         # No lock: a dict lookup is atomic, and queries must not wait behind a write's fsync.
         return self._hosts.get(host_id)
 
-    def history(self, host_id: str) -> list[ProfileVersion]:
+    def history(self, host_id: str) -> tuple[int, list[ProfileVersion]]:
+        """(how many older versions were pruned, the versions kept, oldest first)."""
         self.host(host_id)
         with self.store.reading() as db:
+            pruned = db.execute(
+                "SELECT pruned_versions FROM hosts WHERE host_id = ?", (host_id,)
+            ).fetchone()
             rows = db.execute(
                 "SELECT * FROM profiles WHERE host_id = ? ORDER BY id", (host_id,)
             ).fetchall()
-        return [
+        versions = [
             ProfileVersion(
                 version=row["id"],
                 host_id=row["host_id"],
@@ -262,6 +297,36 @@ class Registry:
             )
             for row in rows
         ]
+        return (int(pruned[0]) if pruned is not None else 0), versions
+
+    @staticmethod
+    def _event_filter(
+        cluster: str | None, since: float | None, host_id: str | None
+    ) -> tuple[str, list[Any]]:
+        sql = ""
+        params: list[Any] = []
+        for clause, value in (
+            ("cluster = ?", cluster),
+            ("time >= ?", since),
+            ("host_id = ?", host_id),
+        ):
+            if value:
+                sql += f" AND {clause}"
+                params.append(value)
+        return sql, params
+
+    def event_window(
+        self, cluster: str | None, since: float | None, host_id: str | None, newest: int
+    ) -> tuple[int, int] | None:
+        """(first id, last id) of the newest ``newest`` matching events; None when none match."""
+        where, params = self._event_filter(cluster, since, host_id)
+        with self.store.reading() as db:
+            row = db.execute(
+                "SELECT MIN(id), MAX(id) FROM (SELECT id FROM events WHERE 1=1"
+                f"{where} ORDER BY id DESC LIMIT ?)",
+                [*params, newest],
+            ).fetchone()
+        return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
 
     def events(
         self,
@@ -269,26 +334,17 @@ class Registry:
         since: float | None = None,
         limit: int = 1000,
         host_id: str | None = None,
-        after_id: int | None = None,
-        newest_first: bool = False,
+        after_id: int = 0,
+        before_id: int | None = None,
+        ascending: bool = True,
     ) -> list[Event]:
-        """Events matching every filter, oldest first (or newest first).
-
-        With ``after_id`` the page starts right after that event (a cursor); without
-        it, the newest ``limit`` matching events are returned.
-        """
-        sql = "SELECT * FROM events WHERE 1=1"
-        params: list[Any] = []
-        for clause, value in (
-            ("cluster = ?", cluster),
-            ("time >= ?", since),
-            ("host_id = ?", host_id),
-            ("id > ?", after_id),
-        ):
-            if value:
-                sql += f" AND {clause}"
-                params.append(value)
-        ascending = bool(after_id) and not newest_first
+        """Events matching every filter with after_id < id < before_id, by id."""
+        where, params = self._event_filter(cluster, since, host_id)
+        sql = f"SELECT * FROM events WHERE id > ?{where}"
+        params.insert(0, after_id)
+        if before_id is not None:
+            sql += " AND id < ?"
+            params.append(before_id)
         sql += f" ORDER BY id {'ASC' if ascending else 'DESC'} LIMIT ?"
         params.append(max(1, min(limit, 100_000)))
         with self.store.reading() as db:
@@ -303,7 +359,7 @@ class Registry:
                 message=row["message"],
                 details=json.loads(row["details"]),
             )
-            for row in (rows if ascending or newest_first else reversed(rows))
+            for row in rows
         ]
 
     # ---- writing -------------------------------------------------------------------
@@ -351,30 +407,47 @@ class Registry:
         capture: RawCapture,
         *,
         agent_address: str = "",
-        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+        heartbeat_interval: float = 0,
         agent_fingerprint: str = "",
         agent_version: str = "",
     ) -> HostRecord:
-        """Apply a full report: validate, re-decode, store a new version if it changed."""
+        """Apply a full report: validate everything, re-decode, store a new version if it changed.
+
+        Every field is checked before the transaction opens: a refused report stores nothing.
+        """
         check_name(host_id, "host id")
         check_name(cluster, "cluster name")
         try:
+            replayed = check_capture_fields(
+                capture.source, capture.microcode, capture.origin, capture.extra
+            )
+            check_agent_address(agent_address)
+            check_text(agent_version, "agent_version", MAX_AGENT_VERSION)
+            check_text(agent_fingerprint, "agent_fingerprint", MAX_FINGERPRINT)
+            interval = self._interval(heartbeat_interval, DEFAULT_HEARTBEAT_INTERVAL)
+        except LimitError as exc:
+            raise InvalidReportError(f"report for {host_id!r} refused: {exc}") from None
+        if not replayed:
+            # A live capture has no file behind it: whatever the client wrote as its origin
+            # (a dump path, say) must never show as where a live host's profile came from.
+            capture = replace(capture, origin=None)
+        try:
             validate_capture(capture)
-            blob = pack_raw(capture_to_json(capture))
-            profile = self._decode_blob(blob, capture)
+            blob = pack_capture(capture)
+            key = hashlib.sha256(blob).hexdigest()
+            profile = self._decoded.get(key) or decode(capture)
         except RawDataError as exc:
             raise InvalidReportError(f"report for {host_id!r} refused: {exc}") from None
-        if capture.replayed and not self.allow_replayed:
+        if replayed and not self.allow_replayed:
             raise RefusedError(
                 f"report for {host_id!r} is replayed from a dump ({capture.source}); start the "
                 "coordinator with --allow-replayed to accept rehearsal hosts"
             )
-        interval = max(
-            float(heartbeat_interval or DEFAULT_HEARTBEAT_INTERVAL), MIN_HEARTBEAT_INTERVAL
-        )
         features = sorted(profile.features)
+        stored_new_version = False
 
         def work(db: sqlite3.Connection, now: float) -> set[str]:
+            nonlocal stored_new_version
             old = db.execute("SELECT * FROM hosts WHERE host_id = ?", (host_id,)).fetchone()
             touched: set[str] = set()
             version = old["profile_version"] if old is not None else None
@@ -401,6 +474,7 @@ class Registry:
                 or tsc_moved
                 or offer_changed
             ):
+                stored_new_version = True
                 if old is not None:
                     prev = set(
                         json.loads(
@@ -433,15 +507,17 @@ class Registry:
                 cluster,
                 agent_address,
                 agent_version,
-                capture,
+                replayed,
                 profile.fingerprint,
                 agent_fingerprint,
                 version,
                 now,
                 interval,
             )
+            if stored_new_version:
+                self._prune_versions(db, now, host_id, cluster, version)
             if old is None:
-                what = "replayed dump" if capture.replayed else "processor"
+                what = "replayed dump" if replayed else "processor"
                 self.add_event(
                     db,
                     now,
@@ -450,7 +526,7 @@ class Registry:
                     EventKind.HOST_JOINED,
                     f"host {host_id} joined cluster {cluster} ({what}: {profile.brand or profile.vendor})",
                     fingerprint=profile.fingerprint,
-                    replayed=capture.replayed,
+                    replayed=replayed,
                 )
                 return {cluster}
             if old["cluster"] != cluster:
@@ -524,12 +600,77 @@ class Registry:
                     new_status=HostStatus.ONLINE.value,
                 )
                 touched.add(cluster)
-            if bool(old["replayed"]) != capture.replayed:
+            if bool(old["replayed"]) != replayed:
                 touched.add(cluster)
             return touched
 
-        self._commit(work, [host_id])
+        with self._lock:
+            known = self._hosts.get(host_id)
+            if known is None or known.fingerprint != profile.fingerprint:
+                self._check_change_rate(host_id)
+            self._commit(work, [host_id])
+            self._decoded.setdefault(key, profile)
+            if stored_new_version:
+                self._changes.setdefault(host_id, deque()).append(self.clock())
         return self.host(host_id)
+
+    def _check_change_rate(self, host_id: str) -> None:
+        """At most --profile-changes-per-hour new versions per host (RateLimitedError).
+
+        A host whose profile flaps is refused, so it goes stale and its cluster fails safe,
+        instead of filling the disk with versions.
+        """
+        now = self.clock()
+        times = self._changes.get(host_id)
+        if not times:
+            return
+        while times and times[0] <= now - RATE_WINDOW:
+            times.popleft()
+        limit = self.limits.profile_changes_per_hour
+        if len(times) >= limit:
+            retry_at = times[0] + RATE_WINDOW
+            when = datetime.fromtimestamp(retry_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            raise RateLimitedError(
+                f"host {host_id} stored {len(times)} new processor profiles in the last hour, "
+                f"the coordinator's --profile-changes-per-hour {limit}; retry after {when} "
+                f"(in {max(1, math.ceil(retry_at - now))} s)"
+            )
+
+    def _prune_versions(
+        self, db: sqlite3.Connection, now: float, host_id: str, cluster: str, current: int | None
+    ) -> None:
+        """Keep the newest --max-profile-versions of a host; an event says what went."""
+        keep = self.limits.max_profile_versions
+        count = db.execute(
+            "SELECT COUNT(*) FROM profiles WHERE host_id = ?", (host_id,)
+        ).fetchone()[0]
+        if count <= keep:
+            return
+        ids = [
+            row[0]
+            for row in db.execute(
+                "SELECT id FROM profiles WHERE host_id = ? AND id != ? ORDER BY id LIMIT ?",
+                (host_id, current, count - keep),
+            )
+        ]
+        db.executemany("DELETE FROM profiles WHERE id = ?", [(i,) for i in ids])
+        db.execute(
+            "UPDATE hosts SET pruned_versions = pruned_versions + ? WHERE host_id = ?",
+            (len(ids), host_id),
+        )
+        for i in ids:
+            self._by_version.pop(i, None)
+        self.add_event(
+            db,
+            now,
+            cluster,
+            host_id,
+            EventKind.PROFILE_CHANGED,
+            f"host {host_id}: {len(ids)} oldest profile version(s) pruned; the newest {keep} "
+            "are kept (--max-profile-versions)",
+            pruned_versions=len(ids),
+            kept_versions=keep,
+        )
 
     @staticmethod
     def _upsert_host(
@@ -538,7 +679,7 @@ class Registry:
         cluster: str,
         agent_address: str,
         agent_version: str,
-        capture: RawCapture,
+        replayed: bool,
         fingerprint: str,
         agent_fingerprint: str,
         version: int | None,
@@ -562,7 +703,7 @@ class Registry:
                 agent_address,
                 agent_version,
                 HostStatus.ONLINE.value,
-                int(capture.replayed),
+                int(replayed),
                 fingerprint,
                 agent_fingerprint,
                 version,
@@ -572,10 +713,28 @@ class Registry:
             ),
         )
 
+    def _interval(self, seconds: float, default: float) -> float:
+        """A client's interval, bounded by --max-interval (LimitError beyond it).
+
+        0 means "not given": ``default`` (itself capped by --max-interval), or 0 to keep
+        the stored one. Tiny positive intervals are raised to MIN_HEARTBEAT_INTERVAL.
+        """
+        check_interval(seconds, self.limits)
+        if seconds == 0:
+            return min(default, self.limits.max_interval)
+        return max(seconds, MIN_HEARTBEAT_INTERVAL)
+
     def heartbeat(
         self, host_id: str, cluster: str, agent_fingerprint: str, heartbeat_interval: float = 0
     ) -> tuple[HostRecord | None, bool]:
         """Refresh a host's last-seen time; returns (record, whether a full report is wanted)."""
+        check_name(host_id, "host id")
+        check_name(cluster, "cluster name")
+        try:
+            check_text(agent_fingerprint, "fingerprint", MAX_FINGERPRINT)
+            seconds = self._interval(heartbeat_interval, 0.0)
+        except LimitError as exc:
+            raise InvalidReportError(f"heartbeat for {host_id!r} refused: {exc}") from None
         record = self.find(host_id)
         if record is None:
             return None, True
@@ -585,9 +744,7 @@ class Registry:
             ).fetchone()
         if row is None or row[0] != agent_fingerprint or record.cluster != cluster:
             return record, True
-        interval = max(
-            float(heartbeat_interval or record.heartbeat_interval), MIN_HEARTBEAT_INTERVAL
-        )
+        interval = seconds or record.heartbeat_interval
 
         def work(db: sqlite3.Connection, now: float) -> set[str]:
             old = db.execute("SELECT status FROM hosts WHERE host_id = ?", (host_id,)).fetchone()
@@ -635,7 +792,8 @@ class Registry:
                     continue
                 if still_silent_since is not None and (
                     max(old["last_seen"], self.started_at)
-                    + MISSED_HEARTBEATS_FOR_STALE * old["heartbeat_interval"]
+                    + MISSED_HEARTBEATS_FOR_STALE
+                    * min(old["heartbeat_interval"], self.limits.max_interval)
                     >= still_silent_since
                 ):
                     continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .decisions import Decisions
+from .limits import Limits
 from .policy import PolicyEngine
 from .registry import Registry
 from .security import Authorizer
@@ -25,7 +27,7 @@ from .service.policy_servicer import PolicyServicer
 from .service.query_servicer import QueryServicer
 from .service.registry_servicer import RegistryServicer
 from .service.vm_servicer import VmServicer
-from .store import Store
+from .store import FaultLog, Store, StoreError
 from .vms import VmRegistry
 
 log = logging.getLogger("cpucompat.coordinator")
@@ -46,6 +48,8 @@ class CoordinatorConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     workers: int = 1024  # each WatchPolicy subscriber (one per agent) holds one while it waits
     durable: bool = True  # False only for bulk loading that can be redone
+    limits: Limits = field(default_factory=Limits)
+    create_db_folder: bool = False  # only for the default location, never for a given --db
 
 
 class Coordinator:
@@ -53,12 +57,27 @@ class Coordinator:
 
     def __init__(self, config: CoordinatorConfig) -> None:
         self.config = config
-        self.store = Store(config.db_path, durable=config.durable)
-        self.registry = Registry(self.store, allow_replayed=config.allow_replayed)
-        self.auth = Authorizer(mutual_tls=bool(config.tls.ca), admins=config.admins)
-        self.policies = PolicyEngine(self.store, self.registry)
-        self.decisions = Decisions(self.registry)
-        self.vms = VmRegistry(self.store, self.registry, self.decisions, self.policies)
+        self.store = Store(
+            config.db_path, durable=config.durable, create_folder=config.create_db_folder
+        )
+        try:
+            self.registry = Registry(
+                self.store, allow_replayed=config.allow_replayed, limits=config.limits
+            )
+            self.auth = Authorizer(mutual_tls=bool(config.tls.ca), admins=config.admins)
+            self.policies = PolicyEngine(self.store, self.registry)
+            self.decisions = Decisions(self.registry)
+            self.vms = VmRegistry(self.store, self.registry, self.decisions, self.policies)
+        except (StoreError, sqlite3.Error, ValueError, KeyError) as exc:
+            # A damaged row or blob found while loading: one line naming the database.
+            self.store.close()
+            if isinstance(exc, StoreError):
+                raise StoreError(str(exc)) from None
+            raise StoreError(
+                f"database {config.db_path} holds data this coordinator cannot read ({exc}); "
+                "restore it from a backup"
+            ) from None
+        self.faults = FaultLog(log)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="stale-sweeper", daemon=True)
@@ -74,7 +93,7 @@ class Coordinator:
                 self.registry.sweep()
                 delay = self.registry.next_sweep_in(default=1.0)
             except Exception as exc:  # a locked or full database must not end stale detection
-                log.error("stale-host sweep failed, retrying: %s", exc)
+                self.faults.log("stale-host sweep failed, retrying", exc)
             self._wake.wait(delay)
             self._wake.clear()
 

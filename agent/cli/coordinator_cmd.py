@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -65,15 +66,28 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
         help="server threads (default 1024); every agent's policy watch holds one, and 32 stay "
         "reserved for reports and queries",
     )
+    from cpucompat.coordinator.limits import add_limit_options
+
+    add_limit_options(p)
     add_tls_options(p, "coordinator")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from cpucompat.coordinator.limits import limits_from_args
     from cpucompat.coordinator.server import Coordinator, CoordinatorConfig, build_server
     from cpucompat.coordinator.store import StoreError
 
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s cpucompat coordinator: %(message)s",
+        stream=sys.stderr,
+    )
     db = Path(args.db) if args.db else default_state_dir() / "coordinator.db"
+    try:
+        limits = limits_from_args(args)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     config = CoordinatorConfig(
         db_path=db,
         listen=args.listen,
@@ -83,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         insecure=args.insecure,
         max_message_bytes=args.max_message_bytes,
         workers=max(args.workers, 40),
+        limits=limits,
+        create_db_folder=not args.db,  # a given --db must name an existing folder
     )
     if args.tls_ca and not args.admin:
         print(

@@ -52,6 +52,12 @@ def call(args: argparse.Namespace, fn: Callable[..., T], request: Any) -> T:
     except grpc.RpcError as exc:
         code = exc.code()
         detail = exc.details() or code.name
+        if code in (
+            grpc.StatusCode.UNAVAILABLE,
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        ) and detail.startswith("the coordinator's database"):
+            # Reached, but its storage failed (full disk, damaged file): not the caller's fault.
+            raise CliError(detail, EXIT_FAILURE) from None
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             tls_hint = (
                 "; with TLS, check that --tls-ca, --tls-cert and --tls-key match the coordinator's"
@@ -74,6 +80,27 @@ def call(args: argparse.Namespace, fn: Callable[..., T], request: Any) -> T:
         ):
             raise CliError(detail, EXIT_USAGE) from None
         raise CliError(f"coordinator error {code.name}: {detail}", EXIT_FAILURE) from None
+
+
+def call_pages(
+    args: argparse.Namespace, fn: Callable[..., Any], request: Any, field: str
+) -> list[Any]:
+    """Every entry of a paged list call: follows next_page_token until the last page."""
+    entries: list[Any] = []
+    seen: set[str] = set()
+    while True:
+        response = call(args, fn, request)
+        entries.extend(getattr(response, field))
+        token = response.next_page_token
+        if not token:
+            return entries
+        if token in seen:
+            raise CliError(
+                f"the coordinator at {args.coordinator} repeated a page token; listing stopped",
+                EXIT_FAILURE,
+            )
+        seen.add(token)
+        request.page_token = token
 
 
 def to_doc(message: Any) -> Any:

@@ -9,7 +9,9 @@ from typing import Any
 
 from cpucompat.agent.cli.common import EXIT_OK, CliError, print_json, table
 
-from .client import add_client_options, call, channel_for, to_doc
+from .client import add_client_options, call, call_pages, channel_for, to_doc
+
+MAX_EVENTS = 100_000
 
 
 def _when(ts: Any) -> str:
@@ -36,9 +38,11 @@ def run_hosts(args: argparse.Namespace) -> int:
     from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
     stub = pb_grpc.QueryServiceStub(channel_for(args))
-    response = call(args, stub.ListHosts, pb.ListHostsRequest(cluster=args.cluster or ""))
+    hosts = call_pages(
+        args, stub.ListHosts, pb.ListHostsRequest(cluster=args.cluster or ""), "hosts"
+    )
     if args.json:
-        print_json([to_doc(h) for h in response.hosts])
+        print_json([to_doc(h) for h in hosts])
         return EXIT_OK
     rows = [
         (
@@ -51,7 +55,7 @@ def run_hosts(args: argparse.Namespace) -> int:
             h.fingerprint[:12],
             _when(h.last_seen),
         )
-        for h in response.hosts
+        for h in hosts
     ]
     print(
         table(
@@ -179,9 +183,10 @@ def run_history(args: argparse.Namespace) -> int:
     from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
     stub = pb_grpc.QueryServiceStub(channel_for(args))
-    r = call(args, stub.GetHostHistory, pb.GetHostHistoryRequest(host_id=args.host_id))
+    request = pb.GetHostHistoryRequest(host_id=args.host_id)
+    versions = call_pages(args, stub.GetHostHistory, request, "versions")
     if args.json:
-        print_json(to_doc(r))
+        print_json(to_doc(pb.GetHostHistoryResponse(host_id=args.host_id, versions=versions)))
         return EXIT_OK
     rows = [
         (
@@ -193,7 +198,7 @@ def run_history(args: argparse.Namespace) -> int:
             v.offer_fingerprint[:12] or "-",
             _offer_change(v),
         )
-        for v in r.versions
+        for v in versions
     ]
     print(
         table(
@@ -239,7 +244,12 @@ def add_events_parser(sub: Any, name: str, help_text: str) -> None:
     p.add_argument(
         "--since", metavar="T", help="only events since T (ISO time, or an age: 15m, 2h, 7d)"
     )
-    p.add_argument("--limit", type=int, default=1000, help="at most N events (newest kept)")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=1000,
+        help=f"at most N events, 1 to {MAX_EVENTS} (newest kept; default 1000)",
+    )
     add_client_options(p)
     p.set_defaults(run=run_events)
 
@@ -250,15 +260,17 @@ def run_events(args: argparse.Namespace) -> int:
     from cpucompat.v1 import coordinator_service_pb2 as pb
     from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
-    request = pb.ListEventsRequest(cluster=args.cluster or "", limit=max(1, args.limit))
+    if not 1 <= args.limit <= MAX_EVENTS:
+        raise CliError(f"--limit {args.limit}: give 1 to {MAX_EVENTS} events")
+    request = pb.ListEventsRequest(cluster=args.cluster or "", limit=args.limit)
     if args.since:
         ts = Timestamp()
         ts.FromDatetime(parse_since(args.since))
         request.since.CopyFrom(ts)
     stub = pb_grpc.QueryServiceStub(channel_for(args))
-    r = call(args, stub.ListEvents, request)
+    events = call_pages(args, stub.ListEvents, request, "events")
     if args.json:
-        print_json([to_doc(e) for e in r.events])
+        print_json([to_doc(e) for e in events])
         return EXIT_OK
     rows = [
         (
@@ -267,7 +279,7 @@ def run_events(args: argparse.Namespace) -> int:
             pb.EventKind.Name(e.kind).removeprefix("EVENT_KIND_").lower(),
             e.message,
         )
-        for e in r.events
+        for e in events
     ]
     print(table(("TIME", "CLUSTER", "KIND", "WHAT"), rows))
     return EXIT_OK

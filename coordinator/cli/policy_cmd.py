@@ -7,7 +7,7 @@ from typing import Any
 
 from cpucompat.agent.cli.common import EXIT_NO, EXIT_OK, print_json, table
 
-from .client import add_client_options, call, channel_for, to_doc
+from .client import add_client_options, call, call_pages, channel_for, to_doc
 from .guard_cmd import add_guest_flags
 from .refs import verdict_doc
 
@@ -100,7 +100,7 @@ def run_show(args: argparse.Namespace) -> int:
     if args.cluster:
         policies = [call(args, stub.GetPolicy, pb.GetPolicyRequest(cluster=args.cluster)).policy]
     else:
-        policies = list(call(args, stub.ListPolicies, pb.ListPoliciesRequest()).policies)
+        policies = call_pages(args, stub.ListPolicies, pb.ListPoliciesRequest(), "policies")
     if args.json:
         docs = [_policy_doc(p) for p in policies]
         print_json(docs[0] if args.cluster else docs)
@@ -154,9 +154,9 @@ def run_export(args: argparse.Namespace) -> int:
         pb_grpc.PolicyServiceStub(channel).GetPolicy,
         pb.GetPolicyRequest(cluster=args.cluster),
     ).policy
-    vms = call(
-        args, pb_grpc.VmServiceStub(channel).ListVms, pb.ListVmsRequest(cluster=args.cluster)
-    ).vms
+    vms = call_pages(
+        args, pb_grpc.VmServiceStub(channel).ListVms, pb.ListVmsRequest(cluster=args.cluster), "vms"
+    )
     action = _name(policy.action, "OFFLINE_ACTION_")
     lines = [
         f"# cpucompat policy for cluster {args.cluster}: OfflineAction {policy.hyperv_offline_action} ({action})",
@@ -266,9 +266,11 @@ def run_vm_register(args: argparse.Namespace) -> int:
 def run_vm_list(args: argparse.Namespace) -> int:
     from cpucompat.v1 import coordinator_service_pb2 as pb
 
-    response = call(args, _vm_stub(args).ListVms, pb.ListVmsRequest(cluster=args.cluster or ""))
+    vms = call_pages(
+        args, _vm_stub(args).ListVms, pb.ListVmsRequest(cluster=args.cluster or ""), "vms"
+    )
     if args.json:
-        print_json([to_doc(v) for v in response.vms])
+        print_json([to_doc(v) for v in vms])
     else:
         print(
             table(
@@ -281,7 +283,7 @@ def run_vm_list(args: argparse.Namespace) -> int:
                         v.requirement.x86_64_level or "-",
                         len(v.requirement.features),
                     )
-                    for v in response.vms
+                    for v in vms
                 ],
             )
         )

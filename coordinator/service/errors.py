@@ -1,7 +1,13 @@
-"""Map the coordinator's domain refusals onto gRPC status codes, in one place."""
+"""Map the coordinator's domain refusals onto gRPC status codes, in one place.
+
+Storage faults (a full disk, a damaged file) are logged here, one line each, and
+answered RESOURCE_EXHAUSTED or UNAVAILABLE: never an UNKNOWN with a traceback.
+"""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any, TypeVar
@@ -11,13 +17,20 @@ import grpc
 from cpucompat.agent.raw import RawDataError
 
 from ..domain.policy import PolicyRefusedError
+from ..limits import LimitError, RateLimitedError
 from ..registry import InvalidReportError, RefusedError, UnknownHostError
+from ..store import FaultLog, StorageFault
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+log = logging.getLogger("cpucompat.coordinator")
+faults = FaultLog(log)
+
 STATUS_FOR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (InvalidReportError, grpc.StatusCode.INVALID_ARGUMENT),
+    (LimitError, grpc.StatusCode.INVALID_ARGUMENT),
     (RawDataError, grpc.StatusCode.INVALID_ARGUMENT),
+    (RateLimitedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (UnknownHostError, grpc.StatusCode.NOT_FOUND),
     (RefusedError, grpc.StatusCode.FAILED_PRECONDITION),
     (PolicyRefusedError, grpc.StatusCode.FAILED_PRECONDITION),
@@ -26,11 +39,20 @@ STATUS_FOR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
 )
 
 
-def _status(exc: Exception) -> grpc.StatusCode | None:
+def _status(exc: Exception, method: str) -> grpc.StatusCode | None:
+    if isinstance(exc, StorageFault | sqlite3.Error):
+        faults.log(f"{method} failed", exc)
+        if isinstance(exc, StorageFault) and exc.full:
+            return grpc.StatusCode.RESOURCE_EXHAUSTED
+        return grpc.StatusCode.UNAVAILABLE
     for kind, code in STATUS_FOR:
         if isinstance(exc, kind):
             return code
     return None
+
+
+def _detail(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def rpc(method: F) -> F:
@@ -41,10 +63,10 @@ def rpc(method: F) -> F:
         try:
             return method(self, request, context)
         except Exception as exc:
-            code = _status(exc)
+            code = _status(exc, method.__name__)
             if code is None:
                 raise
-            context.abort(code, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            context.abort(code, _detail(exc))
 
     return unary  # type: ignore[return-value]
 
@@ -55,9 +77,9 @@ def stream(method: F) -> F:
         try:
             yield from method(self, request, context)
         except Exception as exc:
-            code = _status(exc)
+            code = _status(exc, method.__name__)
             if code is None:
                 raise
-            context.abort(code, str(exc).splitlines()[0])
+            context.abort(code, _detail(exc))
 
     return streaming  # type: ignore[return-value]

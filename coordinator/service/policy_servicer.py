@@ -11,9 +11,11 @@ from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .. import convert
+from ..limits import MAX_REASON, LimitError, check_name, check_text
 from ..policy import PolicyEngine
 from ..security import Authorizer
 from .errors import rpc, stream
+from .paging import decode_token, encode_token, fill, page_size
 
 WATCH_POLL = 1.0
 
@@ -33,6 +35,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         self, request: pb.GetPolicyRequest, context: grpc.ServicerContext
     ) -> pb.GetPolicyResponse:
         self.auth.require_member(context)
+        check_name(request.cluster, "cluster name")
         return pb.GetPolicyResponse(
             policy=convert.policy_to_proto(self.engine.get(request.cluster))
         )
@@ -42,15 +45,21 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         self, request: pb.ListPoliciesRequest, context: grpc.ServicerContext
     ) -> pb.ListPoliciesResponse:
         self.auth.require_member(context)
-        return pb.ListPoliciesResponse(
-            policies=[convert.policy_to_proto(p) for p in self.engine.all()]
-        )
+        after = decode_token(request.page_token)
+        if after is not None and not isinstance(after, str):
+            raise LimitError("page_token does not belong to this listing; start again without it")
+        stored = [p for p in self.engine.all() if after is None or p.decision.cluster > after]
+        page, more = fill(stored, page_size(request.page_size), convert.policy_to_proto)
+        token = encode_token(stored[len(page) - 1].decision.cluster) if more else ""
+        return pb.ListPoliciesResponse(policies=page, next_page_token=token)
 
     @rpc
     def PinPolicy(
         self, request: pb.PinPolicyRequest, context: grpc.ServicerContext
     ) -> pb.PinPolicyResponse:
         self.auth.require_admin(context)
+        check_name(request.cluster, "cluster name")
+        check_text(request.reason, "reason", MAX_REASON)
         action = convert.action_from_proto(request.action)
         stored = self.engine.pin(request.cluster, action, request.reason)
         return pb.PinPolicyResponse(policy=convert.policy_to_proto(stored))
@@ -60,6 +69,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         self, request: pb.UnpinPolicyRequest, context: grpc.ServicerContext
     ) -> pb.UnpinPolicyResponse:
         self.auth.require_admin(context)
+        check_name(request.cluster, "cluster name")
         return pb.UnpinPolicyResponse(
             policy=convert.policy_to_proto(self.engine.unpin(request.cluster))
         )
@@ -72,6 +82,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         self.auth.require_member(context)
         if not request.cluster:
             raise ValueError("WatchPolicy needs a cluster")
+        check_name(request.cluster, "cluster name")
         current = self.engine.get(request.cluster)
         with self._lock:
             if self._watchers >= self.max_watchers:

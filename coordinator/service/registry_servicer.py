@@ -8,6 +8,7 @@ from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .. import convert
+from ..limits import MAX_FINGERPRINT, MAX_REASON, check_text
 from ..registry import Registry, check_name
 from ..security import Authorizer
 from .errors import rpc
@@ -24,6 +25,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
     ) -> pb.ReportProfileResponse:
         check_name(request.host_id, "host id")
         self.auth.require_host(context, request.host_id)
+        check_text(request.agent_fingerprint, "agent_fingerprint", MAX_FINGERPRINT)
         before = self.registry.find(request.host_id)
         capture = convert.capture_from_proto(request.raw)
         record = self.registry.report(
@@ -68,6 +70,9 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
     @rpc
     def Leave(self, request: pb.LeaveRequest, context: grpc.ServicerContext) -> pb.LeaveResponse:
         check_name(request.host_id, "host id")
+        if request.cluster:
+            check_name(request.cluster, "cluster name")
+        check_text(request.reason, "reason", MAX_REASON)
         self.auth.require_host(context, request.host_id)
         record = self.registry.goodbye(request.host_id)
         return pb.LeaveResponse(status=convert.status_to_proto(record.status))

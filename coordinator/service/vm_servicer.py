@@ -8,10 +8,12 @@ from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .. import convert
+from ..limits import MAX_SPEC, LimitError, check_name, check_text
 from ..registry import Registry
 from ..security import Authorizer
 from ..vms import VmRegistry
 from .errors import rpc
+from .paging import decode_token, encode_token, fill, page_size
 
 PLAN_CACHE_SIZE = 100_000
 
@@ -28,7 +30,13 @@ class VmServicer(pb_grpc.VmServiceServicer):
         self, request: pb.RegisterVmRequest, context: grpc.ServicerContext
     ) -> pb.RegisterVmResponse:
         self.auth.require_admin(context)
+        check_name(request.vm_name, "VM name")
+        check_name(request.cluster, "cluster name")
         which = request.WhichOneof("requirement")
+        if which == "boot_host":
+            check_name(request.boot_host, "boot host")
+        check_text(request.baseline, "baseline", MAX_SPEC)
+        check_text(request.vendor, "vendor", MAX_SPEC)
         try:
             self.vms.get(request.vm_name)
             created = False
@@ -53,8 +61,14 @@ class VmServicer(pb_grpc.VmServiceServicer):
         self, request: pb.ListVmsRequest, context: grpc.ServicerContext
     ) -> pb.ListVmsResponse:
         self.auth.require_admin(context)
+        cluster = check_name(request.cluster, "cluster name") if request.cluster else None
+        after = decode_token(request.page_token)
+        if after is not None and not isinstance(after, str):
+            raise LimitError("page_token does not belong to this listing; start again without it")
+        vms = [v for v in self.vms.all(cluster) if after is None or v.name > after]
+        page, more = fill(vms, page_size(request.page_size), convert.vm_to_proto)
         return pb.ListVmsResponse(
-            vms=[convert.vm_to_proto(v) for v in self.vms.all(request.cluster or None)]
+            vms=page, next_page_token=encode_token(vms[len(page) - 1].name) if more else ""
         )
 
     @rpc
@@ -62,6 +76,7 @@ class VmServicer(pb_grpc.VmServiceServicer):
         self, request: pb.GetVmTargetsRequest, context: grpc.ServicerContext
     ) -> pb.GetVmTargetsResponse:
         self.auth.require_admin(context)
+        check_name(request.vm_name, "VM name")
         vm = self.vms.get(request.vm_name)
         targets = []
         for host_id, verdict in self.vms.targets(request.vm_name):
@@ -80,6 +95,8 @@ class VmServicer(pb_grpc.VmServiceServicer):
         self, request: pb.PlanFailoverRequest, context: grpc.ServicerContext
     ) -> pb.PlanFailoverResponse:
         self.auth.require_admin(context)
+        check_name(request.vm_name, "VM name")
+        check_name(request.to_host, "target host")
         key = self._plan_key(request)
         response = self._plans.get(key) if key is not None else None
         if response is None:
@@ -118,5 +135,6 @@ class VmServicer(pb_grpc.VmServiceServicer):
         self, request: pb.RemoveVmRequest, context: grpc.ServicerContext
     ) -> pb.RemoveVmResponse:
         self.auth.require_admin(context)
+        check_name(request.vm_name, "VM name")
         record = self.vms.remove(request.vm_name)
         return pb.RemoveVmResponse(vm=convert.vm_to_proto(record))

@@ -561,16 +561,22 @@ class LeaveResponse(_message.Message):
     def __init__(self, status: _Optional[_Union[HostStatus, str]] = ...) -> None: ...
 
 class ListHostsRequest(_message.Message):
-    __slots__ = ("cluster",)
+    __slots__ = ("cluster", "page_size", "page_token")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     cluster: str
-    def __init__(self, cluster: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, cluster: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListHostsResponse(_message.Message):
-    __slots__ = ("hosts",)
+    __slots__ = ("hosts", "next_page_token")
     HOSTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     hosts: _containers.RepeatedCompositeFieldContainer[Host]
-    def __init__(self, hosts: _Optional[_Iterable[_Union[Host, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, hosts: _Optional[_Iterable[_Union[Host, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetHostRequest(_message.Message):
     __slots__ = ("host_id", "include_raw")
@@ -591,44 +597,56 @@ class GetHostResponse(_message.Message):
     def __init__(self, host: _Optional[_Union[Host, _Mapping]] = ..., profile: _Optional[_Union[_profile_pb2.ProcessorProfile, _Mapping]] = ..., raw: _Optional[_Union[_profile_pb2.RawCapture, _Mapping]] = ...) -> None: ...
 
 class GetHostHistoryRequest(_message.Message):
-    __slots__ = ("host_id", "limit", "include_profiles")
+    __slots__ = ("host_id", "limit", "include_profiles", "page_size", "page_token")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_PROFILES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     limit: int
     include_profiles: bool
-    def __init__(self, host_id: _Optional[str] = ..., limit: _Optional[int] = ..., include_profiles: _Optional[bool] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, host_id: _Optional[str] = ..., limit: _Optional[int] = ..., include_profiles: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class GetHostHistoryResponse(_message.Message):
-    __slots__ = ("host_id", "versions")
+    __slots__ = ("host_id", "versions", "next_page_token")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     versions: _containers.RepeatedCompositeFieldContainer[ProfileVersion]
-    def __init__(self, host_id: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ProfileVersion, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, host_id: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[ProfileVersion, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ListEventsRequest(_message.Message):
-    __slots__ = ("cluster", "since", "limit", "host_id", "after_id", "newest_first")
+    __slots__ = ("cluster", "since", "limit", "host_id", "after_id", "newest_first", "page_size", "page_token")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_ID_FIELD_NUMBER: _ClassVar[int]
     NEWEST_FIRST_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     since: _timestamp_pb2.Timestamp
     limit: int
     host_id: str
     after_id: int
     newest_first: bool
-    def __init__(self, cluster: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ..., host_id: _Optional[str] = ..., after_id: _Optional[int] = ..., newest_first: _Optional[bool] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, cluster: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ..., host_id: _Optional[str] = ..., after_id: _Optional[int] = ..., newest_first: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListEventsResponse(_message.Message):
-    __slots__ = ("events",)
+    __slots__ = ("events", "next_page_token")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[Event]
-    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class RemoveHostRequest(_message.Message):
     __slots__ = ("host_id", "force")
@@ -705,14 +723,20 @@ class GetPolicyResponse(_message.Message):
     def __init__(self, policy: _Optional[_Union[ClusterPolicy, _Mapping]] = ...) -> None: ...
 
 class ListPoliciesRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListPoliciesResponse(_message.Message):
-    __slots__ = ("policies",)
+    __slots__ = ("policies", "next_page_token")
     POLICIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     policies: _containers.RepeatedCompositeFieldContainer[ClusterPolicy]
-    def __init__(self, policies: _Optional[_Iterable[_Union[ClusterPolicy, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, policies: _Optional[_Iterable[_Union[ClusterPolicy, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class PinPolicyRequest(_message.Message):
     __slots__ = ("cluster", "action", "reason")
@@ -785,16 +809,22 @@ class RegisterVmResponse(_message.Message):
     def __init__(self, vm: _Optional[_Union[Vm, _Mapping]] = ..., created: _Optional[bool] = ..., requirement_updated: _Optional[bool] = ...) -> None: ...
 
 class ListVmsRequest(_message.Message):
-    __slots__ = ("cluster",)
+    __slots__ = ("cluster", "page_size", "page_token")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     cluster: str
-    def __init__(self, cluster: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, cluster: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListVmsResponse(_message.Message):
-    __slots__ = ("vms",)
+    __slots__ = ("vms", "next_page_token")
     VMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     vms: _containers.RepeatedCompositeFieldContainer[Vm]
-    def __init__(self, vms: _Optional[_Iterable[_Union[Vm, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, vms: _Optional[_Iterable[_Union[Vm, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetVmTargetsRequest(_message.Message):
     __slots__ = ("vm_name",)

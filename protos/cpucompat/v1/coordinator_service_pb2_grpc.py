@@ -264,7 +264,7 @@ class QueryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetHostHistory(self, request, context):
-        """Returns the recorded profile versions of a host, newest first.
+        """Returns the recorded profile versions of a host, oldest first.
         NOT_FOUND for an unknown host.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
