@@ -24,7 +24,7 @@ from .test_registry_refusals import Running
 # Real processors with distinct fingerprints: reporting them in turn changes the profile.
 PROCESSORS = [
     DEV_DUMP,
-    DUMPS / "cpuid-r-two-cpus.txt",
+    DUMPS / "libcpuid-single.txt",
     DUMPS / "aida-tab.txt",
     DUMPS / "libcpuid-multi.txt",
     DUMPS / "capture.json",

@@ -121,7 +121,7 @@ def test_coordinator_keeps_a_new_version_only_when_the_tsc_report_really_moves(
         source = "" if scaling is None else "vmx-flags"
         tsc = HostTsc(khz=khz, source="kvm", scaling=scaling, scaling_source=source)
         registry.report("node-1", "prod", replace(live, host_tsc=tsc))
-        return len(registry.history("node-1"))
+        return len(registry.history("node-1")[1])
 
     assert report(2_000_000) == 1
     assert registry.host("node-1").profile.tsc.hz == 2_000_000_000

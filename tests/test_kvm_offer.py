@@ -201,7 +201,7 @@ def test_changed_offer_is_a_new_version_and_an_event(tmp_path: Path) -> None:
         registry.report("node-1", "prod", capture)  # same offer: nothing new
         # Same offer read on another CPU (different APIC ID): still nothing new.
         registry.report("node-1", "prod", with_leaf_edit(capture, (1, 0), 1, 0xFF00_0000))
-        assert len(registry.history("node-1")) == 1
+        assert len(registry.history("node-1")[1]) == 1
 
         # A kernel update stops offering CLFLUSHOPT; CPUID itself is unchanged.
         after = registry.report(
@@ -209,7 +209,7 @@ def test_changed_offer_is_a_new_version_and_an_event(tmp_path: Path) -> None:
         )
         assert after.fingerprint == first.fingerprint
         assert after.profile_version != first.profile_version
-        versions = registry.history("node-1")
+        versions = registry.history("node-1")[1]
         assert len(versions) == 2
         offer_summary = versions[1].summary["hypervisor_offer"]
         assert offer_summary["features_lost"] == ["clflushopt"]
@@ -225,7 +225,7 @@ def test_changed_offer_is_a_new_version_and_an_event(tmp_path: Path) -> None:
         # The offer goes away (say /dev/kvm became unreadable): a version naming why.
         gone = dataclasses.replace(capture, offer=None, offer_missing="/dev/kvm: permission denied")
         registry.report("node-1", "prod", gone)
-        assert len(registry.history("node-1")) == 3
+        assert len(registry.history("node-1")[1]) == 3
         last = [e for e in registry.events() if e.kind == EventKind.PROFILE_CHANGED][-1]
         assert "hypervisor offer disappeared (/dev/kvm: permission denied)" in last.message
 
