@@ -7,7 +7,16 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cpucompat.agent.cli.common import EXIT_OK, CliError, print_json, table
+from cpucompat.agent.cli.common import (
+    EXIT_OK,
+    CliError,
+    file_label,
+    key_values,
+    more,
+    print_json,
+    safe,
+    table,
+)
 
 from .client import add_client_options, call, channel_for, to_doc
 
@@ -15,7 +24,7 @@ from .client import add_client_options, call, channel_for, to_doc
 def _when(ts: Any) -> str:
     if not ts.seconds and not ts.nanos:
         return "-"
-    return ts.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return ts.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _status(value: int) -> str:
@@ -46,8 +55,7 @@ def run_hosts(args: argparse.Namespace) -> int:
             h.cluster,
             _status(h.status),
             h.summary.brand or h.summary.vendor,
-            h.summary.x86_64_level or "-",
-            h.summary.feature_count,
+            h.summary.x86_64_level.removeprefix("x86-64-") or "-",
             h.fingerprint[:12],
             _when(h.last_seen),
         )
@@ -61,11 +69,11 @@ def run_hosts(args: argparse.Namespace) -> int:
                 "STATUS",
                 "PROCESSOR",
                 "LEVEL",
-                "FEATURES",
                 "FINGERPRINT",
                 "LAST SEEN",
             ),
             rows,
+            flex=(3,),
         )
     )
     return EXIT_OK
@@ -124,12 +132,11 @@ def run_show(args: argparse.Namespace) -> int:
             f"{p.address_sizes.physical_bits} physical, {p.address_sizes.linear_bits} linear",
         ),
         ("XSAVE", f"0x{p.xsave.supported_mask:x}"),
-        ("Source", p.source + (f" ({p.origin})" if p.origin else "")),
+        ("Source", p.source + (f" ({file_label(p.origin)})" if p.origin else "")),
         ("Profile version", f"{h.profile_version}, fingerprint {h.fingerprint[:16]}"),
         ("Features", f"{len(p.features)}: {' '.join(p.features)}"),
     ]
-    width = max(len(k) for k, _ in rows)
-    print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
+    print(key_values(rows))
     return EXIT_OK
 
 
@@ -147,8 +154,8 @@ def run_history(args: argparse.Namespace) -> int:
             v.version,
             _when(v.recorded_at),
             v.fingerprint[:12],
-            " ".join(v.features_gained) or "-",
-            " ".join(v.features_lost) or "-",
+            more(v.features_gained, 40) or "-",
+            more(v.features_lost, 40) or "-",
         )
         for v in r.versions
     ]
@@ -165,7 +172,7 @@ def run_remove(args: argparse.Namespace) -> int:
     if args.json:
         print_json(to_doc(r))
     else:
-        print(f"removed host {r.host.host_id} from cluster {r.host.cluster}")
+        print(f"removed host {safe(r.host.host_id)} from cluster {safe(r.host.cluster)}")
     return EXIT_OK
 
 
