@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     servicer = AgentServicer(holder, host_id, args.cluster, version)
     try:
         server, port, health = build_agent_server(servicer, args.listen, tls)
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError, OSError) as exc:
         raise CliError(f"cannot listen on {args.listen}: {exc}") from None
     address = f"{args.listen.rsplit(':', 1)[0]}:{port}"
     reporter = Reporter(holder, channel, host_id, args.cluster, address, version, args.interval)
