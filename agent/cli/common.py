@@ -159,3 +159,23 @@ def table(
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def number_in(low: float, high: float, integer: bool = False, unit: str = "") -> Any:
+    """An argparse type: a finite number in [low, high], else a one-line usage error (exit 2)."""
+    import argparse
+    import math
+
+    def parse(text: str) -> float | int:
+        try:
+            value: float | int = int(text) if integer else float(text)
+        except ValueError:
+            value = math.nan
+        if not (isinstance(value, int) or math.isfinite(value)) or not low <= value <= high:
+            kind = "a whole number" if integer else "a number"
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {kind} from {low:g} to {high:g}{unit}"
+            )
+        return value
+
+    return parse

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from .common import EXIT_CODES_HELP, CliError, safe
+from .common import EXIT_CODES_HELP, EXIT_USAGE, CliError, safe
 
 # name -> (module that defines add_parser(subparsers) and run(args), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -66,12 +68,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (exit 2); the full usage stays behind --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser; with ``only``, that command's options in full and the others by name.
 
     Loading one command's module instead of all of them keeps `cpucompat probe` quick.
     """
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cpucompat",
         description="Decide, from the real processors, where a VM's saved state may be restored.",
         epilog=EXIT_CODES_HELP,
@@ -88,6 +97,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # gRPC's C core logs bind failures and the like on stderr beside our own one-line
+    # error; GRPC_VERBOSITY=debug brings its messages back when they are wanted.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=chosen if chosen in COMMANDS else None)

@@ -64,7 +64,10 @@ def build_agent_server(
     servicer: AgentServicer, listen: str, tls: TlsFiles
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """The agent's server on ``listen`` (port 0 picks one); returns (server, port, health)."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    # No SO_REUSEPORT: a second agent on a taken port must fail, not share it silently.
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)]
+    )
     pb_grpc.add_AgentServiceServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

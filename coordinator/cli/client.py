@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from cpucompat.agent.cli.common import EXIT_FAILURE, EXIT_NO, EXIT_USAGE, CliError
-from cpucompat.agent.cli.daemon_common import add_tls_options
+from cpucompat.agent.cli.daemon_common import add_tls_options, address_type
 
 T = TypeVar("T")
 ENV_COORDINATOR = "CPUCOMPAT_COORDINATOR"
@@ -21,7 +21,9 @@ def add_client_options(p: argparse.ArgumentParser, json_flag: bool = True) -> No
         "--coordinator",
         metavar="HOST:PORT",
         default=os.environ.get(ENV_COORDINATOR, DEFAULT_COORDINATOR),
-        help=f"coordinator address (default ${ENV_COORDINATOR} or {DEFAULT_COORDINATOR})",
+        type=address_type("dial"),
+        help=f"coordinator address (default ${ENV_COORDINATOR} or {DEFAULT_COORDINATOR}; "
+        "port 7443 when none is given)",
     )
     if json_flag:
         p.add_argument("--json", action="store_true", help="print JSON for scripts")

@@ -9,16 +9,20 @@ from typing import Any
 
 from cpucompat.agent.cli.common import (
     EXIT_OK,
+    MORE,
     CliError,
     file_label,
     key_values,
     more,
+    number_in,
     print_json,
     safe,
     table,
 )
 
 from .client import add_client_options, call, channel_for, to_doc
+
+MAX_EVENTS = 100_000  # the coordinator's own cap on one ListEvents answer
 
 
 def _when(ts: Any) -> str:
@@ -198,7 +202,12 @@ def add_events_parser(sub: Any, name: str, help_text: str) -> None:
     p.add_argument(
         "--since", metavar="T", help="only events since T (ISO time, or an age: 15m, 2h, 7d)"
     )
-    p.add_argument("--limit", type=int, default=1000, help="at most N events (newest kept)")
+    p.add_argument(
+        "--limit",
+        type=number_in(1, MAX_EVENTS, integer=True),
+        default=1000,
+        help=f"at most N events, 1-{MAX_EVENTS} (newest kept)",
+    )
     add_client_options(p)
     p.set_defaults(run=run_events)
 
@@ -209,16 +218,28 @@ def run_events(args: argparse.Namespace) -> int:
     from cpucompat.v1 import coordinator_service_pb2 as pb
     from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
-    request = pb.ListEventsRequest(cluster=args.cluster or "", limit=max(1, args.limit))
+    request = pb.ListEventsRequest(
+        cluster=args.cluster or "", limit=min(args.limit + 1, MAX_EVENTS)
+    )
     if args.since:
         ts = Timestamp()
         ts.FromDatetime(parse_since(args.since))
         request.since.CopyFrom(ts)
     stub = pb_grpc.QueryServiceStub(channel_for(args))
-    r = call(args, stub.ListEvents, request)
+    events = sorted(call(args, stub.ListEvents, request).events, key=lambda e: e.id)
+    cut = max(0, len(events) - args.limit)
+    events = events[cut:]  # the newest --limit events, oldest first
     if args.json:
-        print_json([to_doc(e) for e in r.events])
+        print_json([to_doc(e) for e in events])
         return EXIT_OK
+    if cut:  # count what was left out, so the table never ends silently short
+        request.limit = MAX_EVENTS
+        total = len(call(args, stub.ListEvents, request).events)
+        older = max(cut, total - args.limit)
+        at_least = "at least " if total >= MAX_EVENTS else ""
+        print(
+            f"{MORE.format(n=f'{at_least}{older}')} earlier events (raise --limit or use --since)"
+        )
     rows = [
         (
             _when(e.time),
@@ -226,7 +247,7 @@ def run_events(args: argparse.Namespace) -> int:
             pb.EventKind.Name(e.kind).removeprefix("EVENT_KIND_").lower(),
             e.message,
         )
-        for e in r.events
+        for e in events
     ]
     print(table(("TIME", "CLUSTER", "KIND", "WHAT"), rows))
     return EXIT_OK
