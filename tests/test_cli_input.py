@@ -131,3 +131,33 @@ def test_a_cut_event_list_says_how_many_more(tmp_path: Path) -> None:
         for agent in agents:
             agent.stop()
         coord.stop()
+
+
+@pytest.mark.e2e
+def test_wrong_kind_of_peer_is_named(tmp_path: Path) -> None:
+    from .certs import TestCA
+
+    ca = TestCA(tmp_path / "pki")
+    cert, key = ca.issue("coordinator", ip=["127.0.0.1"])
+    coord = start_coordinator(tmp_path, "--tls-cert", str(cert), "--tls-key", str(key))
+    agent = start_agent(
+        tmp_path, coord.address, "h1", "--replay-dump", str(DEV_DUMP), "--tls-ca", str(ca.ca_path)
+    )
+    try:
+        plain = run_cli("hosts", "--coordinator", coord.address)
+        assert plain.returncode == 2 and "the coordinator speaks TLS: pass --tls-ca" in plain.stderr
+        wrong = run_cli("hosts", "--coordinator", agent.address)
+        assert wrong.returncode == 2 and "is a cpucompat agent" in wrong.stderr, wrong.stderr
+        named = run_cli(
+            "hosts",
+            "--coordinator",
+            coord.address.replace("127.0.0.1", "localhost"),
+            "--tls-ca",
+            str(ca.ca_path),
+        )
+        assert named.returncode == 2 and "does not name" in named.stderr, named.stderr
+        ok = run_cli("hosts", "--coordinator", coord.address, "--tls-ca", str(ca.ca_path))
+        assert ok.returncode == 0, ok.stderr
+    finally:
+        agent.stop()
+        coord.stop()
