@@ -68,6 +68,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml), read without importing gRPC."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cpucompat")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 class OneLineParser(argparse.ArgumentParser):
     """Usage errors as one line (exit 2); the full usage stays behind --help."""
 
@@ -86,6 +96,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"cpucompat {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (target, help_text) in COMMANDS.items():
         if only is not None and name != only:

@@ -67,7 +67,7 @@ def add_policy_parser(sub: Any, name: str, help_text: str) -> None:
     )
     export.add_argument("--cluster", required=True)
     export.add_argument("--format", choices=("powershell",), default="powershell")
-    add_client_options(export, json_flag=False)
+    add_client_options(export)
     export.set_defaults(run=run_export)
 
 
@@ -157,6 +157,25 @@ def run_export(args: argparse.Namespace) -> int:
         args, pb_grpc.VmServiceStub(channel).ListVms, pb.ListVmsRequest(cluster=args.cluster)
     ).vms
     action = _name(policy.action, "OFFLINE_ACTION_")
+    if args.json:
+        print_json(
+            {
+                "cluster": args.cluster,
+                "action": action,
+                "hyperv_offline_action": policy.hyperv_offline_action,
+                "reason": policy.reason,
+                "policy_version": policy.version,
+                "resources": [
+                    {
+                        "vm": vm.name,
+                        "resource": f"Virtual Machine {vm.name}",
+                        "offline_action": policy.hyperv_offline_action,
+                    }
+                    for vm in vms
+                ],
+            }
+        )
+        return EXIT_OK
     lines = [
         f"# cpucompat policy for cluster {args.cluster}: OfflineAction {policy.hyperv_offline_action} ({action})",
         wrap(f"Reason: {policy.reason}", indent="# "),
