@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "read this host's processors (or a dump) and decode them",
     ),
     "coordinator": ("cpucompat.agent.cli.coordinator_cmd", "run the coordinator daemon"),
+    "pki": (
+        "cpucompat.agent.cli.pki_cmd",
+        "make a CA and the certificates for mutual TLS (coordinator, hosts, admins)",
+    ),
     "agent": ("cpucompat.agent.cli.agent_cmd", "run the agent daemon on this host"),
     "hosts": ("cpucompat.coordinator.cli.hosts_cmd:add_hosts_parser", "list registered hosts"),
     "host": (
