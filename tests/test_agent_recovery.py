@@ -56,3 +56,18 @@ def test_short_interval_agents_rejoin_before_the_grace_runs_out(tmp_path: Path) 
     finally:
         agent.stop()
         coord.stop()
+
+
+def test_a_refused_agent_says_so_once_and_keeps_running(tmp_path: Path) -> None:
+    coord = start_coordinator(tmp_path)  # replayed reports are refused: FAILED_PRECONDITION
+    agent = start_agent(
+        tmp_path, coord.address, "h1", "--replay-dump", str(DEV_DUMP), "--interval", "0.2"
+    )
+    try:
+        wait_until(lambda: "refused this host" in agent.output(), what="the refusal logged")
+        time.sleep(15 * 0.2)  # many normal intervals: a fast retry loop would log each time
+        assert agent.output().count("refused this host") == 1, agent.output()
+        assert agent.proc.poll() is None  # still serving its own port
+    finally:
+        agent.stop()
+        coord.stop()
