@@ -50,13 +50,25 @@ def channel_credentials(tls: TlsFiles) -> grpc.ChannelCredentials:
     )
 
 
+def serves_tls(tls: TlsFiles) -> bool:
+    """A server speaks TLS only with its own certificate and key; a CA alone changes nothing."""
+    return bool(tls.cert and tls.key)
+
+
 def check_listen_address(listen: str, tls: TlsFiles, insecure: bool) -> None:
-    """Without TLS, refuse anything but loopback unless the operator said --insecure."""
-    if tls.enabled or insecure:
+    """Without a server certificate, refuse anything but loopback unless --insecure was given.
+
+    Loopback is judged by the resolved address, never by how the name is spelt.
+    """
+    from .addresses import is_loopback, listen_address, split_host_port
+
+    listen_address(listen)
+    if serves_tls(tls) or insecure or listen.startswith("unix:"):
         return
-    host = listen.rsplit(":", 1)[0].strip("[]")
-    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+    host, _ = split_host_port(listen)
+    if not is_loopback(host):
         raise ValueError(
-            f"refusing to listen on {listen} without TLS; give --tls-cert/--tls-key "
-            "(and --tls-ca for mutual TLS), listen on 127.0.0.1, or pass --insecure"
+            f"refusing to serve plaintext on {listen}: {host or 'every interface'} is not a "
+            "loopback address; give --tls-cert and --tls-key (and --tls-ca for mutual TLS), "
+            "listen on 127.0.0.1, or pass --insecure"
         )

@@ -7,10 +7,18 @@ import logging
 import sys
 from typing import Any
 
-from .common import EXIT_OK, CliError
-from .daemon_common import add_tls_options, tls_files, wait_for_signal
+from .common import EXIT_OK, CliError, number_in
+from .daemon_common import (
+    add_tls_options,
+    address_type,
+    listen_error,
+    tls_files,
+    wait_for_signal,
+)
 
 DEFAULT_INTERVAL = 300.0
+MIN_INTERVAL = 0.1
+MAX_INTERVAL = 3600.0  # the coordinator's default --max-interval
 
 
 def add_parser(sub: Any, name: str, help_text: str) -> None:
@@ -24,12 +32,17 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
         ),
     )
     p.add_argument(
-        "--coordinator", metavar="HOST:PORT", required=True, help="the coordinator's address"
+        "--coordinator",
+        metavar="HOST:PORT",
+        required=True,
+        type=address_type("dial"),
+        help="the coordinator's address (port 7443 when none is given)",
     )
     p.add_argument("--cluster", required=True, help="the cluster this host belongs to")
     p.add_argument(
         "--listen",
         default="127.0.0.1:7444",
+        type=address_type("listen"),
         metavar="ADDR",
         help="address for the agent's own gRPC service (default 127.0.0.1:7444; port 0 picks one)",
     )
@@ -41,10 +54,10 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
     )
     p.add_argument(
         "--interval",
-        type=float,
+        type=number_in(MIN_INTERVAL, MAX_INTERVAL, unit=" seconds"),
         default=DEFAULT_INTERVAL,
         metavar="SECONDS",
-        help="re-probe and heartbeat interval (default 300)",
+        help="re-probe and heartbeat interval, 0.1-3600 (default 300)",
     )
     p.add_argument(
         "--replay-dump",
@@ -119,8 +132,6 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s cpucompat agent: %(message)s",
         stream=sys.stderr,
     )
-    if args.interval <= 0:
-        raise CliError("--interval must be a positive number of seconds")
     tls = tls_files(args)
     try:
         check_listen_address(args.listen, tls, args.insecure)
@@ -145,8 +156,8 @@ def run(args: argparse.Namespace) -> int:
     servicer = AgentServicer(holder, host_id, args.cluster, version)
     try:
         server, port, health = build_agent_server(servicer, args.listen, tls)
-    except (ValueError, RuntimeError) as exc:
-        raise CliError(f"cannot listen on {args.listen}: {exc}") from None
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise CliError(listen_error(args.listen, exc)) from None
     address = f"{args.listen.rsplit(':', 1)[0]}:{port}"
     reporter = Reporter(holder, channel, host_id, args.cluster, address, version, args.interval)
     servicer.on_probe = reporter.probed

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,12 +14,20 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_NO = 3
 
+TABLE_WIDTH = 100
+MORE = "\u2026 and {n} more"
+
 EXIT_CODES_HELP = """exit codes:
   0  success (compatible, accepted, SAVE)
   1  operational failure (coordinator unreachable, internal error)
   2  usage or input error (bad arguments, malformed dump or stamp, unknown host or VM)
   3  a "no" verdict (incompatible, refused, SHUTDOWN; an unknown target is refused
      with UNKNOWN_HOST)"""
+
+# Control characters, format characters (bidi overrides, zero-width joiners), line and
+# paragraph separators and lone surrogates: none of them belongs on an operator's screen.
+_ESCAPED = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 class CliError(Exception):
@@ -28,17 +38,144 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
+def safe(value: object) -> str:
+    """``value`` as text a terminal shows as-is: control characters become visible escapes.
+
+    Brand strings come from CPUID leaves and names, reasons and versions from remote
+    agents; an ESC in any of them would otherwise be obeyed by the operator's terminal.
+    """
+    text = "" if value is None else str(value)
+    if text.isprintable():
+        return text
+    return "".join(_escape(ch) if unicodedata.category(ch) in _ESCAPED else ch for ch in text)
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if ch in _SHORT:
+        return _SHORT[ch]
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def more(items: Sequence[object], shown: int, sep: str = " ") -> str:
+    """The first ``shown`` items joined, and "… and N more" when some were cut."""
+    head = sep.join(safe(i) for i in items[:shown])
+    rest = len(items) - shown
+    if rest <= 0:
+        return head
+    return f"{head}{sep}{MORE.format(n=rest)}" if head else MORE.format(n=rest)
+
+
+def file_label(path: str) -> str:
+    """A dump path as its file name (tables); `--json` keeps the full path."""
+    if path.startswith("dump:"):
+        return "dump:" + file_label(path.removeprefix("dump:"))
+    return path.rstrip("/").rsplit("/", 1)[-1] or path
+
+
+def wrap(text: str, width: int = TABLE_WIDTH, indent: str = "") -> str:
+    """``text`` escaped and wrapped to ``width`` columns, continuation lines indented."""
+    lines = textwrap.wrap(
+        safe(text),
+        width=width,
+        initial_indent=indent,
+        subsequent_indent=indent + "  ",
+        break_on_hyphens=False,
+    )
+    return "\n".join(lines) if lines else indent.rstrip()
+
+
+def key_values(rows: Sequence[tuple[str, object]], width: int = TABLE_WIDTH) -> str:
+    """``Key  value`` lines, values escaped and wrapped under themselves."""
+    keys = max((len(k) for k, _ in rows), default=0)
+    room = max(20, width - keys - 2)
+    out = []
+    for key, value in rows:
+        parts = textwrap.wrap(safe(value), width=room, break_on_hyphens=False) or [""]
+        out.append(f"{key.ljust(keys)}  {parts[0]}".rstrip())
+        out.extend(f"{'':{keys}}  {p}" for p in parts[1:])
+    return "\n".join(out)
+
+
 def print_json(doc: Any) -> None:
     json.dump(doc, sys.stdout, indent=2, sort_keys=False)
     sys.stdout.write("\n")
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain aligned text table, readable in a terminal and in logs."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+def _fit(widths: list[int], floors: list[int], flex: Sequence[int], width: int) -> list[int]:
+    """Narrow columns until the row fits ``width``: the ``flex`` ones first, then any.
+
+    Within a pool every column is capped at one width C, the largest that fits; no
+    column goes below its floor, and what no longer fits in a cell wraps.
+    """
+    gaps = 2 * (len(widths) - 1)
+    for pool in (set(flex), set(range(len(widths)))):
+
+        def capped(cap: int, base: list[int] = widths, pool: set[int] = pool) -> list[int]:
+            return [min(w, max(cap, floors[i])) if i in pool else w for i, w in enumerate(base)]
+
+        if sum(widths) + gaps <= width:
+            break
+        low, high = 0, max(widths)
+        while low < high:  # the largest cap that fits, or 0 when none does
+            mid = (low + high + 1) // 2
+            if sum(capped(mid)) + gaps <= width:
+                low = mid
+            else:
+                high = mid - 1
+        widths = capped(low)
+    return widths
+
+
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    width: int = TABLE_WIDTH,
+    flex: Sequence[int] = (-1,),
+) -> str:
+    """An aligned text table no wider than ``width``: cells escaped, long ones wrapped.
+
+    ``flex`` names the columns of free text (processor, reason) that give way first.
+    """
+    cells = [[safe(h) for h in headers]] + [[safe(c) for c in r] for r in rows]
+    count = len(headers)
+    natural = [max(len(row[i]) for row in cells) for i in range(count)]
+    floors = [min(natural[i], max(len(cells[0][i]), 8)) for i in range(count)]
+    widths = _fit(natural, floors, [i % count for i in flex], width)
+    lines: list[str] = []
+    for n, row in enumerate(cells):
+        wrapped = [
+            textwrap.wrap(c, width=w, break_on_hyphens=False) or [""]
+            for c, w in zip(row, widths, strict=True)
+        ]
+        for k in range(max(len(part) for part in wrapped)):
+            line = "  ".join(
+                (part[k] if k < len(part) else "").ljust(w)
+                for part, w in zip(wrapped, widths, strict=True)
+            )
+            lines.append(line.rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def number_in(low: float, high: float, integer: bool = False, unit: str = "") -> Any:
+    """An argparse type: a finite number in [low, high], else a one-line usage error (exit 2)."""
+    import argparse
+    import math
+
+    def parse(text: str) -> float | int:
+        try:
+            value: float | int = int(text) if integer else float(text)
+        except ValueError:
+            value = math.nan
+        if not (isinstance(value, int) or math.isfinite(value)) or not low <= value <= high:
+            kind = "a whole number" if integer else "a number"
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {kind} from {low:g} to {high:g}{unit}"
+            )
+        return value
+
+    return parse

@@ -8,8 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_OK, CliError
-from .daemon_common import add_tls_options, default_state_dir, tls_files, wait_for_signal
+from .common import EXIT_OK, CliError, number_in
+from .daemon_common import (
+    add_tls_options,
+    address_type,
+    default_state_dir,
+    listen_error,
+    tls_files,
+    wait_for_signal,
+)
 
 
 def add_parser(sub: Any, name: str, help_text: str) -> None:
@@ -26,6 +33,7 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
     p.add_argument(
         "--listen",
         default="127.0.0.1:7443",
+        type=address_type("listen"),
         metavar="ADDR",
         help="address to serve on (default 127.0.0.1:7443; port 0 picks a free port)",
     )
@@ -53,14 +61,14 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
     )
     p.add_argument(
         "--max-message-bytes",
-        type=int,
+        type=number_in(64 * 1024, 2**31 - 1, integer=True),
         default=4 * 1024 * 1024,
         metavar="N",
-        help="refuse requests larger than N bytes (default 4 MiB)",
+        help="refuse requests larger than N bytes, 65536-2147483647 (default 4 MiB)",
     )
     p.add_argument(
         "--workers",
-        type=int,
+        type=number_in(1, 100_000, integer=True),
         default=1024,
         metavar="N",
         help="server threads (default 1024); every agent's policy watch holds one, and 32 stay "
@@ -100,6 +108,11 @@ def run(args: argparse.Namespace) -> int:
         limits=limits,
         create_db_folder=not args.db,  # a given --db must name an existing folder
     )
+    if args.admin and not args.tls_ca:
+        raise CliError(
+            "--admin needs mutual TLS: give --tls-cert, --tls-key and --tls-ca (without client "
+            "certificates there is no name to check, and everyone on the socket is trusted)"
+        )
     if args.tls_ca and not args.admin:
         print(
             "cpucompat coordinator: warning: mutual TLS without --admin: queries will be refused",
@@ -113,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         server, port = build_server(coordinator)
     except (ValueError, OSError, RuntimeError) as exc:
         coordinator.close()
-        raise CliError(str(exc)) from None
+        raise CliError(listen_error(args.listen, exc)) from None
     server.start()
     coordinator.start()
     host = config.listen.rsplit(":", 1)[0]

@@ -11,14 +11,39 @@ from typing import Any
 
 
 def add_tls_options(p: argparse.ArgumentParser, side: str) -> None:
-    g = p.add_argument_group("TLS")
-    g.add_argument("--tls-cert", metavar="PEM", help=f"this {side}'s certificate (enables TLS)")
-    g.add_argument("--tls-key", metavar="PEM", help=f"this {side}'s private key")
+    g = p.add_argument_group("TLS (each flag defaults to $CPUCOMPAT_TLS_CERT, _KEY, _CA)")
+    env = os.environ.get
+    g.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        default=env("CPUCOMPAT_TLS_CERT") or None,
+        help=f"this {side}'s certificate (enables TLS)",
+    )
+    g.add_argument(
+        "--tls-key",
+        metavar="PEM",
+        default=env("CPUCOMPAT_TLS_KEY") or None,
+        help=f"this {side}'s private key",
+    )
     g.add_argument(
         "--tls-ca",
         metavar="PEM",
+        default=env("CPUCOMPAT_TLS_CA") or None,
         help="CA certificate that signs the peers; on a server it turns on mutual TLS",
     )
+
+
+def address_type(kind: str) -> Any:
+    """An argparse type for --listen ("listen") or --coordinator ("dial", default port 7443)."""
+    from ..addresses import dial_address, listen_address
+
+    def parse(text: str) -> str:
+        try:
+            return listen_address(text) if kind == "listen" else dial_address(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
 def tls_files(args: argparse.Namespace) -> Any:
@@ -52,3 +77,11 @@ def wait_for_signal() -> int:
     while not done.wait(0.5):
         pass
     return got[0]
+
+
+def listen_error(listen: str, exc: Exception) -> str:
+    """One line for a server that could not start; gRPC says only "Failed to bind"."""
+    text = str(exc)
+    if "bind" in text.lower() or "in use" in text:
+        return f"cannot listen on {listen}: the address is in use or not available on this host"
+    return text

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from .common import EXIT_CODES_HELP, CliError
+from .common import EXIT_CODES_HELP, EXIT_USAGE, CliError, safe
 
 # name -> (module that defines add_parser(subparsers) and run(args), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -24,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "read this host's processors (or a dump) and decode them",
     ),
     "coordinator": ("cpucompat.agent.cli.coordinator_cmd", "run the coordinator daemon"),
+    "pki": (
+        "cpucompat.agent.cli.pki_cmd",
+        "make a CA and the certificates for mutual TLS (coordinator, hosts, admins)",
+    ),
     "agent": ("cpucompat.agent.cli.agent_cmd", "run the agent daemon on this host"),
     "hosts": ("cpucompat.coordinator.cli.hosts_cmd:add_hosts_parser", "list registered hosts"),
     "host": (
@@ -66,17 +72,35 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml), read without importing gRPC."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cpucompat")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (exit 2); the full usage stays behind --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser; with ``only``, that command's options in full and the others by name.
 
     Loading one command's module instead of all of them keeps `cpucompat probe` quick.
     """
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cpucompat",
         description="Decide, from the real processors, where a VM's saved state may be restored.",
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"cpucompat {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (target, help_text) in COMMANDS.items():
         if only is not None and name != only:
@@ -88,6 +112,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # gRPC's C core logs bind failures and the like on stderr beside our own one-line
+    # error; GRPC_VERBOSITY=debug brings its messages back when they are wanted.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=chosen if chosen in COMMANDS else None)
@@ -95,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except CliError as exc:
-        print(f"cpucompat {args.command}: {exc}", file=sys.stderr)
+        print(f"cpucompat {args.command}: {safe(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -7,7 +7,7 @@ import os
 import textwrap
 from typing import Any
 
-from .common import EXIT_OK, CliError, print_json
+from .common import EXIT_OK, CliError, file_label, key_values, print_json
 
 
 def add_parser(sub: Any, name: str, help_text: str) -> None:
@@ -119,7 +119,8 @@ def render_summary(profile: Any) -> str:
         ("x86-64 level", profile.x86_64_level or "none (no long mode)"),
         (
             "Source",
-            f"{profile.source}" + (f" ({profile.raw.origin})" if profile.raw.origin else ""),
+            f"{profile.source}"
+            + (f" ({file_label(profile.raw.origin)})" if profile.raw.origin else ""),
         ),
         ("Logical CPUs", str(profile.logical_cpu_count)),
         ("Microcode", profile.microcode or "unknown"),
@@ -141,7 +142,7 @@ def render_summary(profile: Any) -> str:
         ("Fingerprint", profile.fingerprint),
     ]
     width = max(len(k) for k, _ in rows)
-    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    lines = key_values(rows).split("\n")
     online = os.cpu_count() or 0
     if profile.source == "cpuid-instruction" and online > profile.logical_cpu_count:
         lines.append(

@@ -109,9 +109,15 @@ def _wait_hosts(address: str, count: int, env: dict[str, str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..dumps import load_dump
+
     for dump in args.dump:
         if not Path(dump).is_file():
             raise CliError(f"--dump {dump}: no such file")
+        try:
+            load_dump(dump)
+        except Exception as exc:  # any parse failure: one line, before anything starts
+            raise CliError(f"--dump {dump}: {exc}") from None
     models = args.model if args.model is not None else ["model:zen3", "model:icelake"]
     state = (
         Path(args.state_dir)
@@ -121,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     state.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CPUCOMPAT_STATE_DIR": str(state)}
     procs: list[subprocess.Popen[str]] = []
+    failed = True  # until the end: a failed run keeps its folder, so the logs it names exist
     try:
         coord, address = _start(
             [
@@ -164,8 +171,17 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(_cli("hosts", "--coordinator", address, env=env).stdout)
         audit = _cli("audit", "--cluster", args.cluster, *models, "--coordinator", address, env=env)
+        if audit.returncode not in (0, 3):
+            log = state / "audit.log"
+            log.write_text(audit.stderr)
+            raise CliError(f"the audit failed: {audit.stderr.strip()} (see {log})", 2)
         print(f"== audit: cluster {args.cluster}" + (f" + {' '.join(models)}" if models else ""))
-        print(audit.stdout or audit.stderr)
+        if models:
+            print(
+                f"   ({' '.join(models)}: audited as what-if baselines, not joined to cluster "
+                f"{args.cluster}; --dump hosts are replayed agents that did join it)"
+            )
+        print(audit.stdout)
         print("== enforced policy")
         policy = _cli(
             "policy", "show", "--cluster", args.cluster, "--coordinator", address, env=env
@@ -183,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"daemons left running; stop them with: kill {pids}")
             print(f"try: CPUCOMPAT_COORDINATOR={address} cpucompat hosts")
             procs = []
+        failed = False
         return EXIT_OK
     finally:
         for proc in reversed(procs):
@@ -192,5 +209,7 @@ def run(args: argparse.Namespace) -> int:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        if not args.keep and not args.state_dir:
+        if failed:
+            print(f"logs kept in {state}", file=sys.stderr)
+        elif not args.keep and not args.state_dir:
             shutil.rmtree(state, ignore_errors=True)

@@ -151,4 +151,6 @@ class PolicyWatcher:
                     )
             except OSError as exc:
                 log.error("cannot write the policy state file: %s", exc)
+            except Exception:  # a bug must not end the watch silently: log it and resubscribe
+                log.exception("policy watch failed unexpectedly; resubscribing")
             self._stop.wait(self.backoff.next_delay())

@@ -23,6 +23,21 @@ log = logging.getLogger("cpucompat.agent")
 
 RPC_TIMEOUT = 10.0
 TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+# Refusals that retrying at the normal rate cannot cure: someone must fix the cause.
+PERMANENT = frozenset(
+    {
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.INVALID_ARGUMENT,
+    }
+)
+SLOW_RETRY = 60.0
+
+
+def backoff_for(interval: float) -> Backoff:
+    """Retries never wait longer than one interval: the coordinator's restart grace is three
+    intervals, so an agent is back before its host could be marked stale."""
+    return Backoff(base=min(0.2, interval / 4), cap=max(0.1, min(30.0, interval)))
 
 
 class Reporter:
@@ -46,7 +61,8 @@ class Reporter:
         self.agent_address = agent_address
         self.version = version
         self.interval = interval
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or backoff_for(interval)
+        self._last_refusal: tuple[str, str] | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._need_report = True
@@ -130,30 +146,46 @@ class Reporter:
             try:
                 self._cycle()
                 self.backoff.reset()
+                if self._last_refusal is not None:
+                    log.warning("the coordinator accepts this host again")
+                    self._last_refusal = None
                 delay = self.interval
             except grpc.RpcError as exc:
-                code = exc.code() if hasattr(exc, "code") else None
-                detail = exc.details() if hasattr(exc, "details") else str(exc)
+                delay = self._failed(exc)
+                first = True  # retry without re-probing
+            except Exception:  # a bug must not end reporting silently: log it and carry on
+                log.exception("reporting failed unexpectedly; retrying")
                 delay = self.backoff.next_delay()
-                if code in TRANSIENT:
-                    log.warning(
-                        "coordinator unavailable (%s: %s); retrying in %.1fs",
-                        code.name if code else "error",
-                        detail,
-                        delay,
-                    )
-                else:  # a refusal: retrying will not help until someone fixes the cause
-                    log.error(
-                        "coordinator refused this host (%s: %s); retrying in %.1fs",
-                        code.name if code else "error",
-                        detail,
-                        delay,
-                    )
                 with self._lock:
                     self._need_report = True
-                first = True  # retry without re-probing
+                first = True
             self._wake.wait(delay)
             self._wake.clear()
+
+    def _failed(self, exc: grpc.RpcError) -> float:
+        """Log a failed call and choose when to retry: soon when transient, slowly when refused."""
+        code = exc.code() if hasattr(exc, "code") else None
+        detail = exc.details() if hasattr(exc, "details") else str(exc)
+        name = code.name if code else "error"
+        with self._lock:
+            self._need_report = True
+        if code in PERMANENT:
+            delay = max(self.interval, SLOW_RETRY)
+            if self._last_refusal != (name, detail):  # once per change, not every retry
+                log.error(
+                    "coordinator refused this host (%s: %s); retrying every %.0fs until fixed",
+                    name,
+                    detail,
+                    delay,
+                )
+                self._last_refusal = (name, detail)
+            return delay
+        delay = self.backoff.next_delay()
+        if code in TRANSIENT:
+            log.warning("coordinator unavailable (%s: %s); retrying in %.1fs", name, detail, delay)
+        else:
+            log.error("coordinator error (%s: %s); retrying in %.1fs", name, detail, delay)
+        return delay
 
     def stop(self, leave: bool = True) -> None:
         self._stop.set()

@@ -11,7 +11,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from cpucompat.v1 import agent_service_pb2 as pb
 from cpucompat.v1 import agent_service_pb2_grpc as pb_grpc
 
-from ..tls import TlsFiles, server_credentials
+from ..tls import TlsFiles, server_credentials, serves_tls
 from ..wire import capture_to_proto, profile_to_proto
 from .state import ProfileHolder, Snapshot
 
@@ -64,14 +64,21 @@ def build_agent_server(
     servicer: AgentServicer, listen: str, tls: TlsFiles
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """The agent's server on ``listen`` (port 0 picks one); returns (server, port, health)."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    # No SO_REUSEPORT: a second agent on a taken port must fail, not share it silently.
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)]
+    )
     pb_grpc.add_AgentServiceServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", pb.DESCRIPTOR.services_by_name["AgentService"].full_name):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    if tls.cert and tls.key:  # only --tls-ca: TLS towards the coordinator, plain loopback here
+    # A CA alone is for dialing the coordinator: this port then stays plaintext, which
+    # check_listen_address allows on loopback only.
+    if serves_tls(tls):
         port = server.add_secure_port(listen, server_credentials(tls))
     else:
         port = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen}: the address is in use or not available")
     return server, port, health_servicer

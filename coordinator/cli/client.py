@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from cpucompat.agent.cli.common import EXIT_FAILURE, EXIT_NO, EXIT_USAGE, CliError
-from cpucompat.agent.cli.daemon_common import add_tls_options
+from cpucompat.agent.cli.daemon_common import add_tls_options, address_type
 
 T = TypeVar("T")
 ENV_COORDINATOR = "CPUCOMPAT_COORDINATOR"
@@ -21,7 +21,9 @@ def add_client_options(p: argparse.ArgumentParser, json_flag: bool = True) -> No
         "--coordinator",
         metavar="HOST:PORT",
         default=os.environ.get(ENV_COORDINATOR, DEFAULT_COORDINATOR),
-        help=f"coordinator address (default ${ENV_COORDINATOR} or {DEFAULT_COORDINATOR})",
+        type=address_type("dial"),
+        help=f"coordinator address (default ${ENV_COORDINATOR} or {DEFAULT_COORDINATOR}; "
+        "port 7443 when none is given)",
     )
     if json_flag:
         p.add_argument("--json", action="store_true", help="print JSON for scripts")
@@ -58,6 +60,26 @@ def call(args: argparse.Namespace, fn: Callable[..., T], request: Any) -> T:
         ) and detail.startswith("the coordinator's database"):
             # Reached, but its storage failed (full disk, damaged file): not the caller's fault.
             raise CliError(detail, EXIT_FAILURE) from None
+        if code == grpc.StatusCode.UNIMPLEMENTED and _is_agent(args):
+            raise CliError(
+                f"{args.coordinator} is a cpucompat agent, not the coordinator: pass the "
+                f"coordinator's address with --coordinator or ${ENV_COORDINATOR}",
+                EXIT_USAGE,
+            ) from None
+        if code == grpc.StatusCode.UNAVAILABLE and any(
+            sign in detail.lower() for sign in ("server name", "hostname verification")
+        ):
+            raise CliError(
+                f"the coordinator's certificate does not name {args.coordinator}: issue it with "
+                "that DNS name or IP address as a SAN (cpucompat pki issue coordinator --dns/--ip)",
+                EXIT_USAGE,
+            ) from None
+        if code == grpc.StatusCode.UNAVAILABLE and not args.tls_ca and _speaks_tls(args):
+            raise CliError(
+                f"the coordinator speaks TLS: pass --tls-ca (and --tls-cert/--tls-key for "
+                f"mutual TLS) to reach {args.coordinator}",
+                EXIT_USAGE,
+            ) from None
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             tls_hint = (
                 "; with TLS, check that --tls-ca, --tls-cert and --tls-key match the coordinator's"
@@ -101,6 +123,46 @@ def call_pages(
             )
         seen.add(token)
         request.page_token = token
+
+
+def _is_agent(args: argparse.Namespace) -> bool:
+    """Whether the address answers health checks for the agent's service."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    try:
+        reply = health_pb2_grpc.HealthStub(channel_for(args)).Check(
+            health_pb2.HealthCheckRequest(service="cpucompat.v1.AgentService"), timeout=5
+        )
+    except grpc.RpcError:
+        return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _speaks_tls(args: argparse.Namespace) -> bool:
+    """Whether the address answers a TLS handshake (a plaintext client's call then fails)."""
+    import socket
+    import ssl
+
+    from cpucompat.agent.addresses import split_host_port
+
+    host, port = split_host_port(args.coordinator)
+    if port is None or not port.isdigit():
+        return False
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # only asking whether TLS answers, not trusting it
+    context.set_alpn_protocols(["h2"])
+    try:
+        with (
+            socket.create_connection((host, int(port)), timeout=5) as sock,
+            context.wrap_socket(sock, server_hostname=host or None),
+        ):
+            return True
+    except ssl.SSLError as exc:
+        return "ALERT" in (exc.reason or "").upper()  # TLS answered, but wants a certificate
+    except OSError:
+        return False
 
 
 def to_doc(message: Any) -> Any:

@@ -9,7 +9,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cpucompat.agent.cli.common import EXIT_NO, EXIT_OK, CliError, print_json, table
+from cpucompat.agent.cli.common import (
+    EXIT_NO,
+    EXIT_OK,
+    MORE,
+    CliError,
+    file_label,
+    more,
+    print_json,
+    table,
+    wrap,
+)
 
 from .client import add_client_options, call, channel_for
 from .refs import check_baseline, domain_ref, is_offline, proto_ref, verdict_doc
@@ -46,13 +56,14 @@ def add_check_parser(sub: Any, name: str, help_text: str) -> None:
 
 
 def render_verdict(source: str, target: str, doc: dict[str, Any]) -> str:
-    lines = [f"{source} -> {target}: {'COMPATIBLE' if doc['compatible'] else 'INCOMPATIBLE'}"]
+    verdict = "COMPATIBLE" if doc["compatible"] else "INCOMPATIBLE"
+    lines = [wrap(f"{file_label(source)} -> {file_label(target)}: {verdict}")]
     for r in doc["reasons"]:
-        lines.append(f"  {r['code']}: {r['detail']}")
+        lines.append(wrap(f"{r['code']}: {r['detail']}", indent="  "))
         if r.get("features"):
-            lines.append(f"    {' '.join(r['features'])}")
+            lines.append(wrap(" ".join(r["features"]), indent="    "))
     for w in doc["warnings"]:
-        lines.append(f"  warning {w['code']}: {w['detail']}")
+        lines.append(wrap(f"warning {w['code']}: {w['detail']}", indent="  "))
     return "\n".join(lines)
 
 
@@ -132,8 +143,9 @@ def run_targets(args: argparse.Namespace) -> int:
             }
         )
     else:
+        label = file_label(response.source_label)
         print(
-            f"Hosts that can restore a VM booted on {response.source_label}: {len(accepted)} of {len(rows)}"
+            wrap(f"Hosts that can restore a VM booted on {label}: {len(accepted)} of {len(rows)}")
         )
         print(
             table(
@@ -144,8 +156,7 @@ def run_targets(args: argparse.Namespace) -> int:
                         r["status"],
                         "accepts" if r["compatible"] else "refuses",
                         "; ".join(
-                            f"{x['code']} {' '.join(x['features'][:8])}".strip()
-                            for x in r["reasons"]
+                            f"{x['code']} {more(x['features'], 8)}".strip() for x in r["reasons"]
                         )
                         or "; ".join(w["code"] for w in r["warnings"]),
                     )
@@ -178,18 +189,18 @@ def add_audit_parser(sub: Any, name: str, help_text: str) -> None:
 
 
 def render_audit(doc: dict[str, Any]) -> str:
-    out = [f"Offline action: {doc['offline_action']}  ({doc['summary']})", ""]
+    out = [wrap(f"Offline action: {doc['offline_action']}  ({doc['summary']})"), ""]
     group_of = {name: g["index"] for g in doc["groups"] for name in g["hosts"]}
     rows = [
         (
-            h["name"]
+            file_label(h["name"])
             + (" (replayed)" if h.get("replayed") else "")
             + (" (stale)" if h.get("stale") else ""),
             h.get("vendor") or "-",
             h.get("level") or "-",
             group_of.get(h["name"], "-"),
             len(h.get("loses", [])),
-            (h.get("brand") or "")[:40],
+            h.get("brand") or "",
         )
         for h in doc["hosts"]
     ]
@@ -205,21 +216,23 @@ def render_audit(doc: dict[str, Any]) -> str:
     if removal.get("host"):
         gained = removal.get("gained") or []
         out.append(
-            f"Removing {removal['host']} gains most: {len(gained)} features ({' '.join(gained[:12])}"
-            f"{' ...' if len(gained) > 12 else ''})"
+            wrap(
+                f"Removing {file_label(removal['host'])} gains most: {len(gained)} features "
+                f"({more(gained, 12)})"
+            )
         )
     blocking = doc.get("blocking_pairs") or []
     if blocking:
         out.append(f"Pairs that force SHUTDOWN: {len(blocking)}")
         for pair in blocking[:15]:
             codes = ", ".join(
-                r["code"]
-                + (f" ({' '.join(r.get('features', [])[:6])})" if r.get("features") else "")
+                r["code"] + (f" ({more(r['features'], 6)})" if r.get("features") else "")
                 for r in pair.get("reasons", [])
             )
-            out.append(f"  {pair['source']} -> {pair['target']}: {codes}")
+            source, target = file_label(pair["source"]), file_label(pair["target"])
+            out.append(wrap(f"{source} -> {target}: {codes}", indent="  "))
         if len(blocking) > 15:
-            out.append(f"  ... {len(blocking) - 15} more (see --json)")
+            out.append(f"  {MORE.format(n=len(blocking) - 15)} (see --json)")
     return "\n".join(out)
 
 

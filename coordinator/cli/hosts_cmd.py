@@ -7,17 +7,30 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cpucompat.agent.cli.common import EXIT_OK, CliError, print_json, table
+from cpucompat.agent.cli.common import (
+    EXIT_OK,
+    MORE,
+    CliError,
+    file_label,
+    key_values,
+    more,
+    number_in,
+    print_json,
+    safe,
+    table,
+)
 
 from .client import add_client_options, call, call_pages, channel_for, to_doc
 
 MAX_EVENTS = 100_000
 
+MAX_EVENTS = 100_000  # the coordinator's own cap on one ListEvents answer
+
 
 def _when(ts: Any) -> str:
     if not ts.seconds and not ts.nanos:
         return "-"
-    return ts.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return ts.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _status(value: int) -> str:
@@ -50,8 +63,7 @@ def run_hosts(args: argparse.Namespace) -> int:
             h.cluster,
             _status(h.status),
             h.summary.brand or h.summary.vendor,
-            h.summary.x86_64_level or "-",
-            h.summary.feature_count,
+            h.summary.x86_64_level.removeprefix("x86-64-") or "-",
             h.fingerprint[:12],
             _when(h.last_seen),
         )
@@ -65,11 +77,11 @@ def run_hosts(args: argparse.Namespace) -> int:
                 "STATUS",
                 "PROCESSOR",
                 "LEVEL",
-                "FEATURES",
                 "FINGERPRINT",
                 "LAST SEEN",
             ),
             rows,
+            flex=(3,),
         )
     )
     return EXIT_OK
@@ -134,13 +146,12 @@ def run_show(args: argparse.Namespace) -> int:
         ),
         ("XSAVE", f"0x{p.xsave.supported_mask:x}"),
         ("TSC", _tsc_line(p)),
-        ("Source", p.source + (f" ({p.origin})" if p.origin else "")),
+        ("Source", p.source + (f" ({file_label(p.origin)})" if p.origin else "")),
         ("Profile version", f"{h.profile_version}, fingerprint {h.fingerprint[:16]}"),
         ("Features", f"{len(p.features)}: {' '.join(p.features)}"),
         *_offer_rows(p),
     ]
-    width = max(len(k) for k, _ in rows)
-    print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
+    print(key_values(rows))
     return EXIT_OK
 
 
@@ -193,8 +204,8 @@ def run_history(args: argparse.Namespace) -> int:
             v.version,
             _when(v.recorded_at),
             v.fingerprint[:12],
-            " ".join(v.features_gained) or "-",
-            " ".join(v.features_lost) or "-",
+            more(v.features_gained, 40) or "-",
+            more(v.features_lost, 40) or "-",
             v.offer_fingerprint[:12] or "-",
             _offer_change(v),
         )
@@ -218,7 +229,7 @@ def run_remove(args: argparse.Namespace) -> int:
     if args.json:
         print_json(to_doc(r))
     else:
-        print(f"removed host {r.host.host_id} from cluster {r.host.cluster}")
+        print(f"removed host {safe(r.host.host_id)} from cluster {safe(r.host.cluster)}")
     return EXIT_OK
 
 
@@ -246,9 +257,9 @@ def add_events_parser(sub: Any, name: str, help_text: str) -> None:
     )
     p.add_argument(
         "--limit",
-        type=int,
+        type=number_in(1, MAX_EVENTS, integer=True),
         default=1000,
-        help=f"at most N events, 1 to {MAX_EVENTS} (newest kept; default 1000)",
+        help=f"at most N events, 1-{MAX_EVENTS} (newest kept)",
     )
     add_client_options(p)
     p.set_defaults(run=run_events)
@@ -260,18 +271,28 @@ def run_events(args: argparse.Namespace) -> int:
     from cpucompat.v1 import coordinator_service_pb2 as pb
     from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
-    if not 1 <= args.limit <= MAX_EVENTS:
-        raise CliError(f"--limit {args.limit}: give 1 to {MAX_EVENTS} events")
-    request = pb.ListEventsRequest(cluster=args.cluster or "", limit=args.limit)
+    request = pb.ListEventsRequest(
+        cluster=args.cluster or "", limit=min(args.limit + 1, MAX_EVENTS)
+    )
     if args.since:
         ts = Timestamp()
         ts.FromDatetime(parse_since(args.since))
         request.since.CopyFrom(ts)
     stub = pb_grpc.QueryServiceStub(channel_for(args))
-    events = call_pages(args, stub.ListEvents, request, "events")
+    events = sorted(call_pages(args, stub.ListEvents, request, "events"), key=lambda e: e.id)
+    cut = max(0, len(events) - args.limit)
+    events = events[cut:]  # the newest --limit events, oldest first
     if args.json:
         print_json([to_doc(e) for e in events])
         return EXIT_OK
+    if cut:  # count what was left out, so the table never ends silently short
+        request.limit = MAX_EVENTS
+        total = len(call(args, stub.ListEvents, request).events)
+        older = max(cut, total - args.limit)
+        at_least = "at least " if total >= MAX_EVENTS else ""
+        print(
+            f"{MORE.format(n=f'{at_least}{older}')} earlier events (raise --limit or use --since)"
+        )
     rows = [
         (
             _when(e.time),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cpucompat.agent.cli.common import EXIT_NO, EXIT_OK, print_json, table
+from cpucompat.agent.cli.common import EXIT_NO, EXIT_OK, print_json, safe, table, wrap
 
 from .client import add_client_options, call, call_pages, channel_for, to_doc
 from .guard_cmd import add_guest_flags
@@ -68,7 +68,7 @@ def add_policy_parser(sub: Any, name: str, help_text: str) -> None:
     )
     export.add_argument("--cluster", required=True)
     export.add_argument("--format", choices=("powershell",), default="powershell")
-    add_client_options(export, json_flag=False)
+    add_client_options(export)
     export.set_defaults(run=run_export)
 
 
@@ -158,9 +158,28 @@ def run_export(args: argparse.Namespace) -> int:
         args, pb_grpc.VmServiceStub(channel).ListVms, pb.ListVmsRequest(cluster=args.cluster), "vms"
     )
     action = _name(policy.action, "OFFLINE_ACTION_")
+    if args.json:
+        print_json(
+            {
+                "cluster": args.cluster,
+                "action": action,
+                "hyperv_offline_action": policy.hyperv_offline_action,
+                "reason": policy.reason,
+                "policy_version": policy.version,
+                "resources": [
+                    {
+                        "vm": vm.name,
+                        "resource": f"Virtual Machine {vm.name}",
+                        "offline_action": policy.hyperv_offline_action,
+                    }
+                    for vm in vms
+                ],
+            }
+        )
+        return EXIT_OK
     lines = [
         f"# cpucompat policy for cluster {args.cluster}: OfflineAction {policy.hyperv_offline_action} ({action})",
-        f"# Reason: {policy.reason}",
+        wrap(f"Reason: {policy.reason}", indent="# "),
         f"# Policy version {policy.version}; review, then run on a node of the failover cluster.",
     ]
     if not vms:
@@ -257,8 +276,10 @@ def run_vm_register(args: argparse.Namespace) -> int:
             else " (requirement kept from its boot: pass --rebooted after a restart)"
         )
         print(
-            f"VM {vm.name} in {vm.cluster}: requirement of {vm.boot_host or vm.baseline}, "
-            f"{len(vm.requirement.features)} features{kept}"
+            wrap(
+                f"VM {vm.name} in {vm.cluster}: requirement of {vm.boot_host or vm.baseline}, "
+                f"{len(vm.requirement.features)} features{kept}"
+            )
         )
     return EXIT_OK
 
@@ -306,7 +327,9 @@ def run_vm_targets(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"vm": args.vm, "accepted": accepted, "targets": rows})
     else:
-        print(f"Hosts that can restore {args.vm}'s saved state: {len(accepted)} of {len(rows)}")
+        print(
+            wrap(f"Hosts that can restore {args.vm}'s saved state: {len(accepted)} of {len(rows)}")
+        )
         print(
             table(
                 ("HOST", "STATUS", "VERDICT", "WHY NOT"),
@@ -331,7 +354,7 @@ def run_vm_remove(args: argparse.Namespace) -> int:
     if args.json:
         print_json(to_doc(response))
     else:
-        print(f"removed VM {response.vm.name}")
+        print(f"removed VM {safe(response.vm.name)}")
     return EXIT_OK
 
 
@@ -370,9 +393,12 @@ def run_plan(args: argparse.Namespace) -> int:
         print_json(doc)
     else:
         print(
-            f"{plan.vm_name} -> {plan.to_host}: {action} (OfflineAction {plan.hyperv_offline_action})"
+            wrap(
+                f"{plan.vm_name} -> {plan.to_host}: {action} "
+                f"(OfflineAction {plan.hyperv_offline_action})"
+            )
         )
-        print(f"  {plan.reason}")
+        print(wrap(plan.reason, indent="  "))
         for r in doc["verdict"]["reasons"]:
-            print(f"  {r['code']}: {' '.join(r['features']) or r['detail']}")
+            print(wrap(f"{r['code']}: {' '.join(r['features']) or r['detail']}", indent="  "))
     return EXIT_OK if action == "SAVE" else EXIT_NO
