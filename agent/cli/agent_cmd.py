@@ -146,10 +146,19 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     version = getattr(agent_pkg, "__version__", "0.1.0")
     try:
+        # gRPC's own reconnect backoff grows to 120 s; after a coordinator outage the channel
+        # would fail calls fast until its next attempt, outlasting the coordinator's restart
+        # grace of three intervals. Bound it by the interval like the reporter's retries.
+        reconnect_ms = int(min(120.0, args.interval) * 1000)
+        options = [
+            ("grpc.initial_reconnect_backoff_ms", max(100, min(1000, reconnect_ms // 4))),
+            ("grpc.min_reconnect_backoff_ms", max(100, min(1000, reconnect_ms // 4))),
+            ("grpc.max_reconnect_backoff_ms", max(100, reconnect_ms)),
+        ]
         channel = (
-            grpc.secure_channel(args.coordinator, channel_credentials(tls))
+            grpc.secure_channel(args.coordinator, channel_credentials(tls), options=options)
             if tls.enabled
-            else grpc.insecure_channel(args.coordinator)
+            else grpc.insecure_channel(args.coordinator, options=options)
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None
