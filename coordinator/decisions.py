@@ -17,6 +17,7 @@ from .domain.audit import AuditReport, HostInput, audit
 from .domain.baselines import Baseline, resolve_baseline
 from .domain.compat import TargetView, Verdict, check, eligible_targets, unknown_host
 from .domain.hosts import HostRecord, HostStatus
+from .domain.kvm_offerable import Hypervisor
 from .domain.requirement import Requirement
 from .domain.sides import requirement_of, target_of
 from .registry import Registry, UnknownHostError
@@ -73,8 +74,10 @@ def _side(ref: Ref) -> Profile | Baseline:
 class Decisions:
     """The coordinator's query side over its registry."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, hypervisor: Hypervisor = Hypervisor.GENERIC) -> None:
         self.registry = registry
+        # Offline rules for dumps and models (`kvm_offerable`); registered hosts keep classes.
+        self.hypervisor = hypervisor
         # Per host version: a host's requirement and view change only with its record.
         self._requirements: dict[tuple[str, int], Requirement] = {}
         self._views: dict[tuple[str, int, str, bool], TargetView] = {}
@@ -96,12 +99,12 @@ class Decisions:
     def requirement(self, ref: Ref) -> Requirement:
         if ref.kind == "host":
             return self.host_requirement(self.registry.host(ref.label))
-        return requirement_of(_side(ref), ref.label)
+        return requirement_of(_side(ref), ref.label, hypervisor=self.hypervisor)
 
     def target(self, ref: Ref) -> TargetView:
         if ref.kind == "host":
             return self.host_view(self.registry.host(ref.label))
-        return target_of(_side(ref), ref.label)
+        return target_of(_side(ref), ref.label, hypervisor=self.hypervisor)
 
     def check(self, source: Ref, target: Ref) -> Verdict:
         """Directional: may a VM booted on ``source`` be restored on ``target``?"""
@@ -160,11 +163,11 @@ def _host_input(record: HostRecord) -> HostInput:
     )
 
 
-def audit_offline(refs: list[Ref]) -> AuditReport:
+def audit_offline(refs: list[Ref], hypervisor: Hypervisor = Hypervisor.GENERIC) -> AuditReport:
     """An audit of dumps and models only: no coordinator involved."""
     inputs: list[HostInput] = []
     for ref in refs:
         if ref.kind == "host":
             raise ValueError(f"{ref.label}: registered hosts need a coordinator")
         inputs.append(HostInput(ref.label, _side(ref), kind=ref.kind))
-    return audit(inputs)
+    return audit(inputs, hypervisor=hypervisor)

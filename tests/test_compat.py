@@ -183,7 +183,8 @@ def test_directional_and_json_shape() -> None:
     newer_to_older = check(req(MILAN), view(ROME))
     assert older_to_newer.compatible != newer_to_older.compatible
     doc = newer_to_older.to_json()
-    assert set(doc) == {"compatible", "reasons", "warnings", "summary"}
+    assert set(doc) == {"compatible", "reasons", "warnings", "summary", "view"}
+    assert doc["view"] == "feature classes"
     assert doc["compatible"] is False
     assert isinstance(doc["summary"], str) and "\n" not in doc["summary"]
     for reason in doc["reasons"]:

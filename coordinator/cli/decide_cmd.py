@@ -36,6 +36,31 @@ def _vendor_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_hypervisor_option(p: argparse.ArgumentParser) -> None:
+    """``--hypervisor``: which rules say what a guest sees when there is no live offer."""
+    p.add_argument(
+        "--hypervisor",
+        choices=("generic", "kvm"),
+        default="generic",
+        help="generic (default): the feature classes; kvm: also drop the bits no KVM guest "
+        "ever sees and add the ones KVM emulates everywhere (a table from Linux's "
+        "kvm_set_cpu_caps); dumps and models only",
+    )
+
+
+def hypervisor_of(args: argparse.Namespace, offline: bool) -> Any:
+    """The `Hypervisor` the arguments ask for; kvm with registered hosts is a usage error."""
+    from cpucompat.coordinator.domain.kvm_offerable import Hypervisor
+
+    hypervisor = Hypervisor(args.hypervisor)
+    if hypervisor is not Hypervisor.GENERIC and not offline:
+        raise CliError(
+            "--hypervisor kvm applies to dumps and models only (dump:PATH, model:NAME); "
+            "registered hosts are decided by the coordinator: drop --hypervisor or use dumps"
+        )
+    return hypervisor
+
+
 # ---- check --------------------------------------------------------------------------------
 
 
@@ -51,6 +76,7 @@ def add_check_parser(sub: Any, name: str, help_text: str) -> None:
     p.add_argument("source", metavar="SOURCE", help=HOST_ARG_HELP)
     p.add_argument("target", metavar="TARGET", help=HOST_ARG_HELP)
     _vendor_option(p)
+    add_hypervisor_option(p)
     add_client_options(p)
     p.set_defaults(run=run_check)
 
@@ -64,16 +90,19 @@ def render_verdict(source: str, target: str, doc: dict[str, Any]) -> str:
             lines.append(wrap(" ".join(r["features"]), indent="    "))
     for w in doc["warnings"]:
         lines.append(wrap(f"warning {w['code']}: {w['detail']}", indent="  "))
+    lines.append(f"  decided by: {doc.get('view') or 'feature classes'}")
     return "\n".join(lines)
 
 
 def run_check(args: argparse.Namespace) -> int:
     for arg in (args.source, args.target):
         check_baseline(arg, args.vendor)
-    if is_offline(args.source) and is_offline(args.target):
+    offline = is_offline(args.source) and is_offline(args.target)
+    hypervisor = hypervisor_of(args, offline)
+    if offline:
         from cpucompat.coordinator.decisions import Decisions
 
-        decisions = Decisions(registry=None)  # type: ignore[arg-type]
+        decisions = Decisions(registry=None, hypervisor=hypervisor)  # type: ignore[arg-type]
         try:
             doc = decisions.check(
                 domain_ref(args.source, args.vendor), domain_ref(args.target, args.vendor)
@@ -111,6 +140,7 @@ def add_targets_parser(sub: Any, name: str, help_text: str) -> None:
     p.add_argument("source", metavar="SOURCE", help=HOST_ARG_HELP)
     p.add_argument("--cluster", help="only hosts of this cluster")
     _vendor_option(p)
+    add_hypervisor_option(p)
     add_client_options(p)
     p.set_defaults(run=run_targets)
 
@@ -120,6 +150,7 @@ def run_targets(args: argparse.Namespace) -> int:
     from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
     check_baseline(args.source, args.vendor)
+    hypervisor_of(args, offline=False)  # targets are registered hosts: generic only for now
     stub = pb_grpc.DecisionServiceStub(channel_for(args))
     request = pb.TargetsRequest(
         source=proto_ref(args.source, args.vendor), cluster=args.cluster or ""
@@ -184,12 +215,17 @@ def add_audit_parser(sub: Any, name: str, help_text: str) -> None:
     p.add_argument("hosts", nargs="*", metavar="HOST", help=HOST_ARG_HELP)
     p.add_argument("--cluster", help="include every registered host of this cluster")
     _vendor_option(p)
+    add_hypervisor_option(p)
     add_client_options(p)
     p.set_defaults(run=run_audit)
 
 
 def render_audit(doc: dict[str, Any]) -> str:
-    out = [wrap(f"Offline action: {doc['offline_action']}  ({doc['summary']})"), ""]
+    out = [
+        wrap(f"Offline action: {doc['offline_action']}  ({doc['summary']})"),
+        f"Decided by: {doc.get('view') or 'feature classes'}",
+        "",
+    ]
     group_of = {name: g["index"] for g in doc["groups"] for name in g["hosts"]}
     rows = [
         (
@@ -243,12 +279,14 @@ def run_audit(args: argparse.Namespace) -> int:
         raise CliError(
             "nothing to audit: give --cluster C and/or hosts (ids, dump:PATH, model:NAME)"
         )
-    if not args.cluster and all(is_offline(a) for a in args.hosts):
+    offline = not args.cluster and all(is_offline(a) for a in args.hosts)
+    hypervisor = hypervisor_of(args, offline)
+    if offline:
         from cpucompat.coordinator.decisions import audit_offline
         from cpucompat.coordinator.domain.audit import AuditError
 
         try:
-            report = audit_offline([domain_ref(a, args.vendor) for a in args.hosts])
+            report = audit_offline([domain_ref(a, args.vendor) for a in args.hosts], hypervisor)
         except (AuditError, ValueError) as exc:
             raise CliError(str(exc)) from None
         doc = report.to_json()

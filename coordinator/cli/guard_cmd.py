@@ -18,6 +18,8 @@ from typing import Any
 
 from cpucompat.agent.cli.common import EXIT_NO, EXIT_OK, CliError, print_json
 
+from .decide_cmd import add_hypervisor_option
+
 
 def _local_profile(dump: str | None) -> Any:
     from cpucompat.agent.decode import decode
@@ -63,6 +65,7 @@ def add_stamp_parser(sub: Any, name: str, help_text: str) -> None:
         "--host-name", metavar="NAME", help="source host recorded in the stamp (default: hostname)"
     )
     add_guest_flags(p)
+    add_hypervisor_option(p)
     p.set_defaults(run=run_stamp)
 
 
@@ -98,6 +101,7 @@ def guest_config_problem(profile: Any, invtsc: bool, sgx_epc: bool) -> str | Non
 
 def run_stamp(args: argparse.Namespace) -> int:
     from cpucompat.coordinator.domain.baselines import BaselineError, resolve_baseline
+    from cpucompat.coordinator.domain.kvm_offerable import Hypervisor
     from cpucompat.coordinator.domain.sides import requirement_of
     from cpucompat.coordinator.domain.stamp import make_stamp, stamp_text
 
@@ -113,6 +117,7 @@ def run_stamp(args: argparse.Namespace) -> int:
                 source,
                 invtsc=args.invtsc,
                 sgx_epc=args.sgx_epc,
+                hypervisor=Hypervisor(args.hypervisor),
             )
         except BaselineError as exc:
             raise CliError(str(exc)) from None
@@ -129,7 +134,13 @@ def run_stamp(args: argparse.Namespace) -> int:
             requirement, vendor=here.vendor, physical_bits=bits, tsc_hz=here.tsc.hz
         )
     else:
-        requirement = requirement_of(here, source, invtsc=args.invtsc, sgx_epc=args.sgx_epc)
+        requirement = requirement_of(
+            here,
+            source,
+            invtsc=args.invtsc,
+            sgx_epc=args.sgx_epc,
+            hypervisor=Hypervisor(args.hypervisor),
+        )
     if args.invtsc and not here.tsc.hz:
         print(
             f"note: this host's TSC rate is unknown ({here.tsc.missing}); targets that cannot "

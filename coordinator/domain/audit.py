@@ -40,6 +40,7 @@ from cpucompat.agent.profile import Profile
 
 from .baselines import Baseline, nearest_level, nearest_microarchitecture
 from .compat import REFUSAL_ORDER, REPLAYED_PROFILE, Reason, TargetView, Verdict, check
+from .kvm_offerable import GENERIC_VIEW, Hypervisor, view_label
 from .requirement import Requirement, component_names
 from .sides import requirement_of, target_of
 
@@ -165,6 +166,8 @@ class AuditReport:
     best_removal: Removal
     pair_limit: int = PAIR_HOST_LIMIT
     cluster: str | None = None
+    view: str = GENERIC_VIEW
+    """The rules that said what a guest sees (`kvm_offerable`)."""
 
     @property
     def pairs_mode(self) -> str:
@@ -269,6 +272,7 @@ class AuditReport:
             "cluster": self.cluster,
             "offline_action": self.offline_action,
             "summary": self.summary,
+            "view": self.view,
             "reasons": [r.to_json() for r in self.reasons],
             "warnings": [w.to_json() for w in self.warnings],
             "host_count": len(self.hosts),
@@ -358,9 +362,15 @@ def _groups(
 
 
 def audit(
-    hosts: Iterable[HostLike], pair_limit: int = PAIR_HOST_LIMIT, cluster: str | None = None
+    hosts: Iterable[HostLike],
+    pair_limit: int = PAIR_HOST_LIMIT,
+    cluster: str | None = None,
+    hypervisor: Hypervisor = Hypervisor.GENERIC,
 ) -> AuditReport:
-    """Audit a set of named hosts and decide the planned fail-over action."""
+    """Audit a set of named hosts and decide the planned fail-over action.
+
+    ``hypervisor`` says which rules tell what a guest sees (`kvm_offerable`).
+    """
     rows: list[HostRow] = []
     classes: list[_ProfileClass] = []
     by_key: dict[str, _ProfileClass] = {}
@@ -382,18 +392,22 @@ def audit(
             raise AuditError(f"host {h.name!r}: kind {kind!r} is not one of {HOST_KINDS}")
         seen = keys.get(id(source))
         if seen is None:  # hosts of one profile often share the object: key it once
-            view = None if isinstance(source, Profile) else target_of(source, h.name)
+            view = (
+                None
+                if isinstance(source, Profile)
+                else target_of(source, h.name, hypervisor=hypervisor)
+            )
             seen = keys[id(source)] = (source, _class_key(source, view))
         key = seen[1]
         pc = by_key.get(key)
         if pc is None:
-            view = target_of(source, h.name, replayed=False)
+            view = target_of(source, h.name, replayed=False, hypervisor=hypervisor)
             pc = by_key[key] = _ProfileClass(
                 index=len(classes),
                 key=key,
                 fingerprint=source.fingerprint if isinstance(source, Profile) else key,
                 view=view,
-                requirement=requirement_of(source, h.name),
+                requirement=requirement_of(source, h.name, hypervisor=hypervisor),
                 hosts=[],
             )
             classes.append(pc)
@@ -507,6 +521,7 @@ def audit(
         best_removal=best,
         pair_limit=pair_limit,
         cluster=cluster,
+        view=view_label(hypervisor),
     )
 
 

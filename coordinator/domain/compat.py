@@ -13,7 +13,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import compress
 from operator import attrgetter
 from typing import Any
@@ -22,6 +22,7 @@ from cpucompat.agent.decode import FEATURE_CLASS
 from cpucompat.agent.feature_table import FeatureClass, bits_named
 from cpucompat.agent.profile import Profile
 
+from .kvm_offerable import GENERIC_VIEW
 from .requirement import (
     LEGACY_XSAVE_MASK,
     Requirement,
@@ -102,6 +103,8 @@ class Verdict:
     reasons: tuple[Reason, ...]
     warnings: tuple[Reason, ...]
     summary: str
+    view: str = GENERIC_VIEW
+    """The rules that said what the guest sees (`kvm_offerable`): named in every answer."""
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -120,6 +123,7 @@ class Verdict:
             "reasons": [r.to_json() for r in self.reasons],
             "warnings": [w.to_json() for w in self.warnings],
             "summary": self.summary,
+            "view": self.view,
         }
 
 
@@ -613,6 +617,8 @@ def check(requirement: Requirement, target: TargetView) -> Verdict:
     """Whether ``target`` may restore a saved state with ``requirement``; directional."""
     c = _COMPILER
     verdict = c.verdict(c.requirement(requirement), target.compiled)
+    if requirement.view != verdict.view:
+        verdict = replace(verdict, view=requirement.view)
     unknown = sorted(requirement.features & target.unknown_features)
     if not unknown:
         return verdict
@@ -622,9 +628,7 @@ def check(requirement: Requirement, target: TargetView) -> Verdict:
         f"present: {_short_list(unknown)}; re-dump it with `cpucompat probe --raw`",
         features=tuple(unknown),
     )
-    return Verdict(
-        verdict.compatible, verdict.reasons, (*verdict.warnings, warning), verdict.summary
-    )
+    return replace(verdict, warnings=(*verdict.warnings, warning))
 
 
 def eligible_targets(

@@ -19,6 +19,8 @@ from cpucompat.agent.decode import FEATURE_CLASS, XSAVE_COMPONENT_NAMES
 from cpucompat.agent.feature_table import FEATURE_BITS, FeatureClass
 from cpucompat.agent.profile import Profile, Xsave
 
+from .kvm_offerable import GENERIC_VIEW, Hypervisor, guest_sees, view_label
+
 LEGACY_XSAVE_MASK = 0b11
 """x87 and SSE state (components 0, 1) live in the legacy FXSAVE area every x86-64 CPU has."""
 
@@ -93,6 +95,11 @@ def usable_xsave_mask(xsave: Xsave, features: Collection[str]) -> int:
     mask = xsave.supported_mask
     if xsave.enabled_mask is not None:
         mask &= xsave.enabled_mask
+    return usable_xsave_mask_of(mask, features)
+
+
+def usable_xsave_mask_of(mask: int, features: Collection[str]) -> int:
+    """``mask`` without the components whose feature is not in ``features``."""
     for index, feature in XSAVE_FEATURE.items():
         if mask >> index & 1 and feature not in features:
             mask &= ~(1 << index)
@@ -141,9 +148,13 @@ class Requirement:
     sgx_features: frozenset[str] = frozenset()
     guest_physical_bits: int | None = None
     avx10_version: int | None = None
+    view: str = GENERIC_VIEW
+    """The rules that said what the guest sees (`kvm_offerable.view_label`)."""
 
     @classmethod
-    def from_profile(cls, profile: Profile, name: str) -> Requirement:
+    def from_profile(
+        cls, profile: Profile, name: str, hypervisor: Hypervisor = Hypervisor.GENERIC
+    ) -> Requirement:
         """The requirement of a VM that booted on the host ``profile`` describes.
 
         Only features the capture shows present count: ``profile.features``
@@ -152,14 +163,16 @@ class Requirement:
         gate are dropped with them. Callers go through `sides.requirement_of`.
         Without guest configuration: no invariant TSC (QEMU's ``-cpu host`` does not
         expose it by default) and no enclave page cache; see `with_guest`.
+        ``hypervisor`` KVM keeps only what KVM can ever offer (`kvm_offerable`).
         """
-        features, sgx = split_sgx(guest_visible(profile.features), sgx_epc=False)
+        seen = guest_sees(profile.features, hypervisor)
+        features, sgx = split_sgx(guest_visible(seen), sgx_epc=False)
         return cls(
             mode=Mode.HOST,
             name=name,
             vendor=profile.vendor,
             features=features,
-            xsave_mask=usable_xsave_mask(profile.xsave, profile.features),
+            xsave_mask=usable_xsave_mask(profile.xsave, seen),
             physical_bits=profile.address_sizes.physical_bits,
             family=profile.family,
             model=profile.model,
@@ -169,6 +182,19 @@ class Requirement:
             sgx_features=sgx,
             guest_physical_bits=profile.address_sizes.guest_physical_bits,
             avx10_version=profile.avx10_version,
+            view=view_label(hypervisor),
+        )
+
+    def under(self, hypervisor: Hypervisor) -> Requirement:
+        """This (baseline) requirement as a guest under ``hypervisor`` sees it."""
+        if hypervisor is Hypervisor.GENERIC:
+            return self
+        seen = guest_sees(self.features, hypervisor)
+        return replace(
+            self,
+            features=seen,
+            xsave_mask=usable_xsave_mask_of(self.xsave_mask, seen),
+            view=view_label(hypervisor),
         )
 
     def with_guest(self, *, invtsc: bool, sgx_epc: bool) -> Requirement:
@@ -202,6 +228,7 @@ class Requirement:
             self.tsc_hz if self.invariant_tsc else None,
             self.guest_physical_bits,
             self.avx10_version,
+            self.view,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -225,4 +252,5 @@ class Requirement:
             "guest_physical_bits": self.guest_physical_bits,
             "avx10_version": self.avx10_version,
             "fingerprint": self.fingerprint,
+            "view": self.view,
         }

@@ -15,19 +15,26 @@ The rule for bits a capture cannot tell (``Profile.unknown_features``):
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from cpucompat.agent.profile import Profile
 
 from .compat import TargetView
-from .requirement import Requirement
+from .kvm_offerable import Hypervisor, guest_sees
+from .requirement import Requirement, usable_xsave_mask_of
 
 if TYPE_CHECKING:
     from .baselines import Baseline
 
 
 def requirement_of(
-    side: Profile | Baseline, name: str, *, invtsc: bool = False, sgx_epc: bool = False
+    side: Profile | Baseline,
+    name: str,
+    *,
+    invtsc: bool = False,
+    sgx_epc: bool = False,
+    hypervisor: Hypervisor = Hypervisor.GENERIC,
 ) -> Requirement:
     """What a VM booted on ``side`` needs from its restore target.
 
@@ -35,9 +42,15 @@ def requirement_of(
     carries the baseline's resolved name (``level:x86-64-v3@intel``).
     ``invtsc`` and ``sgx_epc`` are the VM's own configuration (an invariant
     TSC, an SGX enclave page cache); without them, the defaults of QEMU and
-    libvirt: no invtsc, no EPC, so SGX features do not count.
+    libvirt: no invtsc, no EPC, so SGX features do not count. ``hypervisor``
+    says which rules tell what the guest saw (`kvm_offerable`); the requirement
+    names them in ``view``.
     """
-    req = Requirement.from_profile(side, name) if isinstance(side, Profile) else side.requirement()
+    req = (
+        Requirement.from_profile(side, name, hypervisor)
+        if isinstance(side, Profile)
+        else side.requirement().under(hypervisor)
+    )
     return req.with_guest(invtsc=invtsc, sgx_epc=sgx_epc) if invtsc or sgx_epc else req
 
 
@@ -47,22 +60,32 @@ def target_of(
     *,
     stale: bool = False,
     replayed: bool | None = None,
+    hypervisor: Hypervisor = Hypervisor.GENERIC,
 ) -> TargetView:
-    """What ``side`` offers a restore (``replayed`` None: a profile's own flag)."""
+    """What ``side`` offers a restore (``replayed`` None: a profile's own flag).
+
+    Under ``hypervisor`` KVM the target offers only what KVM can ever offer a
+    guest there, plus what KVM emulates everywhere (`kvm_offerable`).
+    """
     if isinstance(side, Profile):
-        return TargetView.from_profile(side, name, stale=stale, replayed=replayed)
+        view = TargetView.from_profile(side, name, stale=stale, replayed=replayed)
+        if hypervisor is Hypervisor.GENERIC:
+            return view
+        seen = guest_sees(view.features, hypervisor)
+        return replace(view, features=seen, xsave_mask=usable_xsave_mask_of(view.xsave_mask, seen))
     # A Baseline object exists, so its module is loaded already: no import cost here.
     from .baselines import nearest_level
 
     # Exactly the baseline's features and its address width if it fixes one (a QEMU
     # model's phys-bits); no family or TSC to compare.
+    features = guest_sees(side.features, hypervisor)
     return TargetView(
         name=name,
         vendor=side.vendor or "",
-        features=side.features,
-        xsave_mask=side.xsave_mask,
+        features=features,
+        xsave_mask=usable_xsave_mask_of(side.xsave_mask, features),
         physical_bits=side.physical_bits,
         stale=stale,
         replayed=bool(replayed),
-        x86_64_level=nearest_level(side.features),
+        x86_64_level=nearest_level(features),
     )

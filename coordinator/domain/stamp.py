@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .kvm_offerable import GENERIC_VIEW
 from .requirement import Mode, Requirement, component_names, mask_indices
 
 STAMP_FORMAT = "cpucompat-restore-stamp"
@@ -81,6 +82,7 @@ def make_stamp(
             "sgx_features": sorted(requirement.sgx_features),
             "guest_physical_bits": requirement.guest_physical_bits,
             "avx10_version": requirement.avx10_version,
+            "view": requirement.view,
         },
     }
     digest = hashlib.sha256(canonical_json(body)).hexdigest()
@@ -166,6 +168,7 @@ def _requirement(req: dict[str, Any]) -> Requirement:
     sgx_features = _feature_names(_optional(req, "sgx_features", (list,), []))
     guest_physical_bits = _optional(req, "guest_physical_bits", (int, type(None)), None)
     avx10_version = _optional(req, "avx10_version", (int, type(None)), None)
+    view = _optional(req, "view", (str,), GENERIC_VIEW)
     for key, value in (("guest_physical_bits", guest_physical_bits), ("avx10", avx10_version)):
         if value is not None and not 0 < value < 256:
             raise StampError(f"stamp requirement {key} {value} is not 1..255")
@@ -200,6 +203,7 @@ def _requirement(req: dict[str, Any]) -> Requirement:
         sgx_features=sgx_features,
         guest_physical_bits=guest_physical_bits,
         avx10_version=avx10_version,
+        view=view,
     )
 
 

@@ -1,0 +1,89 @@
+"""`--hypervisor kvm`: bits no KVM guest sees never decide; every verdict names its view."""
+
+from __future__ import annotations
+
+import json
+
+from cpucompat.coordinator.domain.kvm_offerable import (
+    ALWAYS_OFFERED,
+    KVM_TABLE_KERNEL,
+    NEVER_OFFERED,
+    Hypervisor,
+)
+from cpucompat.coordinator.domain.requirement import decides
+from cpucompat.coordinator.domain.sides import requirement_of, target_of
+
+from .conftest import shared_dump, shared_profile
+from .daemons import run_cli
+
+ROME = "instlatx64-AuthenticAMD0830F10_K17_Rome_CPUID.txt"
+MILAN = "instlatx64-AuthenticAMD0A00F11_K19_Milan_02_CPUID.txt"
+ZEN4 = "amd-zen4-amd-ryzen-9-7900x-12-core-processor.txt"  # stand-in for Genoa (Zen 4)
+MILAN_LACKS_ON_ROME = {"erms", "fsrm", "invpcid", "pku", "vaes", "vpclmulqdq"}
+
+
+def _check(*args: str) -> tuple[int, dict]:
+    result = run_cli("check", *args, "--json")
+    assert result.returncode in (0, 3), result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_rome_to_zen4_is_refused_on_mcommit_alone_generic_and_accepted_under_kvm() -> None:
+    rome, zen4 = f"dump:{shared_dump(ROME)}", f"dump:{shared_dump(ZEN4)}"
+    rc, doc = _check(rome, zen4)
+    assert rc == 3 and doc["view"] == "feature classes"
+    assert doc["reasons"][0]["features"] == ["mcommit"]
+    rc, doc = _check(rome, zen4, "--hypervisor", "kvm")
+    assert rc == 0, doc
+    assert doc["compatible"] and doc["view"] == f"kvm (table, {KVM_TABLE_KERNEL})"
+    human = run_cli("check", rome, zen4, "--hypervisor", "kvm")
+    assert human.returncode == 0 and f"decided by: kvm (table, {KVM_TABLE_KERNEL})" in human.stdout
+
+
+def test_milan_to_rome_stays_refused_under_kvm_for_the_features_rome_lacks() -> None:
+    milan, rome = f"dump:{shared_dump(MILAN)}", f"dump:{shared_dump(ROME)}"
+    rc, doc = _check(milan, rome, "--hypervisor", "kvm")
+    assert rc == 3 and doc["view"].startswith("kvm")
+    missing = {f for r in doc["reasons"] for f in r.get("features", [])}
+    assert missing >= MILAN_LACKS_ON_ROME
+
+
+def test_kvm_requirement_drops_never_offered_bits_and_adds_arch_capabilities() -> None:
+    milan = shared_profile(MILAN)
+    generic = requirement_of(milan, "milan")
+    kvm = requirement_of(milan, "milan", hypervisor=Hypervisor.KVM)
+    assert "mcommit" in generic.features and "mcommit" not in kvm.features
+    assert not kvm.features & NEVER_OFFERED
+    assert kvm.features >= ALWAYS_OFFERED
+    # The target under kvm offers arch_capabilities too: a KVM guest sees it on AMD as well.
+    assert (
+        target_of(shared_profile(ROME), "rome", hypervisor=Hypervisor.KVM).features
+        >= ALWAYS_OFFERED
+    )
+
+
+def test_table_names_only_bits_that_decide() -> None:
+    # A name the feature table does not class as guest-visible would change nothing here.
+    assert all(decides(name) for name in NEVER_OFFERED | ALWAYS_OFFERED)
+
+
+def test_audit_and_stamp_take_the_kvm_view(tmp_path) -> None:
+    rome, zen4 = f"dump:{shared_dump(ROME)}", f"dump:{shared_dump(ZEN4)}"
+    generic = json.loads(run_cli("audit", rome, zen4, "--json").stdout)
+    kvm = run_cli("audit", rome, zen4, "--hypervisor", "kvm", "--json")
+    doc = json.loads(kvm.stdout)
+    assert generic["view"] == "feature classes" and doc["view"].startswith("kvm")
+    rome_to_zen4 = [p for p in doc["pairs"] if "Rome" in p["source"] and "zen4" in p["target"]]
+    assert rome_to_zen4 and all(p["compatible"] for p in rome_to_zen4)
+    stamp = tmp_path / "s.json"
+    made = run_cli(
+        "stamp", "--from-dump", str(shared_dump(ROME)), "--out", str(stamp), "--hypervisor", "kvm"
+    )
+    assert made.returncode == 0, made.stderr
+    req = json.loads(stamp.read_text())["requirement"]
+    assert "mcommit" not in req["features"] and req["view"].startswith("kvm")
+
+
+def test_kvm_view_with_registered_hosts_is_a_usage_error() -> None:
+    result = run_cli("targets", "some-host", "--hypervisor", "kvm")
+    assert result.returncode == 2 and "dumps and models only" in result.stderr
