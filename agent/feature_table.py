@@ -199,8 +199,8 @@ R_MONITOR = (
     "would idle a physical core); exposing it (KVM cpu-pm=on) dedicates cores to the VM"
 )
 R_MITIGATION = (
-    "speculation-control/mitigation bit: the guest chooses its mitigations from it "
-    "(Hyper-V refuses restores across differing mitigations)"
+    "speculation-control/mitigation bit: the guest chooses its mitigations from it at boot "
+    "and keeps using them after a restore, so the target must offer it (or be not affected)"
 )
 R_NOT_VULNERABLE = (
     "'not vulnerable' bit: a guest that saw it skips a mitigation, so the target must have it too"

@@ -23,6 +23,7 @@ from cpucompat.agent.feature_table import FeatureClass, bits_named
 from cpucompat.agent.profile import Profile
 
 from .kvm_offerable import GENERIC_VIEW
+from .mitigations import KERNEL_SYNTHESISED
 from .requirement import (
     LEGACY_XSAVE_MASK,
     Requirement,
@@ -60,6 +61,7 @@ TSC_NOT_INVARIANT = "TSC_NOT_INVARIANT"
 FEATURES_UNKNOWN = "FEATURES_UNKNOWN"
 STALE_PROFILE = "STALE_PROFILE"
 REPLAYED_PROFILE = "REPLAYED_PROFILE"
+MITIGATIONS_FROM_KERNEL = "MITIGATIONS_FROM_KERNEL"
 
 GUEST_VISIBLE_REASON = (
     "a hypervisor can expose it and a guest can depend on it (DESIGN: guest-visible); "
@@ -342,6 +344,7 @@ class _Compiled:
     replayed: bool
     guest_physical_bits: int | None
     avx10_version: int | None
+    kernel_mitigations: bool = False
 
 
 class _Compiler:
@@ -385,6 +388,7 @@ class _Compiler:
                 replayed=False,
                 guest_physical_bits=req.guest_physical_bits,
                 avx10_version=req.avx10_version,
+                kernel_mitigations=req.kernel_mitigations,
             )
         # Requirement is frozen; the compiled form is a cache, not state.
         object.__setattr__(req, "_compiled", c)
@@ -570,6 +574,16 @@ def _decide(req: _Compiled, tgt: _Compiled) -> Verdict:
                     "required": [req.family, req.model],
                     "target": [tgt.family, tgt.model],
                 },
+            )
+        )
+    if req.kernel_mitigations:
+        warnings.append(
+            Reason(
+                MITIGATIONS_FROM_KERNEL,
+                "the source has no hypervisor offer, so the guest's view of "
+                f"{', '.join(sorted(KERNEL_SYNTHESISED))} was the host kernel's, not raw "
+                "CPUID's; probe the source live where /dev/kvm is readable",
+                features=tuple(sorted(KERNEL_SYNTHESISED)),
             )
         )
     if req.invariant_tsc and real_target and not tgt.invariant_tsc:

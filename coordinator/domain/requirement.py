@@ -20,6 +20,7 @@ from cpucompat.agent.feature_table import FEATURE_BITS, FeatureClass
 from cpucompat.agent.profile import Profile, Xsave
 
 from .kvm_offerable import GENERIC_VIEW, Hypervisor, guest_sees, view_label
+from .mitigations import as_guest_sees, kernel_decides
 
 LEGACY_XSAVE_MASK = 0b11
 """x87 and SSE state (components 0, 1) live in the legacy FXSAVE area every x86-64 CPU has."""
@@ -150,6 +151,9 @@ class Requirement:
     avx10_version: int | None = None
     view: str = GENERIC_VIEW
     """The rules that said what the guest sees (`kvm_offerable.view_label`)."""
+    kernel_mitigations: bool = False
+    """The guest's view of the kernel-synthesised mitigation bits is unknown (an AMD source
+    without a hypervisor offer, `mitigations.kernel_decides`): verdicts warn."""
 
     @classmethod
     def from_profile(
@@ -165,7 +169,7 @@ class Requirement:
         expose it by default) and no enclave page cache; see `with_guest`.
         ``hypervisor`` KVM keeps only what KVM can ever offer (`kvm_offerable`).
         """
-        seen = guest_sees(profile.features, hypervisor)
+        seen = guest_sees(as_guest_sees(profile, profile.features), hypervisor)
         features, sgx = split_sgx(guest_visible(seen), sgx_epc=False)
         return cls(
             mode=Mode.HOST,
@@ -183,6 +187,7 @@ class Requirement:
             guest_physical_bits=profile.address_sizes.guest_physical_bits,
             avx10_version=profile.avx10_version,
             view=view_label(hypervisor),
+            kernel_mitigations=kernel_decides(profile),
         )
 
     def under(self, hypervisor: Hypervisor) -> Requirement:
@@ -229,6 +234,7 @@ class Requirement:
             self.guest_physical_bits,
             self.avx10_version,
             self.view,
+            self.kernel_mitigations,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -253,4 +259,5 @@ class Requirement:
             "avx10_version": self.avx10_version,
             "fingerprint": self.fingerprint,
             "view": self.view,
+            "kernel_mitigations": self.kernel_mitigations,
         }

@@ -22,6 +22,7 @@ from cpucompat.agent.profile import Profile
 
 from .compat import TargetView
 from .kvm_offerable import Hypervisor, guest_sees
+from .mitigations import arch_capabilities_no, as_guest_sees, satisfied
 from .requirement import Requirement, usable_xsave_mask_of
 
 if TYPE_CHECKING:
@@ -69,9 +70,12 @@ def target_of(
     """
     if isinstance(side, Profile):
         view = TargetView.from_profile(side, name, stale=stale, replayed=replayed)
-        if hypervisor is Hypervisor.GENERIC:
+        # Kernel-synthesised bits from the offer where there is one; a mitigation the
+        # target lacks but is not affected by counts as satisfied (`mitigations`).
+        seen = guest_sees(as_guest_sees(side, view.features), hypervisor)
+        seen |= satisfied(seen, arch_capabilities_no(side.hypervisor_offer))
+        if seen == view.features:
             return view
-        seen = guest_sees(view.features, hypervisor)
         return replace(view, features=seen, xsave_mask=usable_xsave_mask_of(view.xsave_mask, seen))
     # A Baseline object exists, so its module is loaded already: no import cost here.
     from .baselines import nearest_level

@@ -83,6 +83,7 @@ def make_stamp(
             "guest_physical_bits": requirement.guest_physical_bits,
             "avx10_version": requirement.avx10_version,
             "view": requirement.view,
+            "kernel_mitigations": requirement.kernel_mitigations,
         },
     }
     digest = hashlib.sha256(canonical_json(body)).hexdigest()
@@ -169,6 +170,7 @@ def _requirement(req: dict[str, Any]) -> Requirement:
     guest_physical_bits = _optional(req, "guest_physical_bits", (int, type(None)), None)
     avx10_version = _optional(req, "avx10_version", (int, type(None)), None)
     view = _optional(req, "view", (str,), GENERIC_VIEW)
+    kernel_mitigations = _optional(req, "kernel_mitigations", (bool,), False)
     for key, value in (("guest_physical_bits", guest_physical_bits), ("avx10", avx10_version)):
         if value is not None and not 0 < value < 256:
             raise StampError(f"stamp requirement {key} {value} is not 1..255")
@@ -204,6 +206,7 @@ def _requirement(req: dict[str, Any]) -> Requirement:
         guest_physical_bits=guest_physical_bits,
         avx10_version=avx10_version,
         view=view,
+        kernel_mitigations=kernel_mitigations,
     )
 
 

@@ -1,0 +1,91 @@
+"""Mitigations as a guest sees them: "not affected" satisfies, the kernel's bits from the offer.
+
+Real data: the shared AMD EPYC KVM-guest dump (what a Milan guest saw: verw_clear,
+tsa_*_no, sbpb, ibpb_brtype), the shared raw Rome/Milan dumps, and the project's
+recorded offer (tests/fixtures/processors/dev-amd-epyc-nested-kvm-offer.json,
+unedited; IA32_ARCH_CAPABILITIES 0x400000000c000069: MDS_NO set, TAA_NO clear). One
+test sets TAA_NO (bit 8) in an in-memory copy of that MSR value, and says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from cpucompat.agent.decode import decode
+from cpucompat.agent.dumps import load_dump
+from cpucompat.coordinator.domain.compat import MISSING_FEATURES, MITIGATIONS_FROM_KERNEL, check
+from cpucompat.coordinator.domain.mitigations import (
+    ARCH_CAPABILITIES_MSR,
+    KERNEL_SYNTHESISED,
+    arch_capabilities_no,
+    satisfied,
+)
+from cpucompat.coordinator.domain.sides import requirement_of, target_of
+
+from .conftest import FIXTURES, shared_dump, shared_profile
+from .daemons import run_cli
+
+RECORDED = FIXTURES / "processors" / "dev-amd-epyc-nested-kvm-offer.json"
+KVM_GUEST = "cpuid-r-amd-epyc-kvm-guest.txt"
+ROME = "instlatx64-AuthenticAMD0830F10_K17_Rome_CPUID.txt"
+MILAN = "instlatx64-AuthenticAMD0A00F11_K19_Milan_02_CPUID.txt"
+TAA_NO = 1 << 8
+
+
+def test_verw_clear_is_satisfied_by_a_target_not_affected_by_tsa() -> None:
+    guest = requirement_of(shared_profile(KVM_GUEST), "milan-guest")
+    assert "verw_clear" in guest.features
+    target = decode(load_dump(RECORDED))
+    assert target.hypervisor_offer is not None
+    offered = target.hypervisor_offer.features
+    assert "verw_clear" not in offered and {"tsa_sq_no", "tsa_l1_no"} <= offered
+    verdict = check(guest, target_of(target, "dev"))
+    missing = verdict.reason(MISSING_FEATURES)
+    assert missing is not None  # the nested offer lacks much else
+    assert "verw_clear" not in missing.features
+    # Without the "not affected" bits the same mitigation is missing.
+    assert "verw_clear" in satisfied(frozenset({"tsa_sq_no", "tsa_l1_no"}), frozenset())
+    assert not satisfied(frozenset({"tsa_sq_no"}), frozenset())
+
+
+def test_md_clear_needs_both_mds_no_and_taa_no_from_the_offer_msr() -> None:
+    target = decode(load_dump(RECORDED))
+    offer = target.hypervisor_offer
+    assert offer is not None
+    no_bits = arch_capabilities_no(offer)
+    assert "mds_no" in no_bits and "taa_no" not in no_bits  # the recording, unedited
+    assert "md_clear" not in satisfied(frozenset(), no_bits)
+    value = offer.msr(ARCH_CAPABILITIES_MSR)
+    assert value is not None
+    msrs = tuple(
+        (i, v | TAA_NO if i == ARCH_CAPABILITIES_MSR else v) for i, v in offer.msrs
+    )  # edited: TAA_NO set
+    edited = dataclasses.replace(offer, msrs=msrs)
+    assert "md_clear" in satisfied(frozenset(), arch_capabilities_no(edited))
+    assert not arch_capabilities_no(None)
+
+
+def test_kernel_bits_come_from_the_offer_where_there_is_one() -> None:
+    profile = decode(load_dump(RECORDED))
+    offer = profile.hypervisor_offer
+    assert offer is not None
+    req = requirement_of(profile, "dev")
+    assert req.features & KERNEL_SYNTHESISED == offer.features & KERNEL_SYNTHESISED
+    assert not req.kernel_mitigations
+    assert check(req, target_of(profile, "dev")).reason(MITIGATIONS_FROM_KERNEL) is None
+    # The same processor's offer without the TSA bits: the requirement follows the offer.
+    bare = dataclasses.replace(offer, features=offer.features - {"tsa_sq_no", "tsa_l1_no"})
+    req2 = requirement_of(dataclasses.replace(profile, hypervisor_offer=bare), "dev")
+    assert not req2.features & {"tsa_sq_no", "tsa_l1_no"}
+
+
+def test_amd_source_without_an_offer_warns_that_the_kernel_decided() -> None:
+    rome, milan = f"dump:{shared_dump(ROME)}", f"dump:{shared_dump(MILAN)}"
+    result = run_cli("check", rome, milan, "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    codes = [w["code"] for w in doc["warnings"]]
+    assert MITIGATIONS_FROM_KERNEL in codes
+    human = run_cli("check", rome, milan)
+    assert "MITIGATIONS_FROM_KERNEL" in human.stdout
