@@ -82,6 +82,16 @@ def test_audit_and_stamp_take_the_kvm_view(tmp_path) -> None:
     assert made.returncode == 0, made.stderr
     req = json.loads(stamp.read_text())["requirement"]
     assert "mcommit" not in req["features"] and req["view"].startswith("kvm")
+    # The guard judges the Zen 4 target by the stamp's rules: accepted, and it says why.
+    zen4_dump = str(shared_dump(ZEN4))
+    guard = run_cli("guard", str(stamp), "--from-dump", zen4_dump)
+    assert guard.returncode == 0, guard.stdout + guard.stderr
+    assert f"decided by: kvm (table, {KVM_TABLE_KERNEL})" in guard.stdout
+    plain = tmp_path / "plain.json"
+    assert (
+        run_cli("stamp", "--from-dump", str(shared_dump(ROME)), "--out", str(plain)).returncode == 0
+    )
+    assert run_cli("guard", str(plain), "--from-dump", zen4_dump).returncode == 3  # mcommit
 
 
 def test_kvm_view_with_registered_hosts_is_a_usage_error() -> None:

@@ -186,6 +186,7 @@ def add_guard_parser(sub: Any, name: str, help_text: str) -> None:
 
 def run_guard(args: argparse.Namespace) -> int:
     from cpucompat.coordinator.domain.compat import check
+    from cpucompat.coordinator.domain.kvm_offerable import hypervisor_of_view
     from cpucompat.coordinator.domain.sides import target_of
     from cpucompat.coordinator.domain.stamp import StampError, load_stamp
 
@@ -198,7 +199,9 @@ def run_guard(args: argparse.Namespace) -> int:
     except StampError as exc:
         raise CliError(f"{args.stamp}: {exc}") from None
     profile = _local_profile(args.from_dump)
-    verdict = check(requirement, target_of(profile, "this host"))
+    # A stamp made under `--hypervisor kvm` is judged by the same rules on this side.
+    hypervisor = hypervisor_of_view(requirement.view)
+    verdict = check(requirement, target_of(profile, "this host", hypervisor=hypervisor))
     if args.json:
         print_json(verdict.to_json())
     else:
@@ -210,4 +213,5 @@ def run_guard(args: argparse.Namespace) -> int:
                 print(f"    {' '.join(r.features)}")
         for w in verdict.warnings:
             print(f"  warning {w.code}: {w.detail}")
+        print(f"  decided by: {verdict.view}")
     return EXIT_OK if verdict.compatible else EXIT_NO

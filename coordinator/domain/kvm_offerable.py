@@ -84,6 +84,11 @@ def view_label(hypervisor: Hypervisor) -> str:
     return KVM_VIEW if hypervisor is Hypervisor.KVM else GENERIC_VIEW
 
 
+def hypervisor_of_view(view: str) -> Hypervisor:
+    """The rules a requirement's ``view`` names (a stamp's): its target is judged alike."""
+    return Hypervisor.KVM if view.startswith("kvm") else Hypervisor.GENERIC
+
+
 def guest_sees(features: frozenset[str], hypervisor: Hypervisor) -> frozenset[str]:
     """The processor features ``features`` as a guest under ``hypervisor`` sees them."""
     if hypervisor is Hypervisor.GENERIC:
