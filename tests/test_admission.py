@@ -193,3 +193,33 @@ def test_agent_logs_the_refusal_with_the_fix(running) -> None:  # type: ignore[n
     finally:
         agent.stop()
     assert snapshot(db)["hosts"] == []
+
+
+def test_malformed_admissions_are_refused_and_change_nothing(running) -> None:  # type: ignore[no-untyped-def]
+    db, coord, pki = running
+    before = snapshot(db)
+    for args in (
+        ("prod", "bad name"),
+        ("prod", "node-1\n"),
+        ("bad/cluster", "node-1"),
+        ("prod", "node-1", "x" * 300),
+    ):
+        result = cli(coord, pki, "ops", "cluster", "admit", *args)
+        assert result.returncode == 2, (args, result.stdout)
+        assert "not valid" in result.stderr and "Traceback" not in result.stderr
+    assert snapshot(db) == before
+    assert "no host admitted yet" in coord.output()
+
+
+def test_require_admission_without_tls_guards_the_claimed_host_id(tmp_path: Path) -> None:
+    """Without certificates the host id is only claimed, but the admission list still applies."""
+    coord = start_coordinator(tmp_path, "--require-admission")
+    try:
+        stub = pb_grpc.RegistryServiceStub(grpc.insecure_channel(coord.address))
+        err = refused(stub.ReportProfile, report("h1", "prod"))
+        assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+        admit = run_cli("cluster", "admit", "prod", "h1", "--coordinator", coord.address)
+        assert admit.returncode == 0, admit.stderr
+        assert stub.ReportProfile(report("h1", "prod"), timeout=10).accepted
+    finally:
+        coord.stop()

@@ -130,6 +130,12 @@ def run(args: argparse.Namespace) -> int:
         coordinator = Coordinator(config)
     except StoreError as exc:
         raise CliError(str(exc)) from None
+    if config.admission_required and not coordinator.admissions.all():
+        print(
+            "cpucompat coordinator: admission required and no host admitted yet: reports are "
+            "refused until `cpucompat cluster admit CLUSTER HOST`",
+            file=sys.stderr,
+        )
     try:
         server, port = build_server(coordinator)
     except (ValueError, OSError, RuntimeError) as exc:
