@@ -17,11 +17,13 @@ from cpucompat.agent.tls import TlsFiles, check_listen_address, server_credentia
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
+from .admissions import Admissions
 from .decisions import Decisions
 from .limits import Limits
 from .policy import PolicyEngine
 from .registry import Registry
 from .security import Authorizer
+from .service.admission_servicer import AdmissionServicer
 from .service.decision_servicer import DecisionServicer
 from .service.policy_servicer import PolicyServicer
 from .service.query_servicer import QueryServicer
@@ -50,6 +52,14 @@ class CoordinatorConfig:
     durable: bool = True  # False only for bulk loading that can be redone
     limits: Limits = field(default_factory=Limits)
     create_db_folder: bool = False  # only for the default location, never for a given --db
+    # Reports only into clusters the host was admitted to; None: on exactly under mutual TLS.
+    require_admission: bool | None = None
+
+    @property
+    def admission_required(self) -> bool:
+        if self.require_admission is None:
+            return bool(self.tls.ca)
+        return self.require_admission
 
 
 class Coordinator:
@@ -64,6 +74,7 @@ class Coordinator:
             self.registry = Registry(
                 self.store, allow_replayed=config.allow_replayed, limits=config.limits
             )
+            self.admissions = Admissions(self.store)
             self.auth = Authorizer(mutual_tls=bool(config.tls.ca), admins=config.admins)
             self.policies = PolicyEngine(self.store, self.registry)
             self.decisions = Decisions(self.registry)
@@ -117,7 +128,15 @@ def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:
     ]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.workers), options=options)
     pb_grpc.add_RegistryServiceServicer_to_server(
-        RegistryServicer(coordinator.registry, coordinator.auth), server
+        RegistryServicer(
+            coordinator.registry,
+            coordinator.auth,
+            coordinator.admissions if config.admission_required else None,
+        ),
+        server,
+    )
+    pb_grpc.add_AdmissionServiceServicer_to_server(
+        AdmissionServicer(coordinator.admissions, coordinator.auth), server
     )
     pb_grpc.add_QueryServiceServicer_to_server(
         QueryServicer(coordinator.registry, coordinator.auth), server
@@ -143,6 +162,7 @@ def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:
             "DecisionService",
             "PolicyService",
             "VmService",
+            "AdmissionService",
         )
     ]
     for name in ["", *services]:

@@ -23,7 +23,7 @@ from typing import Any
 from cpucompat.agent.raw import RawCapture
 from cpucompat.agent.rawjson import capture_from_json, capture_to_json
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Each entry upgrades the schema from version N-1 to N.
 MIGRATIONS: dict[int, str] = {
@@ -94,6 +94,16 @@ MIGRATIONS: dict[int, str] = {
     3: """
     ALTER TABLE hosts ADD COLUMN pruned_versions INTEGER NOT NULL DEFAULT 0
     """,
+    # Which hosts (names or fnmatch patterns) an administrator admitted to which cluster.
+    4: """
+    CREATE TABLE admissions (
+        cluster TEXT NOT NULL,
+        pattern TEXT NOT NULL,
+        admitted_at REAL NOT NULL,
+        admitted_by TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (cluster, pattern)
+    )
+    """,
 }
 
 
@@ -119,6 +129,7 @@ EXPECTED_TABLES = {
     "events": {"id", "time", "cluster", "host_id", "kind", "message", "details"},
     "policies": {"cluster", "action", "version"},
     "vms": {"name", "cluster", "requirement"},
+    "admissions": {"cluster", "pattern", "admitted_at", "admitted_by"},
 }
 
 
@@ -371,8 +382,11 @@ class Store:
 class FaultLog:
     """One log line per distinct fault per minute: a full disk must not flood the log."""
 
-    def __init__(self, logger: logging.Logger, every: float = 60.0) -> None:
+    def __init__(
+        self, logger: logging.Logger, every: float = 60.0, level: int = logging.ERROR
+    ) -> None:
         self.logger = logger
+        self.level = level
         self.every = every
         self._seen: dict[str, tuple[float, int]] = {}
         self._lock = threading.Lock()
@@ -389,4 +403,4 @@ class FaultLog:
                 self._seen.clear()
             self._seen[line] = (now, 0)
         repeats = f" (also {last[1]} more times in the last minute)" if last and last[1] else ""
-        self.logger.error("%s%s", line, repeats)
+        self.logger.log(self.level, "%s%s", line, repeats)

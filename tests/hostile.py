@@ -19,7 +19,7 @@ from .conftest import FIXTURES
 DUMPS = FIXTURES / "dumps"
 DEV_DUMP = FIXTURES / "processors" / "dev-amd-epyc-kvm.cpuid-r.txt"
 OTHER_DUMP = DUMPS / "cpuid-r-two-cpus.txt"  # another processor: another fingerprint
-TABLES = ("hosts", "profiles", "events", "policies", "vms")
+TABLES = ("hosts", "profiles", "events", "policies", "vms", "admissions")
 
 
 def raw_of(path: Path = DEV_DUMP, source: str = "cpuid-instruction") -> profile_pb2.RawCapture:

@@ -197,6 +197,9 @@ def test_mutual_tls_binds_reports_to_certificates(tmp_path: Path) -> None:
         "--tls-ca",
         str(ca.ca_path),
     ]
+    # Under mutual TLS a host joins only the clusters an administrator admitted it to.
+    admitted = run_cli("cluster", "admit", "prod", "host-a", "--coordinator", coord.address, *admin)
+    assert admitted.returncode == 0, admitted.stderr
     a = agent(tmp_path, coord.address, "host-a", "--interval", "0.5", *tls_agent)
     try:
         wait_until(lambda: "host-a" in hosts(coord.address, *admin), what="host-a over mTLS")

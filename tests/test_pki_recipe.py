@@ -16,10 +16,10 @@ from .test_registry_refusals import DEV_DUMP
 pytestmark = pytest.mark.e2e
 
 
-def recipe() -> list[list[str]]:
+def recipe(marker: str = "pki-recipe") -> list[list[str]]:
     text = (PROJECT_ROOT / "docs" / "operations.md").read_text()
-    block = re.search(r"<!-- pki-recipe -->\n```sh\n(.*?)```", text, re.S)
-    assert block, "docs/operations.md lost its pki recipe"
+    block = re.search(rf"<!-- {marker} -->\n```sh\n(.*?)```", text, re.S)
+    assert block, f"docs/operations.md lost its {marker}"
     commands = [shlex.split(line) for line in block[1].splitlines() if line.strip()]
     assert all(c[0] == "cpucompat" for c in commands)
     return commands
@@ -54,6 +54,15 @@ def test_the_documented_recipe_makes_working_mutual_tls(tmp_path: Path) -> None:
         ],
         tmp_path / "coordinator.log",
     )
+    admin = {
+        "CPUCOMPAT_TLS_CERT": str(pki / "ops.pem"),
+        "CPUCOMPAT_TLS_KEY": str(pki / "ops.key"),
+        "CPUCOMPAT_TLS_CA": ca,
+    }
+    # The documented admission step: without it the host's certificate alone cannot join.
+    for command in recipe("admit-recipe"):
+        done = run_cli(*command[1:], "--coordinator", coord.address, env=admin)
+        assert done.returncode == 0, (command, done.stderr)
     agent = Daemon(
         [
             "agent",
@@ -76,11 +85,6 @@ def test_the_documented_recipe_makes_working_mutual_tls(tmp_path: Path) -> None:
         ],
         tmp_path / "agent.log",
     )
-    admin = {
-        "CPUCOMPAT_TLS_CERT": str(pki / "ops.pem"),
-        "CPUCOMPAT_TLS_KEY": str(pki / "ops.key"),
-        "CPUCOMPAT_TLS_CA": ca,
-    }
     try:
         listed = wait_until(
             lambda: (

@@ -358,6 +358,7 @@ def test_generated_modules_import_as_cpucompat_v1() -> None:
     assert profile_pb2.DESCRIPTOR.package == PACKAGE
     assert set(agent_service_pb2.DESCRIPTOR.services_by_name) == {"AgentService"}
     assert set(coordinator_service_pb2.DESCRIPTOR.services_by_name) == {
+        "AdmissionService",
         "RegistryService",
         "QueryService",
         "DecisionService",

@@ -57,6 +57,13 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
         "(repeatable)",
     )
     p.add_argument(
+        "--require-admission",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="accept reports only into clusters the host was admitted to with `cpucompat "
+        "cluster admit` (default: on under mutual TLS, off otherwise)",
+    )
+    p.add_argument(
         "--insecure", action="store_true", help="allow listening beyond loopback without TLS"
     )
     p.add_argument(
@@ -107,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         workers=max(args.workers, 40),
         limits=limits,
         create_db_folder=not args.db,  # a given --db must name an existing folder
+        require_admission=args.require_admission,
     )
     if args.admin and not args.tls_ca:
         raise CliError(
@@ -122,6 +130,12 @@ def run(args: argparse.Namespace) -> int:
         coordinator = Coordinator(config)
     except StoreError as exc:
         raise CliError(str(exc)) from None
+    if config.admission_required and not coordinator.admissions.all():
+        print(
+            "cpucompat coordinator: admission required and no host admitted yet: reports are "
+            "refused until `cpucompat cluster admit CLUSTER HOST`",
+            file=sys.stderr,
+        )
     try:
         server, port = build_server(coordinator)
     except (ValueError, OSError, RuntimeError) as exc:

@@ -37,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "show, trace or remove one host",
     ),
     "events": ("cpucompat.coordinator.cli.hosts_cmd:add_events_parser", "show the event log"),
+    "cluster": (
+        "cpucompat.coordinator.cli.cluster_cmd:add_cluster_parser",
+        "admit or revoke the hosts that may join a cluster",
+    ),
     "check": (
         "cpucompat.coordinator.cli.decide_cmd:add_check_parser",
         "may SOURCE's saved state restore on TARGET?",

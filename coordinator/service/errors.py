@@ -16,6 +16,7 @@ import grpc
 
 from cpucompat.agent.raw import RawDataError
 
+from ..admissions import NotAdmittedError
 from ..domain.policy import PolicyRefusedError
 from ..limits import LimitError, RateLimitedError
 from ..registry import InvalidReportError, RefusedError, UnknownHostError
@@ -27,6 +28,7 @@ log = logging.getLogger("cpucompat.coordinator")
 faults = FaultLog(log)
 
 STATUS_FOR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (NotAdmittedError, grpc.StatusCode.PERMISSION_DENIED),
     (InvalidReportError, grpc.StatusCode.INVALID_ARGUMENT),
     (LimitError, grpc.StatusCode.INVALID_ARGUMENT),
     (RawDataError, grpc.StatusCode.INVALID_ARGUMENT),

@@ -2,22 +2,46 @@
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .. import convert
+from ..admissions import Admissions, NotAdmittedError
 from ..limits import MAX_FINGERPRINT, MAX_REASON, check_text
 from ..registry import Registry, check_name
 from ..security import Authorizer
+from ..store import FaultLog
 from .errors import rpc
+
+log = logging.getLogger("cpucompat.coordinator")
 
 
 class RegistryServicer(pb_grpc.RegistryServiceServicer):
-    def __init__(self, registry: Registry, auth: Authorizer) -> None:
+    """``admissions`` given: reports and heartbeats only for clusters the host was admitted to."""
+
+    def __init__(
+        self, registry: Registry, auth: Authorizer, admissions: Admissions | None = None
+    ) -> None:
         self.registry = registry
         self.auth = auth
+        self.admissions = admissions
+        # A log line per refused host and cluster per minute: refusals cannot flood the log
+        # and are stored nowhere, so an unadmitted certificate cannot grow the database.
+        self.refusals = FaultLog(log, level=logging.WARNING)
+
+    def _require_admission(self, host_id: str, cluster: str) -> None:
+        if self.admissions is None:
+            return
+        check_name(cluster, "cluster name")
+        try:
+            self.admissions.check(cluster, host_id)
+        except NotAdmittedError as exc:
+            self.refusals.log("refused", exc)
+            raise
 
     @rpc
     def ReportProfile(
@@ -25,6 +49,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
     ) -> pb.ReportProfileResponse:
         check_name(request.host_id, "host id")
         self.auth.require_host(context, request.host_id)
+        self._require_admission(request.host_id, request.cluster)
         check_text(request.agent_fingerprint, "agent_fingerprint", MAX_FINGERPRINT)
         before = self.registry.find(request.host_id)
         capture = convert.capture_from_proto(request.raw)
@@ -52,6 +77,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
     ) -> pb.HeartbeatResponse:
         check_name(request.host_id, "host id")
         self.auth.require_host(context, request.host_id)
+        self._require_admission(request.host_id, request.cluster)
         record, wanted = self.registry.heartbeat(
             request.host_id,
             request.cluster,

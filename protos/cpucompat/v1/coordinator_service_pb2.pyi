@@ -865,3 +865,61 @@ class RemoveVmResponse(_message.Message):
     VM_FIELD_NUMBER: _ClassVar[int]
     vm: Vm
     def __init__(self, vm: _Optional[_Union[Vm, _Mapping]] = ...) -> None: ...
+
+class Admission(_message.Message):
+    __slots__ = ("cluster", "pattern", "admitted_at", "admitted_by")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
+    ADMITTED_AT_FIELD_NUMBER: _ClassVar[int]
+    ADMITTED_BY_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    pattern: str
+    admitted_at: _timestamp_pb2.Timestamp
+    admitted_by: str
+    def __init__(self, cluster: _Optional[str] = ..., pattern: _Optional[str] = ..., admitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., admitted_by: _Optional[str] = ...) -> None: ...
+
+class AdmitHostsRequest(_message.Message):
+    __slots__ = ("cluster", "patterns")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    PATTERNS_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    patterns: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cluster: _Optional[str] = ..., patterns: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AdmitHostsResponse(_message.Message):
+    __slots__ = ("admissions",)
+    ADMISSIONS_FIELD_NUMBER: _ClassVar[int]
+    admissions: _containers.RepeatedCompositeFieldContainer[Admission]
+    def __init__(self, admissions: _Optional[_Iterable[_Union[Admission, _Mapping]]] = ...) -> None: ...
+
+class RevokeHostsRequest(_message.Message):
+    __slots__ = ("cluster", "patterns")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    PATTERNS_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    patterns: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cluster: _Optional[str] = ..., patterns: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RevokeHostsResponse(_message.Message):
+    __slots__ = ("admissions",)
+    ADMISSIONS_FIELD_NUMBER: _ClassVar[int]
+    admissions: _containers.RepeatedCompositeFieldContainer[Admission]
+    def __init__(self, admissions: _Optional[_Iterable[_Union[Admission, _Mapping]]] = ...) -> None: ...
+
+class ListAdmissionsRequest(_message.Message):
+    __slots__ = ("cluster", "page_size", "page_token")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    page_size: int
+    page_token: str
+    def __init__(self, cluster: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListAdmissionsResponse(_message.Message):
+    __slots__ = ("admissions", "next_page_token")
+    ADMISSIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    admissions: _containers.RepeatedCompositeFieldContainer[Admission]
+    next_page_token: str
+    def __init__(self, admissions: _Optional[_Iterable[_Union[Admission, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -1160,3 +1160,181 @@ class VmService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class AdmissionServiceStub:
+    """Says which hosts may join which cluster. With the coordinator's
+    --require-admission (the default under mutual TLS) a ReportProfile or
+    Heartbeat for a cluster the host is not admitted to fails with
+    PERMISSION_DENIED and stores nothing. Administrators only.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.AdmitHosts = channel.unary_unary(
+                '/cpucompat.v1.AdmissionService/AdmitHosts',
+                request_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.AdmitHostsRequest.SerializeToString,
+                response_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.AdmitHostsResponse.FromString,
+                _registered_method=True)
+        self.RevokeHosts = channel.unary_unary(
+                '/cpucompat.v1.AdmissionService/RevokeHosts',
+                request_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.RevokeHostsRequest.SerializeToString,
+                response_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.RevokeHostsResponse.FromString,
+                _registered_method=True)
+        self.ListAdmissions = channel.unary_unary(
+                '/cpucompat.v1.AdmissionService/ListAdmissions',
+                request_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.ListAdmissionsRequest.SerializeToString,
+                response_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.ListAdmissionsResponse.FromString,
+                _registered_method=True)
+
+
+class AdmissionServiceServicer:
+    """Says which hosts may join which cluster. With the coordinator's
+    --require-admission (the default under mutual TLS) a ReportProfile or
+    Heartbeat for a cluster the host is not admitted to fails with
+    PERMISSION_DENIED and stores nothing. Administrators only.
+    """
+
+    def AdmitHosts(self, request, context):
+        """Admits hosts (names or fnmatch patterns such as `node-*`) to a cluster.
+        Admitting a pattern already admitted changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeHosts(self, request, context):
+        """Revokes admissions exactly as they were admitted (a name or a pattern).
+        NOT_FOUND, and nothing revoked, when one of them is not admitted. A
+        revoked member's next report or heartbeat is refused: it goes stale and
+        its cluster falls back to the fail-safe action until the host is
+        removed or admitted again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAdmissions(self, request, context):
+        """Lists admissions, sorted by cluster and pattern.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AdmissionServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'AdmitHosts': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdmitHosts,
+                    request_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.AdmitHostsRequest.FromString,
+                    response_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.AdmitHostsResponse.SerializeToString,
+            ),
+            'RevokeHosts': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeHosts,
+                    request_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.RevokeHostsRequest.FromString,
+                    response_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.RevokeHostsResponse.SerializeToString,
+            ),
+            'ListAdmissions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAdmissions,
+                    request_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.ListAdmissionsRequest.FromString,
+                    response_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.ListAdmissionsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'cpucompat.v1.AdmissionService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('cpucompat.v1.AdmissionService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AdmissionService:
+    """Says which hosts may join which cluster. With the coordinator's
+    --require-admission (the default under mutual TLS) a ReportProfile or
+    Heartbeat for a cluster the host is not admitted to fails with
+    PERMISSION_DENIED and stores nothing. Administrators only.
+    """
+
+    @staticmethod
+    def AdmitHosts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cpucompat.v1.AdmissionService/AdmitHosts',
+            cpucompat_dot_v1_dot_coordinator__service__pb2.AdmitHostsRequest.SerializeToString,
+            cpucompat_dot_v1_dot_coordinator__service__pb2.AdmitHostsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeHosts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cpucompat.v1.AdmissionService/RevokeHosts',
+            cpucompat_dot_v1_dot_coordinator__service__pb2.RevokeHostsRequest.SerializeToString,
+            cpucompat_dot_v1_dot_coordinator__service__pb2.RevokeHostsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAdmissions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cpucompat.v1.AdmissionService/ListAdmissions',
+            cpucompat_dot_v1_dot_coordinator__service__pb2.ListAdmissionsRequest.SerializeToString,
+            cpucompat_dot_v1_dot_coordinator__service__pb2.ListAdmissionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
