@@ -175,6 +175,7 @@ def _verdict_to_proto(verdict: Verdict) -> pb.Verdict:
         reasons=[reason_to_proto(r) for r in verdict.reasons],
         warnings=[reason_to_proto(w) for w in verdict.warnings],
         summary=verdict.summary,
+        view=verdict.view,
     )
 
 

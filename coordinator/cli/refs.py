@@ -89,4 +89,5 @@ def verdict_doc(verdict: Any) -> dict[str, Any]:
         "reasons": [reason_doc(r) for r in verdict.reasons],
         "warnings": [reason_doc(w) for w in verdict.warnings],
         "summary": verdict.summary,
+        "view": verdict.view,
     }

@@ -25,11 +25,13 @@ from cpucompat.agent.profile import Profile
 from .kvm_offerable import GENERIC_VIEW
 from .mitigations import KERNEL_SYNTHESISED
 from .requirement import (
+    FEATURE_CLASSES_VIEW,
     LEGACY_XSAVE_MASK,
     Requirement,
     component_names,
     decides,
     mask_indices,
+    offer_view,
     usable_xsave_mask,
 )
 
@@ -198,6 +200,8 @@ class TargetView:
     unknown_features: frozenset[str] = frozenset()
     """Features the target's capture cannot tell (a dump without their leaf): counted as
     present, never as missing, and named in a FEATURES_UNKNOWN warning when required."""
+    view: str = FEATURE_CLASSES_VIEW
+    """``offer: kvm`` when ``features`` are the target's hypervisor offer."""
     guest_features: frozenset[str] = field(init=False, repr=False, compare=False)
     """The features that take part in decisions."""
     compiled: _Compiled = field(init=False, repr=False, compare=False)
@@ -223,9 +227,13 @@ class TargetView:
         """A host's view from its decoded profile (``replayed`` defaults to the profile's own).
 
         Unknown bits count as present, for features and for the XSAVE state
-        they gate alike (callers go through `sides.target_of`).
+        they gate alike (callers go through `sides.target_of`). A host with a
+        hypervisor offer accepts only what the offer gives a guest.
         """
-        offered = profile.features | profile.unknown_features
+        offer = profile.hypervisor_offer
+        own = profile.features if offer is None else offer.features
+        offered = own | profile.unknown_features
+        view = FEATURE_CLASSES_VIEW if offer is None else offer_view(offer.kind)
         return cls(
             name=name,
             vendor=profile.vendor,
@@ -245,6 +253,7 @@ class TargetView:
             unknown_features=profile.unknown_features,
             guest_physical_bits=profile.address_sizes.guest_physical_bits,
             avx10_version=profile.avx10_version,
+            view=view,
         )
 
     @property
@@ -283,6 +292,7 @@ class TargetView:
             self.replayed,
             self.guest_physical_bits,
             self.avx10_version,
+            self.view,
         )
 
 
@@ -345,6 +355,7 @@ class _Compiled:
     guest_physical_bits: int | None
     avx10_version: int | None
     kernel_mitigations: bool = False
+    view: str = GENERIC_VIEW
 
 
 class _Compiler:
@@ -389,6 +400,7 @@ class _Compiler:
                 guest_physical_bits=req.guest_physical_bits,
                 avx10_version=req.avx10_version,
                 kernel_mitigations=req.kernel_mitigations,
+                view=req.view,
             )
         # Requirement is frozen; the compiled form is a cache, not state.
         object.__setattr__(req, "_compiled", c)
@@ -415,6 +427,7 @@ class _Compiler:
                 replayed=view.replayed,
                 guest_physical_bits=view.guest_physical_bits,
                 avx10_version=view.avx10_version,
+                view=view.view,
             )
         return c
 
@@ -618,7 +631,10 @@ def _decide(req: _Compiled, tgt: _Compiled) -> Verdict:
             )
     else:
         summary = "refused: " + "; ".join(_brief(r) for r in reasons)
-    return Verdict(compatible, tuple(reasons), tuple(warnings), summary)
+    # The offer decides when either side's came from one (a requirement read from the
+    # boot host's offer, or a target that accepts only what its own offer gives).
+    view = req.view if req.view != FEATURE_CLASSES_VIEW else tgt.view
+    return Verdict(compatible, tuple(reasons), tuple(warnings), summary, view)
 
 
 def _brief(reason: Reason) -> str:
@@ -631,8 +647,8 @@ def check(requirement: Requirement, target: TargetView) -> Verdict:
     """Whether ``target`` may restore a saved state with ``requirement``; directional."""
     c = _COMPILER
     verdict = c.verdict(c.requirement(requirement), target.compiled)
-    if requirement.view != verdict.view:
-        verdict = replace(verdict, view=requirement.view)
+    # The verdict's view comes from both compiled sides (`_decide`): the requirement's
+    # rules, or the target's offer when the requirement's are the classes.
     unknown = sorted(requirement.features & target.unknown_features)
     if not unknown:
         return verdict

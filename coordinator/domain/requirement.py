@@ -26,6 +26,15 @@ LEGACY_XSAVE_MASK = 0b11
 """x87 and SSE state (components 0, 1) live in the legacy FXSAVE area every x86-64 CPU has."""
 
 
+FEATURE_CLASSES_VIEW = GENERIC_VIEW
+"""The view of a side without a hypervisor offer: its CPUID filtered by the table's classes."""
+
+
+def offer_view(kind: str) -> str:
+    """The view of a side whose hypervisor offer decided (``offer: kvm``)."""
+    return f"offer: {kind}"
+
+
 class Mode(StrEnum):
     """How the guest's CPUID was chosen when it booted."""
 
@@ -168,8 +177,19 @@ class Requirement:
         Without guest configuration: no invariant TSC (QEMU's ``-cpu host`` does not
         expose it by default) and no enclave page cache; see `with_guest`.
         ``hypervisor`` KVM keeps only what KVM can ever offer (`kvm_offerable`).
+
+        Where the host's hypervisor offer is known, it decides instead: the guest saw
+        only what both the processor and the offer give (KVM_GET_SUPPORTED_CPUID is
+        what QEMU's ``-cpu host`` passes on), and only the XSAVE components whose
+        features survive that intersection.
         """
-        seen = guest_sees(as_guest_sees(profile, profile.features), hypervisor)
+        offer = profile.hypervisor_offer
+        seen = as_guest_sees(profile, profile.features)
+        if offer is None:
+            seen = guest_sees(seen, hypervisor)
+        else:
+            seen &= offer.features
+        view = view_label(hypervisor) if offer is None else offer_view(offer.kind)
         features, sgx = split_sgx(guest_visible(seen), sgx_epc=False)
         return cls(
             mode=Mode.HOST,
@@ -186,7 +206,7 @@ class Requirement:
             sgx_features=sgx,
             guest_physical_bits=profile.address_sizes.guest_physical_bits,
             avx10_version=profile.avx10_version,
-            view=view_label(hypervisor),
+            view=view,
             kernel_mitigations=kernel_decides(profile),
         )
 

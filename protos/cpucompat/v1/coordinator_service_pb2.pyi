@@ -154,16 +154,18 @@ class Reason(_message.Message):
     def __init__(self, code: _Optional[str] = ..., detail: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., data: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Verdict(_message.Message):
-    __slots__ = ("compatible", "reasons", "warnings", "summary")
+    __slots__ = ("compatible", "reasons", "warnings", "summary", "view")
     COMPATIBLE_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     compatible: bool
     reasons: _containers.RepeatedCompositeFieldContainer[Reason]
     warnings: _containers.RepeatedCompositeFieldContainer[Reason]
     summary: str
-    def __init__(self, compatible: _Optional[bool] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., summary: _Optional[str] = ...) -> None: ...
+    view: str
+    def __init__(self, compatible: _Optional[bool] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., summary: _Optional[str] = ..., view: _Optional[str] = ...) -> None: ...
 
 class TargetVerdict(_message.Message):
     __slots__ = ("host_id", "status", "verdict")
