@@ -525,8 +525,9 @@ _WORDS: tuple[tuple[int, int, str, frozenset[str] | None, tuple[Row, ...]], ...]
                 19,
                 "arch_lbr",
                 HO,
-                "architectural LBRs follow the vPMU configuration; their XSAVE component is "
-                "checked on its own",
+                "architectural LBRs follow the vPMU configuration; where a guest used them, "
+                "their supervisor XSAVE component (LBR, IA32_XSS bit 15) is compared when the "
+                "host's hypervisor offer shows a guest was given them",
             ),
             (20, "ibt", GV, "CET indirect-branch tracking with XSAVE state"),
             (22, "amx_bf16", GV, ""),

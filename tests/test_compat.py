@@ -84,9 +84,10 @@ def test_milan_vm_is_refused_by_rome_for_its_newer_instructions() -> None:
     missing = verdict.reason(MISSING_FEATURES)
     assert missing is not None
     assert set(MILAN_OVER_ROME) <= set(missing.features)
-    # PKU brings its XSAVE component; Rome has neither.
+    # PKU brings its XSAVE component, shadow stacks their supervisor CET state; Rome has
+    # none of them.
     xsave = verdict.reason(XSAVE_STATE_MISSING)
-    assert xsave is not None and xsave.data["components"] == ["pkru"]
+    assert xsave is not None and xsave.data["components"] == ["pkru", "cet_u", "cet_s"]
     assert verdict.codes == (MISSING_FEATURES, XSAVE_STATE_MISSING)
     assert "erms" in verdict.summary and verdict.summary.startswith("refused")
 

@@ -32,6 +32,7 @@ from .requirement import (
     decides,
     mask_indices,
     offer_view,
+    offers_nested,
     usable_xsave_mask,
 )
 
@@ -59,6 +60,8 @@ REFUSAL_ORDER = (
 # Warning codes: the restore may go ahead, but someone should know.
 VENDOR_NOT_CHECKED = "VENDOR_NOT_CHECKED"
 FAMILY_MODEL_CHANGED = "FAMILY_MODEL_CHANGED"
+STEPPING_CHANGED = "STEPPING_CHANGED"
+NESTED_VIRT_DIFFERS = "NESTED_VIRT_DIFFERS"
 TSC_NOT_INVARIANT = "TSC_NOT_INVARIANT"
 FEATURES_UNKNOWN = "FEATURES_UNKNOWN"
 STALE_PROFILE = "STALE_PROFILE"
@@ -202,6 +205,9 @@ class TargetView:
     present, never as missing, and named in a FEATURES_UNKNOWN warning when required."""
     view: str = FEATURE_CLASSES_VIEW
     """``offer: kvm`` when ``features`` are the target's hypervisor offer."""
+    stepping: int | None = None
+    nested: bool | None = None
+    """Whether it offers guests nested virtualisation (None: not a processor, not told)."""
     guest_features: frozenset[str] = field(init=False, repr=False, compare=False)
     """The features that take part in decisions."""
     compiled: _Compiled = field(init=False, repr=False, compare=False)
@@ -254,6 +260,8 @@ class TargetView:
             guest_physical_bits=profile.address_sizes.guest_physical_bits,
             avx10_version=profile.avx10_version,
             view=view,
+            stepping=profile.stepping,
+            nested=offers_nested(profile),
         )
 
     @property
@@ -293,6 +301,8 @@ class TargetView:
             self.guest_physical_bits,
             self.avx10_version,
             self.view,
+            self.stepping,
+            self.nested,
         )
 
 
@@ -356,6 +366,8 @@ class _Compiled:
     avx10_version: int | None
     kernel_mitigations: bool = False
     view: str = GENERIC_VIEW
+    stepping: int | None = None
+    nested: bool | None = None
 
 
 class _Compiler:
@@ -401,6 +413,8 @@ class _Compiler:
                 avx10_version=req.avx10_version,
                 kernel_mitigations=req.kernel_mitigations,
                 view=req.view,
+                stepping=req.stepping,
+                nested=req.nested,
             )
         # Requirement is frozen; the compiled form is a cache, not state.
         object.__setattr__(req, "_compiled", c)
@@ -428,6 +442,8 @@ class _Compiler:
                 guest_physical_bits=view.guest_physical_bits,
                 avx10_version=view.avx10_version,
                 view=view.view,
+                stepping=view.stepping,
+                nested=view.nested,
             )
         return c
 
@@ -597,6 +613,32 @@ def _decide(req: _Compiled, tgt: _Compiled) -> Verdict:
                 f"{', '.join(sorted(KERNEL_SYNTHESISED))} was the host kernel's, not raw "
                 "CPUID's; probe the source live where /dev/kvm is readable",
                 features=tuple(sorted(KERNEL_SYNTHESISED)),
+            )
+        )
+    # Linux picks some mitigations by stepping (arch/x86/kernel/cpu/common.c,
+    # cpu_vuln_blacklist: VULNBL_INTEL_STEPPINGS with X86_STEPPINGS ranges).
+    if (
+        req.stepping is not None
+        and tgt.stepping is not None
+        and real_target
+        and (req.family, req.model) == (tgt.family, tgt.model)
+        and req.stepping != tgt.stepping
+    ):
+        warnings.append(
+            Reason(
+                STEPPING_CHANGED,
+                f"stepping changes from {req.stepping} to {tgt.stepping} within family/model "
+                f"{req.family or 0:#x}/{req.model or 0:#x}: the guest chose some mitigations "
+                "by stepping at boot",
+                data={"required": req.stepping, "target": tgt.stepping},
+            )
+        )
+    if req.nested and tgt.nested is False:
+        warnings.append(
+            Reason(
+                NESTED_VIRT_DIFFERS,
+                "the source offered nested virtualisation (vmx/svm) and the target does "
+                "not: guests the VM runs itself stop working",
             )
         )
     if req.invariant_tsc and real_target and not tgt.invariant_tsc:

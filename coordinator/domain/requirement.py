@@ -35,6 +35,17 @@ def offer_view(kind: str) -> str:
     return f"offer: {kind}"
 
 
+NESTED_FEATURES = frozenset({"vmx", "svm"})
+"""Nested virtualisation: a guest that was offered these may run its own guests."""
+
+
+def offers_nested(profile: Profile) -> bool:
+    """Whether a host gives its guests nested virtualisation: its offer where known."""
+    offer = profile.hypervisor_offer
+    features = profile.features if offer is None else offer.features
+    return bool(NESTED_FEATURES & features)
+
+
 class Mode(StrEnum):
     """How the guest's CPUID was chosen when it booted."""
 
@@ -94,24 +105,52 @@ XSAVE_FEATURE: Mapping[int, str] = {
 xsave_cpuid_features); components not listed are taken as enumerated."""
 
 
-def usable_xsave_mask(xsave: Xsave, features: Collection[str]) -> int:
-    """User XSAVE components a guest may enable on this processor.
+SUPERVISOR_XSAVE_FEATURES: Mapping[int, frozenset[str]] = {
+    8: frozenset({"intel_pt"}),
+    10: frozenset({"enqcmd"}),
+    11: frozenset({"shstk", "ibt"}),
+    12: frozenset({"shstk", "ibt"}),
+    14: frozenset({"uintr"}),
+    15: frozenset({"arch_lbr"}),
+}
+"""Supervisor XSAVE component (IA32_XSS, CPUID 0xD.1 ECX:EDX) -> the features that use it
+(Intel SDM vol. 1, 13.1; Linux xsave_cpuid_features). Components not listed (HDC, HWP)
+are host state no hypervisor hands a guest, and never count."""
+
+
+def usable_xsave_mask(
+    xsave: Xsave, features: Collection[str], supervisor_users: Collection[str] | None = None
+) -> int:
+    """User and supervisor XSAVE components a guest may enable on this processor.
 
     The supported user mask, narrowed to XCR0 when the probe read it (a
     hypervisor only hands guests state the host kernel enabled) and to the
     components whose feature the processor reports: EPYC Rome enumerates the
     PKRU component without reporting PKU, and no guest can use that state.
+    Supervisor components (CET, arch LBR, PT) count where the processor lists them
+    in 0xD.1 ECX:EDX and one of their features is in ``supervisor_users`` (default
+    ``features``): a guest that
+    used CET keeps its shadow-stack state in them, and a target without them
+    cannot restore it (KVM's ``kvm_caps.supported_xss``).
     """
     mask = xsave.supported_mask
     if xsave.enabled_mask is not None:
         mask &= xsave.enabled_mask
-    return usable_xsave_mask_of(mask, features)
+    mask = usable_xsave_mask_of(mask, features)
+    used = set(features if supervisor_users is None else supervisor_users)
+    for index, users in SUPERVISOR_XSAVE_FEATURES.items():
+        if xsave.supervisor_mask >> index & 1 and users & used:
+            mask |= 1 << index
+    return mask
 
 
 def usable_xsave_mask_of(mask: int, features: Collection[str]) -> int:
     """``mask`` without the components whose feature is not in ``features``."""
     for index, feature in XSAVE_FEATURE.items():
         if mask >> index & 1 and feature not in features:
+            mask &= ~(1 << index)
+    for index, users in SUPERVISOR_XSAVE_FEATURES.items():
+        if mask >> index & 1 and not users & set(features):
             mask &= ~(1 << index)
     return mask
 
@@ -163,6 +202,9 @@ class Requirement:
     kernel_mitigations: bool = False
     """The guest's view of the kernel-synthesised mitigation bits is unknown (an AMD source
     without a hypervisor offer, `mitigations.kernel_decides`): verdicts warn."""
+    stepping: int | None = None
+    nested: bool = False
+    """The boot host offered nested virtualisation (``vmx``/``svm``); only ever warns."""
 
     @classmethod
     def from_profile(
@@ -196,7 +238,11 @@ class Requirement:
             name=name,
             vendor=profile.vendor,
             features=features,
-            xsave_mask=usable_xsave_mask(profile.xsave, seen),
+            # Supervisor state counts for features the guest saw: the offer's where
+            # there is one, else the guest-visible ones.
+            xsave_mask=usable_xsave_mask(
+                profile.xsave, seen, seen if offer is not None else guest_visible(seen)
+            ),
             physical_bits=profile.address_sizes.physical_bits,
             family=profile.family,
             model=profile.model,
@@ -207,6 +253,8 @@ class Requirement:
             guest_physical_bits=profile.address_sizes.guest_physical_bits,
             avx10_version=profile.avx10_version,
             view=view,
+            stepping=profile.stepping,
+            nested=offers_nested(profile),
             kernel_mitigations=kernel_decides(profile),
         )
 
@@ -255,6 +303,8 @@ class Requirement:
             self.avx10_version,
             self.view,
             self.kernel_mitigations,
+            self.stepping,
+            self.nested,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -280,4 +330,6 @@ class Requirement:
             "fingerprint": self.fingerprint,
             "view": self.view,
             "kernel_mitigations": self.kernel_mitigations,
+            "stepping": self.stepping,
+            "nested": self.nested,
         }

@@ -84,6 +84,8 @@ def make_stamp(
             "avx10_version": requirement.avx10_version,
             "view": requirement.view,
             "kernel_mitigations": requirement.kernel_mitigations,
+            "stepping": requirement.stepping,
+            "nested": requirement.nested,
         },
     }
     digest = hashlib.sha256(canonical_json(body)).hexdigest()
@@ -171,6 +173,8 @@ def _requirement(req: dict[str, Any]) -> Requirement:
     avx10_version = _optional(req, "avx10_version", (int, type(None)), None)
     view = _optional(req, "view", (str,), GENERIC_VIEW)
     kernel_mitigations = _optional(req, "kernel_mitigations", (bool,), False)
+    stepping = _optional(req, "stepping", (int, type(None)), None)
+    nested = _optional(req, "nested", (bool,), False)
     for key, value in (("guest_physical_bits", guest_physical_bits), ("avx10", avx10_version)):
         if value is not None and not 0 < value < 256:
             raise StampError(f"stamp requirement {key} {value} is not 1..255")
@@ -207,6 +211,8 @@ def _requirement(req: dict[str, Any]) -> Requirement:
         avx10_version=avx10_version,
         view=view,
         kernel_mitigations=kernel_mitigations,
+        stepping=stepping,
+        nested=nested,
     )
 
 
