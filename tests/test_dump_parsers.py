@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import pickle
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -146,15 +145,11 @@ def test_shared_dump(shared: Path, name: str) -> None:
 
 
 @pytest.mark.shared
-def test_largest_dump_parses_fast(shared: Path) -> None:
+def test_largest_dump_parses_every_cpu(shared: Path) -> None:
     path = max(shared.glob("*.txt"), key=lambda p: p.stat().st_size)
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        capture = load_dump(path)
-        best = min(best, time.perf_counter() - start)
+    # Its speed is measured in benchmarks/ (no wall-clock limits in tests): here, every CPU.
+    capture = load_dump(path)
     assert len(capture.cpus) == 256
-    assert best < 0.5
 
 
 def _untagged_section_leaves(path: Path, leaf: int) -> list[tuple[int, int, int, int]]:
@@ -636,11 +631,9 @@ def test_json_errors(text: str, fragment: str) -> None:
     ids=["aida-section", "aida-leaf", "libcpuid-values", "cpuid-r-leaf", "detection"],
 )
 def test_pathological_lines_stay_linear(text: str) -> None:
-    """No regex backtracks badly on long runs of spaces or separators."""
-    start = time.perf_counter()
+    """Long runs of spaces or separators are refused with a DumpError, not a crash."""
     with pytest.raises(DumpError):
         parse_dump(text, "long")
-    assert time.perf_counter() - start < 0.5
 
 
 def test_cpu_given_twice() -> None:
