@@ -21,6 +21,7 @@ from .domain.audit import AuditReport, CommonBaseline, HostRow, ProfileRow, Remo
 from .domain.baselines import nearest_level
 from .domain.compat import Reason, Verdict
 from .domain.hosts import Event, EventKind, HostRecord, HostStatus, ProfileVersion
+from .domain.kvm_offerable import GENERIC_VIEW, Hypervisor
 from .domain.policy import OfflineAction
 from .domain.requirement import Requirement
 from .policy import StoredPolicy
@@ -131,6 +132,23 @@ def _compact(value: object) -> str:
 
 # ---- decisions ------------------------------------------------------------------------
 
+_HYPERVISOR = {Hypervisor.GENERIC: pb.HYPERVISOR_GENERIC, Hypervisor.KVM: pb.HYPERVISOR_KVM}
+_HYPERVISOR_BACK = {v: k for k, v in _HYPERVISOR.items()} | {
+    pb.HYPERVISOR_UNSPECIFIED: Hypervisor.GENERIC
+}
+
+
+def hypervisor_to_proto(hypervisor: Hypervisor) -> int:
+    return _HYPERVISOR[hypervisor]
+
+
+def hypervisor_from_proto(value: int) -> Hypervisor:
+    """The rules a request asks for; unset is generic, an unknown number is refused."""
+    hypervisor = _HYPERVISOR_BACK.get(value)
+    if hypervisor is None:
+        raise ValueError(f"unknown hypervisor {value}: use HYPERVISOR_GENERIC or HYPERVISOR_KVM")
+    return hypervisor
+
 
 def ref_from_proto(msg: pb.HostRef) -> Ref:
     which = msg.WhichOneof("ref")
@@ -218,6 +236,7 @@ def audit_to_proto(report: AuditReport, now: float) -> pb.AuditReport:
         reasons=[reason_to_proto(r) for r in report.reasons],
         warnings=[reason_to_proto(w) for w in report.warnings],
         pair_limit=report.pair_limit,
+        view=report.view,
     )
     for h in report.hosts:
         p = report.profiles[h.profile]
@@ -364,6 +383,7 @@ def audit_from_proto(msg: pb.AuditReport) -> AuditReport:
         else Removal(None, (), None),
         pair_limit=msg.pair_limit,
         cluster=msg.cluster or None,
+        view=msg.view or GENERIC_VIEW,
     )
 
 

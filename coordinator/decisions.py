@@ -55,12 +55,13 @@ def _dump_profile(ref: Ref) -> Profile:
         raise ValueError(f"{ref.label}: {exc}") from None
 
 
-def host_view(record: HostRecord) -> TargetView:
+def host_view(record: HostRecord, hypervisor: Hypervisor = Hypervisor.GENERIC) -> TargetView:
     return target_of(
         record.profile,
         record.host_id,
         stale=record.status != HostStatus.ONLINE,
         replayed=record.replayed,
+        hypervisor=hypervisor,
     )
 
 
@@ -72,58 +73,75 @@ def _side(ref: Ref) -> Profile | Baseline:
 
 
 class Decisions:
-    """The coordinator's query side over its registry."""
+    """The coordinator's query side over its registry.
+
+    Every question takes the rules for sides without a hypervisor offer
+    (``hypervisor``, default the instance's): a registered host with an offer is
+    decided by its offer either way, one without by the feature classes or, under
+    KVM, by what KVM can ever offer (`kvm_offerable`).
+    """
 
     def __init__(self, registry: Registry, hypervisor: Hypervisor = Hypervisor.GENERIC) -> None:
         self.registry = registry
-        # Offline rules for dumps and models (`kvm_offerable`); registered hosts keep classes.
         self.hypervisor = hypervisor
-        # Per host version: a host's requirement and view change only with its record.
-        self._requirements: dict[tuple[str, int], Requirement] = {}
-        self._views: dict[tuple[str, int, str, bool], TargetView] = {}
+        # Per host version and rules: a host's requirement and view change only with its
+        # record, and generic and KVM answers never share an entry.
+        self._requirements: dict[tuple[str, int, Hypervisor], Requirement] = {}
+        self._views: dict[tuple[str, int, str, bool, Hypervisor], TargetView] = {}
 
-    def host_requirement(self, record: HostRecord) -> Requirement:
-        key = (record.host_id, record.profile_version)
+    def _rules(self, hypervisor: Hypervisor | None) -> Hypervisor:
+        return self.hypervisor if hypervisor is None else hypervisor
+
+    def host_requirement(
+        self, record: HostRecord, hypervisor: Hypervisor | None = None
+    ) -> Requirement:
+        rules = self._rules(hypervisor)
+        key = (record.host_id, record.profile_version, rules)
         req = self._requirements.get(key)
         if req is None:
-            req = self._requirements[key] = requirement_of(record.profile, record.host_id)
+            req = self._requirements[key] = requirement_of(
+                record.profile, record.host_id, hypervisor=rules
+            )
         return req
 
-    def host_view(self, record: HostRecord) -> TargetView:
-        key = (record.host_id, record.profile_version, record.status.value, record.replayed)
+    def host_view(self, record: HostRecord, hypervisor: Hypervisor | None = None) -> TargetView:
+        rules = self._rules(hypervisor)
+        key = (record.host_id, record.profile_version, record.status.value, record.replayed, rules)
         view = self._views.get(key)
         if view is None:
-            view = self._views[key] = host_view(record)
+            view = self._views[key] = host_view(record, rules)
         return view
 
-    def requirement(self, ref: Ref) -> Requirement:
+    def requirement(self, ref: Ref, hypervisor: Hypervisor | None = None) -> Requirement:
         if ref.kind == "host":
-            return self.host_requirement(self.registry.host(ref.label))
-        return requirement_of(_side(ref), ref.label, hypervisor=self.hypervisor)
+            return self.host_requirement(self.registry.host(ref.label), hypervisor)
+        return requirement_of(_side(ref), ref.label, hypervisor=self._rules(hypervisor))
 
-    def target(self, ref: Ref) -> TargetView:
+    def target(self, ref: Ref, hypervisor: Hypervisor | None = None) -> TargetView:
         if ref.kind == "host":
-            return self.host_view(self.registry.host(ref.label))
-        return target_of(_side(ref), ref.label, hypervisor=self.hypervisor)
+            return self.host_view(self.registry.host(ref.label), hypervisor)
+        return target_of(_side(ref), ref.label, hypervisor=self._rules(hypervisor))
 
-    def check(self, source: Ref, target: Ref) -> Verdict:
+    def check(self, source: Ref, target: Ref, hypervisor: Hypervisor | None = None) -> Verdict:
         """Directional: may a VM booted on ``source`` be restored on ``target``?"""
-        requirement = self.requirement(source)  # an unknown source is a usage error
+        requirement = self.requirement(source, hypervisor)  # an unknown source is a usage error
         try:
-            view = self.target(target)
+            view = self.target(target, hypervisor)
         except UnknownHostError:
             return unknown_host(target.label)
         return check(requirement, view)
 
-    def targets(self, source: Ref, cluster: str | None) -> list[tuple[HostRecord, Verdict]]:
+    def targets(
+        self, source: Ref, cluster: str | None, hypervisor: Hypervisor | None = None
+    ) -> list[tuple[HostRecord, Verdict]]:
         """Every registered host (of ``cluster``) with its verdict, accepting hosts first."""
-        requirement = self.requirement(source)
+        requirement = self.requirement(source, hypervisor)
         records = [
             r
             for r in self.registry.hosts(cluster)
             if not (source.kind == "host" and r.host_id == source.label)
         ]
-        views = [self.host_view(r) for r in records]
+        views = [self.host_view(r, hypervisor) for r in records]
         by_name = {r.host_id: r for r in records}
         accepted = {v.name: verdict for v, verdict in eligible_targets(requirement, views)}
         out: list[tuple[HostRecord, Verdict]] = []
@@ -133,7 +151,9 @@ class Decisions:
         out.sort(key=lambda item: (not item[1].compatible, item[0].host_id))
         return out
 
-    def audit(self, cluster: str | None, extra: list[Ref]) -> AuditReport:
+    def audit(
+        self, cluster: str | None, extra: list[Ref], hypervisor: Hypervisor | None = None
+    ) -> AuditReport:
         """Registered hosts of ``cluster`` (if given) plus dumps and models, all mixed."""
         inputs: list[HostInput] = []
         if cluster:
@@ -150,7 +170,7 @@ class Decisions:
                 inputs.append(HostInput(ref.label, _side(ref), kind=ref.kind))
         if not inputs:
             raise ValueError("nothing to audit: name a --cluster, hosts, dump:PATH or model:NAME")
-        return audit(inputs, cluster=cluster or None)
+        return audit(inputs, cluster=cluster or None, hypervisor=self._rules(hypervisor))
 
 
 def _host_input(record: HostRecord) -> HostInput:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+
+import pytest
 
 from cpucompat.coordinator.domain.kvm_offerable import (
     ALWAYS_OFFERED,
@@ -14,7 +17,7 @@ from cpucompat.coordinator.domain.requirement import decides
 from cpucompat.coordinator.domain.sides import requirement_of, target_of
 
 from .conftest import shared_dump, shared_profile
-from .daemons import run_cli
+from .daemons import Daemon, run_cli, start_agent, start_coordinator, wait_until
 
 ROME = "instlatx64-AuthenticAMD0830F10_K17_Rome_CPUID.txt"
 MILAN = "instlatx64-AuthenticAMD0A00F11_K19_Milan_02_CPUID.txt"
@@ -94,6 +97,110 @@ def test_audit_and_stamp_take_the_kvm_view(tmp_path) -> None:
     assert run_cli("guard", str(plain), "--from-dump", zen4_dump).returncode == 3  # mcommit
 
 
-def test_kvm_view_with_registered_hosts_is_a_usage_error() -> None:
-    result = run_cli("targets", "some-host", "--hypervisor", "kvm")
-    assert result.returncode == 2 and "dumps and models only" in result.stderr
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A coordinator daemon with Rome, Milan and Zen 4 registered by replaying agents."""
+    dumps = {"rome": shared_dump(ROME), "milan": shared_dump(MILAN), "zen4": shared_dump(ZEN4)}
+    folder = tmp_path_factory.mktemp("kvm-online")
+    coordinator = start_coordinator(folder, "--allow-replayed")
+    agents: list[Daemon] = []
+    try:
+        address = coordinator.address
+        for host, dump in dumps.items():
+            agents.append(
+                start_agent(folder, address, host, "--replay-dump", str(dump), cluster="amd")
+            )
+
+        def all_registered() -> bool:
+            listed = run_cli("hosts", "--json", "--coordinator", address)
+            return listed.returncode == 0 and len(json.loads(listed.stdout)) == len(dumps)
+
+        wait_until(all_registered, what="three replayed hosts registered")
+        yield address
+    finally:
+        for agent in agents:
+            agent.stop()
+        coordinator.stop()
+
+
+def _online(address: str, *args: str) -> tuple[int, dict]:
+    result = run_cli(*args, "--json", "--coordinator", address)
+    assert result.returncode in (0, 3), result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_registered_rome_to_zen4_is_decided_by_the_coordinator_under_each_view(
+    registered: str,
+) -> None:
+    rc, generic = _online(registered, "check", "rome", "zen4")
+    assert rc == 3 and generic["view"] == "feature classes"
+    assert generic["reasons"][0]["features"] == ["mcommit"]
+    rc, kvm = _online(registered, "check", "rome", "zen4", "--hypervisor", "kvm")
+    assert rc == 0 and kvm["compatible"], kvm
+    assert kvm["view"] == f"kvm (table, {KVM_TABLE_KERNEL})"
+    # Asked again (the coordinator's answer cache), each view keeps its own answer.
+    assert _online(registered, "check", "rome", "zen4")[0] == 3
+    assert _online(registered, "check", "rome", "zen4", "--hypervisor", "kvm")[0] == 0
+    human = run_cli("check", "rome", "zen4", "--hypervisor", "kvm", "--coordinator", registered)
+    assert human.returncode == 0 and f"decided by: kvm (table, {KVM_TABLE_KERNEL})" in human.stdout
+
+
+def test_registered_milan_to_rome_stays_refused_under_kvm(registered: str) -> None:
+    rc, doc = _online(registered, "check", "milan", "rome", "--hypervisor", "kvm")
+    assert rc == 3 and doc["view"].startswith("kvm")
+    missing = {f for r in doc["reasons"] for f in r.get("features", [])}
+    assert missing >= MILAN_LACKS_ON_ROME
+
+
+def test_targets_lists_exactly_the_hosts_check_accepts_under_each_view(registered: str) -> None:
+    hosts = ("rome", "milan", "zen4")
+    for view in ("generic", "kvm"):
+        for source in hosts:
+            _, listed = _online(registered, "targets", source, "--hypervisor", view)
+            accepted = {
+                target
+                for target in hosts
+                if target != source
+                and _online(registered, "check", source, target, "--hypervisor", view)[1][
+                    "compatible"
+                ]
+            }
+            assert set(listed["accepted"]) == accepted, (view, source)
+            # No replayed dump here records an offer: every verdict names the rules asked for.
+            want = "feature classes" if view == "generic" else f"kvm (table, {KVM_TABLE_KERNEL})"
+            assert {t["view"] for t in listed["targets"]} == {want}, (view, source)
+    _, rome_kvm = _online(registered, "targets", "rome", "--hypervisor", "kvm")
+    assert "zen4" in rome_kvm["accepted"]
+    _, rome_generic = _online(registered, "targets", "rome")
+    assert "zen4" not in rome_generic["accepted"]
+
+
+def test_online_audit_takes_the_kvm_view(registered: str) -> None:
+    _, generic = _online(registered, "audit", "--cluster", "amd")
+    _, kvm = _online(registered, "audit", "--cluster", "amd", "--hypervisor", "kvm")
+    assert generic["view"] == "feature classes" and kvm["view"].startswith("kvm")
+    pair = [p for p in kvm["pairs"] if (p["source"], p["target"]) == ("rome", "zen4")]
+    assert pair and pair[0]["compatible"]
+    pair = [p for p in generic["pairs"] if (p["source"], p["target"]) == ("rome", "zen4")]
+    assert pair and not pair[0]["compatible"]
+
+
+def test_the_wire_field_unset_means_generic_and_an_unknown_value_is_refused(
+    registered: str,
+) -> None:
+    import grpc
+
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+    from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(registered) as channel:
+        stub = pb_grpc.DecisionServiceStub(channel)
+        pair = {"source": pb.HostRef(host_id="rome"), "target": pb.HostRef(host_id="zen4")}
+        unset = stub.Check(pb.CheckRequest(**pair)).verdict
+        assert not unset.compatible and unset.view == "feature classes"
+        kvm = stub.Check(pb.CheckRequest(**pair, hypervisor=pb.HYPERVISOR_KVM)).verdict
+        assert kvm.compatible and kvm.view.startswith("kvm")
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Targets(pb.TargetsRequest(source=pair["source"], hypervisor=7))  # type: ignore[arg-type]
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "HYPERVISOR_KVM" in (refused.value.details() or "")

@@ -44,21 +44,23 @@ def add_hypervisor_option(p: argparse.ArgumentParser) -> None:
         default="generic",
         help="generic (default): the feature classes; kvm: also drop the bits no KVM guest "
         "ever sees and add the ones KVM emulates everywhere (a table from Linux's "
-        "kvm_set_cpu_caps); dumps and models only",
+        "kvm_set_cpu_caps). Applies to sides without a hypervisor offer: a registered host "
+        "or a recorded dump with an offer is decided by its offer",
     )
 
 
-def hypervisor_of(args: argparse.Namespace, offline: bool) -> Any:
-    """The `Hypervisor` the arguments ask for; kvm with registered hosts is a usage error."""
+def hypervisor_of(args: argparse.Namespace) -> Any:
+    """The `Hypervisor` the arguments ask for."""
     from cpucompat.coordinator.domain.kvm_offerable import Hypervisor
 
-    hypervisor = Hypervisor(args.hypervisor)
-    if hypervisor is not Hypervisor.GENERIC and not offline:
-        raise CliError(
-            "--hypervisor kvm applies to dumps and models only (dump:PATH, model:NAME); "
-            "registered hosts are decided by the coordinator: drop --hypervisor or use dumps"
-        )
-    return hypervisor
+    return Hypervisor(args.hypervisor)
+
+
+def hypervisor_wire(args: argparse.Namespace) -> int:
+    """The request's ``hypervisor`` field for the arguments."""
+    from cpucompat.coordinator.convert import hypervisor_to_proto
+
+    return hypervisor_to_proto(hypervisor_of(args))
 
 
 # ---- check --------------------------------------------------------------------------------
@@ -98,7 +100,7 @@ def run_check(args: argparse.Namespace) -> int:
     for arg in (args.source, args.target):
         check_baseline(arg, args.vendor)
     offline = is_offline(args.source) and is_offline(args.target)
-    hypervisor = hypervisor_of(args, offline)
+    hypervisor = hypervisor_of(args)
     if offline:
         from cpucompat.coordinator.decisions import Decisions
 
@@ -115,7 +117,9 @@ def run_check(args: argparse.Namespace) -> int:
 
         stub = pb_grpc.DecisionServiceStub(channel_for(args))
         request = pb.CheckRequest(
-            source=proto_ref(args.source, args.vendor), target=proto_ref(args.target, args.vendor)
+            source=proto_ref(args.source, args.vendor),
+            target=proto_ref(args.target, args.vendor),
+            hypervisor=hypervisor_wire(args),
         )
         doc = verdict_doc(call(args, stub.Check, request).verdict)
     if args.json:
@@ -150,10 +154,11 @@ def run_targets(args: argparse.Namespace) -> int:
     from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
     check_baseline(args.source, args.vendor)
-    hypervisor_of(args, offline=False)  # targets are registered hosts: generic only for now
     stub = pb_grpc.DecisionServiceStub(channel_for(args))
     request = pb.TargetsRequest(
-        source=proto_ref(args.source, args.vendor), cluster=args.cluster or ""
+        source=proto_ref(args.source, args.vendor),
+        cluster=args.cluster or "",
+        hypervisor=hypervisor_wire(args),
     )
     response = call(args, stub.Targets, request)
     rows = [
@@ -280,7 +285,7 @@ def run_audit(args: argparse.Namespace) -> int:
             "nothing to audit: give --cluster C and/or hosts (ids, dump:PATH, model:NAME)"
         )
     offline = not args.cluster and all(is_offline(a) for a in args.hosts)
-    hypervisor = hypervisor_of(args, offline)
+    hypervisor = hypervisor_of(args)
     if offline:
         from cpucompat.coordinator.decisions import audit_offline
         from cpucompat.coordinator.domain.audit import AuditError
@@ -296,7 +301,9 @@ def run_audit(args: argparse.Namespace) -> int:
 
         stub = pb_grpc.DecisionServiceStub(channel_for(args))
         request = pb.AuditRequest(
-            cluster=args.cluster or "", extra_hosts=[proto_ref(a, args.vendor) for a in args.hosts]
+            cluster=args.cluster or "",
+            extra_hosts=[proto_ref(a, args.vendor) for a in args.hosts],
+            hypervisor=hypervisor_wire(args),
         )
         from cpucompat.coordinator.convert import audit_from_proto
 

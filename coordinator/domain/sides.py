@@ -65,14 +65,18 @@ def target_of(
 ) -> TargetView:
     """What ``side`` offers a restore (``replayed`` None: a profile's own flag).
 
-    Under ``hypervisor`` KVM the target offers only what KVM can ever offer a
-    guest there, plus what KVM emulates everywhere (`kvm_offerable`).
+    Under ``hypervisor`` KVM a target without a hypervisor offer offers only what
+    KVM can ever offer a guest there, plus what KVM emulates everywhere
+    (`kvm_offerable`); a target with an offer is judged by its offer alone (the
+    real answer takes precedence over the table).
     """
     if isinstance(side, Profile):
         view = TargetView.from_profile(side, name, stale=stale, replayed=replayed)
         # Kernel-synthesised bits from the offer where there is one; a mitigation the
         # target lacks but is not affected by counts as satisfied (`mitigations`).
-        seen = guest_sees(as_guest_sees(side, view.features), hypervisor)
+        seen = as_guest_sees(side, view.features)
+        if side.hypervisor_offer is None:
+            seen = guest_sees(seen, hypervisor)
         seen |= satisfied(seen, arch_capabilities_no(side.hypervisor_offer))
         if seen == view.features:
             return view

@@ -27,13 +27,15 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         """Host-to-host answers, kept per (source version, target version and state).
 
         Fail-over tooling asks the same pairs again and again; a host's answer changes
-        only with a new profile version or status, which are part of the key.
+        only with a new profile version or status, which are part of the key, and
+        the rules asked for (generic and KVM answers never share an entry).
         """
         if (
             request.source.WhichOneof("ref") != "host_id"
             or request.target.WhichOneof("ref") != "host_id"
         ):
             return None
+        hypervisor = convert.hypervisor_from_proto(request.hypervisor)
         src = self.registry.find(request.source.host_id)
         tgt = self.registry.find(request.target.host_id)
         if src is None or tgt is None:
@@ -45,11 +47,14 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
             tgt.profile_version,
             tgt.status,
             tgt.replayed,
+            hypervisor,
         )
         response = self._answers.get(key)
         if response is None:
             verdict = self.decisions.check(
-                convert.ref_from_proto(request.source), convert.ref_from_proto(request.target)
+                convert.ref_from_proto(request.source),
+                convert.ref_from_proto(request.target),
+                hypervisor,
             )
             response = pb.CheckResponse(
                 verdict=convert.verdict_to_proto(verdict),
@@ -69,7 +74,9 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
             return cached
         source = convert.ref_from_proto(request.source)
         target = convert.ref_from_proto(request.target)
-        verdict = self.decisions.check(source, target)
+        verdict = self.decisions.check(
+            source, target, convert.hypervisor_from_proto(request.hypervisor)
+        )
         return pb.CheckResponse(
             verdict=convert.verdict_to_proto(verdict),
             source_label=source.label,
@@ -82,7 +89,9 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
     ) -> pb.TargetsResponse:
         self.auth.require_admin(context)
         source = convert.ref_from_proto(request.source)
-        results = self.decisions.targets(source, request.cluster or None)
+        results = self.decisions.targets(
+            source, request.cluster or None, convert.hypervisor_from_proto(request.hypervisor)
+        )
         return pb.TargetsResponse(
             source_label=source.label,
             targets=[
@@ -99,5 +108,7 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
     def Audit(self, request: pb.AuditRequest, context: grpc.ServicerContext) -> pb.AuditResponse:
         self.auth.require_admin(context)
         extra = [convert.ref_from_proto(r) for r in request.extra_hosts]
-        report = self.decisions.audit(request.cluster or None, extra)
+        report = self.decisions.audit(
+            request.cluster or None, extra, convert.hypervisor_from_proto(request.hypervisor)
+        )
         return pb.AuditResponse(report=convert.audit_to_proto(report, self.registry.clock()))

@@ -50,6 +50,12 @@ class AuditHostKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AUDIT_HOST_KIND_DUMP: _ClassVar[AuditHostKind]
     AUDIT_HOST_KIND_MODEL: _ClassVar[AuditHostKind]
 
+class Hypervisor(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HYPERVISOR_UNSPECIFIED: _ClassVar[Hypervisor]
+    HYPERVISOR_GENERIC: _ClassVar[Hypervisor]
+    HYPERVISOR_KVM: _ClassVar[Hypervisor]
+
 class VmRequirementMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     VM_REQUIREMENT_MODE_UNSPECIFIED: _ClassVar[VmRequirementMode]
@@ -80,6 +86,9 @@ AUDIT_HOST_KIND_UNSPECIFIED: AuditHostKind
 AUDIT_HOST_KIND_REGISTERED: AuditHostKind
 AUDIT_HOST_KIND_DUMP: AuditHostKind
 AUDIT_HOST_KIND_MODEL: AuditHostKind
+HYPERVISOR_UNSPECIFIED: Hypervisor
+HYPERVISOR_GENERIC: Hypervisor
+HYPERVISOR_KVM: Hypervisor
 VM_REQUIREMENT_MODE_UNSPECIFIED: VmRequirementMode
 VM_REQUIREMENT_MODE_HOST: VmRequirementMode
 VM_REQUIREMENT_MODE_BASELINE: VmRequirementMode
@@ -278,7 +287,7 @@ class ProfileRefusal(_message.Message):
     def __init__(self, source: _Optional[int] = ..., target: _Optional[int] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ...) -> None: ...
 
 class AuditReport(_message.Message):
-    __slots__ = ("cluster", "offline_action", "reason", "compatible", "hosts", "pairs", "groups", "baseline", "losses", "best_removal", "vendors", "distinct_profiles", "blocking_pairs", "generated_at", "reasons", "warnings", "profiles", "refusals", "pair_limit")
+    __slots__ = ("cluster", "offline_action", "reason", "compatible", "hosts", "pairs", "groups", "baseline", "losses", "best_removal", "vendors", "distinct_profiles", "blocking_pairs", "generated_at", "reasons", "warnings", "profiles", "refusals", "pair_limit", "view")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     OFFLINE_ACTION_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -298,6 +307,7 @@ class AuditReport(_message.Message):
     PROFILES_FIELD_NUMBER: _ClassVar[int]
     REFUSALS_FIELD_NUMBER: _ClassVar[int]
     PAIR_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     offline_action: OfflineAction
     reason: str
@@ -317,7 +327,8 @@ class AuditReport(_message.Message):
     profiles: _containers.RepeatedCompositeFieldContainer[AuditProfile]
     refusals: _containers.RepeatedCompositeFieldContainer[ProfileRefusal]
     pair_limit: int
-    def __init__(self, cluster: _Optional[str] = ..., offline_action: _Optional[_Union[OfflineAction, str]] = ..., reason: _Optional[str] = ..., compatible: _Optional[bool] = ..., hosts: _Optional[_Iterable[_Union[AuditHost, _Mapping]]] = ..., pairs: _Optional[_Iterable[_Union[PairVerdict, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[HostGroup, _Mapping]]] = ..., baseline: _Optional[_Union[Baseline, _Mapping]] = ..., losses: _Optional[_Iterable[_Union[HostLoss, _Mapping]]] = ..., best_removal: _Optional[_Union[BestRemoval, _Mapping]] = ..., vendors: _Optional[_Iterable[str]] = ..., distinct_profiles: _Optional[int] = ..., blocking_pairs: _Optional[_Iterable[_Union[PairVerdict, _Mapping]]] = ..., generated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., profiles: _Optional[_Iterable[_Union[AuditProfile, _Mapping]]] = ..., refusals: _Optional[_Iterable[_Union[ProfileRefusal, _Mapping]]] = ..., pair_limit: _Optional[int] = ...) -> None: ...
+    view: str
+    def __init__(self, cluster: _Optional[str] = ..., offline_action: _Optional[_Union[OfflineAction, str]] = ..., reason: _Optional[str] = ..., compatible: _Optional[bool] = ..., hosts: _Optional[_Iterable[_Union[AuditHost, _Mapping]]] = ..., pairs: _Optional[_Iterable[_Union[PairVerdict, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[HostGroup, _Mapping]]] = ..., baseline: _Optional[_Union[Baseline, _Mapping]] = ..., losses: _Optional[_Iterable[_Union[HostLoss, _Mapping]]] = ..., best_removal: _Optional[_Union[BestRemoval, _Mapping]] = ..., vendors: _Optional[_Iterable[str]] = ..., distinct_profiles: _Optional[int] = ..., blocking_pairs: _Optional[_Iterable[_Union[PairVerdict, _Mapping]]] = ..., generated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., profiles: _Optional[_Iterable[_Union[AuditProfile, _Mapping]]] = ..., refusals: _Optional[_Iterable[_Union[ProfileRefusal, _Mapping]]] = ..., pair_limit: _Optional[int] = ..., view: _Optional[str] = ...) -> None: ...
 
 class ClusterPolicy(_message.Message):
     __slots__ = ("cluster", "action", "computed_action", "pinned_action", "hyperv_offline_action", "reason", "blocking_pairs", "stale_hosts", "updated_at", "version", "host_count", "pin_reason")
@@ -665,12 +676,14 @@ class RemoveHostResponse(_message.Message):
     def __init__(self, host: _Optional[_Union[Host, _Mapping]] = ...) -> None: ...
 
 class CheckRequest(_message.Message):
-    __slots__ = ("source", "target")
+    __slots__ = ("source", "target", "hypervisor")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
+    HYPERVISOR_FIELD_NUMBER: _ClassVar[int]
     source: HostRef
     target: HostRef
-    def __init__(self, source: _Optional[_Union[HostRef, _Mapping]] = ..., target: _Optional[_Union[HostRef, _Mapping]] = ...) -> None: ...
+    hypervisor: Hypervisor
+    def __init__(self, source: _Optional[_Union[HostRef, _Mapping]] = ..., target: _Optional[_Union[HostRef, _Mapping]] = ..., hypervisor: _Optional[_Union[Hypervisor, str]] = ...) -> None: ...
 
 class CheckResponse(_message.Message):
     __slots__ = ("verdict", "source_label", "target_label")
@@ -683,12 +696,14 @@ class CheckResponse(_message.Message):
     def __init__(self, verdict: _Optional[_Union[Verdict, _Mapping]] = ..., source_label: _Optional[str] = ..., target_label: _Optional[str] = ...) -> None: ...
 
 class TargetsRequest(_message.Message):
-    __slots__ = ("source", "cluster")
+    __slots__ = ("source", "cluster", "hypervisor")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    HYPERVISOR_FIELD_NUMBER: _ClassVar[int]
     source: HostRef
     cluster: str
-    def __init__(self, source: _Optional[_Union[HostRef, _Mapping]] = ..., cluster: _Optional[str] = ...) -> None: ...
+    hypervisor: Hypervisor
+    def __init__(self, source: _Optional[_Union[HostRef, _Mapping]] = ..., cluster: _Optional[str] = ..., hypervisor: _Optional[_Union[Hypervisor, str]] = ...) -> None: ...
 
 class TargetsResponse(_message.Message):
     __slots__ = ("source_label", "targets")
@@ -699,12 +714,14 @@ class TargetsResponse(_message.Message):
     def __init__(self, source_label: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[TargetVerdict, _Mapping]]] = ...) -> None: ...
 
 class AuditRequest(_message.Message):
-    __slots__ = ("cluster", "extra_hosts")
+    __slots__ = ("cluster", "extra_hosts", "hypervisor")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     EXTRA_HOSTS_FIELD_NUMBER: _ClassVar[int]
+    HYPERVISOR_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     extra_hosts: _containers.RepeatedCompositeFieldContainer[HostRef]
-    def __init__(self, cluster: _Optional[str] = ..., extra_hosts: _Optional[_Iterable[_Union[HostRef, _Mapping]]] = ...) -> None: ...
+    hypervisor: Hypervisor
+    def __init__(self, cluster: _Optional[str] = ..., extra_hosts: _Optional[_Iterable[_Union[HostRef, _Mapping]]] = ..., hypervisor: _Optional[_Union[Hypervisor, str]] = ...) -> None: ...
 
 class AuditResponse(_message.Message):
     __slots__ = ("report",)
