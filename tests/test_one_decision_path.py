@@ -21,6 +21,7 @@ from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.raw import RawCapture, RawDataError, validate_capture
 from cpucompat.coordinator.decisions import Ref, audit_offline
 from cpucompat.coordinator.domain.compat import Verdict
+from cpucompat.coordinator.domain.kvm_offerable import Hypervisor
 from cpucompat.coordinator.domain.policy import OfflineAction
 from cpucompat.coordinator.server import Coordinator, CoordinatorConfig
 
@@ -141,6 +142,38 @@ def test_audit_targets_and_plans_agree_with_check_on_every_pair(
             assert _reasons(plan.verdict) == _reasons(verdict)
             want = OfflineAction.SAVE if verdict.compatible else OfflineAction.SHUTDOWN
             assert plan.action == want, (a.label, b.label)
+
+
+def test_under_kvm_targets_and_audit_agree_with_check_and_differ_from_generic(
+    world: tuple[Coordinator, list[Processor]],
+) -> None:
+    coordinator, processors = world
+    decisions = coordinator.decisions
+    hosts = [Ref.host(p.host) for p in processors]
+    kvm = {
+        (s.label, t.label): decisions.check(s, t, Hypervisor.KVM)
+        for s in hosts
+        for t in hosts
+        if s.label != t.label
+    }
+    for source in hosts:
+        listed = decisions.targets(source, CLUSTER, Hypervisor.KVM)
+        accepted = {record.host_id for record, v in listed if v.compatible}
+        assert accepted == {
+            t.label
+            for t in hosts
+            if t.label != source.label and kvm[(source.label, t.label)].compatible
+        }, source.label
+    report = decisions.audit(CLUSTER, [], Hypervisor.KVM)
+    assert report.view.startswith("kvm")
+    for pair in report.to_json()["pairs"]:
+        verdict = kvm[(pair["source"], pair["target"])]
+        assert pair["compatible"] == verdict.compatible, (pair["source"], pair["target"])
+        assert pair["reasons"] == _reasons(verdict)
+    # The generic answers are still the classes' (the caches never mix the two views).
+    generic = _check_all(coordinator, hosts, hosts)
+    assert all(v.view != kvm[k].view or v.view.startswith("offer") for k, v in generic.items())
+    assert all(not v.view.startswith("kvm") for v in generic.values())
 
 
 def test_offline_audit_of_the_dumps_agrees_with_check(
