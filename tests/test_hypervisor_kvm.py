@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from cpucompat.agent.feature_table import FEATURE_BITS, FeatureClass
 from cpucompat.coordinator.domain.kvm_offerable import (
     ALWAYS_OFFERED,
     KVM_TABLE_KERNEL,
@@ -68,6 +69,37 @@ def test_kvm_requirement_drops_never_offered_bits_and_adds_arch_capabilities() -
 def test_table_names_only_bits_that_decide() -> None:
     # A name the feature table does not class as guest-visible would change nothing here.
     assert all(decides(name) for name in NEVER_OFFERED | ALWAYS_OFFERED)
+
+
+def test_every_table_name_is_a_guest_visible_row_of_the_feature_table() -> None:
+    # A misspelt name would silently drop nothing; a name of another class decides nothing.
+    rows = {fb.name: fb.cls for fb in FEATURE_BITS}
+    for name in NEVER_OFFERED | ALWAYS_OFFERED:
+        assert rows.get(name) is FeatureClass.GUEST_VISIBLE, name
+
+
+def test_bits_some_kvm_offers_are_never_dropped() -> None:
+    # KVM offers these (MSR_IMM since the CPUID_7_1_ECX word, the TSA bits as synthesised),
+    # or a posted KVM patch adds them (MOVRS, APX, LASS, the AMD speculation-control bits of
+    # 0x80000008 EBX): listing them would drop a real requirement, a false COMPATIBLE.
+    offered = {
+        "msr_imm",
+        "movrs",
+        "apx",
+        "lass",
+        "amd_ibrs_always_on",
+        "amd_ibrs_preferred",
+        "amd_ibrs_same_mode",
+        "btc_no",
+        "verw_clear",
+        "tsa_sq_no",
+        "tsa_l1_no",
+        "prefetchi",
+        "eraps",
+        "shstk",
+        "ibt",
+    }
+    assert not offered & NEVER_OFFERED
 
 
 def test_audit_and_stamp_take_the_kvm_view(tmp_path) -> None:

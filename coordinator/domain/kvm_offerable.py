@@ -7,19 +7,23 @@ names. A dump or a host without a readable `/dev/kvm` has no offer, so
 KVM guest sees are dropped from requirements and target views, and the bits
 KVM emulates on every host are added to both.
 
-The table reflects Linux 6.15 (`kvm_set_cpu_caps`, `__do_cpuid_func`) plus
-the later TSA, PREFETCHI and ERAPS patches, as read in the decision-rules
-review of 2026-11-30. It lists the bits *left out* of the offer: a bit
-wrongly missing here is still required (a refusal, the safe side), whereas
-an allow-list that forgot a bit KVM does offer would drop it (a false
-COMPATIBLE).
+The table was checked entry by entry against `kvm_set_cpu_caps()` and
+`__do_cpuid_func()` of Linux 6.15 (arch/x86/kvm/cpuid.c as it stood before
+6.16 moved the CPUID helpers to <asm/cpuid/api.h>), and against the KVM
+patches posted after it up to August 2025 (TSA, MSR_IMM, MOVRS, APX, LASS,
+AMD speculation-control bits). It lists the bits *left out* of the offer: a bit
+wrongly missing here is still required (a refusal, the safe side), whereas a
+bit listed here that some KVM does offer drops a real requirement (a false
+COMPATIBLE). So a bit stays listed only where no KVM version read offers it
+and no posted KVM patch adds it; the rest were taken out (docs/design-notes.md,
+"What a KVM guest can ever see", has the reading per group).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-KVM_TABLE_KERNEL = "Linux 6.15"
+KVM_TABLE_KERNEL = "Linux 6.15, KVM patches to 2025-08"
 """The kernel whose `kvm_set_cpu_caps` the table reflects."""
 
 
@@ -35,36 +39,34 @@ KVM_VIEW = f"kvm (table, {KVM_TABLE_KERNEL})"
 
 NEVER_OFFERED: frozenset[str] = frozenset(
     {
-        # 0x80000008 EBX[8]: not in KVM's CPUID_8000_0008_EBX list; QEMU has no name for it.
+        # 0x80000008 EBX[8] MCOMMIT: not in kvm_cpu_cap_init(CPUID_8000_0008_EBX), and
+        # __do_cpuid_func() overrides that whole register with KVM's caps.
         "mcommit",
-        # Key Locker: KVM has no leaf 0x19 and does not pass 7.0 ECX[23].
+        # Key Locker: no case 0x19 in __do_cpuid_func() (the default zeroes the leaf), and
+        # 7.0 ECX[23] is not in kvm_cpu_cap_init(CPUID_7_ECX).
         "keylocker",
         "keylocker_wide",
-        # 7.1 EDX[18] CET supervisor shadow-stack tokens: not in KVM's 7.1 EDX list.
+        # 7.1 EDX[18] CET supervisor shadow-stack tokens: KVM's CET enabling lists it as
+        # "0 /* F(CET_SSS) */" (KVM cannot promise no VM exit during a token update).
         "cet_sss",
-        # AMD 0x80000001 ECX: translation cache extension, lightweight profiling.
+        # AMD 0x80000001 ECX[17] TCE, ECX[15] LWP: outside CPUID_8000_0001_ECX ("SKINIT,
+        # WDT, LWP" are left out by name).
         "tce",
         "lwp",
-        # Intel 7.0 ECX / EDX bits outside kvm_cpu_cap_init(CPUID_7_ECX / CPUID_7_EDX).
+        # 7.0 ECX[0] PREFETCHWT1, ECX[29] ENQCMD, ECX[31] PKS and 7.0 EDX[5] UINTR, EDX[11]
+        # RTM_ALWAYS_ABORT: outside CPUID_7_ECX / CPUID_7_EDX, no KVM patch adds them.
         "prefetchwt1",
         "enqcmd",
         "pks",
         "uintr",
         "rtm_always_abort",
-        # 7.1 EAX / ECX bits outside KVM's 7.1 lists.
+        # 7.1 EAX[3] RAO-INT, EAX[27] MSRLIST and 7.1 EDX[15] USER_MSR: outside
+        # CPUID_7_1_EAX / CPUID_7_1_EDX, no KVM patch adds them.
         "rao_int",
-        "lass",
         "msrlist",
-        "movrs",
-        "msr_imm",
         "user_msr",
-        "apx",
-        # AMD 0x80000008 EBX bits outside KVM's CPUID_8000_0008_EBX list.
-        "amd_ibrs_always_on",
-        "amd_ibrs_preferred",
-        "amd_ibrs_same_mode",
-        "btc_no",
-        # AMD 0x80000021 EAX bits outside KVM's CPUID_8000_0021_EAX list.
+        # AMD 0x80000021 EAX bits 7, 10, 11, 18, 19: outside CPUID_8000_0021_EAX (bit 7 is
+        # left out by name, "UpperAddressIgnore"); __do_cpuid_func() overrides EAX.
         "upper_addr_ignore",
         "amd_fsrs",
         "amd_fsrc",
