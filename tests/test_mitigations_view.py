@@ -30,6 +30,8 @@ RECORDED = FIXTURES / "processors" / "dev-amd-epyc-nested-kvm-offer.json"
 KVM_GUEST = "cpuid-r-amd-epyc-kvm-guest.txt"
 ROME = "instlatx64-AuthenticAMD0830F10_K17_Rome_CPUID.txt"
 MILAN = "instlatx64-AuthenticAMD0A00F11_K19_Milan_02_CPUID.txt"
+ZEN4 = "amd-zen4-amd-ryzen-9-7900x-12-core-processor.txt"
+RYZEN_ZEN2 = "amd-zen2-amd-ryzen-7-5700u-with-radeon-graphics.txt"
 TAA_NO = 1 << 8
 
 
@@ -80,12 +82,35 @@ def test_kernel_bits_come_from_the_offer_where_there_is_one() -> None:
     assert not req2.features & {"tsa_sq_no", "tsa_l1_no"}
 
 
-def test_amd_source_without_an_offer_warns_that_the_kernel_decided() -> None:
+def _warning(source: str, target: str) -> dict | None:
+    result = run_cli(
+        "check", f"dump:{shared_dump(source)}", f"dump:{shared_dump(target)}", "--json"
+    )
+    assert result.returncode in (0, 3), result.stderr
+    found = [
+        w for w in json.loads(result.stdout)["warnings"] if w["code"] == MITIGATIONS_FROM_KERNEL
+    ]
+    return found[0] if found else None
+
+
+def test_the_kernel_warning_appears_where_the_verdict_depends_on_kernel_bits() -> None:
+    # Rome (family 0x17) -> Milan (0x19): raw CPUID says compatible, but Linux's tsa_init
+    # tells Rome's guests TSA_SQ_NO/TSA_L1_NO and never Milan's (SRSO_NO likewise).
     rome, milan = f"dump:{shared_dump(ROME)}", f"dump:{shared_dump(MILAN)}"
     result = run_cli("check", rome, milan, "--json")
     assert result.returncode == 0, result.stderr
-    doc = json.loads(result.stdout)
-    codes = [w["code"] for w in doc["warnings"]]
-    assert MITIGATIONS_FROM_KERNEL in codes
+    warning = _warning(ROME, MILAN)
+    assert warning is not None
+    assert {"tsa_sq_no", "tsa_l1_no"} <= set(warning["features"])
+    assert "source and target" in warning["detail"]
     human = run_cli("check", rome, milan)
-    assert "MITIGATIONS_FROM_KERNEL" in human.stdout
+    assert "MITIGATIONS_FROM_KERNEL" in human.stdout and "tsa_sq_no" in human.stdout
+
+
+def test_no_kernel_warning_where_both_kernels_set_the_same_bits() -> None:
+    # Same family on both sides (0x19 -> 0x19, 0x17 -> 0x17): whatever the kernels set,
+    # they set it on both, so the verdict does not depend on it.
+    assert _warning(MILAN, ZEN4) is None
+    assert _warning(ZEN4, MILAN) is None
+    assert _warning(ROME, RYZEN_ZEN2) is None
+    assert _warning(ROME, ROME) is None

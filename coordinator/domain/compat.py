@@ -23,7 +23,7 @@ from cpucompat.agent.feature_table import FeatureClass, bits_named
 from cpucompat.agent.profile import Profile
 
 from .kvm_offerable import GENERIC_VIEW
-from .mitigations import KERNEL_SYNTHESISED
+from .mitigations import KERNEL_SYNTHESISED, kernel_decides, kernel_dependent, kernel_may_set
 from .requirement import (
     FEATURE_CLASSES_VIEW,
     LEGACY_XSAVE_MASK,
@@ -208,6 +208,9 @@ class TargetView:
     stepping: int | None = None
     nested: bool | None = None
     """Whether it offers guests nested virtualisation (None: not a processor, not told)."""
+    kernel_mitigations: bool = False
+    """Its guests' view of the kernel-synthesised mitigation bits is its kernel's, unknown
+    here (an AMD or Hygon host without a hypervisor offer, `mitigations.kernel_decides`)."""
     guest_features: frozenset[str] = field(init=False, repr=False, compare=False)
     """The features that take part in decisions."""
     compiled: _Compiled = field(init=False, repr=False, compare=False)
@@ -262,6 +265,7 @@ class TargetView:
             view=view,
             stepping=profile.stepping,
             nested=offers_nested(profile),
+            kernel_mitigations=kernel_decides(profile),
         )
 
     @property
@@ -303,6 +307,7 @@ class TargetView:
             self.view,
             self.stepping,
             self.nested,
+            self.kernel_mitigations,
         )
 
 
@@ -368,6 +373,9 @@ class _Compiled:
     view: str = GENERIC_VIEW
     stepping: int | None = None
     nested: bool | None = None
+    kernel_bits: frozenset[str] = frozenset()
+    """What this side's host kernel may set of the kernel-synthesised bits (none with an
+    offer: `mitigations.kernel_may_set`)."""
 
 
 class _Compiler:
@@ -415,6 +423,7 @@ class _Compiler:
                 view=req.view,
                 stepping=req.stepping,
                 nested=req.nested,
+                kernel_bits=_kernel_bits(req.kernel_mitigations, req.vendor, req.family),
             )
         # Requirement is frozen; the compiled form is a cache, not state.
         object.__setattr__(req, "_compiled", c)
@@ -444,6 +453,8 @@ class _Compiler:
                 view=view.view,
                 stepping=view.stepping,
                 nested=view.nested,
+                kernel_mitigations=view.kernel_mitigations,
+                kernel_bits=_kernel_bits(view.kernel_mitigations, view.vendor, view.family),
             )
         return c
 
@@ -457,7 +468,12 @@ class _Compiler:
         return v
 
 
+def _kernel_bits(unknown: bool, vendor: str | None, family: int | None) -> frozenset[str]:
+    return kernel_may_set(vendor, family) if unknown else frozenset()
+
+
 _COMPILER = _Compiler()
+_SYNTHESISED_MASK = _BITS.mask(KERNEL_SYNTHESISED)
 _COMPILED_OF = attrgetter("compiled")
 
 
@@ -605,14 +621,27 @@ def _decide(req: _Compiled, tgt: _Compiled) -> Verdict:
                 },
             )
         )
-    if req.kernel_mitigations:
+    # Kernel-synthesised mitigation bits (`mitigations`): warn only where the verdict
+    # changes when both host kernels set what they may (Rome -> Milan: TSA_*_NO).
+    depends = kernel_dependent(
+        frozenset(_BITS.unmask(req.features & _SYNTHESISED_MASK)),
+        req.kernel_bits,
+        frozenset(_BITS.unmask(tgt.features & _SYNTHESISED_MASK)),
+        tgt.kernel_bits,
+    )
+    if depends:
+        sides = " and ".join(
+            side
+            for side, unknown in (("source", req.kernel_bits), ("target", tgt.kernel_bits))
+            if unknown
+        )
         warnings.append(
             Reason(
                 MITIGATIONS_FROM_KERNEL,
-                "the source has no hypervisor offer, so the guest's view of "
-                f"{', '.join(sorted(KERNEL_SYNTHESISED))} was the host kernel's, not raw "
-                "CPUID's; probe the source live where /dev/kvm is readable",
-                features=tuple(sorted(KERNEL_SYNTHESISED)),
+                f"the {sides} has no hypervisor offer, and this verdict depends on mitigation "
+                f"bits a host kernel sets for its guests ({', '.join(sorted(depends))}), not "
+                "on raw CPUID; probe both hosts live where /dev/kvm is readable",
+                features=tuple(sorted(depends)),
             )
         )
     # Linux picks some mitigations by stepping (arch/x86/kernel/cpu/common.c,

@@ -11,8 +11,12 @@ sets TSA_SQ_NO/TSA_L1_NO on every AMD family but 0x19, and KVM's
 `kvm_set_cpu_caps()` (arch/x86/kvm/cpuid.c) offers VERW_CLEAR, SBPB,
 IBPB_BRTYPE, SRSO_NO and the TSA bits from the kernel's feature words
 (`SYNTHESIZED_F`/`SCATTERED_F`), not from raw CPUID. These bits are judged
-from the hypervisor's offer where there is one; without an offer the verdict
-warns (`MITIGATIONS_FROM_KERNEL`).
+from the hypervisor's offer where there is one. Without an offer, the bits
+the host kernel may set (`kernel_may_set`, by vendor and family) are added
+to both sides in a second reading; where that reading changes which of these
+bits are missing, the verdict depends on the kernels and warns
+(`MITIGATIONS_FROM_KERNEL`, `kernel_dependent`). A pair whose kernels set the
+same bits (one family, say) gets no warning.
 """
 
 from __future__ import annotations
@@ -82,6 +86,61 @@ def as_guest_sees(profile: Profile, features: frozenset[str]) -> frozenset[str]:
     if offer is None:
         return features
     return (features - KERNEL_SYNTHESISED) | (offer.features & KERNEL_SYNTHESISED)
+
+
+def kernel_may_set(vendor: str | None, family: int | None) -> frozenset[str]:
+    """The `KERNEL_SYNTHESISED` bits a Linux host kernel may set for this processor.
+
+    AMD (arch/x86/kernel/cpu/amd.c): ``tsa_init`` forces TSA_SQ_NO and TSA_L1_NO on
+    every family but 0x19 and VERW_CLEAR on family 0x19 (with TSA microcode);
+    ``early_init_amd`` forces IBPB_BRTYPE on family 0x17 (with IBPB) and IBPB_BRTYPE
+    and SBPB on families from 0x19 (where the SBPB write succeeds). bugs.c
+    ``srso_select_mitigation`` forces SRSO_NO below family 0x19 with SMT disabled, also
+    on Hygon (family 0x18), whose hygon.c runs neither amd.c function. "May": the
+    conditions (microcode, SMT) are host state a dump does not show.
+    """
+    if family is None or vendor not in KERNEL_VENDORS:
+        return frozenset()
+    bits: set[str] = set()
+    if family < 0x19:
+        bits.add("srso_no")
+    if vendor == "AuthenticAMD":
+        bits |= {"verw_clear"} if family == 0x19 else {"tsa_sq_no", "tsa_l1_no"}
+        if family == 0x17 or family >= 0x19:
+            bits.add("ibpb_brtype")
+        if family >= 0x19:
+            bits.add("sbpb")
+    return frozenset(bits)
+
+
+def missing_synthesised(need: frozenset[str], have: frozenset[str]) -> frozenset[str]:
+    """The `KERNEL_SYNTHESISED` bits of ``need`` that ``have`` neither holds nor satisfies."""
+    return frozenset(
+        bit
+        for bit in need & KERNEL_SYNTHESISED
+        if bit not in have and not any(alt <= have for alt in SATISFIED_BY.get(bit, ()))
+    )
+
+
+def kernel_dependent(
+    need: frozenset[str],
+    need_kernel: frozenset[str],
+    have: frozenset[str],
+    have_kernel: frozenset[str],
+) -> frozenset[str]:
+    """Bits whose verdict changes when both host kernels set what they may (empty: none).
+
+    ``need``/``have`` are the requirement's and the target's features as read (raw
+    CPUID or an offer); ``need_kernel``/``have_kernel`` what each side's kernel may add
+    (`kernel_may_set`; empty for a side with an offer, whose bits are the kernel's
+    already). Rome -> Milan: Rome's kernel tells its guests TSA_SQ_NO/TSA_L1_NO, which
+    Milan's (family 0x19) never does, so raw CPUID's "compatible" may be wrong.
+    """
+    if not need_kernel and not have_kernel:
+        return frozenset()
+    as_read = missing_synthesised(need, have)
+    with_kernels = missing_synthesised(need | need_kernel, have | have_kernel)
+    return as_read ^ with_kernels
 
 
 def kernel_decides(profile: Profile) -> bool:
