@@ -236,3 +236,19 @@ def test_the_wire_field_unset_means_generic_and_an_unknown_value_is_refused(
             stub.Targets(pb.TargetsRequest(source=pair["source"], hypervisor=7))  # type: ignore[arg-type]
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "HYPERVISOR_KVM" in (refused.value.details() or "")
+
+
+def test_a_recorded_offer_decides_under_either_view_as_source_and_as_target() -> None:
+    from cpucompat.agent.decode import decode
+    from cpucompat.agent.dumps import load_dump
+
+    from .conftest import FIXTURES
+
+    recorded = decode(load_dump(FIXTURES / "processors" / "dev-amd-epyc-nested-kvm-offer.json"))
+    assert recorded.hypervisor_offer is not None
+    generic_req = requirement_of(recorded, "dev")
+    kvm_req = requirement_of(recorded, "dev", hypervisor=Hypervisor.KVM)
+    assert kvm_req.features == generic_req.features and kvm_req.view == "offer: kvm"
+    generic_view = target_of(recorded, "dev")
+    kvm_view = target_of(recorded, "dev", hypervisor=Hypervisor.KVM)
+    assert kvm_view.features == generic_view.features and kvm_view.view == "offer: kvm"
