@@ -205,6 +205,8 @@ def test_targets_lists_exactly_the_hosts_check_accepts_under_each_view(registere
     assert "zen4" in rome_kvm["accepted"]
     _, rome_generic = _online(registered, "targets", "rome")
     assert "zen4" not in rome_generic["accepted"]
+    human = run_cli("targets", "rome", "--hypervisor", "kvm", "--coordinator", registered)
+    assert human.returncode == 0 and f"Decided by: kvm (table, {KVM_TABLE_KERNEL})" in human.stdout
 
 
 def test_online_audit_takes_the_kvm_view(registered: str) -> None:

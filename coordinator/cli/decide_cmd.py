@@ -200,6 +200,9 @@ def run_targets(args: argparse.Namespace) -> int:
                 ],
             )
         )
+        views = sorted({r.get("view") or "feature classes" for r in rows})
+        if views:
+            print(f"Decided by: {', '.join(views)}")
     return EXIT_OK if accepted else EXIT_NO
 
 
