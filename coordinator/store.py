@@ -23,7 +23,7 @@ from typing import Any
 from cpucompat.agent.raw import RawCapture
 from cpucompat.agent.rawjson import capture_from_json, capture_to_json
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Each entry upgrades the schema from version N-1 to N.
 MIGRATIONS: dict[int, str] = {
@@ -103,6 +103,10 @@ MIGRATIONS: dict[int, str] = {
         admitted_by TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (cluster, pattern)
     )
+    """,
+    # The libvirt CPU definition a VM booted with (`vm register --libvirt-xml`), one line.
+    5: """
+    ALTER TABLE vms ADD COLUMN cpu_definition TEXT
     """,
 }
 

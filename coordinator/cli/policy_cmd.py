@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cpucompat.agent.cli.common import EXIT_NO, EXIT_OK, print_json, safe, table, wrap
+from cpucompat.agent.cli.common import (
+    EXIT_NO,
+    EXIT_OK,
+    CliError,
+    print_json,
+    safe,
+    table,
+    wrap,
+)
 
 from .client import add_client_options, call, call_pages, channel_for, to_doc
 from .guard_cmd import add_guest_flags
@@ -214,12 +222,18 @@ def add_vm_parser(sub: Any, name: str, help_text: str) -> None:
     )
     reg.add_argument("vm", metavar="VM")
     reg.add_argument("--cluster", required=True)
-    group = reg.add_mutually_exclusive_group(required=True)
+    group = reg.add_mutually_exclusive_group()
     group.add_argument("--boot-host", metavar="HOST", help="the registered host the VM booted on")
     group.add_argument(
         "--baseline",
         metavar="NAME",
         help="a named baseline (model:NAME, model:qemu/NAME, level:x86-64-vN)",
+    )
+    reg.add_argument(
+        "--libvirt-xml",
+        metavar="FILE",
+        help="the domain's `virsh dumpxml`: its <cpu> defines the requirement (host-passthrough "
+        "and host-model need --boot-host; custom names a QEMU model), its invtsc and SGX EPC too",
     )
     reg.add_argument("--vendor", help="vendor for level:/generic model: baselines")
     reg.add_argument(
@@ -250,9 +264,31 @@ def _vm_stub(args: argparse.Namespace) -> Any:
     return pb_grpc.VmServiceStub(channel_for(args))
 
 
+def _read_libvirt_xml(path: str) -> str:
+    from cpucompat.coordinator.domain.libvirt_cpu import MAX_XML_BYTES
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_XML_BYTES + 1)
+    except OSError as exc:
+        raise CliError(f"--libvirt-xml {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_XML_BYTES:
+        raise CliError(
+            f"--libvirt-xml {path}: larger than {MAX_XML_BYTES // 1024} KiB; give the output "
+            "of `virsh dumpxml VM`"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CliError(f"--libvirt-xml {path}: not UTF-8 text ({exc.reason})") from None
+
+
 def run_vm_register(args: argparse.Namespace) -> int:
     from cpucompat.v1 import coordinator_service_pb2 as pb
 
+    if not (args.boot_host or args.baseline or args.libvirt_xml):
+        raise CliError("give --boot-host HOST, --baseline NAME or --libvirt-xml FILE")
+    xml = _read_libvirt_xml(args.libvirt_xml) if args.libvirt_xml else ""
     request = pb.RegisterVmRequest(
         vm_name=args.vm,
         cluster=args.cluster,
@@ -260,10 +296,11 @@ def run_vm_register(args: argparse.Namespace) -> int:
         rebooted=args.rebooted,
         invtsc=args.invtsc,
         sgx_epc=args.sgx_epc,
+        libvirt_xml=xml,
     )
     if args.boot_host:
         request.boot_host = args.boot_host
-    else:
+    elif args.baseline:
         request.baseline = args.baseline
     response = call(args, _vm_stub(args).RegisterVm, request)
     if args.json:
@@ -277,7 +314,8 @@ def run_vm_register(args: argparse.Namespace) -> int:
         )
         print(
             wrap(
-                f"VM {vm.name} in {vm.cluster}: requirement of {vm.boot_host or vm.baseline}, "
+                f"VM {vm.name} in {vm.cluster}: requirement of "
+                f"{vm.cpu_definition or vm.boot_host or vm.baseline}, "
                 f"{len(vm.requirement.features)} features{kept}"
             )
         )
@@ -300,7 +338,7 @@ def run_vm_list(args: argparse.Namespace) -> int:
                     (
                         v.name,
                         v.cluster,
-                        v.boot_host or v.baseline,
+                        v.cpu_definition or v.boot_host or v.baseline,
                         v.requirement.x86_64_level or "-",
                         len(v.requirement.features),
                     )
