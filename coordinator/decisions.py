@@ -64,6 +64,11 @@ def host_view(record: HostRecord) -> TargetView:
     )
 
 
+def domain_side(ref: Ref) -> Profile | Baseline:
+    """A dump's processor or a model, as a libvirt domain's boot host (offline)."""
+    return _side(ref)
+
+
 def _side(ref: Ref) -> Profile | Baseline:
     """The processor or baseline a dump or model reference names."""
     if ref.kind == "dump":

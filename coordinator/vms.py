@@ -243,7 +243,9 @@ class VmRegistry:
             # A baseline VM names no boot host, so an invtsc one has no known rate: only
             # targets that scale TSC take it (TSC_FREQUENCY_UNKNOWN elsewhere).
             requirement = requirement.with_guest(invtsc=invtsc, sgx_epc=sgx_epc)
-            stamp = stamp_text(make_stamp(requirement, now, boot_host or baseline or definition or ""))
+            stamp = stamp_text(
+                make_stamp(requirement, now, boot_host or baseline or definition or "")
+            )
             registered_at = existing.registered_at if existing else now
             row = (
                 name, cluster, mode, boot_host, base, stamp, registered_at, now, boot_host, definition

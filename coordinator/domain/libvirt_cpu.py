@@ -26,7 +26,6 @@ declaration (no DTD, no entities: `defusedxml` is not a dependency).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from cpucompat.agent.feature_table import (
@@ -149,8 +148,7 @@ def _root(text: str, source: str) -> ET.Element:
         raise LibvirtCpuError(f"{source}: not well-formed XML ({exc})") from None
     if root.tag not in ("domain", "cpu"):
         raise LibvirtCpuError(
-            f"{source}: the root element is <{root.tag}>, not <domain> (virsh dumpxml VM) "
-            "or <cpu>"
+            f"{source}: the root element is <{root.tag}>, not <domain> (virsh dumpxml VM) or <cpu>"
         )
     return root
 
@@ -180,7 +178,7 @@ def map_feature(name: str) -> tuple[str, str]:
         raise LibvirtCpuError(str(exc.args[0])) from None
 
 
-def _features(cpu: ET.Element, source: str) -> tuple[dict[str, set[str]], list[str]]:
+def _features(cpu: ET.Element) -> tuple[dict[str, set[str]], list[str]]:
     by_policy: dict[str, set[str]] = {"add": set(), "remove": set(), OPTIONAL: set()}
     aside: list[str] = []
     problems: list[str] = []
@@ -207,16 +205,8 @@ def _features(cpu: ET.Element, source: str) -> tuple[dict[str, set[str]], list[s
         key = "add" if policy in ADD_POLICIES else "remove" if policy in REMOVE_POLICIES else policy
         by_policy[key].add(value)
     if problems:
-        raise LibvirtCpuError(f"{source}: <cpu>: " + "; ".join(problems))
+        raise LibvirtCpuError("; ".join(problems))
     return by_policy, sorted(set(aside))
-
-
-def _resolve_model(name: str, source: str) -> str:
-    try:
-        qemu_table().resolve(name)
-        return name
-    except QemuModelError as exc:
-        raise LibvirtCpuError(f"{source}: <cpu><model>: {exc}") from None
 
 
 def _sgx_epc(root: ET.Element) -> bool:
@@ -263,26 +253,35 @@ def parse_domain_cpu(text: str, source: str = "domain XML") -> DomainCpu:
     match = cpu.get("match")
     check = cpu.get("check")
     migratable = (cpu.get("migratable") or "on") != "off"
-    by_policy, aside = _features(cpu, source)
     model_node = cpu.find("model")
     model_text = (model_node.text or "").strip() if model_node is not None else ""
-    vendor_node = cpu.find("vendor")
+    problems: list[str] = []
     vendor = None
+    vendor_node = cpu.find("vendor")
     if vendor_node is not None and (vendor_node.text or "").strip():
         try:
             vendor = normalize_vendor(vendor_node.text or "")
         except BaselineError as exc:
-            raise LibvirtCpuError(f"{source}: <cpu><vendor>: {exc}") from None
+            problems.append(f"<vendor>: {exc}")
     model: str | None = None
     if mode == MAXIMUM:
         mode = HOST_PASSTHROUGH  # QEMU -cpu max under KVM: everything KVM offers
+    if mode == CUSTOM and match == "minimum":
+        # libvirt: "a better CPU will be provided to the guest if it is possible",
+        # i.e. a constrained host-model; the guest may see more than the model.
+        mode = HOST_MODEL
     if mode == CUSTOM:
-        if match == "minimum":
-            # libvirt: "a better CPU will be provided to the guest if it is possible",
-            # i.e. a constrained host-model; the guest may see more than the model.
-            mode = HOST_MODEL
-        else:
-            model = _resolve_model(model_text or QEMU_DEFAULT_MODEL, source)
+        model = model_text or QEMU_DEFAULT_MODEL
+        try:
+            qemu_table().resolve(model)
+        except QemuModelError as exc:
+            problems.append(f"<model>: {exc}")
+    try:
+        by_policy, aside = _features(cpu)
+    except LibvirtCpuError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise LibvirtCpuError(f"{source}: <cpu>: " + "; ".join(problems))
     return DomainCpu(
         source=source,
         mode=mode,
@@ -299,7 +298,3 @@ def parse_domain_cpu(text: str, source: str = "domain XML") -> DomainCpu:
         host_phys_bits=host_phys,
         sgx_epc=sgx_epc,
     )
-
-
-def names(values: Iterable[str]) -> str:
-    return ", ".join(sorted(values))

@@ -104,7 +104,7 @@ def target_of(
 
 def requirement_of_domain(
     cpu: DomainCpu,
-    boot: Profile | None,
+    boot: Profile | Baseline | None,
     name: str,
     *,
     hypervisor: Hypervisor = Hypervisor.GENERIC,
@@ -130,17 +130,19 @@ def requirement_of_domain(
         assert cpu.model is not None
         base = resolve_baseline(QEMU_PREFIX_MODEL + cpu.model, cpu.vendor).requirement()
         req = replace(base.under(hypervisor), name=name)
-        if boot is not None:
+        if isinstance(boot, Profile):
             # The guest's TSC runs at its boot host's rate (QEMU without tsc-frequency).
             req = replace(req, tsc_hz=boot.tsc.hz)
     else:
         assert boot is not None
-        req = replace(Requirement.from_profile(boot, name, hypervisor), baseline=cpu.summary())
+        req = replace(requirement_of(boot, name, hypervisor=hypervisor), baseline=cpu.summary())
     every = req.features | req.sgx_features
     offered = every
-    if boot is not None:
+    if isinstance(boot, Profile):
         offer = boot.hypervisor_offer
         offered = boot.features if offer is None else boot.features & offer.features
+    elif boot is not None:
+        offered = boot.features
     optional = cpu.optional if boot is None else cpu.optional & offered
     added = (cpu.added | optional) - UNMIGRATABLE
     removed = cpu.removed | (UNMIGRATABLE if cpu.mode == HOST_MODEL else frozenset())
@@ -151,7 +153,8 @@ def requirement_of_domain(
             mask |= 1 << index
     mask = _without_components_of(mask, removed)
     invtsc = cpu.invtsc
-    if invtsc and boot is not None and not boot.invariant_tsc:
+    boot_invtsc = boot.invariant_tsc if isinstance(boot, Profile) else False
+    if invtsc and boot is not None and not boot_invtsc:
         if "invariant_tsc" in cpu.added:
             raise LibvirtCpuError(
                 f"{cpu.source}: the domain requires invtsc, but its boot host has no invariant "
@@ -161,8 +164,10 @@ def requirement_of_domain(
     physical_bits = req.physical_bits
     if cpu.phys_bits is not None:
         physical_bits = cpu.phys_bits
-    elif cpu.host_phys_bits and boot is not None:
+    elif cpu.host_phys_bits and isinstance(boot, Profile):
         physical_bits = boot.address_sizes.physical_bits
+    elif cpu.host_phys_bits and boot is not None:
+        physical_bits = boot.physical_bits
     req = replace(
         req,
         features=features,
