@@ -6,7 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .conftest import FIXTURES, shared_dump
+import pytest
+
+from cpucompat.coordinator.domain.libvirt_cpu import LibvirtCpuError, parse_domain_cpu
+from cpucompat.coordinator.domain.requirement import Requirement
+from cpucompat.coordinator.domain.sides import requirement_of_domain
+
+from .conftest import FIXTURES, shared_dump, shared_profile
 from .daemons import run_cli, start_agent, start_coordinator, wait_until
 
 MILAN = "instlatx64-AuthenticAMD0A00F11_K19_Milan_02_CPUID.txt"
@@ -222,3 +228,79 @@ def test_vm_register_takes_its_requirement_from_the_domain_and_keeps_it(tmp_path
         assert kept["pin-1"]["requirement"]["invariant_tsc"] is True
     finally:
         restarted.stop()
+
+
+# --- the domain rules, one by one (real dumps, no daemon) ---------------------------------
+
+
+def requirement(cpu: str, boot: str | None = None, root: str = "domain") -> Requirement:
+    text = cpu if root == "cpu" else f"<domain type='kvm'><name>vm</name>{cpu}</domain>"
+    profile = shared_profile(boot) if boot else None
+    return requirement_of_domain(parse_domain_cpu(text, "vm.xml"), profile, "vm")
+
+
+def test_optional_features_follow_the_boot_host_and_count_without_one() -> None:
+    cpu = custom("Skylake-Server", ("optional", "avx512vnni"), ("optional", "sse4.2"))
+    assert "avx512_vnni" in requirement(cpu).features  # no boot host: the stricter side
+    on_skx = requirement(cpu, SKYLAKE_SP)
+    assert "avx512_vnni" not in on_skx.features and "sse4_2" in on_skx.features
+    assert "avx512_vnni" in requirement(cpu, SAPPHIRE_RAPIDS).features
+
+
+def test_match_minimum_is_a_constrained_host_model() -> None:
+    cpu = "<cpu match='minimum'><model>Skylake-Server</model></cpu>"
+    with pytest.raises(LibvirtCpuError, match="boot host"):
+        requirement(cpu)
+    spr = requirement(cpu, SAPPHIRE_RAPIDS)
+    assert {"amx_tile", "avx512_fp16"} <= spr.features  # more than the model: SPR's own
+
+
+def test_address_width_and_sgx_epc_come_from_the_domain() -> None:
+    wide = "<cpu mode='custom'><model>Icelake-Server</model><maxphysaddr mode='emulate' bits='46'/></cpu>"
+    assert requirement(wide).physical_bits == 46
+    assert requirement(custom("Icelake-Server")).physical_bits == 40
+    host = "<cpu mode='custom'><model>Icelake-Server</model><maxphysaddr mode='passthrough'/></cpu>"
+    spr = shared_profile(SAPPHIRE_RAPIDS)
+    assert requirement(host, SAPPHIRE_RAPIDS).physical_bits == spr.address_sizes.physical_bits
+    epc = (
+        "<cpu mode='host-passthrough'/><devices><memory model='sgx-epc'><target>"
+        "<size unit='KiB'>65536</size></target></memory></devices>"
+    )
+    with_epc, without = (
+        requirement(epc, SUNNY_COVE),
+        requirement("<cpu mode='host-passthrough'/>", SUNNY_COVE),
+    )
+    assert with_epc.sgx_epc and "sgx" in with_epc.features
+    assert not without.sgx_epc and "sgx" not in without.features
+
+
+def test_maximum_and_a_bare_cpu_element_read_like_libvirt_writes_them() -> None:
+    maximum = requirement("<cpu mode='maximum'/>", MILAN)
+    passthrough = requirement("<cpu mode='host-passthrough'/>", MILAN)
+    assert maximum.features == passthrough.features
+    bare = requirement("<cpu><model>EPYC-Rome</model></cpu>", root="cpu")
+    assert bare.vendor == "AuthenticAMD" and "clwb" in bare.features
+
+
+def test_msr_and_paravirtual_names_are_accepted_but_never_decide() -> None:
+    cpu = custom(
+        "EPYC-Rome", ("require", "mds-no"), ("require", "vmx-ept"), ("require", "kvmclock")
+    )
+    parsed = parse_domain_cpu(f"<domain>{cpu}</domain>")
+    assert parsed.kept_aside == ("kvmclock", "mds-no", "vmx-ept")
+    assert requirement(cpu).features == requirement(custom("EPYC-Rome")).features
+
+
+@pytest.mark.parametrize(
+    ("cpu", "named"),
+    [
+        ("<cpu mode='host-copy'/>", "host-copy"),
+        ("<cpu><model>EPYC-Rome</model><feature policy='maybe' name='avx'/></cpu>", "maybe"),
+        ("<cpu><model>EPYC-Rome</model><feature name='psfd'/></cpu>", "amd_psfd"),
+        ("<cpu><model>EPYC-Rome</model><vendor>Cyrix</vendor></cpu>", "Cyrix"),
+        ("<cpu><maxphysaddr mode='emulate' bits='99'/></cpu>", "99"),
+    ],
+)
+def test_what_libvirt_would_not_accept_is_named(cpu: str, named: str) -> None:
+    with pytest.raises(LibvirtCpuError, match=named):
+        parse_domain_cpu(f"<domain>{cpu}</domain>", "vm.xml")
