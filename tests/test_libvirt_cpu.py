@@ -304,3 +304,42 @@ def test_msr_and_paravirtual_names_are_accepted_but_never_decide() -> None:
 def test_what_libvirt_would_not_accept_is_named(cpu: str, named: str) -> None:
     with pytest.raises(LibvirtCpuError, match=named):
         parse_domain_cpu(f"<domain>{cpu}</domain>", "vm.xml")
+
+
+# --- QEMU is the reference for custom CPUs ------------------------------------------------
+
+QEMU_CASES = [
+    ("EPYC-Milan", [("disable", "pku"), ("disable", "pclmuldq"), ("disable", "lahf_lm"),
+                    ("forbid", "ibpb"), ("require", "x2apic"), ("force", "tsc_adjust")]),
+    ("Skylake-Server-v4", [("require", "avx512vnni"), ("forbid", "hle"), ("forbid", "rtm"),
+                           ("disable", "sse4.2"), ("require", "tsc-deadline")]),
+    ("Cascadelake-Server", [("force", "stibp"), ("require", "ssbd"), ("disable", "avx512vnni"),
+                            ("disable", "cmp_legacy"), ("require", "mds-no")]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("model", "features"), QEMU_CASES, ids=[m for m, _ in QEMU_CASES])
+def test_custom_cpu_features_are_what_qemu_gives_the_guest(
+    model: str, features: list[tuple[str, str]]
+) -> None:
+    """QEMU applies the same libvirt spellings to the model (query-cpu-model-expansion, static):
+    every guest-visible feature it ends with is in the requirement, and nothing else."""
+    from cpucompat.coordinator.domain.libvirt_cpu import map_feature
+    from cpucompat.coordinator.domain.requirement import decides
+    from cpucompat.coordinator.qemu_qmp import Qmp, qemu_binary
+
+    if qemu_binary() is None:
+        pytest.skip("qemu-system-x86_64 not installed (Debian package qemu-system-x86)")
+    props = {name: policy in ("require", "force") for policy, name in features}
+    with Qmp(["-machine", "none", "-accel", "tcg"]) as qmp:
+        expansion = qmp.command(
+            "query-cpu-model-expansion", type="static", model={"name": model, "props": props}
+        )
+    qemu: set[str] = set()
+    for name, value in expansion["model"]["props"].items():
+        if value is True:
+            kind, mapped = map_feature(name)
+            if kind == "feature" and decides(mapped):
+                qemu.add(mapped)
+    req = requirement(custom(model, *features))
+    assert req.features | req.sgx_features == qemu
