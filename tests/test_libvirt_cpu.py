@@ -343,3 +343,30 @@ def test_custom_cpu_features_are_what_qemu_gives_the_guest(
                 qemu.add(mapped)
     req = requirement(custom(model, *features))
     assert req.features | req.sgx_features == qemu
+
+
+def test_a_schema_4_database_keeps_its_vms_and_gains_the_definition_column(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from cpucompat.coordinator.store import MIGRATIONS, Store
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        for version in range(1, 5):
+            conn.executescript(MIGRATIONS[version])
+        conn.execute(
+            "INSERT INTO vms (name, cluster, mode, boot_host, baseline, requirement, "
+            "registered_at, booted_at, current_host) VALUES "
+            "('web-1', 'prod', 'baseline', NULL, 'model:qemu/EPYC-Rome', '{}', 1.0, 1.0, NULL)"
+        )
+        conn.execute("PRAGMA user_version = 4")
+    store = Store(path)
+    try:
+        with store.reading() as db:
+            row = db.execute("SELECT name, baseline, cpu_definition FROM vms").fetchone()
+        assert tuple(row) == ("web-1", "model:qemu/EPYC-Rome", None)
+        assert store.schema_version() == 5
+    finally:
+        store.close()
