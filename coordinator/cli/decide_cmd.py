@@ -22,7 +22,14 @@ from cpucompat.agent.cli.common import (
 )
 
 from .client import add_client_options, call, channel_for
-from .refs import check_baseline, domain_ref, is_offline, proto_ref, verdict_doc
+from .refs import (
+    check_baseline,
+    domain_ref,
+    is_offline,
+    proto_ref,
+    read_libvirt_xml,
+    verdict_doc,
+)
 
 LIBVIRT_PREFIX = "libvirt:"
 
@@ -128,10 +135,8 @@ def _check_domain(args: argparse.Namespace, hypervisor: Any) -> dict[str, Any]:
         )
     if args.boot_host is not None:
         check_baseline(args.boot_host, args.vendor)
-    from .policy_cmd import _read_libvirt_xml
-
     try:
-        cpu = parse_domain_cpu(_read_libvirt_xml(path), path)
+        cpu = parse_domain_cpu(read_libvirt_xml(path), path)
         boot = None
         if args.boot_host is not None:
             boot = domain_side(domain_ref(args.boot_host, args.vendor))

@@ -17,7 +17,7 @@ from cpucompat.agent.cli.common import (
 
 from .client import add_client_options, call, call_pages, channel_for, to_doc
 from .guard_cmd import add_guest_flags
-from .refs import verdict_doc
+from .refs import read_libvirt_xml, verdict_doc
 
 ACTIONS = ("TURN_OFF", "SAVE", "SHUTDOWN", "SHUTDOWN_FORCED")
 
@@ -264,31 +264,12 @@ def _vm_stub(args: argparse.Namespace) -> Any:
     return pb_grpc.VmServiceStub(channel_for(args))
 
 
-def _read_libvirt_xml(path: str) -> str:
-    from cpucompat.coordinator.domain.libvirt_cpu import MAX_XML_BYTES
-
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_XML_BYTES + 1)
-    except OSError as exc:
-        raise CliError(f"--libvirt-xml {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_XML_BYTES:
-        raise CliError(
-            f"--libvirt-xml {path}: larger than {MAX_XML_BYTES // 1024} KiB; give the output "
-            "of `virsh dumpxml VM`"
-        )
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CliError(f"--libvirt-xml {path}: not UTF-8 text ({exc.reason})") from None
-
-
 def run_vm_register(args: argparse.Namespace) -> int:
     from cpucompat.v1 import coordinator_service_pb2 as pb
 
     if not (args.boot_host or args.baseline or args.libvirt_xml):
         raise CliError("give --boot-host HOST, --baseline NAME or --libvirt-xml FILE")
-    xml = _read_libvirt_xml(args.libvirt_xml) if args.libvirt_xml else ""
+    xml = read_libvirt_xml(args.libvirt_xml) if args.libvirt_xml else ""
     request = pb.RegisterVmRequest(
         vm_name=args.vm,
         cluster=args.cluster,

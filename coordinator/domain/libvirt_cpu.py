@@ -51,8 +51,8 @@ QEMU_PREFIX_MODEL = "model:qemu/"
 """How a QEMU model is named as a baseline (`baselines`)."""
 
 QEMU_DEFAULT_MODEL = "qemu64"
-"""What QEMU runs without ``-cpu`` (target/i386/cpu.h ``TARGET_DEFAULT_CPU_TYPE`` on x86-64),
-which is what libvirt asks for when a domain has no ``<cpu>`` model."""
+"""What QEMU runs without ``-cpu`` (target/i386/cpu.h ``TARGET_DEFAULT_CPU_TYPE`` on x86-64);
+libvirt passes no ``-cpu`` for a domain without a ``<cpu>`` model."""
 
 UNMIGRATABLE = frozenset({"invariant_tsc"})
 """Bits QEMU marks unmigratable (target/i386/cpu.c, ``unmigratable_flags``: only
