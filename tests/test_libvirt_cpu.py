@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import grpc
 import pytest
 
 from cpucompat.coordinator.domain.libvirt_cpu import LibvirtCpuError, parse_domain_cpu
 from cpucompat.coordinator.domain.requirement import Requirement
 from cpucompat.coordinator.domain.sides import requirement_of_domain
+from cpucompat.v1 import coordinator_service_pb2 as pb
+from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .conftest import FIXTURES, shared_dump, shared_profile
 from .daemons import run_cli, start_agent, start_coordinator, wait_until
@@ -211,7 +214,15 @@ def test_vm_register_takes_its_requirement_from_the_domain_and_keeps_it(tmp_path
         out = register("bad-1", bad)
         assert out.returncode == 2 and "avx9000" in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1
-        assert set(vms()) == {"vnni-1", "pin-1"}
+        request = pb.RegisterVmRequest(vm_name="bad-2", cluster="prod", libvirt_xml=bad.read_text())
+        with (
+            grpc.insecure_channel(coord.address) as channel,
+            pytest.raises(grpc.RpcError) as refused,
+        ):
+            pb_grpc.VmServiceStub(channel).RegisterVm(request)
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "avx9000" in (refused.value.details() or "")
+        assert set(vms()) == {"vnni-1", "pin-1"}  # nothing stored for either refusal
         changed = register("vnni-1", domain(tmp_path, custom("Skylake-Client"), "plain.xml"))
         assert changed.returncode == 2 and "--rebooted" in changed.stderr
     finally:
