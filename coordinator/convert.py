@@ -466,6 +466,7 @@ def vm_to_proto(vm: VmRecord) -> pb.Vm:
         requirement=requirement_to_proto(vm.requirement),
         registered_at=timestamp(vm.registered_at),
         booted_at=timestamp(vm.booted_at),
+        cpu_definition=vm.cpu_definition or "",
     )
 
 

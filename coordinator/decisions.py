@@ -65,6 +65,11 @@ def host_view(record: HostRecord, hypervisor: Hypervisor = Hypervisor.GENERIC) -
     )
 
 
+def domain_side(ref: Ref) -> Profile | Baseline:
+    """A dump's processor or a model, as a libvirt domain's boot host (offline)."""
+    return _side(ref)
+
+
 def _side(ref: Ref) -> Profile | Baseline:
     """The processor or baseline a dump or model reference names."""
     if ref.kind == "dump":

@@ -11,6 +11,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -23,7 +24,7 @@ from typing import Any
 from cpucompat.agent.raw import RawCapture
 from cpucompat.agent.rawjson import capture_from_json, capture_to_json
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Each entry upgrades the schema from version N-1 to N.
 MIGRATIONS: dict[int, str] = {
@@ -103,6 +104,10 @@ MIGRATIONS: dict[int, str] = {
         admitted_by TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (cluster, pattern)
     )
+    """,
+    # The libvirt CPU definition a VM booted with (`vm register --libvirt-xml`), one line.
+    5: """
+    ALTER TABLE vms ADD COLUMN cpu_definition TEXT
     """,
 }
 
@@ -261,6 +266,25 @@ class Store:
                 f"{', '.join(tables[:5])}); give the coordinator its own --db"
             )
 
+    def _check_tables_of(self, version: int) -> None:
+        """Before migrating: a file at ``version`` holds every table that version created
+        (a later migration altering a missing table would fail with SQLite's words)."""
+        created = {
+            name
+            for v in range(1, version + 1)
+            for name in re.findall(r"CREATE TABLE (\w+)", MIGRATIONS.get(v, ""))
+        }
+        have = {
+            row[0]
+            for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        missing = sorted(created - have)
+        if missing:
+            raise StoreError(
+                f"database {self.path} is not a cpucompat database (schema version {version} "
+                f"but no table {', '.join(missing)}); give the coordinator its own --db"
+            )
+
     def _check_schema(self) -> None:
         """A file with cpucompat's version but not its tables is someone else's."""
         for table, columns in EXPECTED_TABLES.items():
@@ -313,6 +337,7 @@ class Store:
                     f"database {self.path} has schema version {current}, newer than this "
                     f"cpucompat ({SCHEMA_VERSION}); upgrade cpucompat"
                 )
+            self._check_tables_of(current)
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 self._db.execute("BEGIN IMMEDIATE")
                 try:

@@ -15,8 +15,10 @@ from typing import Any
 from .decisions import Decisions, Ref
 from .domain.compat import Verdict, check, unknown_host
 from .domain.hosts import EventKind
+from .domain.libvirt_cpu import DomainCpu, LibvirtCpuError, parse_domain_cpu
 from .domain.policy import OfflineAction
 from .domain.requirement import Requirement
+from .domain.sides import requirement_of_domain
 from .domain.stamp import load_stamp, make_stamp, stamp_text
 from .policy import PolicyEngine
 from .registry import Registry, UnknownHostError, check_name
@@ -38,6 +40,7 @@ class VmRecord:
     registered_at: float
     booted_at: float
     current_host: str | None
+    cpu_definition: str | None = None  # the libvirt <cpu> it booted with, one line
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +52,7 @@ class VmRecord:
             "current_host": self.current_host,
             "registered_at": self.registered_at,
             "booted_at": self.booted_at,
+            "cpu_definition": self.cpu_definition,
             "requirement": self.requirement.to_json(),
         }
 
@@ -100,6 +104,7 @@ class VmRegistry:
             registered_at=row["registered_at"],
             booted_at=row["booted_at"],
             current_host=row["current_host"],
+            cpu_definition=row["cpu_definition"],
         )
 
     def _refresh(self, name: str) -> None:
@@ -132,21 +137,49 @@ class VmRegistry:
         rebooted: bool = False,
         invtsc: bool = False,
         sgx_epc: bool = False,
+        libvirt_xml: str | None = None,
     ) -> tuple[VmRecord, bool]:
-        """Register or update a VM; returns (record, whether its requirement was (re)captured)."""
+        """Register or update a VM; returns (record, whether its requirement was (re)captured).
+
+        ``libvirt_xml`` (a domain's ``virsh dumpxml``) defines the requirement by its
+        ``<cpu>`` (`libvirt_cpu`): host modes need ``boot_host``, a custom CPU does not.
+        """
         check_name(name, "VM name")
         check_name(cluster, "cluster name")
-        if bool(boot_host) == bool(baseline):
+        domain: DomainCpu | None = None
+        if libvirt_xml is not None:
+            if baseline:
+                raise ValueError(
+                    "--libvirt-xml defines the VM's CPU itself: drop --baseline (a custom "
+                    "<cpu> names its QEMU model)"
+                )
+            if invtsc or sgx_epc:
+                raise ValueError(
+                    "--libvirt-xml says whether the guest has invtsc (<feature name='invtsc'/>) "
+                    "and an SGX EPC (<memory model='sgx-epc'>): drop --invtsc/--sgx-epc"
+                )
+            domain = parse_domain_cpu(libvirt_xml, f"VM {name}'s domain XML")
+            invtsc, sgx_epc = domain.invtsc, domain.sgx_epc
+            if domain.needs_boot_host and not boot_host:
+                raise LibvirtCpuError(
+                    f"VM {name}'s domain XML has <cpu mode='{domain.mode}'>, the boot host's CPU: "
+                    "name the host it booted on (--boot-host HOST)"
+                )
+        elif bool(boot_host) == bool(baseline):
             raise ValueError("give exactly one of --boot-host HOST or --baseline NAME")
         now = self.registry.clock()
         try:
             existing: VmRecord | None = self.get(name)
         except UnknownVmError:
             existing = None
+        boot_profile = None
         if boot_host:
             record = self.registry.host(boot_host)
+            boot_profile = record.profile
             if record.cluster != cluster:
                 raise ValueError(f"host {boot_host} is in cluster {record.cluster}, not {cluster}")
+            if domain is not None and domain.mode == "host-passthrough" and not domain.migratable:
+                invtsc = invtsc and record.profile.invariant_tsc
             if invtsc and not record.profile.invariant_tsc:
                 raise ValueError(
                     f"--invtsc: host {boot_host} has no invariant TSC, so no guest booted there "
@@ -158,6 +191,18 @@ class VmRegistry:
                     "so no VM there has an enclave page cache; drop --sgx-epc"
                 )
         recapture = existing is None or rebooted
+        definition = domain.summary() if domain is not None else None
+        if (
+            existing is not None
+            and not rebooted
+            and domain is not None
+            and existing.cpu_definition != definition
+        ):
+            raise ValueError(
+                f"VM {name} booted with {existing.cpu_definition or 'no libvirt CPU definition'}; "
+                f"a new one ({definition}) takes effect only after the guest restarts: pass "
+                "--rebooted if it did"
+            )
         if (
             existing is not None
             and not rebooted
@@ -185,7 +230,10 @@ class VmRegistry:
                 "after the guest restarts: pass --rebooted if it did"
             )
         if recapture:
-            if boot_host:
+            if domain is not None:
+                requirement = requirement_of_domain(domain, boot_profile, boot_host or name)
+                mode, base = "libvirt", None
+            elif boot_host:
                 requirement = self.decisions.requirement(Ref.host(boot_host))
                 mode, base = "host", None
             else:
@@ -195,16 +243,23 @@ class VmRegistry:
             # A baseline VM names no boot host, so an invtsc one has no known rate: only
             # targets that scale TSC take it (TSC_FREQUENCY_UNKNOWN elsewhere).
             requirement = requirement.with_guest(invtsc=invtsc, sgx_epc=sgx_epc)
-            stamp = stamp_text(make_stamp(requirement, now, boot_host or baseline or ""))
+            stamp = stamp_text(
+                make_stamp(requirement, now, boot_host or baseline or definition or "")
+            )
             registered_at = existing.registered_at if existing else now
-            row = (name, cluster, mode, boot_host, base, stamp, registered_at, now, boot_host)
+            row = (
+                name, cluster, mode, boot_host, base, stamp, registered_at, now, boot_host, definition
+            )  # fmt: skip
             with self.store.transaction() as db:
                 db.execute(
                     "INSERT OR REPLACE INTO vms (name, cluster, mode, boot_host, baseline, requirement, "
-                    "registered_at, booted_at, current_host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "registered_at, booted_at, current_host, cpu_definition) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     row,
                 )
                 what = f"booted on {boot_host}" if boot_host else f"baseline {baseline}"
+                if definition is not None:
+                    what = definition + (f", booted on {boot_host}" if boot_host else "")
                 Registry.add_event(
                     db,
                     now,

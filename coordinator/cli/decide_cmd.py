@@ -22,7 +22,16 @@ from cpucompat.agent.cli.common import (
 )
 
 from .client import add_client_options, call, channel_for
-from .refs import check_baseline, domain_ref, is_offline, proto_ref, verdict_doc
+from .refs import (
+    check_baseline,
+    domain_ref,
+    is_offline,
+    proto_ref,
+    read_libvirt_xml,
+    verdict_doc,
+)
+
+LIBVIRT_PREFIX = "libvirt:"
 
 HOST_ARG_HELP = (
     "a registered host id, dump:PATH (a CPUID dump file) or model:NAME / level:x86-64-vN[@vendor]"
@@ -75,8 +84,18 @@ def add_check_parser(sub: Any, name: str, help_text: str) -> None:
             "Exit 0 when compatible, 3 when refused."
         ),
     )
-    p.add_argument("source", metavar="SOURCE", help=HOST_ARG_HELP)
+    p.add_argument(
+        "source",
+        metavar="SOURCE",
+        help=HOST_ARG_HELP + ", or libvirt:FILE (a domain's virsh dumpxml; offline)",
+    )
     p.add_argument("target", metavar="TARGET", help=HOST_ARG_HELP)
+    p.add_argument(
+        "--boot-host",
+        metavar="HOST",
+        help="for libvirt:FILE with <cpu mode='host-passthrough'> or 'host-model': the host it "
+        "booted on, dump:PATH or model:NAME",
+    )
     _vendor_option(p)
     add_hypervisor_option(p)
     add_client_options(p)
@@ -96,7 +115,52 @@ def render_verdict(source: str, target: str, doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _check_domain(args: argparse.Namespace, hypervisor: Any) -> dict[str, Any]:
+    """``check libvirt:FILE TARGET``: the domain's <cpu> against a dump or model, offline."""
+    from cpucompat.coordinator.decisions import Decisions, domain_side
+    from cpucompat.coordinator.domain.compat import check
+    from cpucompat.coordinator.domain.libvirt_cpu import parse_domain_cpu
+    from cpucompat.coordinator.domain.sides import requirement_of_domain
+
+    path = args.source.removeprefix(LIBVIRT_PREFIX)
+    if not path:
+        raise CliError("libvirt: needs a file path, e.g. libvirt:/tmp/vm.xml (virsh dumpxml VM)")
+    if not is_offline(args.target):
+        raise CliError(
+            f"{args.target!r} is a registered host id: libvirt:FILE is checked offline against "
+            "dump:PATH or model:NAME (register the VM with `vm register --libvirt-xml` to check "
+            "it against registered hosts)"
+        )
+    if args.boot_host is not None and not is_offline(args.boot_host):
+        raise CliError(
+            f"--boot-host {args.boot_host!r}: offline, the boot host is dump:PATH or model:NAME"
+        )
+    if args.boot_host is not None:
+        check_baseline(args.boot_host, args.vendor)
+    try:
+        cpu = parse_domain_cpu(read_libvirt_xml(path), path)
+        boot = None
+        if args.boot_host is not None:
+            boot = domain_side(domain_ref(args.boot_host, args.vendor))
+        label = f"{LIBVIRT_PREFIX}{path}"
+        requirement = requirement_of_domain(cpu, boot, label, hypervisor=hypervisor)
+        decisions = Decisions(registry=None, hypervisor=hypervisor)  # type: ignore[arg-type]
+        return check(requirement, decisions.target(domain_ref(args.target, args.vendor))).to_json()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
 def run_check(args: argparse.Namespace) -> int:
+    if args.source.startswith(LIBVIRT_PREFIX):
+        check_baseline(args.target, args.vendor)
+        doc = _check_domain(args, hypervisor_of(args, offline=True))
+        if args.json:
+            print_json(doc)
+        else:
+            print(render_verdict(args.source, args.target, doc))
+        return EXIT_OK if doc["compatible"] else EXIT_NO
+    if args.boot_host is not None:
+        raise CliError("--boot-host applies to a libvirt:FILE source only")
     for arg in (args.source, args.target):
         check_baseline(arg, args.vendor)
     offline = is_offline(args.source) and is_offline(args.target)

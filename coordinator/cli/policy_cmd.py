@@ -5,11 +5,19 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cpucompat.agent.cli.common import EXIT_NO, EXIT_OK, print_json, safe, table, wrap
+from cpucompat.agent.cli.common import (
+    EXIT_NO,
+    EXIT_OK,
+    CliError,
+    print_json,
+    safe,
+    table,
+    wrap,
+)
 
 from .client import add_client_options, call, call_pages, channel_for, to_doc
 from .guard_cmd import add_guest_flags
-from .refs import verdict_doc
+from .refs import read_libvirt_xml, verdict_doc
 
 ACTIONS = ("TURN_OFF", "SAVE", "SHUTDOWN", "SHUTDOWN_FORCED")
 
@@ -214,12 +222,18 @@ def add_vm_parser(sub: Any, name: str, help_text: str) -> None:
     )
     reg.add_argument("vm", metavar="VM")
     reg.add_argument("--cluster", required=True)
-    group = reg.add_mutually_exclusive_group(required=True)
+    group = reg.add_mutually_exclusive_group()
     group.add_argument("--boot-host", metavar="HOST", help="the registered host the VM booted on")
     group.add_argument(
         "--baseline",
         metavar="NAME",
         help="a named baseline (model:NAME, model:qemu/NAME, level:x86-64-vN)",
+    )
+    reg.add_argument(
+        "--libvirt-xml",
+        metavar="FILE",
+        help="the domain's `virsh dumpxml`: its <cpu> defines the requirement (host-passthrough "
+        "and host-model need --boot-host; custom names a QEMU model), its invtsc and SGX EPC too",
     )
     reg.add_argument("--vendor", help="vendor for level:/generic model: baselines")
     reg.add_argument(
@@ -253,6 +267,9 @@ def _vm_stub(args: argparse.Namespace) -> Any:
 def run_vm_register(args: argparse.Namespace) -> int:
     from cpucompat.v1 import coordinator_service_pb2 as pb
 
+    if not (args.boot_host or args.baseline or args.libvirt_xml):
+        raise CliError("give --boot-host HOST, --baseline NAME or --libvirt-xml FILE")
+    xml = read_libvirt_xml(args.libvirt_xml) if args.libvirt_xml else ""
     request = pb.RegisterVmRequest(
         vm_name=args.vm,
         cluster=args.cluster,
@@ -260,10 +277,11 @@ def run_vm_register(args: argparse.Namespace) -> int:
         rebooted=args.rebooted,
         invtsc=args.invtsc,
         sgx_epc=args.sgx_epc,
+        libvirt_xml=xml,
     )
     if args.boot_host:
         request.boot_host = args.boot_host
-    else:
+    elif args.baseline:
         request.baseline = args.baseline
     response = call(args, _vm_stub(args).RegisterVm, request)
     if args.json:
@@ -277,7 +295,8 @@ def run_vm_register(args: argparse.Namespace) -> int:
         )
         print(
             wrap(
-                f"VM {vm.name} in {vm.cluster}: requirement of {vm.boot_host or vm.baseline}, "
+                f"VM {vm.name} in {vm.cluster}: requirement of "
+                f"{vm.cpu_definition or vm.boot_host or vm.baseline}, "
                 f"{len(vm.requirement.features)} features{kept}"
             )
         )
@@ -300,7 +319,7 @@ def run_vm_list(args: argparse.Namespace) -> int:
                     (
                         v.name,
                         v.cluster,
-                        v.boot_host or v.baseline,
+                        v.cpu_definition or v.boot_host or v.baseline,
                         v.requirement.x86_64_level or "-",
                         len(v.requirement.features),
                     )

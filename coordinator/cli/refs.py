@@ -66,6 +66,26 @@ def check_baseline(arg: str, vendor: str | None) -> None:
         raise CliError(str(exc)) from None
 
 
+def read_libvirt_xml(path: str) -> str:
+    """A domain XML file's text (``virsh dumpxml``), bounded; errors are usage errors."""
+    from cpucompat.coordinator.domain.libvirt_cpu import MAX_XML_BYTES
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_XML_BYTES + 1)
+    except OSError as exc:
+        raise CliError(f"--libvirt-xml {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_XML_BYTES:
+        raise CliError(
+            f"--libvirt-xml {path}: larger than {MAX_XML_BYTES // 1024} KiB; give the output "
+            "of `virsh dumpxml VM`"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CliError(f"--libvirt-xml {path}: not UTF-8 text ({exc.reason})") from None
+
+
 def _data_value(text: str) -> Any:
     try:
         return json.loads(text)

@@ -22,9 +22,10 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 TABLE_PATH = Path(__file__).with_name("qemu_models.json")
@@ -65,6 +66,9 @@ class QemuTable:
     qemu_package: str
     models: Mapping[str, QemuModel]
     aliases: Mapping[str, str]
+    feature_names: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """QEMU spelling -> (kind, value) where QEMU located it: ("feature", project name),
+    ("msr", "0x10a"), ("hypervisor", ...); the names set in some model."""
 
     def names(self) -> tuple[str, ...]:
         """Every accepted name: versioned models and aliases."""
@@ -110,6 +114,12 @@ def load_table(path: Path = TABLE_PATH) -> QemuTable:
         qemu_package=str(doc.get("qemu_package", "")),
         models={n: _model(n, m) for n, m in doc["models"].items()},
         aliases=dict(doc["aliases"]),
+        feature_names=MappingProxyType(
+            {
+                name: (str(entry["kind"]), str(entry["value"]))
+                for name, entry in doc.get("feature_names", {}).items()
+            }
+        ),
     )
 
 

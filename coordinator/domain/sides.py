@@ -23,10 +23,17 @@ from cpucompat.agent.profile import Profile
 from .compat import TargetView
 from .kvm_offerable import Hypervisor, guest_sees
 from .mitigations import arch_capabilities_no, as_guest_sees, satisfied
-from .requirement import Requirement, usable_xsave_mask_of
+from .requirement import (
+    SUPERVISOR_XSAVE_FEATURES,
+    XSAVE_FEATURE,
+    Requirement,
+    guest_visible,
+    usable_xsave_mask_of,
+)
 
 if TYPE_CHECKING:
     from .baselines import Baseline
+    from .libvirt_cpu import DomainCpu
 
 
 def requirement_of(
@@ -97,3 +104,91 @@ def target_of(
         replayed=bool(replayed),
         x86_64_level=nearest_level(features),
     )
+
+
+def requirement_of_domain(
+    cpu: DomainCpu,
+    boot: Profile | Baseline | None,
+    name: str,
+    *,
+    hypervisor: Hypervisor = Hypervisor.GENERIC,
+) -> Requirement:
+    """What a VM defined by a libvirt ``<cpu>`` (`libvirt_cpu`) needs from its restore target.
+
+    Host modes start from the boot host's requirement (its hypervisor offer where known,
+    else ``hypervisor``'s rules); a custom CPU from its QEMU model. Then the domain's
+    features: require/force add, disable/forbid remove, optional adds what the boot host
+    offers (every optional one without a boot host: the stricter side). invtsc and an SGX
+    EPC are the domain's own configuration. Raises LibvirtCpuError when a host mode lacks
+    its boot host.
+    """
+    from .baselines import XSAVE_FOR_FEATURE, resolve_baseline
+    from .libvirt_cpu import CUSTOM, HOST_MODEL, QEMU_PREFIX_MODEL, UNMIGRATABLE, LibvirtCpuError
+
+    if cpu.needs_boot_host and boot is None:
+        raise LibvirtCpuError(
+            f"{cpu.source}: <cpu mode='{cpu.mode}'> is the boot host's CPU: name the host the "
+            "VM booted on (--boot-host)"
+        )
+    if cpu.mode == CUSTOM:
+        assert cpu.model is not None
+        base = resolve_baseline(QEMU_PREFIX_MODEL + cpu.model, cpu.vendor).requirement()
+        req = replace(base.under(hypervisor), name=name)
+        if isinstance(boot, Profile):
+            # The guest's TSC runs at its boot host's rate (QEMU without tsc-frequency).
+            req = replace(req, tsc_hz=boot.tsc.hz)
+    else:
+        assert boot is not None
+        req = replace(requirement_of(boot, name, hypervisor=hypervisor), baseline=cpu.summary())
+    every = req.features | req.sgx_features
+    offered = every
+    if isinstance(boot, Profile):
+        offer = boot.hypervisor_offer
+        offered = boot.features if offer is None else boot.features & offer.features
+    elif boot is not None:
+        offered = boot.features
+    optional = cpu.optional if boot is None else cpu.optional & offered
+    added = (cpu.added | optional) - UNMIGRATABLE
+    removed = cpu.removed | (UNMIGRATABLE if cpu.mode == HOST_MODEL else frozenset())
+    features = guest_visible((every | added) - removed)
+    mask = req.xsave_mask
+    for feature in added:
+        for index in XSAVE_FOR_FEATURE.get(feature, ()):
+            mask |= 1 << index
+    mask = _without_components_of(mask, removed)
+    invtsc = cpu.invtsc
+    boot_invtsc = boot.invariant_tsc if isinstance(boot, Profile) else False
+    if invtsc and boot is not None and not boot_invtsc:
+        if "invariant_tsc" in cpu.added:
+            raise LibvirtCpuError(
+                f"{cpu.source}: the domain requires invtsc, but its boot host has no invariant "
+                "TSC (CPUID 0x80000007 EDX bit 8), so it cannot have booted there"
+            )
+        invtsc = False  # migratable='off' passes invtsc only where the host has it
+    physical_bits = req.physical_bits
+    if cpu.phys_bits is not None:
+        physical_bits = cpu.phys_bits
+    elif cpu.host_phys_bits and isinstance(boot, Profile):
+        physical_bits = boot.address_sizes.physical_bits
+    elif cpu.host_phys_bits and boot is not None:
+        physical_bits = boot.physical_bits
+    req = replace(
+        req,
+        features=features,
+        sgx_features=frozenset(),
+        xsave_mask=mask,
+        physical_bits=physical_bits,
+        baseline=cpu.summary(),
+    )
+    return req.with_guest(invtsc=invtsc, sgx_epc=cpu.sgx_epc)
+
+
+def _without_components_of(mask: int, removed: frozenset[str]) -> int:
+    """``mask`` without the XSAVE components whose only users a domain disabled."""
+    for index, feature in XSAVE_FEATURE.items():
+        if feature in removed:
+            mask &= ~(1 << index)
+    for index, users in SUPERVISOR_XSAVE_FEATURES.items():
+        if users <= removed:
+            mask &= ~(1 << index)
+    return mask

@@ -8,6 +8,7 @@ from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .. import convert
+from ..domain.libvirt_cpu import MAX_XML_BYTES
 from ..limits import MAX_SPEC, LimitError, check_name, check_text
 from ..registry import Registry
 from ..security import Authorizer
@@ -37,6 +38,11 @@ class VmServicer(pb_grpc.VmServiceServicer):
             check_name(request.boot_host, "boot host")
         check_text(request.baseline, "baseline", MAX_SPEC)
         check_text(request.vendor, "vendor", MAX_SPEC)
+        if len(request.libvirt_xml) > MAX_XML_BYTES:
+            raise LimitError(
+                f"libvirt_xml is {len(request.libvirt_xml)} characters long; a domain XML is a "
+                f"few KiB and at most {MAX_XML_BYTES} are read"
+            )
         try:
             self.vms.get(request.vm_name)
             created = False
@@ -51,6 +57,7 @@ class VmServicer(pb_grpc.VmServiceServicer):
             rebooted=request.rebooted,
             invtsc=request.invtsc,
             sgx_epc=request.sgx_epc,
+            libvirt_xml=request.libvirt_xml or None,
         )
         return pb.RegisterVmResponse(
             vm=convert.vm_to_proto(record), created=created, requirement_updated=updated

@@ -460,7 +460,7 @@ class VmRequirement(_message.Message):
     def __init__(self, mode: _Optional[_Union[VmRequirementMode, str]] = ..., source: _Optional[str] = ..., vendor: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., xsave_mask: _Optional[int] = ..., physical_bits: _Optional[int] = ..., x86_64_level: _Optional[str] = ..., family: _Optional[int] = ..., model: _Optional[int] = ..., tsc_hz: _Optional[int] = ..., fingerprint: _Optional[str] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., invariant_tsc: _Optional[bool] = ..., sgx_epc: _Optional[bool] = ..., guest_physical_bits: _Optional[int] = ..., avx10_version: _Optional[int] = ...) -> None: ...
 
 class Vm(_message.Message):
-    __slots__ = ("name", "cluster", "boot_host", "baseline", "requirement", "registered_at", "booted_at")
+    __slots__ = ("name", "cluster", "boot_host", "baseline", "requirement", "registered_at", "booted_at", "cpu_definition")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     BOOT_HOST_FIELD_NUMBER: _ClassVar[int]
@@ -468,6 +468,7 @@ class Vm(_message.Message):
     REQUIREMENT_FIELD_NUMBER: _ClassVar[int]
     REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
     BOOTED_AT_FIELD_NUMBER: _ClassVar[int]
+    CPU_DEFINITION_FIELD_NUMBER: _ClassVar[int]
     name: str
     cluster: str
     boot_host: str
@@ -475,7 +476,8 @@ class Vm(_message.Message):
     requirement: VmRequirement
     registered_at: _timestamp_pb2.Timestamp
     booted_at: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., cluster: _Optional[str] = ..., boot_host: _Optional[str] = ..., baseline: _Optional[str] = ..., requirement: _Optional[_Union[VmRequirement, _Mapping]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., booted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    cpu_definition: str
+    def __init__(self, name: _Optional[str] = ..., cluster: _Optional[str] = ..., boot_host: _Optional[str] = ..., baseline: _Optional[str] = ..., requirement: _Optional[_Union[VmRequirement, _Mapping]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., booted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cpu_definition: _Optional[str] = ...) -> None: ...
 
 class FailoverPlan(_message.Message):
     __slots__ = ("vm_name", "to_host", "action", "hyperv_offline_action", "verdict", "reason", "cluster_action")
@@ -798,7 +800,7 @@ class WatchPolicyResponse(_message.Message):
     def __init__(self, policy: _Optional[_Union[ClusterPolicy, _Mapping]] = ...) -> None: ...
 
 class RegisterVmRequest(_message.Message):
-    __slots__ = ("vm_name", "cluster", "boot_host", "baseline", "vendor", "rebooted", "invtsc", "sgx_epc")
+    __slots__ = ("vm_name", "cluster", "boot_host", "baseline", "vendor", "rebooted", "invtsc", "sgx_epc", "libvirt_xml")
     VM_NAME_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     BOOT_HOST_FIELD_NUMBER: _ClassVar[int]
@@ -807,6 +809,7 @@ class RegisterVmRequest(_message.Message):
     REBOOTED_FIELD_NUMBER: _ClassVar[int]
     INVTSC_FIELD_NUMBER: _ClassVar[int]
     SGX_EPC_FIELD_NUMBER: _ClassVar[int]
+    LIBVIRT_XML_FIELD_NUMBER: _ClassVar[int]
     vm_name: str
     cluster: str
     boot_host: str
@@ -815,7 +818,8 @@ class RegisterVmRequest(_message.Message):
     rebooted: bool
     invtsc: bool
     sgx_epc: bool
-    def __init__(self, vm_name: _Optional[str] = ..., cluster: _Optional[str] = ..., boot_host: _Optional[str] = ..., baseline: _Optional[str] = ..., vendor: _Optional[str] = ..., rebooted: _Optional[bool] = ..., invtsc: _Optional[bool] = ..., sgx_epc: _Optional[bool] = ...) -> None: ...
+    libvirt_xml: str
+    def __init__(self, vm_name: _Optional[str] = ..., cluster: _Optional[str] = ..., boot_host: _Optional[str] = ..., baseline: _Optional[str] = ..., vendor: _Optional[str] = ..., rebooted: _Optional[bool] = ..., invtsc: _Optional[bool] = ..., sgx_epc: _Optional[bool] = ..., libvirt_xml: _Optional[str] = ...) -> None: ...
 
 class RegisterVmResponse(_message.Message):
     __slots__ = ("vm", "created", "requirement_updated")
