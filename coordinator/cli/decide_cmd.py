@@ -153,7 +153,7 @@ def _check_domain(args: argparse.Namespace, hypervisor: Any) -> dict[str, Any]:
 def run_check(args: argparse.Namespace) -> int:
     if args.source.startswith(LIBVIRT_PREFIX):
         check_baseline(args.target, args.vendor)
-        doc = _check_domain(args, hypervisor_of(args, offline=True))
+        doc = _check_domain(args, hypervisor_of(args))
         if args.json:
             print_json(doc)
         else:
