@@ -2,8 +2,8 @@
 
 Each backend keeps its own folder of files (its dialect), numbered alike: file N
 upgrades the schema from version N-1 to N. The backend records the version it
-reached (SQLite: ``PRAGMA user_version``, as every cpucompat database has since the
-first release) and applies each file in one transaction with that record.
+reached (SQLite: the file header's ``user_version``, as every cpucompat database has
+since the first release) and applies each file in one transaction with that record.
 """
 
 from __future__ import annotations
