@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cpucompat.agent.decode import decode
-from cpucompat.agent.profile import Profile, Tsc
+from cpucompat.agent.profile import Profile
 from cpucompat.agent.raw import RawCapture, RawDataError, validate_capture
 
 from .domain.hosts import (
@@ -45,6 +45,13 @@ from .limits import (
 )
 from .limits import check_name as check_whole_name
 from .profile_cache import ProfileCache, digest
+from .profile_changes import (
+    offer_change,
+    offer_fingerprint,
+    profile_changed,
+    tsc_changed,
+    version_summary,
+)
 from .storage.blobs import pack_capture
 from .storage.interface import EventFilter, HostRow, NewProfile, Storage, UnitOfWork
 
@@ -77,82 +84,6 @@ def check_name(value: str, what: str) -> str:
         return check_whole_name(value, what)
     except LimitError as exc:
         raise InvalidReportError(str(exc)) from None
-
-
-TSC_RECALIBRATION_PPM = 10
-"""A re-read TSC rate within this of the stored one is the kernel's recalibration at boot,
-not a change (KVM's own tolerance is 250 ppm)."""
-
-
-def tsc_changed(old: Tsc, new: Tsc) -> bool:
-    """True when the kernel's TSC report differs in a way decisions can notice."""
-    if (old.source, old.scaling) != (new.source, new.scaling) or (old.hz is None) != (
-        new.hz is None
-    ):
-        return True
-    if old.hz is None or new.hz is None:
-        return False
-    return abs(old.hz - new.hz) * 1_000_000 > TSC_RECALIBRATION_PPM * old.hz
-
-
-def _summary(
-    profile: Profile, offer_gained: list[str] | None = None, offer_lost: list[str] | None = None
-) -> dict[str, Any]:
-    offer = profile.hypervisor_offer
-    return {
-        "vendor": profile.vendor,
-        "brand": profile.brand,
-        "family": profile.family,
-        "model": profile.model,
-        "stepping": profile.stepping,
-        "x86_64_level": profile.x86_64_level,
-        "hypervisor": profile.hypervisor,
-        "logical_cpus": profile.logical_cpu_count,
-        "microcode": profile.microcode,
-        "hypervisor_offer": None
-        if offer is None
-        else {
-            "kind": offer.kind,
-            "api_version": offer.api_version,
-            "fingerprint": offer.fingerprint,
-            "features_gained": offer_gained or [],
-            "features_lost": offer_lost or [],
-        },
-        "hypervisor_offer_missing": profile.hypervisor_offer_missing,
-    }
-
-
-def _offer_fingerprint(profile: Profile | None) -> str:
-    offer = None if profile is None else profile.hypervisor_offer
-    return "" if offer is None else offer.fingerprint
-
-
-def _offer_change(old: Profile, new: Profile) -> tuple[str, list[str], list[str]]:
-    """How the hypervisor offer changed between two versions: (phrase, gained, lost)."""
-    before, after = old.hypervisor_offer, new.hypervisor_offer
-    old_features = set() if before is None else set(before.features)
-    new_features = set() if after is None else set(after.features)
-    gained = sorted(new_features - old_features)
-    lost = sorted(old_features - new_features)
-    if before is None and after is not None:
-        return (
-            f"hypervisor offer appeared ({after.kind} API {after.api_version}, "
-            f"{len(after.features)} features)",
-            gained,
-            lost,
-        )
-    if after is None:
-        why = new.hypervisor_offer_missing or "no reason given"
-        return f"hypervisor offer disappeared ({why})", gained, lost
-    kind = after.kind
-    change = ", ".join(
-        [f"gained {' '.join(gained)}"] * bool(gained) + [f"lost {' '.join(lost)}"] * bool(lost)
-    )
-    return (
-        f"hypervisor offer ({kind}) changed: {change or 'same features, other details'}",
-        gained,
-        lost,
-    )
 
 
 def add_event(
@@ -396,11 +327,11 @@ class Registry:
             # changes what KVM gives guests is a new version and an event, like a
             # microcode update that changes CPUID.
             previous = self.profile_for_version(uow, version) if version is not None else None
-            offer_changed = previous is not None and _offer_fingerprint(
+            offer_changed = previous is not None and offer_fingerprint(
                 previous
-            ) != _offer_fingerprint(profile)
-            offer_phrase, offer_gained, offer_lost = (
-                _offer_change(previous, profile)
+            ) != offer_fingerprint(profile)
+            _, offer_gained, offer_lost = (
+                offer_change(previous, profile)
                 if previous is not None and offer_changed
                 else ("", [], [])
             )
@@ -423,7 +354,7 @@ class Registry:
                         features=features,
                         gained=gained,
                         lost=lost,
-                        summary=_summary(profile, offer_gained, offer_lost),
+                        summary=version_summary(profile, offer_gained, offer_lost),
                     )
                 )
             assert version is not None
@@ -480,41 +411,12 @@ class Registry:
                 )
                 touched |= {old.cluster, cluster}
             if old.fingerprint != profile.fingerprint or offer_changed or tsc_moved:
-                phrases = []
-                if old.fingerprint != profile.fingerprint or tsc_moved:
-                    change = (
-                        ", ".join(
-                            [f"gained {' '.join(gained)}"] * bool(gained)
-                            + [f"lost {' '.join(lost)}"] * bool(lost)
-                            + ["TSC rate or scaling changed"] * tsc_moved
-                        )
-                        or "same features, other details"
-                    )
-                    phrases.append(f"processor profile changed: {change}")
-                if offer_changed:
-                    phrases.append(offer_phrase)
-                offer_details: dict[str, Any] = (
-                    {
-                        "offer_features_gained": offer_gained,
-                        "offer_features_lost": offer_lost,
-                        "old_offer_fingerprint": _offer_fingerprint(previous),
-                        "new_offer_fingerprint": _offer_fingerprint(profile),
-                    }
-                    if offer_changed
-                    else {}
+                assert previous is not None
+                message, details = profile_changed(
+                    host_id, old.fingerprint, previous, profile, gained, lost, tsc_moved
                 )
                 self.add_event(
-                    uow,
-                    now,
-                    cluster,
-                    host_id,
-                    EventKind.PROFILE_CHANGED,
-                    f"host {host_id} " + "; ".join(phrases),
-                    features_gained=gained,
-                    features_lost=lost,
-                    old_fingerprint=old.fingerprint,
-                    new_fingerprint=profile.fingerprint,
-                    **offer_details,
+                    uow, now, cluster, host_id, EventKind.PROFILE_CHANGED, message, **details
                 )
                 touched.add(cluster)
             if old.status != HostStatus.ONLINE:
