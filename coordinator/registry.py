@@ -116,7 +116,7 @@ class Registry:
         self.clock = clock
         self.on_change: list[OnChange] = []
         self._hosts: dict[str, HostRecord] = {}
-        self.profiles = ProfileCache()
+        self.profile_cache = ProfileCache()
         self._lock = threading.RLock()
         self._pending: set[str] = set()
         self._changes: dict[str, deque[float]] = {}  # when each host last stored new versions
@@ -130,14 +130,14 @@ class Registry:
 
     def profile_for_version(self, uow: UnitOfWork, version: int) -> Profile:
         """The decoded profile of one stored version (cached: versions never change)."""
-        profile = self.profiles.version(version)
+        profile = self.profile_cache.version(version)
         if profile is None:
             stored = uow.profiles.raw(version)
             if stored is None:
                 raise UnknownHostError(f"profile version {version} is not stored")
-            profile = self.profiles.remember(
+            profile = self.profile_cache.remember(
                 version,
-                self.profiles.decode(
+                self.profile_cache.decode(
                     stored.raw,
                     damaged=self.store.damaged,
                     what=f"profile {version} of host {stored.host_id}",
@@ -147,14 +147,14 @@ class Registry:
 
     def _record(self, uow: UnitOfWork, row: HostRow) -> HostRecord | None:
         """The mirrored record of a stored host; None when its profile is not stored."""
-        profile = self.profiles.version(row.profile_version)
+        profile = self.profile_cache.version(row.profile_version)
         if profile is None:
             stored = uow.profiles.raw(row.profile_version)
             if stored is None:
                 return None
-            profile = self.profiles.remember(
+            profile = self.profile_cache.remember(
                 row.profile_version,
-                self.profiles.decode(
+                self.profile_cache.decode(
                     stored.raw,
                     damaged=self.store.damaged,
                     what=f"profile {row.profile_version} of host {row.host_id}",
@@ -238,7 +238,7 @@ class Registry:
     ) -> list[Event]:
         """Events matching every filter with after_id < id < before_id, by id."""
         with self.store.read() as uow:
-            return uow.events.list(
+            return uow.events.page(
                 EventFilter(cluster, since, host_id),
                 after_id=after_id,
                 before_id=before_id,
@@ -305,7 +305,7 @@ class Registry:
             validate_capture(capture)
             blob = pack_capture(capture)
             key = digest(blob)
-            profile = self.profiles.content(key) or decode(capture)
+            profile = self.profile_cache.content(key) or decode(capture)
         except RawDataError as exc:
             raise InvalidReportError(f"report for {host_id!r} refused: {exc}") from None
         if replayed and not self.allow_replayed:
@@ -440,7 +440,7 @@ class Registry:
             if known is None or known.fingerprint != profile.fingerprint:
                 self._check_change_rate(host_id)
             self._commit(work, [host_id])
-            self.profiles.remember_content(key, profile)
+            self.profile_cache.remember_content(key, profile)
             if stored_new_version:
                 self._changes.setdefault(host_id, deque()).append(self.clock())
         return self.host(host_id)
@@ -479,7 +479,7 @@ class Registry:
         uow.profiles.delete(ids)
         uow.hosts.add_pruned(host_id, len(ids))
         for i in ids:
-            self.profiles.forget(i)
+            self.profile_cache.forget(i)
         self.add_event(
             uow,
             now,

@@ -100,7 +100,7 @@ def test_an_exception_rolls_everything_back_and_runs_no_hook(storage: Storage) -
         assert uow.hosts.all() == []
         assert uow.profiles.history("h1") == []
         assert (
-            uow.events.list(EventFilter(), after_id=0, before_id=None, ascending=True, limit=10)
+            uow.events.page(EventFilter(), after_id=0, before_id=None, ascending=True, limit=10)
             == []
         )
 
@@ -165,7 +165,7 @@ def test_events_filter_and_page_by_id(storage: Storage) -> None:
             cluster = "prod" if n % 2 else "dev"
             uow.events.add(float(n), cluster, f"h{n}", EventKind.STATUS_CHANGED, f"e{n}", {"n": n})
     with storage.read() as uow:
-        every = uow.events.list(
+        every = uow.events.page(
             EventFilter(), after_id=0, before_id=None, ascending=True, limit=100
         )
         ids = [e.id for e in every]
@@ -174,9 +174,9 @@ def test_events_filter_and_page_by_id(storage: Storage) -> None:
         prod = EventFilter(cluster="prod")
         assert uow.events.window(prod, 2) == (ids[3], ids[5])
         assert uow.events.window(EventFilter(host_id="nobody"), 2) is None
-        newest = uow.events.list(prod, after_id=0, before_id=ids[5], ascending=False, limit=1)
+        newest = uow.events.page(prod, after_id=0, before_id=ids[5], ascending=False, limit=1)
         assert [e.message for e in newest] == ["e3"]
-        since = uow.events.list(
+        since = uow.events.page(
             EventFilter(since=4.0), after_id=ids[0], before_id=None, ascending=True, limit=100
         )
         assert [e.message for e in since] == ["e4", "e5"]

@@ -179,7 +179,7 @@ class EventRepository(Protocol):
         """(first id, last id) of the newest ``newest`` matching events; None when none match."""
         ...
 
-    def list(
+    def page(
         self,
         where: EventFilter,
         *,

@@ -217,7 +217,7 @@ class SqliteEvents:
         ).fetchone()
         return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
 
-    def list(
+    def page(
         self,
         where: EventFilter,
         *,
