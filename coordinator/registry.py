@@ -318,7 +318,7 @@ class Registry:
 
         def work(uow: UnitOfWork, now: float) -> set[str]:
             nonlocal stored_new_version
-            old = uow.hosts.get(host_id)
+            old = uow.hosts.get(host_id, for_update=True)
             touched: set[str] = set()
             version = old.profile_version if old is not None else None
             gained: list[str] = []
@@ -524,7 +524,7 @@ class Registry:
         interval = seconds or record.heartbeat_interval
 
         def work(uow: UnitOfWork, now: float) -> set[str]:
-            old = uow.hosts.get(host_id)
+            old = uow.hosts.get(host_id, for_update=True)
             uow.hosts.heard(host_id, now, HostStatus.ONLINE, interval)
             if old is not None and old.status != HostStatus.ONLINE:
                 self.add_event(
@@ -557,7 +557,7 @@ class Registry:
         def work(uow: UnitOfWork, now: float) -> set[str]:
             touched: set[str] = set()
             for host_id in ids:
-                old = uow.hosts.get(host_id)
+                old = uow.hosts.get(host_id, for_update=True)
                 if old is None or old.status == status:
                     continue
                 if still_silent_since is not None and (

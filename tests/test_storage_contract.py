@@ -151,6 +151,8 @@ def test_a_refreshed_host_keeps_when_it_was_first_seen_and_its_pruned_count(
         assert (stored.pruned_versions, stored.replayed) == (3, True)
         assert [h.host_id for h in uow.hosts.in_cluster("dev")] == ["h1", "h2"]
     with storage.unit_of_work() as uow:
+        locked = uow.hosts.get("h2", for_update=True)
+        assert locked is not None and locked.status == HostStatus.ONLINE
         uow.hosts.heard("h2", 900.0, HostStatus.ONLINE, 60.0)
         uow.hosts.set_status("h1", HostStatus.STALE)
         uow.hosts.delete("h2")

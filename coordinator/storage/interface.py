@@ -115,7 +115,10 @@ class Admission:
 
 
 class HostRepository(Protocol):
-    def get(self, host_id: str) -> HostRow | None: ...
+    def get(self, host_id: str, *, for_update: bool = False) -> HostRow | None:
+        """``for_update``: the caller changes this host in this unit of work (a backend with
+        concurrent writers locks its row until commit)."""
+        ...
 
     def all(self) -> list[HostRow]: ...
 

@@ -43,7 +43,8 @@ class SqliteHosts:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
 
-    def get(self, host_id: str) -> HostRow | None:
+    def get(self, host_id: str, *, for_update: bool = False) -> HostRow | None:
+        # for_update needs nothing here: BEGIN IMMEDIATE already serialises every writer.
         row = self.db.execute("SELECT * FROM hosts WHERE host_id = ?", (host_id,)).fetchone()
         return None if row is None else _host(row)
 
