@@ -128,13 +128,14 @@ class Registry:
 
     # ---- reading -------------------------------------------------------------------
 
-    def profile_for_version(self, uow: UnitOfWork, version: int) -> Profile:
-        """The decoded profile of one stored version (cached: versions never change)."""
+    def _decoded(self, uow: UnitOfWork, version: int) -> Profile | None:
+        """The decoded profile of one stored version, None when it is not stored (cached:
+        versions never change)."""
         profile = self.profile_cache.version(version)
         if profile is None:
             stored = uow.profiles.raw(version)
             if stored is None:
-                raise UnknownHostError(f"profile version {version} is not stored")
+                return None
             profile = self.profile_cache.remember(
                 version,
                 self.profile_cache.decode(
@@ -145,21 +146,17 @@ class Registry:
             )
         return profile
 
+    def profile_for_version(self, uow: UnitOfWork, version: int) -> Profile:
+        profile = self._decoded(uow, version)
+        if profile is None:
+            raise UnknownHostError(f"profile version {version} is not stored")
+        return profile
+
     def _record(self, uow: UnitOfWork, row: HostRow) -> HostRecord | None:
         """The mirrored record of a stored host; None when its profile is not stored."""
-        profile = self.profile_cache.version(row.profile_version)
+        profile = self._decoded(uow, row.profile_version)
         if profile is None:
-            stored = uow.profiles.raw(row.profile_version)
-            if stored is None:
-                return None
-            profile = self.profile_cache.remember(
-                row.profile_version,
-                self.profile_cache.decode(
-                    stored.raw,
-                    damaged=self.store.damaged,
-                    what=f"profile {row.profile_version} of host {row.host_id}",
-                ),
-            )
+            return None
         return HostRecord(
             host_id=row.host_id,
             cluster=row.cluster,
