@@ -118,7 +118,6 @@ class Registry:
         self._hosts: dict[str, HostRecord] = {}
         self.profile_cache = ProfileCache()
         self._lock = threading.RLock()
-        self._pending: set[str] = set()
         self._changes: dict[str, deque[float]] = {}  # when each host last stored new versions
         # After a restart, silence during the outage is the coordinator's, not the hosts':
         # nobody counts as stale before three intervals have passed since this start.
@@ -252,18 +251,18 @@ class Registry:
     ) -> set[str]:
         """Run ``work`` and the on_change hooks in one unit of work; then refresh ``host_ids``
         in the mirror (before any hook the on_change listeners added runs)."""
+        ids = set(host_ids)
         with self._lock:
             now = self.clock()
             try:
                 with self.store.unit_of_work() as uow:
-                    self._pending = set(host_ids)
-                    uow.on_commit(lambda: self._load(self._pending))
+                    uow.on_commit(lambda: self._load(ids))
                     clusters = work(uow, now)
                     if clusters:
                         for hook in self.on_change:
                             hook(uow, clusters, now)
             except BaseException:
-                self._load(self._pending)  # a failed change leaves the mirror as stored
+                self._load(ids)  # a failed change leaves the mirror as stored
                 raise
         return clusters
 
