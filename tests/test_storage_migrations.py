@@ -23,8 +23,8 @@ from cpucompat.coordinator.policy import PolicyEngine
 from cpucompat.coordinator.registry import Registry
 from cpucompat.coordinator.storage import StoreError, open_storage
 from cpucompat.coordinator.storage.blobs import pack_capture
-from cpucompat.coordinator.storage.migrations import load, statements
-from cpucompat.coordinator.storage.sqlite import SCHEMA_VERSION, SqliteStorage
+from cpucompat.coordinator.storage.migrations import Migration, load, migrate, statements
+from cpucompat.coordinator.storage.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStorage
 
 from .conftest import FIXTURES
 from .hostile import DEV_DUMP, DUMPS
@@ -180,3 +180,18 @@ def test_migration_files_split_into_statements_without_their_comments() -> None:
         "CREATE TABLE a (x)",
         "CREATE INDEX i ON a (x)",
     )
+
+
+def test_a_failing_migration_leaves_the_database_at_its_version(tmp_path: Path) -> None:
+    """Each file is one transaction with its version record: half a step never lands."""
+    storage = SqliteStorage(tmp_path / "c.db")
+    try:
+        broken = Migration(5, "broken", ("CREATE TABLE extra (x)", "CREATE TABLE hosts (x)"))
+        with pytest.raises(sqlite3.OperationalError, match="already exists"):
+            migrate(storage, [*MIGRATIONS, broken], "database c.db")
+        assert storage.schema_version() == 4
+        # The steps already applied are skipped: only the missing ones run.
+        assert migrate(storage, MIGRATIONS, "database c.db") == []
+    finally:
+        storage.close()
+    assert "extra" not in {name for _, name, _ in schema_of(tmp_path / "c.db")}
