@@ -5,7 +5,7 @@ signed could otherwise report into any cluster and, by being stale or different,
 force that cluster to SHUTDOWN. An admission names a cluster and a host id or an
 fnmatch pattern (`node-*`) matched case-sensitively against the whole host id.
 The table is small and read on every report, so it is kept in memory and written
-through to SQLite.
+through to the storage.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from .limits import LimitError, check_name
-from .store import Store
+from .storage.interface import Admission, Storage
 
 MAX_PATTERNS_PER_REQUEST = 1000
 PATTERN = re.compile(r"[A-Za-z0-9*?\[][A-Za-z0-9._:@*?\[\]!-]{0,252}")
@@ -31,14 +30,6 @@ class NotAdmittedError(Exception):
 
 class AdmissionNotFoundError(LookupError):
     """A revoke named a pattern the cluster does not hold (NOT_FOUND)."""
-
-
-@dataclass(frozen=True)
-class Admission:
-    cluster: str
-    pattern: str
-    admitted_at: float
-    admitted_by: str
 
 
 def check_pattern(value: str) -> str:
@@ -65,17 +56,14 @@ def _check_request(cluster: str, patterns: Iterable[str]) -> list[str]:
 class Admissions:
     """The admission list, kept in memory and written through to the store."""
 
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Storage, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.clock = clock
         self._lock = threading.Lock()
-        with store.reading() as db:
-            rows = db.execute(
-                "SELECT cluster, pattern, admitted_at, admitted_by FROM admissions"
-            ).fetchall()
+        with store.read() as uow:
+            rows = uow.admissions.all()
         self._by_cluster: dict[str, dict[str, Admission]] = {}
-        for row in rows:
-            item = Admission(row[0], row[1], float(row[2]), row[3])
+        for item in rows:
             self._by_cluster.setdefault(item.cluster, {})[item.pattern] = item
 
     def allows(self, cluster: str, host_id: str) -> bool:
@@ -97,12 +85,8 @@ class Admissions:
             now = self.clock()
             have = self._by_cluster.get(cluster, {})
             new = [Admission(cluster, p, now, by) for p in wanted if p not in have]
-            with self.store.transaction() as db:
-                db.executemany(
-                    "INSERT INTO admissions (cluster, pattern, admitted_at, admitted_by) "
-                    "VALUES (?, ?, ?, ?)",
-                    [(a.cluster, a.pattern, a.admitted_at, a.admitted_by) for a in new],
-                )
+            with self.store.unit_of_work() as uow:
+                uow.admissions.add(new)
             self._by_cluster.setdefault(cluster, {}).update({a.pattern: a for a in new})
             return self._sorted(cluster)
 
@@ -114,11 +98,8 @@ class Admissions:
             for pattern in wanted:
                 if pattern not in have:
                     raise AdmissionNotFoundError(self._missing(cluster, pattern, have))
-            with self.store.transaction() as db:
-                db.executemany(
-                    "DELETE FROM admissions WHERE cluster = ? AND pattern = ?",
-                    [(cluster, p) for p in wanted],
-                )
+            with self.store.unit_of_work() as uow:
+                uow.admissions.remove(cluster, wanted)
             for pattern in wanted:
                 del have[pattern]
             if not have:

@@ -1,14 +1,12 @@
 """The policy engine: each cluster's offline action, kept right inside every registry change.
 
-`recompute_in_tx` runs in the same SQLite transaction as the join, leave,
-status or profile change that caused it, so the stored policy can never
+`recompute_in_tx` runs in the same unit of work (one transaction) as the join,
+leave, status or profile change that caused it, so the stored policy can never
 disagree with the stored hosts. Watchers are woken after the commit.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import threading
 from dataclasses import dataclass
 
@@ -22,8 +20,8 @@ from .domain.policy import (
     check_pin,
     decide,
 )
-from .registry import Registry, UnknownHostError, check_name
-from .store import Store
+from .registry import Registry, UnknownHostError, add_event, check_name
+from .storage.interface import PolicyRow, Storage, UnitOfWork
 
 POLICY_PAIR_LIMIT = 50
 
@@ -44,41 +42,35 @@ class UnknownClusterError(LookupError):
 class PolicyEngine:
     """Computes, stores and publishes every cluster's policy."""
 
-    def __init__(self, store: Store, registry: Registry) -> None:
+    def __init__(self, store: Storage, registry: Registry) -> None:
         self.store = store
         self.registry = registry
         self._policies: dict[str, StoredPolicy] = {}
         self._changed = threading.Condition()
         self._closed = False
         registry.on_change.append(self.recompute_in_tx)
-        registry.after_commit.append(self._publish)
         self._load()
         self._recompute_all()
 
     # ---- computing -------------------------------------------------------------------
 
-    def _members(self, db: sqlite3.Connection, cluster: str) -> list[tuple[str, str, int]]:
-        return [
-            (row[0], row[1], row[2])
-            for row in db.execute(
-                "SELECT host_id, status, profile_version FROM hosts WHERE cluster = ? ORDER BY host_id",
-                (cluster,),
-            )
+    def compute(self, uow: UnitOfWork, cluster: str) -> PolicyDecision:
+        members = [
+            (h.host_id, h.status.value, h.profile_version) for h in uow.hosts.in_cluster(cluster)
         ]
-
-    def compute(self, db: sqlite3.Connection, cluster: str) -> PolicyDecision:
-        members = self._members(db, cluster)
-        row = db.execute(
-            "SELECT pinned_action, details FROM policies WHERE cluster = ?", (cluster,)
-        ).fetchone()
-        pinned = OfflineAction(int(row[0])) if row is not None and row[0] is not None else None
-        pin_reason = json.loads(row[1]).get("pin_reason", "") if row is not None else ""
+        row = uow.policies.get(cluster, for_update=True)
+        pinned = (
+            OfflineAction(row.pinned_action)
+            if row is not None and row.pinned_action is not None
+            else None
+        )
+        pin_reason = str(row.details.get("pin_reason", "")) if row is not None else ""
         if not members:
             return decide(cluster, [], None, [], pinned, pin_reason)
         inputs = [
             HostInput(
                 name=host_id,
-                source=self.registry.profile_for_version(db, version),
+                source=self.registry.profile_for_version(uow, version),
                 stale=status != "online",
             )
             for host_id, status, version in members
@@ -98,43 +90,34 @@ class PolicyEngine:
             pin_reason,
         )
 
-    def _store(self, db: sqlite3.Connection, decision: PolicyDecision, now: float) -> None:
-        old = db.execute("SELECT * FROM policies WHERE cluster = ?", (decision.cluster,)).fetchone()
-        if (
-            old is not None
-            and old["version"] > 0
-            and decision.same_as(self._from_row(old).decision)
-        ):
+    def _store(self, uow: UnitOfWork, decision: PolicyDecision, now: float) -> None:
+        old = uow.policies.get(decision.cluster, for_update=True)
+        if old is not None and old.version > 0 and decision.same_as(self._from_row(old).decision):
             return
-        version = (old["version"] if old is not None else 0) + 1
+        version = (old.version if old is not None else 0) + 1
         details = {
             "blocking_pairs": list(decision.blocking_pairs),
             "stale_hosts": list(decision.stale_hosts),
             "host_count": decision.host_count,
             "pin_reason": decision.pin_reason,
         }
-        db.execute(
-            "INSERT INTO policies (cluster, action, computed_action, pinned_action, reason, details, "
-            "version, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(cluster) DO UPDATE SET "
-            "action = excluded.action, computed_action = excluded.computed_action, "
-            "pinned_action = excluded.pinned_action, reason = excluded.reason, "
-            "details = excluded.details, version = excluded.version, updated_at = excluded.updated_at",
-            (
-                decision.cluster,
-                str(int(decision.action)),
-                str(int(decision.computed)),
-                None if decision.pinned is None else str(int(decision.pinned)),
-                decision.reason,
-                json.dumps(details, sort_keys=True),
-                version,
-                now,
-            ),
+        uow.policies.put(
+            PolicyRow(
+                cluster=decision.cluster,
+                action=int(decision.action),
+                computed_action=int(decision.computed),
+                pinned_action=None if decision.pinned is None else int(decision.pinned),
+                reason=decision.reason,
+                details=details,
+                version=version,
+                updated_at=now,
+            )
         )
-        old_action = OfflineAction(int(old["action"])) if old is not None else None
+        old_action = OfflineAction(old.action) if old is not None else None
         if old_action != decision.action:
             was = old_action.name if old_action is not None else "none"
-            Registry.add_event(
-                db,
+            add_event(
+                uow,
                 now,
                 decision.cluster,
                 "",
@@ -147,11 +130,11 @@ class PolicyEngine:
                 stale_hosts=list(decision.stale_hosts),
             )
 
-    def recompute_in_tx(self, db: sqlite3.Connection, clusters: set[str], now: float) -> None:
-        """Registry hook: runs inside the registry's transaction."""
+    def recompute_in_tx(self, uow: UnitOfWork, clusters: set[str], now: float) -> None:
+        """Registry hook: runs inside the registry's unit of work; watchers hear after commit."""
         for cluster in sorted(clusters):
             try:
-                decision = self.compute(db, cluster)
+                decision = self.compute(uow, cluster)
             except Exception as exc:  # never block a report; unknown means shutdown
                 decision = PolicyDecision(
                     cluster=cluster,
@@ -160,33 +143,29 @@ class PolicyEngine:
                     pinned=None,
                     reason=f"policy could not be computed ({exc}): fail-safe SHUTDOWN",
                 )
-            self._store(db, decision, now)
+            self._store(uow, decision, now)
+        uow.on_commit(lambda: self._publish(clusters))
 
     @staticmethod
-    def _from_row(row: sqlite3.Row) -> StoredPolicy:
-        details = json.loads(row["details"])
+    def _from_row(row: PolicyRow) -> StoredPolicy:
+        details = row.details
         decision = PolicyDecision(
-            cluster=row["cluster"],
-            action=OfflineAction(int(row["action"])),
-            computed=OfflineAction(int(row["computed_action"])),
-            pinned=None
-            if row["pinned_action"] is None
-            else OfflineAction(int(row["pinned_action"])),
-            reason=row["reason"],
+            cluster=row.cluster,
+            action=OfflineAction(row.action),
+            computed=OfflineAction(row.computed_action),
+            pinned=None if row.pinned_action is None else OfflineAction(row.pinned_action),
+            reason=row.reason,
             blocking_pairs=tuple(details.get("blocking_pairs", [])),
             stale_hosts=tuple(details.get("stale_hosts", [])),
             host_count=int(details.get("host_count", 0)),
             pin_reason=details.get("pin_reason", ""),
         )
-        return StoredPolicy(decision, row["version"], row["updated_at"])
+        return StoredPolicy(decision, row.version, row.updated_at)
 
     def _publish(self, clusters: set[str]) -> None:
         """After a commit: mirror the committed policies of ``clusters`` and wake watchers."""
-        with self.store.reading() as db:
-            rows = [
-                db.execute("SELECT * FROM policies WHERE cluster = ?", (c,)).fetchone()
-                for c in sorted(clusters)
-            ]
+        with self.store.read() as uow:
+            rows = [uow.policies.get(c) for c in sorted(clusters)]
         with self._changed:
             for row in rows:
                 if row is None:
@@ -198,10 +177,10 @@ class PolicyEngine:
             self._changed.notify_all()
 
     def _load(self) -> None:
-        with self.store.reading() as db:
-            rows = db.execute("SELECT * FROM policies").fetchall()
+        with self.store.read() as uow:
+            rows = uow.policies.all()
         for row in rows:
-            self._policies[row["cluster"]] = self._from_row(row)
+            self._policies[row.cluster] = self._from_row(row)
 
     def _recompute_all(self) -> None:
         """At start: the feature table may be newer than the stored decisions."""
@@ -209,9 +188,8 @@ class PolicyEngine:
         if not clusters:
             return
         now = self.registry.clock()
-        with self.store.transaction() as db:
-            self.recompute_in_tx(db, clusters, now)
-        self._publish(clusters)
+        with self.store.unit_of_work() as uow:
+            self.recompute_in_tx(uow, clusters, now)
 
     # ---- reading and administering -----------------------------------------------------
 
@@ -259,31 +237,31 @@ class PolicyEngine:
     ) -> StoredPolicy:
         check_name(cluster, "cluster name")
 
-        def apply(db: sqlite3.Connection, now: float) -> None:
-            current = self.compute(db, cluster)
+        def apply(uow: UnitOfWork, now: float) -> None:
+            current = self.compute(uow, cluster)
             if current.host_count == 0 and cluster not in self._policies:
                 raise UnknownClusterError(f"no host has joined cluster {cluster!r}")
             if pinned is not None:
                 check_pin(current, pinned)
             if current.pinned == pinned and current.pin_reason == reason:
                 return  # nothing changes: no new version, no duplicate event
-            db.execute(
-                "INSERT INTO policies (cluster, action, computed_action, pinned_action, reason, "
-                "details, version, updated_at) VALUES (?, ?, ?, ?, '', ?, 0, ?) "
-                "ON CONFLICT(cluster) DO UPDATE SET pinned_action = excluded.pinned_action, "
-                "details = json_set(policies.details, '$.pin_reason', json_extract(excluded.details, '$.pin_reason'))",
-                (
-                    cluster,
-                    str(int(current.action)),
-                    str(int(current.computed)),
-                    None if pinned is None else str(int(pinned)),
-                    json.dumps({"pin_reason": reason}),
-                    now,
+            uow.policies.set_pin(
+                cluster,
+                None if pinned is None else int(pinned),
+                reason,
+                initial=PolicyRow(
+                    cluster=cluster,
+                    action=int(current.action),
+                    computed_action=int(current.computed),
+                    pinned_action=None,
+                    reason="",
+                    version=0,
+                    updated_at=now,
                 ),
             )
             what = f"pinned {pinned.name}" if pinned is not None else "unpinned"
-            Registry.add_event(
-                db,
+            add_event(
+                uow,
                 now,
                 cluster,
                 "",
@@ -292,12 +270,12 @@ class PolicyEngine:
                 + (f": {reason}" if reason else ""),
                 pinned=pinned.name if pinned is not None else None,
             )
-            self._store(db, self.compute(db, cluster), now)
+            self._store(uow, self.compute(uow, cluster), now)
 
         now = self.registry.clock()
-        with self.store.transaction() as db:
-            apply(db, now)
-        self._publish({cluster})
+        with self.store.unit_of_work() as uow:
+            apply(uow, now)
+            uow.on_commit(lambda: self._publish({cluster}))
         return self.get(cluster)
 
     def pin(self, cluster: str, action: OfflineAction, reason: str = "") -> StoredPolicy:

@@ -1,17 +1,16 @@
-"""The host registry: applies agent reports, heartbeats and goodbyes to the store.
+"""The host registry: applies agent reports, heartbeats and goodbyes to the storage.
 
-Every change happens in one SQLite transaction together with its events
-and with whatever `on_change` does for the clusters it touched (the policy
-engine recomputes there), and the in-memory view is updated only after the
-commit, so readers never see what the disk does not hold.
+Every change happens in one unit of work (one transaction) together with its
+events and with whatever `on_change` does for the clusters it touched (the
+policy engine recomputes there), and the in-memory view is updated only after
+the commit, so readers never see what the disk does not hold. The rules live
+here (staleness, event wording, rate limits, pruning); the SQL lives behind
+``storage.interface``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -21,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cpucompat.agent.decode import decode
-from cpucompat.agent.profile import Profile, Tsc
+from cpucompat.agent.profile import Profile
 from cpucompat.agent.raw import RawCapture, RawDataError, validate_capture
 
 from .domain.hosts import (
@@ -45,10 +44,19 @@ from .limits import (
     check_text,
 )
 from .limits import check_name as check_whole_name
-from .store import Store, pack_capture, unpack_capture
+from .profile_cache import ProfileCache, digest
+from .profile_changes import (
+    offer_change,
+    offer_fingerprint,
+    profile_changed,
+    tsc_changed,
+    version_summary,
+)
+from .storage.blobs import pack_capture
+from .storage.interface import EventFilter, HostRow, NewProfile, Storage, UnitOfWork
 
-OnChange = Callable[[sqlite3.Connection, set[str], float], None]
-"""Called inside the transaction with the clusters whose membership or profiles changed."""
+OnChange = Callable[[UnitOfWork, set[str], float], None]
+"""Called inside the unit of work with the clusters whose membership or profiles changed."""
 
 DEFAULT_HEARTBEAT_INTERVAL = 300.0
 MIN_HEARTBEAT_INTERVAL = 0.05
@@ -78,88 +86,25 @@ def check_name(value: str, what: str) -> str:
         raise InvalidReportError(str(exc)) from None
 
 
-TSC_RECALIBRATION_PPM = 10
-"""A re-read TSC rate within this of the stored one is the kernel's recalibration at boot,
-not a change (KVM's own tolerance is 250 ppm)."""
-
-
-def tsc_changed(old: Tsc, new: Tsc) -> bool:
-    """True when the kernel's TSC report differs in a way decisions can notice."""
-    if (old.source, old.scaling) != (new.source, new.scaling) or (old.hz is None) != (
-        new.hz is None
-    ):
-        return True
-    if old.hz is None or new.hz is None:
-        return False
-    return abs(old.hz - new.hz) * 1_000_000 > TSC_RECALIBRATION_PPM * old.hz
-
-
-def _summary(
-    profile: Profile, offer_gained: list[str] | None = None, offer_lost: list[str] | None = None
-) -> dict[str, Any]:
-    offer = profile.hypervisor_offer
-    return {
-        "vendor": profile.vendor,
-        "brand": profile.brand,
-        "family": profile.family,
-        "model": profile.model,
-        "stepping": profile.stepping,
-        "x86_64_level": profile.x86_64_level,
-        "hypervisor": profile.hypervisor,
-        "logical_cpus": profile.logical_cpu_count,
-        "microcode": profile.microcode,
-        "hypervisor_offer": None
-        if offer is None
-        else {
-            "kind": offer.kind,
-            "api_version": offer.api_version,
-            "fingerprint": offer.fingerprint,
-            "features_gained": offer_gained or [],
-            "features_lost": offer_lost or [],
-        },
-        "hypervisor_offer_missing": profile.hypervisor_offer_missing,
-    }
-
-
-def _offer_fingerprint(profile: Profile | None) -> str:
-    offer = None if profile is None else profile.hypervisor_offer
-    return "" if offer is None else offer.fingerprint
-
-
-def _offer_change(old: Profile, new: Profile) -> tuple[str, list[str], list[str]]:
-    """How the hypervisor offer changed between two versions: (phrase, gained, lost)."""
-    before, after = old.hypervisor_offer, new.hypervisor_offer
-    old_features = set() if before is None else set(before.features)
-    new_features = set() if after is None else set(after.features)
-    gained = sorted(new_features - old_features)
-    lost = sorted(old_features - new_features)
-    if before is None and after is not None:
-        return (
-            f"hypervisor offer appeared ({after.kind} API {after.api_version}, "
-            f"{len(after.features)} features)",
-            gained,
-            lost,
-        )
-    if after is None:
-        why = new.hypervisor_offer_missing or "no reason given"
-        return f"hypervisor offer disappeared ({why})", gained, lost
-    kind = after.kind
-    change = ", ".join(
-        [f"gained {' '.join(gained)}"] * bool(gained) + [f"lost {' '.join(lost)}"] * bool(lost)
-    )
-    return (
-        f"hypervisor offer ({kind}) changed: {change or 'same features, other details'}",
-        gained,
-        lost,
-    )
+def add_event(
+    uow: UnitOfWork,
+    now: float,
+    cluster: str,
+    host_id: str,
+    kind: EventKind,
+    message: str,
+    **details: Any,
+) -> None:
+    """Append one event to the log, in the unit of work of the change it describes."""
+    uow.events.add(now, cluster, host_id, kind, message, details)
 
 
 class Registry:
-    """All registered hosts, kept in SQLite and mirrored in memory for fast decisions."""
+    """All registered hosts, kept in the storage and mirrored in memory for fast decisions."""
 
     def __init__(
         self,
-        store: Store,
+        store: Storage,
         *,
         allow_replayed: bool = False,
         clock: Callable[[], float] = time.time,
@@ -170,12 +115,9 @@ class Registry:
         self.limits = limits or Limits()
         self.clock = clock
         self.on_change: list[OnChange] = []
-        self.after_commit: list[Callable[[set[str]], None]] = []
         self._hosts: dict[str, HostRecord] = {}
-        self._decoded: dict[str, Profile] = {}
-        self._by_version: dict[int, Profile] = {}
+        self.profile_cache = ProfileCache()
         self._lock = threading.RLock()
-        self._pending: set[str] = set()
         self._changes: dict[str, deque[float]] = {}  # when each host last stored new versions
         # After a restart, silence during the outage is the coordinator's, not the hosts':
         # nobody counts as stale before three intervals have passed since this start.
@@ -185,73 +127,65 @@ class Registry:
 
     # ---- reading -------------------------------------------------------------------
 
-    def _decode_blob(
-        self, blob: bytes, capture: RawCapture | None = None, what: str = "a stored profile"
-    ) -> Profile:
-        """Decode stored raw leaves once per distinct content (identical hosts share it)."""
-        key = hashlib.sha256(blob).hexdigest()
-        profile = self._decoded.get(key)
+    def _decoded(self, uow: UnitOfWork, version: int) -> Profile | None:
+        """The decoded profile of one stored version, None when it is not stored (cached:
+        versions never change)."""
+        profile = self.profile_cache.version(version)
         if profile is None:
-            if capture is None:
-                try:
-                    profile = decode(unpack_capture(blob))
-                except Exception as exc:  # zlib, JSON or leaves: the stored bytes are damaged
-                    raise self.store.damaged(f"{what} cannot be decoded ({exc})") from None
-            else:
-                profile = decode(capture)
-            self._decoded[key] = profile
-        return profile
-
-    def profile_for_version(self, db: sqlite3.Connection, version: int) -> Profile:
-        """The decoded profile of one stored version (cached: versions never change)."""
-        profile = self._by_version.get(version)
-        if profile is None:
-            row = db.execute(
-                "SELECT host_id, raw FROM profiles WHERE id = ?", (version,)
-            ).fetchone()
-            if row is None:
-                raise UnknownHostError(f"profile version {version} is not stored")
-            profile = self._by_version[version] = self._decode_blob(
-                row["raw"], what=f"profile {version} of host {row['host_id']}"
+            stored = uow.profiles.raw(version)
+            if stored is None:
+                return None
+            profile = self.profile_cache.remember(
+                version,
+                self.profile_cache.decode(
+                    stored.raw,
+                    damaged=self.store.damaged,
+                    what=f"profile {version} of host {stored.host_id}",
+                ),
             )
         return profile
 
-    def _record(self, row: sqlite3.Row, blob: bytes) -> HostRecord:
-        profile = self._by_version.get(row["profile_version"])
+    def profile_for_version(self, uow: UnitOfWork, version: int) -> Profile:
+        profile = self._decoded(uow, version)
         if profile is None:
-            profile = self._by_version[row["profile_version"]] = self._decode_blob(
-                blob, what=f"profile {row['profile_version']} of host {row['host_id']}"
-            )
+            raise UnknownHostError(f"profile version {version} is not stored")
+        return profile
+
+    def _record(self, uow: UnitOfWork, row: HostRow) -> HostRecord | None:
+        """The mirrored record of a stored host; None when its profile is not stored."""
+        profile = self._decoded(uow, row.profile_version)
+        if profile is None:
+            return None
         return HostRecord(
-            host_id=row["host_id"],
-            cluster=row["cluster"],
-            agent_address=row["agent_address"],
-            status=HostStatus(row["status"]),
-            replayed=bool(row["replayed"]),
-            fingerprint=row["fingerprint"],
-            first_seen=row["first_seen"],
-            last_seen=row["last_seen"],
+            host_id=row.host_id,
+            cluster=row.cluster,
+            agent_address=row.agent_address,
+            status=row.status,
+            replayed=row.replayed,
+            fingerprint=row.fingerprint,
+            first_seen=row.first_seen,
+            last_seen=row.last_seen,
             # Never longer than --max-interval, even from a database written before the bound.
-            heartbeat_interval=min(row["heartbeat_interval"], self.limits.max_interval),
-            profile_version=row["profile_version"],
+            heartbeat_interval=min(row.heartbeat_interval, self.limits.max_interval),
+            profile_version=row.profile_version,
             profile=profile,
-            agent_version=row["agent_version"],
+            agent_version=row.agent_version,
         )
 
     def _load(self, host_ids: Iterable[str] | None = None) -> None:
         """Mirror the stored hosts in memory (all of them, or just ``host_ids``)."""
-        sql = "SELECT h.*, p.raw FROM hosts h JOIN profiles p ON p.id = h.profile_version"
-        with self.store.reading() as db:
+        with self.store.read() as uow:
             if host_ids is None:
-                rows = db.execute(sql).fetchall()
-                self._hosts = {row["host_id"]: self._record(row, row["raw"]) for row in rows}
+                records = (self._record(uow, row) for row in uow.hosts.all())
+                self._hosts = {r.host_id: r for r in records if r is not None}
                 return
             for host_id in host_ids:
-                row = db.execute(sql + " WHERE h.host_id = ?", (host_id,)).fetchone()
-                if row is None:
+                row = uow.hosts.get(host_id)
+                record = None if row is None else self._record(uow, row)
+                if record is None:
                     self._hosts.pop(host_id, None)
                 else:
-                    self._hosts[host_id] = self._record(row, row["raw"])
+                    self._hosts[host_id] = record
 
     def hosts(self, cluster: str | None = None) -> list[HostRecord]:
         records = list(self._hosts.values())  # one C-level copy: consistent under the GIL
@@ -276,57 +210,17 @@ class Registry:
     def history(self, host_id: str) -> tuple[int, list[ProfileVersion]]:
         """(how many older versions were pruned, the versions kept, oldest first)."""
         self.host(host_id)
-        with self.store.reading() as db:
-            pruned = db.execute(
-                "SELECT pruned_versions FROM hosts WHERE host_id = ?", (host_id,)
-            ).fetchone()
-            rows = db.execute(
-                "SELECT * FROM profiles WHERE host_id = ? ORDER BY id", (host_id,)
-            ).fetchall()
-        versions = [
-            ProfileVersion(
-                version=row["id"],
-                host_id=row["host_id"],
-                recorded_at=row["recorded_at"],
-                fingerprint=row["fingerprint"],
-                source=row["source"],
-                features=tuple(json.loads(row["features"])),
-                gained=tuple(json.loads(row["gained"])),
-                lost=tuple(json.loads(row["lost"])),
-                summary=json.loads(row["summary"]),
-            )
-            for row in rows
-        ]
-        return (int(pruned[0]) if pruned is not None else 0), versions
-
-    @staticmethod
-    def _event_filter(
-        cluster: str | None, since: float | None, host_id: str | None
-    ) -> tuple[str, list[Any]]:
-        sql = ""
-        params: list[Any] = []
-        for clause, value in (
-            ("cluster = ?", cluster),
-            ("time >= ?", since),
-            ("host_id = ?", host_id),
-        ):
-            if value:
-                sql += f" AND {clause}"
-                params.append(value)
-        return sql, params
+        with self.store.read() as uow:
+            row = uow.hosts.get(host_id)
+            versions = uow.profiles.history(host_id)
+        return (row.pruned_versions if row is not None else 0), versions
 
     def event_window(
         self, cluster: str | None, since: float | None, host_id: str | None, newest: int
     ) -> tuple[int, int] | None:
         """(first id, last id) of the newest ``newest`` matching events; None when none match."""
-        where, params = self._event_filter(cluster, since, host_id)
-        with self.store.reading() as db:
-            row = db.execute(
-                "SELECT MIN(id), MAX(id) FROM (SELECT id FROM events WHERE 1=1"
-                f"{where} ORDER BY id DESC LIMIT ?)",
-                [*params, newest],
-            ).fetchone()
-        return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
+        with self.store.read() as uow:
+            return uow.events.window(EventFilter(cluster, since, host_id), newest)
 
     def events(
         self,
@@ -339,65 +233,37 @@ class Registry:
         ascending: bool = True,
     ) -> list[Event]:
         """Events matching every filter with after_id < id < before_id, by id."""
-        where, params = self._event_filter(cluster, since, host_id)
-        sql = f"SELECT * FROM events WHERE id > ?{where}"
-        params.insert(0, after_id)
-        if before_id is not None:
-            sql += " AND id < ?"
-            params.append(before_id)
-        sql += f" ORDER BY id {'ASC' if ascending else 'DESC'} LIMIT ?"
-        params.append(max(1, min(limit, 100_000)))
-        with self.store.reading() as db:
-            rows = db.execute(sql, params).fetchall()
-        return [
-            Event(
-                id=row["id"],
-                time=row["time"],
-                cluster=row["cluster"],
-                host_id=row["host_id"],
-                kind=EventKind(row["kind"]),
-                message=row["message"],
-                details=json.loads(row["details"]),
+        with self.store.read() as uow:
+            return uow.events.page(
+                EventFilter(cluster, since, host_id),
+                after_id=after_id,
+                before_id=before_id,
+                ascending=ascending,
+                limit=limit,
             )
-            for row in rows
-        ]
 
     # ---- writing -------------------------------------------------------------------
 
-    @staticmethod
-    def add_event(
-        db: sqlite3.Connection,
-        now: float,
-        cluster: str,
-        host_id: str,
-        kind: EventKind,
-        message: str,
-        **details: Any,
-    ) -> None:
-        db.execute(
-            "INSERT INTO events (time, cluster, host_id, kind, message, details) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (now, cluster, host_id, kind.value, message, json.dumps(details, sort_keys=True)),
-        )
+    add_event = staticmethod(add_event)
 
     def _commit(
-        self, work: Callable[[sqlite3.Connection, float], set[str]], host_ids: Iterable[str]
+        self, work: Callable[[UnitOfWork, float], set[str]], host_ids: Iterable[str]
     ) -> set[str]:
-        """Run ``work`` and the on_change hooks in one transaction; then refresh ``host_ids``."""
+        """Run ``work`` and the on_change hooks in one unit of work; then refresh ``host_ids``
+        in the mirror (before any hook the on_change listeners added runs)."""
+        ids = set(host_ids)
         with self._lock:
             now = self.clock()
             try:
-                with self.store.transaction() as db:
-                    self._pending = set(host_ids)
-                    clusters = work(db, now)
+                with self.store.unit_of_work() as uow:
+                    uow.on_commit(lambda: self._load(ids))
+                    clusters = work(uow, now)
                     if clusters:
                         for hook in self.on_change:
-                            hook(db, clusters, now)
-            finally:
-                self._load(self._pending)
-        if clusters:
-            for after in self.after_commit:
-                after(clusters)
+                            hook(uow, clusters, now)
+            except BaseException:
+                self._load(ids)  # a failed change leaves the mirror as stored
+                raise
         return clusters
 
     def report(
@@ -434,8 +300,8 @@ class Registry:
         try:
             validate_capture(capture)
             blob = pack_capture(capture)
-            key = hashlib.sha256(blob).hexdigest()
-            profile = self._decoded.get(key) or decode(capture)
+            key = digest(blob)
+            profile = self.profile_cache.content(key) or decode(capture)
         except RawDataError as exc:
             raise InvalidReportError(f"report for {host_id!r} refused: {exc}") from None
         if replayed and not self.allow_replayed:
@@ -446,80 +312,70 @@ class Registry:
         features = sorted(profile.features)
         stored_new_version = False
 
-        def work(db: sqlite3.Connection, now: float) -> set[str]:
+        def work(uow: UnitOfWork, now: float) -> set[str]:
             nonlocal stored_new_version
-            old = db.execute("SELECT * FROM hosts WHERE host_id = ?", (host_id,)).fetchone()
+            old = uow.hosts.get(host_id, for_update=True)
             touched: set[str] = set()
-            version = old["profile_version"] if old is not None else None
+            version = old.profile_version if old is not None else None
             gained: list[str] = []
             lost: list[str] = []
             # The hypervisor's offer is part of the stored profile: a kernel update that
             # changes what KVM gives guests is a new version and an event, like a
             # microcode update that changes CPUID.
-            previous = self.profile_for_version(db, version) if version is not None else None
-            offer_changed = previous is not None and _offer_fingerprint(
+            previous = self.profile_for_version(uow, version) if version is not None else None
+            offer_changed = previous is not None and offer_fingerprint(
                 previous
-            ) != _offer_fingerprint(profile)
-            offer_phrase, offer_gained, offer_lost = (
-                _offer_change(previous, profile)
+            ) != offer_fingerprint(profile)
+            _, offer_gained, offer_lost = (
+                offer_change(previous, profile)
                 if previous is not None and offer_changed
                 else ("", [], [])
             )
             tsc_moved = version is not None and tsc_changed(
-                self.profile_for_version(db, version).tsc, profile.tsc
+                self.profile_for_version(uow, version).tsc, profile.tsc
             )
-            if (
-                old is None
-                or old["fingerprint"] != profile.fingerprint
-                or tsc_moved
-                or offer_changed
-            ):
+            if old is None or old.fingerprint != profile.fingerprint or tsc_moved or offer_changed:
                 stored_new_version = True
                 if old is not None:
-                    prev = set(
-                        json.loads(
-                            db.execute(
-                                "SELECT features FROM profiles WHERE id = ?", (version,)
-                            ).fetchone()[0]
-                        )
-                    )
+                    prev = set(uow.profiles.features(old.profile_version) or [])
                     gained = sorted(set(features) - prev)
                     lost = sorted(prev - set(features))
-                cur = db.execute(
-                    "INSERT INTO profiles (host_id, recorded_at, fingerprint, source, raw, "
-                    "features, gained, lost, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        host_id,
-                        now,
-                        profile.fingerprint,
-                        capture.source,
-                        blob,
-                        json.dumps(features),
-                        json.dumps(gained),
-                        json.dumps(lost),
-                        json.dumps(_summary(profile, offer_gained, offer_lost)),
-                    ),
+                version = uow.profiles.add(
+                    NewProfile(
+                        host_id=host_id,
+                        recorded_at=now,
+                        fingerprint=profile.fingerprint,
+                        source=capture.source,
+                        raw=blob,
+                        features=features,
+                        gained=gained,
+                        lost=lost,
+                        summary=version_summary(profile, offer_gained, offer_lost),
+                    )
                 )
-                version = cur.lastrowid
-            self._upsert_host(
-                db,
-                host_id,
-                cluster,
-                agent_address,
-                agent_version,
-                replayed,
-                profile.fingerprint,
-                agent_fingerprint,
-                version,
-                now,
-                interval,
+            assert version is not None
+            uow.hosts.upsert(
+                HostRow(
+                    host_id=host_id,
+                    cluster=cluster,
+                    agent_address=agent_address,
+                    agent_version=agent_version,
+                    status=HostStatus.ONLINE,
+                    replayed=replayed,
+                    fingerprint=profile.fingerprint,
+                    agent_fingerprint=agent_fingerprint,
+                    profile_version=version,
+                    first_seen=now,  # kept by the storage when the host is known
+                    last_seen=now,
+                    heartbeat_interval=interval,
+                )
             )
             if stored_new_version:
-                self._prune_versions(db, now, host_id, cluster, version)
+                self._prune_versions(uow, now, host_id, cluster, version)
             if old is None:
                 what = "replayed dump" if replayed else "processor"
                 self.add_event(
-                    db,
+                    uow,
                     now,
                     cluster,
                     host_id,
@@ -529,78 +385,49 @@ class Registry:
                     replayed=replayed,
                 )
                 return {cluster}
-            if old["cluster"] != cluster:
+            if old.cluster != cluster:
                 self.add_event(
-                    db,
+                    uow,
                     now,
-                    old["cluster"],
+                    old.cluster,
                     host_id,
                     EventKind.HOST_LEFT,
-                    f"host {host_id} left cluster {old['cluster']} (now reports into {cluster})",
+                    f"host {host_id} left cluster {old.cluster} (now reports into {cluster})",
                     new_cluster=cluster,
                 )
                 self.add_event(
-                    db,
+                    uow,
                     now,
                     cluster,
                     host_id,
                     EventKind.CLUSTER_CHANGED,
-                    f"host {host_id} moved from cluster {old['cluster']} to {cluster}",
-                    old_cluster=old["cluster"],
+                    f"host {host_id} moved from cluster {old.cluster} to {cluster}",
+                    old_cluster=old.cluster,
                     new_cluster=cluster,
                 )
-                touched |= {old["cluster"], cluster}
-            if old["fingerprint"] != profile.fingerprint or offer_changed or tsc_moved:
-                phrases = []
-                if old["fingerprint"] != profile.fingerprint or tsc_moved:
-                    change = (
-                        ", ".join(
-                            [f"gained {' '.join(gained)}"] * bool(gained)
-                            + [f"lost {' '.join(lost)}"] * bool(lost)
-                            + ["TSC rate or scaling changed"] * tsc_moved
-                        )
-                        or "same features, other details"
-                    )
-                    phrases.append(f"processor profile changed: {change}")
-                if offer_changed:
-                    phrases.append(offer_phrase)
-                offer_details: dict[str, Any] = (
-                    {
-                        "offer_features_gained": offer_gained,
-                        "offer_features_lost": offer_lost,
-                        "old_offer_fingerprint": _offer_fingerprint(previous),
-                        "new_offer_fingerprint": _offer_fingerprint(profile),
-                    }
-                    if offer_changed
-                    else {}
+                touched |= {old.cluster, cluster}
+            if old.fingerprint != profile.fingerprint or offer_changed or tsc_moved:
+                assert previous is not None
+                message, details = profile_changed(
+                    host_id, old.fingerprint, previous, profile, gained, lost, tsc_moved
                 )
                 self.add_event(
-                    db,
-                    now,
-                    cluster,
-                    host_id,
-                    EventKind.PROFILE_CHANGED,
-                    f"host {host_id} " + "; ".join(phrases),
-                    features_gained=gained,
-                    features_lost=lost,
-                    old_fingerprint=old["fingerprint"],
-                    new_fingerprint=profile.fingerprint,
-                    **offer_details,
+                    uow, now, cluster, host_id, EventKind.PROFILE_CHANGED, message, **details
                 )
                 touched.add(cluster)
-            if old["status"] != HostStatus.ONLINE.value:
+            if old.status != HostStatus.ONLINE:
                 self.add_event(
-                    db,
+                    uow,
                     now,
                     cluster,
                     host_id,
                     EventKind.STATUS_CHANGED,
-                    f"host {host_id} is online again (was {old['status']})",
-                    old_status=old["status"],
+                    f"host {host_id} is online again (was {old.status.value})",
+                    old_status=old.status.value,
                     new_status=HostStatus.ONLINE.value,
                 )
                 touched.add(cluster)
-            if bool(old["replayed"]) != replayed:
+            if old.replayed != replayed:
                 touched.add(cluster)
             return touched
 
@@ -609,7 +436,7 @@ class Registry:
             if known is None or known.fingerprint != profile.fingerprint:
                 self._check_change_rate(host_id)
             self._commit(work, [host_id])
-            self._decoded.setdefault(key, profile)
+            self.profile_cache.remember_content(key, profile)
             if stored_new_version:
                 self._changes.setdefault(host_id, deque()).append(self.clock())
         return self.host(host_id)
@@ -637,31 +464,20 @@ class Registry:
             )
 
     def _prune_versions(
-        self, db: sqlite3.Connection, now: float, host_id: str, cluster: str, current: int | None
+        self, uow: UnitOfWork, now: float, host_id: str, cluster: str, current: int
     ) -> None:
         """Keep the newest --max-profile-versions of a host; an event says what went."""
         keep = self.limits.max_profile_versions
-        count = db.execute(
-            "SELECT COUNT(*) FROM profiles WHERE host_id = ?", (host_id,)
-        ).fetchone()[0]
+        count = uow.profiles.count(host_id)
         if count <= keep:
             return
-        ids = [
-            row[0]
-            for row in db.execute(
-                "SELECT id FROM profiles WHERE host_id = ? AND id != ? ORDER BY id LIMIT ?",
-                (host_id, current, count - keep),
-            )
-        ]
-        db.executemany("DELETE FROM profiles WHERE id = ?", [(i,) for i in ids])
-        db.execute(
-            "UPDATE hosts SET pruned_versions = pruned_versions + ? WHERE host_id = ?",
-            (len(ids), host_id),
-        )
+        ids = uow.profiles.oldest(host_id, count - keep, keep=current)
+        uow.profiles.delete(ids)
+        uow.hosts.add_pruned(host_id, len(ids))
         for i in ids:
-            self._by_version.pop(i, None)
+            self.profile_cache.forget(i)
         self.add_event(
-            db,
+            uow,
             now,
             cluster,
             host_id,
@@ -670,47 +486,6 @@ class Registry:
             "are kept (--max-profile-versions)",
             pruned_versions=len(ids),
             kept_versions=keep,
-        )
-
-    @staticmethod
-    def _upsert_host(
-        db: sqlite3.Connection,
-        host_id: str,
-        cluster: str,
-        agent_address: str,
-        agent_version: str,
-        replayed: bool,
-        fingerprint: str,
-        agent_fingerprint: str,
-        version: int | None,
-        now: float,
-        interval: float,
-    ) -> None:
-        """Insert or refresh a host row after a report (first_seen kept on refresh)."""
-        db.execute(
-            "INSERT INTO hosts (host_id, cluster, agent_address, agent_version, status, replayed, "
-            "fingerprint, agent_fingerprint, profile_version, first_seen, last_seen, "
-            "heartbeat_interval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(host_id) DO UPDATE SET cluster = excluded.cluster, "
-            "agent_address = excluded.agent_address, agent_version = excluded.agent_version, "
-            "status = excluded.status, replayed = excluded.replayed, "
-            "fingerprint = excluded.fingerprint, agent_fingerprint = excluded.agent_fingerprint, "
-            "profile_version = excluded.profile_version, last_seen = excluded.last_seen, "
-            "heartbeat_interval = excluded.heartbeat_interval",
-            (
-                host_id,
-                cluster,
-                agent_address,
-                agent_version,
-                HostStatus.ONLINE.value,
-                int(replayed),
-                fingerprint,
-                agent_fingerprint,
-                version,
-                now,
-                now,
-                interval,
-            ),
         )
 
     def _interval(self, seconds: float, default: float) -> float:
@@ -738,29 +513,24 @@ class Registry:
         record = self.find(host_id)
         if record is None:
             return None, True
-        with self.store.reading() as db:
-            row = db.execute(
-                "SELECT agent_fingerprint FROM hosts WHERE host_id = ?", (host_id,)
-            ).fetchone()
-        if row is None or row[0] != agent_fingerprint or record.cluster != cluster:
+        with self.store.read() as uow:
+            row = uow.hosts.get(host_id)
+        if row is None or row.agent_fingerprint != agent_fingerprint or record.cluster != cluster:
             return record, True
         interval = seconds or record.heartbeat_interval
 
-        def work(db: sqlite3.Connection, now: float) -> set[str]:
-            old = db.execute("SELECT status FROM hosts WHERE host_id = ?", (host_id,)).fetchone()
-            db.execute(
-                "UPDATE hosts SET last_seen = ?, status = ?, heartbeat_interval = ? WHERE host_id = ?",
-                (now, HostStatus.ONLINE.value, interval, host_id),
-            )
-            if old is not None and old["status"] != HostStatus.ONLINE.value:
+        def work(uow: UnitOfWork, now: float) -> set[str]:
+            old = uow.hosts.get(host_id, for_update=True)
+            uow.hosts.heard(host_id, now, HostStatus.ONLINE, interval)
+            if old is not None and old.status != HostStatus.ONLINE:
                 self.add_event(
-                    db,
+                    uow,
                     now,
                     cluster,
                     host_id,
                     EventKind.STATUS_CHANGED,
-                    f"host {host_id} is online again (was {old['status']})",
-                    old_status=old["status"],
+                    f"host {host_id} is online again (was {old.status.value})",
+                    old_status=old.status.value,
                     new_status=HostStatus.ONLINE.value,
                 )
                 return {cluster}
@@ -780,36 +550,32 @@ class Registry:
         inside the transaction, so a heartbeat that just landed wins over the sweeper."""
         ids = list(host_ids)
 
-        def work(db: sqlite3.Connection, now: float) -> set[str]:
+        def work(uow: UnitOfWork, now: float) -> set[str]:
             touched: set[str] = set()
             for host_id in ids:
-                old = db.execute(
-                    "SELECT status, cluster, last_seen, heartbeat_interval FROM hosts "
-                    "WHERE host_id = ?",
-                    (host_id,),
-                ).fetchone()
-                if old is None or old["status"] == status.value:
+                old = uow.hosts.get(host_id, for_update=True)
+                if old is None or old.status == status:
                     continue
                 if still_silent_since is not None and (
-                    max(old["last_seen"], self.started_at)
+                    max(old.last_seen, self.started_at)
                     + MISSED_HEARTBEATS_FOR_STALE
-                    * min(old["heartbeat_interval"], self.limits.max_interval)
+                    * min(old.heartbeat_interval, self.limits.max_interval)
                     >= still_silent_since
                 ):
                     continue
-                db.execute("UPDATE hosts SET status = ? WHERE host_id = ?", (status.value, host_id))
+                uow.hosts.set_status(host_id, status)
                 self.add_event(
-                    db,
+                    uow,
                     now,
-                    old["cluster"],
+                    old.cluster,
                     host_id,
                     EventKind.STATUS_CHANGED,
-                    f"host {host_id} is {status.value} ({why}; was {old['status']})",
-                    old_status=old["status"],
+                    f"host {host_id} is {status.value} ({why}; was {old.status.value})",
+                    old_status=old.status.value,
                     new_status=status.value,
                     reason=why,
                 )
-                touched.add(old["cluster"])
+                touched.add(old.cluster)
             return touched
 
         return self._commit(work, ids) if ids else set()
@@ -854,10 +620,10 @@ class Registry:
                 "next heartbeat; stop its agent first, or remove it with --force"
             )
 
-        def work(db: sqlite3.Connection, now: float) -> set[str]:
-            db.execute("DELETE FROM hosts WHERE host_id = ?", (host_id,))
+        def work(uow: UnitOfWork, now: float) -> set[str]:
+            uow.hosts.delete(host_id)
             self.add_event(
-                db,
+                uow,
                 now,
                 record.cluster,
                 host_id,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .admissions import Admissions
 from .decisions import Decisions
+from .faultlog import FaultLog
 from .limits import Limits
 from .policy import PolicyEngine
 from .registry import Registry
@@ -29,7 +29,7 @@ from .service.policy_servicer import PolicyServicer
 from .service.query_servicer import QueryServicer
 from .service.registry_servicer import RegistryServicer
 from .service.vm_servicer import VmServicer
-from .store import FaultLog, Store, StoreError
+from .storage import StoreError, open_storage
 from .vms import VmRegistry
 
 log = logging.getLogger("cpucompat.coordinator")
@@ -67,7 +67,7 @@ class Coordinator:
 
     def __init__(self, config: CoordinatorConfig) -> None:
         self.config = config
-        self.store = Store(
+        self.store = open_storage(
             config.db_path, durable=config.durable, create_folder=config.create_db_folder
         )
         try:
@@ -79,7 +79,7 @@ class Coordinator:
             self.policies = PolicyEngine(self.store, self.registry)
             self.decisions = Decisions(self.registry)
             self.vms = VmRegistry(self.store, self.registry, self.decisions, self.policies)
-        except (StoreError, sqlite3.Error, ValueError, KeyError) as exc:
+        except (StoreError, ValueError, KeyError) as exc:
             # A damaged row or blob found while loading: one line naming the database.
             self.store.close()
             if isinstance(exc, StoreError):

@@ -8,7 +8,6 @@ paths it chose at boot.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +20,8 @@ from .domain.requirement import Requirement
 from .domain.sides import requirement_of_domain
 from .domain.stamp import load_stamp, make_stamp, stamp_text
 from .policy import PolicyEngine
-from .registry import Registry, UnknownHostError, check_name
-from .store import Store
+from .registry import Registry, UnknownHostError, add_event, check_name
+from .storage.interface import Storage, VmRow
 
 
 class UnknownVmError(LookupError):
@@ -82,34 +81,34 @@ class VmRegistry:
     """Registered VMs, stored beside the hosts in the coordinator's database."""
 
     def __init__(
-        self, store: Store, registry: Registry, decisions: Decisions, policies: PolicyEngine
+        self, store: Storage, registry: Registry, decisions: Decisions, policies: PolicyEngine
     ) -> None:
         self.store = store
         self.registry = registry
         self.decisions = decisions
         self.policies = policies
-        with store.reading() as db:
-            rows = db.execute("SELECT * FROM vms").fetchall()
-        self._cache: dict[str, VmRecord] = {row["name"]: self._from_row(row) for row in rows}
+        with store.read() as uow:
+            rows = uow.vms.all()
+        self._cache: dict[str, VmRecord] = {row.name: self._from_row(row) for row in rows}
 
     @staticmethod
-    def _from_row(row: sqlite3.Row) -> VmRecord:
+    def _from_row(row: VmRow) -> VmRecord:
         return VmRecord(
-            name=row["name"],
-            cluster=row["cluster"],
-            mode=row["mode"],
-            boot_host=row["boot_host"],
-            baseline=row["baseline"],
-            requirement=load_stamp(row["requirement"]),
-            registered_at=row["registered_at"],
-            booted_at=row["booted_at"],
-            current_host=row["current_host"],
-            cpu_definition=row["cpu_definition"],
+            name=row.name,
+            cluster=row.cluster,
+            mode=row.mode,
+            boot_host=row.boot_host,
+            baseline=row.baseline,
+            requirement=load_stamp(row.requirement),
+            registered_at=row.registered_at,
+            booted_at=row.booted_at,
+            current_host=row.current_host,
+            cpu_definition=row.cpu_definition,
         )
 
     def _refresh(self, name: str) -> None:
-        with self.store.reading() as db:
-            row = db.execute("SELECT * FROM vms WHERE name = ?", (name,)).fetchone()
+        with self.store.read() as uow:
+            row = uow.vms.get(name)
         if row is None:
             self._cache.pop(name, None)
         else:
@@ -247,21 +246,16 @@ class VmRegistry:
                 make_stamp(requirement, now, boot_host or baseline or definition or "")
             )
             registered_at = existing.registered_at if existing else now
-            row = (
+            row = VmRow(
                 name, cluster, mode, boot_host, base, stamp, registered_at, now, boot_host, definition
             )  # fmt: skip
-            with self.store.transaction() as db:
-                db.execute(
-                    "INSERT OR REPLACE INTO vms (name, cluster, mode, boot_host, baseline, requirement, "
-                    "registered_at, booted_at, current_host, cpu_definition) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
+            with self.store.unit_of_work() as uow:
+                uow.vms.put(row)
                 what = f"booted on {boot_host}" if boot_host else f"baseline {baseline}"
                 if definition is not None:
                     what = definition + (f", booted on {boot_host}" if boot_host else "")
-                Registry.add_event(
-                    db,
+                add_event(
+                    uow,
                     now,
                     cluster,
                     boot_host or "",
@@ -274,21 +268,18 @@ class VmRegistry:
         else:
             # A move without a reboot (another host, even another cluster): the guest still
             # needs the processor it booted on, so only its whereabouts change.
-            with self.store.transaction() as db:
-                db.execute(
-                    "UPDATE vms SET cluster = ?, current_host = ? WHERE name = ?",
-                    (cluster, boot_host or None, name),
-                )
+            with self.store.unit_of_work() as uow:
+                uow.vms.move(name, cluster, boot_host or None)
         self._refresh(name)
         return self.get(name), recapture
 
     def remove(self, name: str) -> VmRecord:
         record = self.get(name)
         now = self.registry.clock()
-        with self.store.transaction() as db:
-            db.execute("DELETE FROM vms WHERE name = ?", (name,))
-            Registry.add_event(
-                db, now, record.cluster, "", EventKind.VM_REMOVED, f"VM {name} removed", vm=name
+        with self.store.unit_of_work() as uow:
+            uow.vms.delete(name)
+            add_event(
+                uow, now, record.cluster, "", EventKind.VM_REMOVED, f"VM {name} removed", vm=name
             )
         self._refresh(name)
         return record

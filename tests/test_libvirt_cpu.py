@@ -361,12 +361,14 @@ def test_a_schema_4_database_keeps_its_vms_and_gains_the_definition_column(
 ) -> None:
     import sqlite3
 
-    from cpucompat.coordinator.store import MIGRATIONS, Store
+    from cpucompat.coordinator.storage.sqlite import MIGRATIONS
+    from cpucompat.coordinator.store import Store
 
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as conn:
-        for version in range(1, 5):
-            conn.executescript(MIGRATIONS[version])
+        for migration in MIGRATIONS[:4]:
+            for statement in migration.statements:
+                conn.execute(statement)
         conn.execute(
             "INSERT INTO vms (name, cluster, mode, boot_host, baseline, requirement, "
             "registered_at, booted_at, current_host) VALUES "

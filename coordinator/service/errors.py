@@ -7,7 +7,6 @@ answered RESOURCE_EXHAUSTED or UNAVAILABLE: never an UNKNOWN with a traceback.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any, TypeVar
@@ -42,7 +41,7 @@ STATUS_FOR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
 
 
 def _status(exc: Exception, method: str) -> grpc.StatusCode | None:
-    if isinstance(exc, StorageFault | sqlite3.Error):
+    if isinstance(exc, StorageFault):
         faults.log(f"{method} failed", exc)
         if isinstance(exc, StorageFault) and exc.full:
             return grpc.StatusCode.RESOURCE_EXHAUSTED

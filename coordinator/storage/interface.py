@@ -1,0 +1,284 @@
+"""What the coordinator's services need from a database: repositories and a unit of work.
+
+Services (the registry, the policy engine, VMs, admissions) hold the rules and speak
+only these protocols; each backend (SQLite, the embedded default; PostgreSQL next)
+holds all of its SQL behind them. Values cross this seam as plain Python types: the
+backend converts its column types (SQLite's text-stored actions, 0/1 booleans, JSON
+text) so nothing of one dialect leaks into a service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..domain.hosts import Event, EventKind, HostStatus, ProfileVersion
+from .errors import StorageFault
+
+# ---- records: one stored row each, as plain values ------------------------------------
+
+
+@dataclass(frozen=True)
+class HostRow:
+    """A registered host as stored (its decoded profile is the services' business)."""
+
+    host_id: str
+    cluster: str
+    agent_address: str
+    agent_version: str
+    status: HostStatus
+    replayed: bool
+    fingerprint: str
+    agent_fingerprint: str
+    profile_version: int
+    first_seen: float
+    last_seen: float
+    heartbeat_interval: float
+    pruned_versions: int = 0
+
+
+@dataclass(frozen=True)
+class NewProfile:
+    """A profile version to store; the backend assigns its number (increasing, never reused)."""
+
+    host_id: str
+    recorded_at: float
+    fingerprint: str
+    source: str
+    raw: bytes  # see storage.blobs: the same bytes in every backend
+    features: Sequence[str]
+    gained: Sequence[str]
+    lost: Sequence[str]
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredRaw:
+    """A stored version's raw leaves and the host it belongs to (for error messages)."""
+
+    version: int
+    host_id: str
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Events of one cluster, since a time, of one host; an empty field matches all."""
+
+    cluster: str | None = None
+    since: float | None = None
+    host_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PolicyRow:
+    """A cluster's stored policy; actions are OfflineAction values (Hyper-V's numbers)."""
+
+    cluster: str
+    action: int
+    computed_action: int
+    pinned_action: int | None
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+    version: int = 0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class VmRow:
+    """A registered VM; ``requirement`` is its stamp text (see domain.stamp)."""
+
+    name: str
+    cluster: str
+    mode: str
+    boot_host: str | None
+    baseline: str | None
+    requirement: str
+    registered_at: float
+    booted_at: float
+    current_host: str | None
+    cpu_definition: str | None = None  # the libvirt <cpu> it booted with, one line
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A host id or fnmatch pattern an administrator admitted to a cluster."""
+
+    cluster: str
+    pattern: str
+    admitted_at: float
+    admitted_by: str
+
+
+# ---- repositories ----------------------------------------------------------------------
+
+
+class HostRepository(Protocol):
+    def get(self, host_id: str, *, for_update: bool = False) -> HostRow | None:
+        """``for_update``: the caller changes this host in this unit of work (a backend with
+        concurrent writers locks its row until commit)."""
+        ...
+
+    def all(self) -> list[HostRow]: ...
+
+    def in_cluster(self, cluster: str) -> list[HostRow]:
+        """The cluster's members, by host id."""
+        ...
+
+    def upsert(self, row: HostRow) -> None:
+        """Insert, or refresh every field but ``first_seen`` and ``pruned_versions``."""
+        ...
+
+    def heard(self, host_id: str, last_seen: float, status: HostStatus, interval: float) -> None:
+        """A heartbeat: last seen, status and interval."""
+        ...
+
+    def set_status(self, host_id: str, status: HostStatus) -> None: ...
+
+    def add_pruned(self, host_id: str, count: int) -> None:
+        """Count ``count`` more versions pruned from the host's history."""
+        ...
+
+    def delete(self, host_id: str) -> None: ...
+
+
+class ProfileRepository(Protocol):
+    def add(self, profile: NewProfile) -> int:
+        """Store a version; returns its number, greater than every number given before."""
+        ...
+
+    def raw(self, version: int) -> StoredRaw | None: ...
+
+    def features(self, version: int) -> list[str] | None: ...
+
+    def history(self, host_id: str) -> list[ProfileVersion]:
+        """The host's stored versions, oldest first."""
+        ...
+
+    def count(self, host_id: str) -> int: ...
+
+    def oldest(self, host_id: str, limit: int, keep: int | None) -> list[int]:
+        """Up to ``limit`` of the host's oldest version numbers, never ``keep``."""
+        ...
+
+    def delete(self, versions: Iterable[int]) -> None: ...
+
+
+class EventRepository(Protocol):
+    def add(
+        self,
+        time: float,
+        cluster: str,
+        host_id: str,
+        kind: EventKind,
+        message: str,
+        details: dict[str, Any],
+    ) -> None:
+        """Append an event; ids increase in the order events are added."""
+        ...
+
+    def window(self, where: EventFilter, newest: int) -> tuple[int, int] | None:
+        """(first id, last id) of the newest ``newest`` matching events; None when none match."""
+        ...
+
+    def page(
+        self,
+        where: EventFilter,
+        *,
+        after_id: int,
+        before_id: int | None,
+        ascending: bool,
+        limit: int,
+    ) -> list[Event]:
+        """Matching events with after_id < id < before_id, by id."""
+        ...
+
+
+class PolicyRepository(Protocol):
+    def get(self, cluster: str, *, for_update: bool = False) -> PolicyRow | None:
+        """``for_update``: the caller will write this cluster's policy in this unit of work
+        (a backend with concurrent writers locks it until commit)."""
+        ...
+
+    def all(self) -> list[PolicyRow]: ...
+
+    def put(self, row: PolicyRow) -> None:
+        """Insert or replace the cluster's policy."""
+        ...
+
+    def set_pin(
+        self, cluster: str, pinned: int | None, pin_reason: str, *, initial: PolicyRow
+    ) -> None:
+        """Set the pin and its reason, keeping the rest; ``initial`` when none is stored."""
+        ...
+
+
+class VmRepository(Protocol):
+    def get(self, name: str) -> VmRow | None: ...
+
+    def all(self) -> list[VmRow]: ...
+
+    def put(self, row: VmRow) -> None:
+        """Insert or replace the VM."""
+        ...
+
+    def move(self, name: str, cluster: str, current_host: str | None) -> None: ...
+
+    def delete(self, name: str) -> None: ...
+
+
+class AdmissionRepository(Protocol):
+    def all(self) -> list[Admission]: ...
+
+    def add(self, admissions: Iterable[Admission]) -> None: ...
+
+    def remove(self, cluster: str, patterns: Iterable[str]) -> None: ...
+
+
+# ---- the unit of work and the storage ----------------------------------------------------
+
+
+class UnitOfWork(Protocol):
+    """One transaction: everything done through it lands together or not at all."""
+
+    @property
+    def hosts(self) -> HostRepository: ...
+
+    @property
+    def profiles(self) -> ProfileRepository: ...
+
+    @property
+    def events(self) -> EventRepository: ...
+
+    @property
+    def policies(self) -> PolicyRepository: ...
+
+    @property
+    def vms(self) -> VmRepository: ...
+
+    @property
+    def admissions(self) -> AdmissionRepository: ...
+
+    def on_commit(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` after the commit succeeded (in the order added); never on rollback."""
+        ...
+
+
+class Storage(Protocol):
+    """An open database. Backend errors surface as StoreError / StorageFault only."""
+
+    def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
+        """A writing transaction: commit at exit, rollback on any exception."""
+        ...
+
+    def read(self) -> AbstractContextManager[UnitOfWork]:
+        """A consistent read; nothing may be written through it."""
+        ...
+
+    def damaged(self, what: str) -> StorageFault:
+        """The fault to raise when stored data cannot be read back, naming the database."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,239 @@
+"""What every storage backend promises the services (`coordinator/storage/interface.py`).
+
+Each test runs against every backend in ``BACKENDS`` through the interface alone; a
+new backend (PostgreSQL) joins the parameter list and must pass unchanged. The SQLite
+backend runs on a real file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from cpucompat.coordinator.domain.hosts import EventKind, HostStatus
+from cpucompat.coordinator.storage import Storage, StorageFault, open_storage
+from cpucompat.coordinator.storage.interface import (
+    Admission,
+    EventFilter,
+    HostRow,
+    NewProfile,
+    PolicyRow,
+    VmRow,
+)
+
+BACKENDS: dict[str, Callable[[Path], Storage]] = {
+    "sqlite": lambda folder: open_storage(folder / "c.db"),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    opened = BACKENDS[request.param](tmp_path)
+    yield opened
+    opened.close()
+
+
+def host(host_id: str = "h1", cluster: str = "prod", version: int = 1, **fields: object) -> HostRow:
+    row = HostRow(
+        host_id=host_id,
+        cluster=cluster,
+        agent_address="10.0.0.1:7444",
+        agent_version="0.1",
+        status=HostStatus.ONLINE,
+        replayed=False,
+        fingerprint="f" * 64,
+        agent_fingerprint="a",
+        profile_version=version,
+        first_seen=100.0,
+        last_seen=100.0,
+        heartbeat_interval=30.0,
+    )
+    return replace(row, **fields)  # type: ignore[arg-type]
+
+
+def profile(
+    host_id: str = "h1", at: float = 100.0, features: tuple[str, ...] = ("sse2",)
+) -> NewProfile:
+    return NewProfile(
+        host_id=host_id,
+        recorded_at=at,
+        fingerprint="f" * 64,
+        source="cpuid-instruction",
+        raw=b"\x78\x9c\x00raw",
+        features=features,
+        gained=(),
+        lost=(),
+        summary={"vendor": "GenuineIntel"},
+    )
+
+
+def test_a_unit_of_work_commits_then_runs_its_hooks_in_order(storage: Storage) -> None:
+    seen: list[tuple[str, object]] = []
+
+    def look(name: str) -> None:
+        with storage.read() as uow:
+            stored = uow.hosts.get("h1")
+        seen.append((name, None if stored is None else stored.cluster))
+
+    with storage.unit_of_work() as uow:
+        version = uow.profiles.add(profile())
+        uow.hosts.upsert(host(version=version))
+        uow.on_commit(lambda: look("first"))
+        uow.on_commit(lambda: look("second"))
+        assert seen == []  # nothing runs before the commit
+    assert seen == [("first", "prod"), ("second", "prod")]
+
+
+def test_an_exception_rolls_everything_back_and_runs_no_hook(storage: Storage) -> None:
+    ran: list[str] = []
+    with pytest.raises(RuntimeError, match="refused"), storage.unit_of_work() as uow:
+        uow.profiles.add(profile())
+        uow.hosts.upsert(host())
+        uow.events.add(1.0, "prod", "h1", EventKind.HOST_JOINED, "joined", {})
+        uow.on_commit(lambda: ran.append("hook"))
+        raise RuntimeError("refused")
+    assert ran == []
+    with storage.read() as uow:
+        assert uow.hosts.all() == []
+        assert uow.profiles.history("h1") == []
+        assert (
+            uow.events.page(EventFilter(), after_id=0, before_id=None, ascending=True, limit=10)
+            == []
+        )
+
+
+def test_a_failing_statement_is_a_storage_fault_and_stores_nothing(storage: Storage) -> None:
+    taken = Admission("prod", "node-*", 1.0, "ops")
+    with storage.unit_of_work() as uow:
+        uow.admissions.add([taken])
+    with pytest.raises(StorageFault), storage.unit_of_work() as uow:
+        uow.admissions.add([Admission("prod", "web-*", 2.0, "ops")])
+        uow.admissions.add([taken])  # already admitted: the backend's constraint refuses
+    with storage.read() as uow:
+        assert uow.admissions.all() == [taken]
+
+
+def test_profile_numbers_increase_and_are_never_reused(storage: Storage) -> None:
+    with storage.unit_of_work() as uow:
+        first = uow.profiles.add(profile(at=1.0))
+        second = uow.profiles.add(profile(at=2.0, features=("sse2", "avx")))
+        uow.profiles.delete([second])
+    with storage.unit_of_work() as uow:
+        third = uow.profiles.add(profile(at=3.0))
+    assert first < second < third
+    with storage.read() as uow:
+        assert [v.version for v in uow.profiles.history("h1")] == [first, third]
+        assert uow.profiles.count("h1") == 2
+        assert uow.profiles.features(first) == ["sse2"]
+        assert uow.profiles.features(second) is None
+        stored = uow.profiles.raw(first)
+        assert stored is not None and (stored.host_id, stored.raw) == ("h1", b"\x78\x9c\x00raw")
+        assert uow.profiles.oldest("h1", 5, keep=first) == [third]
+        assert uow.profiles.oldest("h1", 1, keep=None) == [first]
+        assert uow.profiles.history("h1")[0].summary == {"vendor": "GenuineIntel"}
+
+
+def test_a_refreshed_host_keeps_when_it_was_first_seen_and_its_pruned_count(
+    storage: Storage,
+) -> None:
+    with storage.unit_of_work() as uow:
+        uow.hosts.upsert(host())
+        uow.hosts.add_pruned("h1", 3)
+        uow.hosts.upsert(host(cluster="dev", first_seen=500.0, last_seen=500.0, replayed=True))
+        uow.hosts.upsert(host("h2", cluster="dev"))
+    with storage.read() as uow:
+        stored = uow.hosts.get("h1")
+        assert stored is not None
+        assert (stored.first_seen, stored.last_seen, stored.cluster) == (100.0, 500.0, "dev")
+        assert (stored.pruned_versions, stored.replayed) == (3, True)
+        assert [h.host_id for h in uow.hosts.in_cluster("dev")] == ["h1", "h2"]
+    with storage.unit_of_work() as uow:
+        locked = uow.hosts.get("h2", for_update=True)
+        assert locked is not None and locked.status == HostStatus.ONLINE
+        uow.hosts.heard("h2", 900.0, HostStatus.ONLINE, 60.0)
+        uow.hosts.set_status("h1", HostStatus.STALE)
+        uow.hosts.delete("h2")
+    with storage.read() as uow:
+        assert [(h.host_id, h.status) for h in uow.hosts.all()] == [("h1", HostStatus.STALE)]
+        assert uow.hosts.get("h2") is None
+
+
+def test_events_filter_and_page_by_id(storage: Storage) -> None:
+    with storage.unit_of_work() as uow:
+        for n in range(6):
+            cluster = "prod" if n % 2 else "dev"
+            uow.events.add(float(n), cluster, f"h{n}", EventKind.STATUS_CHANGED, f"e{n}", {"n": n})
+    with storage.read() as uow:
+        every = uow.events.page(
+            EventFilter(), after_id=0, before_id=None, ascending=True, limit=100
+        )
+        ids = [e.id for e in every]
+        assert ids == sorted(ids) and [e.message for e in every] == [f"e{n}" for n in range(6)]
+        assert every[3].details == {"n": 3} and every[3].kind == EventKind.STATUS_CHANGED
+        prod = EventFilter(cluster="prod")
+        assert uow.events.window(prod, 2) == (ids[3], ids[5])
+        assert uow.events.window(EventFilter(host_id="nobody"), 2) is None
+        newest = uow.events.page(prod, after_id=0, before_id=ids[5], ascending=False, limit=1)
+        assert [e.message for e in newest] == ["e3"]
+        since = uow.events.page(
+            EventFilter(since=4.0), after_id=ids[0], before_id=None, ascending=True, limit=100
+        )
+        assert [e.message for e in since] == ["e4", "e5"]
+
+
+def test_policies_keep_actions_as_numbers_and_a_pin_keeps_the_rest(storage: Storage) -> None:
+    stored = PolicyRow("prod", 1, 1, None, "one group", {"host_count": 2}, 1, 10.0)
+    with storage.unit_of_work() as uow:
+        uow.policies.put(stored)
+        uow.policies.set_pin("prod", 2, "maintenance", initial=PolicyRow("prod", 9, 9, None, ""))
+        uow.policies.set_pin(
+            "new", 2, "new rack", initial=PolicyRow("new", 1, 1, None, "", {}, 0, 20.0)
+        )
+    with storage.read() as uow:
+        prod = uow.policies.get("prod")
+        assert prod == replace(
+            stored, pinned_action=2, details={"host_count": 2, "pin_reason": "maintenance"}
+        )
+        assert uow.policies.get("new") == PolicyRow(
+            "new", 1, 1, 2, "", {"pin_reason": "new rack"}, 0, 20.0
+        )
+        assert [p.cluster for p in uow.policies.all()] == ["new", "prod"]
+    with storage.unit_of_work() as uow:
+        uow.policies.set_pin("prod", None, "", initial=PolicyRow("prod", 9, 9, None, ""))
+    with storage.read() as uow:
+        unpinned = uow.policies.get("prod", for_update=True)
+        assert unpinned is not None and unpinned.pinned_action is None
+        assert unpinned.details["pin_reason"] == "" and unpinned.action == 1
+
+
+def test_vms_are_replaced_moved_and_removed(storage: Storage) -> None:
+    vm = VmRow("web-1", "prod", "host", "h1", None, "stamp", 10.0, 10.0, "h1")
+    with storage.unit_of_work() as uow:
+        uow.vms.put(vm)
+        uow.vms.put(replace(vm, booted_at=20.0, requirement="stamp 2"))
+        uow.vms.put(replace(vm, name="db-1", mode="baseline", boot_host=None, baseline="zen3"))
+    with storage.unit_of_work() as uow:
+        uow.vms.move("web-1", "dev", None)
+    with storage.read() as uow:
+        assert uow.vms.get("web-1") == replace(
+            vm, booted_at=20.0, requirement="stamp 2", cluster="dev", current_host=None
+        )
+        assert [v.name for v in uow.vms.all()] == ["db-1", "web-1"]
+    with storage.unit_of_work() as uow:
+        uow.vms.delete("web-1")
+    with storage.read() as uow:
+        assert uow.vms.get("web-1") is None
+
+
+def test_admissions_are_added_and_removed(storage: Storage) -> None:
+    with storage.unit_of_work() as uow:
+        uow.admissions.add(
+            [Admission("prod", "node-*", 1.0, "ops"), Admission("dev", "h1", 2.0, "")]
+        )
+    with storage.unit_of_work() as uow:
+        uow.admissions.remove("prod", ["node-*"])
+    with storage.read() as uow:
+        assert uow.admissions.all() == [Admission("dev", "h1", 2.0, "")]
