@@ -223,3 +223,38 @@ def test_require_admission_without_tls_guards_the_claimed_host_id(tmp_path: Path
         assert stub.ReportProfile(report("h1", "prod"), timeout=10).accepted
     finally:
         coord.stop()
+
+
+def test_a_revoked_agent_logs_the_refusal_and_rejoins_when_admitted_again(tmp_path: Path) -> None:
+    pki = Pki(tmp_path / "pki")
+    coord = start_coordinator(tmp_path, *pki.server_flags(), "--admin", "ops", "--allow-replayed")
+    agent = None
+    try:
+        assert cli(coord, pki, "ops", "cluster", "admit", "prod", "node-1").returncode == 0
+        agent = start_agent(
+            tmp_path,
+            coord.address,
+            "node-1",
+            "--interval",
+            "0.5",
+            "--replay-dump",
+            str(DEV_DUMP),
+            *pki.flags("node-1"),
+        )
+        wait_until(lambda: joined(coord, pki) == {"node-1": "prod"}, what="node-1 joined")
+        assert cli(coord, pki, "ops", "cluster", "revoke", "prod", "node-1").returncode == 0
+        fix = "cpucompat cluster admit prod node-1"
+        wait_until(lambda: fix in agent.output(), what="the refusal naming the fix")
+        refusal = [line for line in agent.output().splitlines() if fix in line]
+        assert len(refusal) == 1 and "PERMISSION_DENIED" in refusal[0], agent.output()
+        assert agent.proc.poll() is None  # it keeps running and retrying
+
+        # Admitted again: the agent's next retry is accepted; it does not sit out a long wait.
+        assert cli(coord, pki, "ops", "cluster", "admit", "prod", "node-1").returncode == 0
+        wait_until(lambda: "accepts this host again" in agent.output(), what="the agent back in")
+        assert agent.output().count(fix) == 1  # logged once per change, not every retry
+        assert "Traceback" not in agent.output()
+    finally:
+        if agent is not None:
+            agent.stop()
+        coord.stop()
