@@ -139,7 +139,7 @@ def test_policy_follows_the_processors_and_reaches_every_agent(
         # Both flips are events with their reasons.
         events = json.loads(
             run_cli("events", "--cluster", "prod", "--json", "--coordinator", address).stdout
-        )
+        )["events"]
         flips = [
             e
             for e in events
