@@ -299,7 +299,8 @@ def render_audit(doc: dict[str, Any]) -> str:
         "",
     ]
     group_of = {name: g["index"] for g in doc["groups"] for name in g["hosts"]}
-    # Beside a cluster, dumps and models are what-if hosts: audited, never joined.
+    # Beside a cluster, dumps and models are what-if hosts: audited, never joined. A dump's
+    # name already says it is replayed; only registered hosts need saying so.
     what_if = doc.get("cluster") is not None
     rows = [
         (
@@ -307,7 +308,7 @@ def render_audit(doc: dict[str, Any]) -> str:
             + (
                 " (what-if)"
                 if what_if and h.get("kind") in ("dump", "model")
-                else (" (replayed)" if h.get("replayed") else "")
+                else (" (replayed)" if h.get("replayed") and h.get("kind") == "host" else "")
             )
             + (" (stale)" if h.get("stale") else ""),
             h.get("vendor") or "-",
