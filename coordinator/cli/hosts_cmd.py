@@ -291,11 +291,6 @@ def run_events(args: argparse.Namespace) -> int:
         # `more`: earlier events left out by --limit (a lower bound when `more_exact` is false).
         print_json({"events": [to_doc(e) for e in events], "more": older, "more_exact": exact})
         return EXIT_OK
-    if older:
-        at_least = "" if exact else "at least "
-        print(
-            f"{MORE.format(n=f'{at_least}{older}')} earlier events (raise --limit or use --since)"
-        )
     rows = [
         (
             _when(e.time),
@@ -306,4 +301,9 @@ def run_events(args: argparse.Namespace) -> int:
         for e in events
     ]
     print(table(("TIME", "CLUSTER", "KIND", "WHAT"), rows))
+    if older:  # last, where the eye lands: the list above is not the whole log
+        at_least = "" if exact else "at least "
+        print(
+            f"{MORE.format(n=f'{at_least}{older}')} earlier events (raise --limit or use --since)"
+        )
     return EXIT_OK
