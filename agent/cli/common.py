@@ -132,8 +132,11 @@ def _fit(widths: list[int], passes: Sequence[tuple[set[int], list[int]]], width:
     return widths
 
 
-COMFORTABLE = 24
-"""Free text keeps this many columns while names give way: a reason code stays whole."""
+COMFORTABLE = 16
+"""Free text keeps this many columns (or its longest word) while other columns give way."""
+WHOLE_WORD = 24
+"""A word up to this long (a reason code, a time, a fingerprint) is not split while a
+column can give way elsewhere; longer ones (a long file name) wrap anyway."""
 
 
 def table(
@@ -153,18 +156,22 @@ def table(
     natural = [max(len(row[i]) for row in cells) for i in range(count)]
     floors = [min(natural[i], max(len(cells[0][i]), 8)) for i in range(count)]
     free = {i % count for i in flex}
-    comfortable = [
-        min(natural[i], max(floors[i], COMFORTABLE)) if i in free else floors[i]
+    words = [
+        min(WHOLE_WORD, max((len(w) for row in cells[1:] for w in row[i].split()), default=0))
         for i in range(count)
+    ]
+    whole = [min(natural[i], max(floors[i], words[i])) for i in range(count)]
+    comfortable = [
+        min(natural[i], max(whole[i], COMFORTABLE)) if i in free else whole[i] for i in range(count)
     ]
     everything = set(range(count))
     widths = _fit(
         natural,
         [
-            (free, comfortable),
-            (everything, comfortable),
-            (everything, floors),
-            (everything, [1] * count),
+            (free, comfortable),  # free text narrows to a comfortable width
+            (everything, comfortable),  # then every column, words kept whole
+            (everything, floors),  # then words split
+            (everything, [1] * count),  # never wider than `width`
         ],
         width,
     )
