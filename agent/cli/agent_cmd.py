@@ -177,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
 
     state_file = args.state_file or str(default_state_dir() / f"policy-{args.cluster}.json")
     watcher = PolicyWatcher(channel, args.cluster, state_file, args.on_policy_change)
+    watcher.on_refused = reporter.check_now
     watcher.start()
     snap = holder.current
     print(

@@ -79,6 +79,10 @@ class Reporter:
     def start(self) -> None:
         self._thread.start()
 
+    def check_now(self) -> None:
+        """Call the coordinator at once (the policy watch was refused: admission revoked?)."""
+        self._wake.set()
+
     def probed(self, previous: Snapshot, fresh: Snapshot) -> None:
         """Called after an on-demand probe: report at once when the profile or offer changed."""
         if previous.profile.report_fingerprint != fresh.profile.report_fingerprint:
