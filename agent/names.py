@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,252}$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,252}")
+"""Used with ``fullmatch`` only: ``$`` would let a trailing newline through."""
 
 
 def valid_name(value: str, what: str) -> str:
     """``value`` when it is a usable name; ValueError naming the rule otherwise."""
-    if not NAME_PATTERN.match(value or ""):
+    if NAME_PATTERN.fullmatch(value or "") is None:
         raise ValueError(
-            f"{what} {value!r} is not valid: use 1-253 letters, digits, '.', '_', '-', ':' or '@', "
+            f"{what} {value[:80]!r} is not valid: use 1-253 letters, digits, '.', '_', '-', ':' or '@', "
             "starting with a letter or digit"
         )
     return value

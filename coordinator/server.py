@@ -147,7 +147,13 @@ def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:
     # Watch streams may take all workers but RESERVED_WORKERS, kept for reports and queries.
     max_watchers = max(1, config.workers - RESERVED_WORKERS)
     pb_grpc.add_PolicyServiceServicer_to_server(
-        PolicyServicer(coordinator.policies, coordinator.auth, max_watchers), server
+        PolicyServicer(
+            coordinator.policies,
+            coordinator.auth,
+            max_watchers,
+            coordinator.admissions if config.admission_required else None,
+        ),
+        server,
     )
     pb_grpc.add_VmServiceServicer_to_server(
         VmServicer(coordinator.vms, coordinator.registry, coordinator.auth), server

@@ -223,3 +223,47 @@ def test_require_admission_without_tls_guards_the_claimed_host_id(tmp_path: Path
         assert stub.ReportProfile(report("h1", "prod"), timeout=10).accepted
     finally:
         coord.stop()
+
+
+def test_a_revoked_agent_logs_the_refusal_and_rejoins_when_admitted_again(tmp_path: Path) -> None:
+    pki = Pki(tmp_path / "pki")
+    coord = start_coordinator(tmp_path, *pki.server_flags(), "--admin", "ops", "--allow-replayed")
+    agent = None
+    state = tmp_path / "policy-prod.json"
+    try:
+        assert cli(coord, pki, "ops", "cluster", "admit", "prod", "node-1").returncode == 0
+        agent = start_agent(
+            tmp_path,
+            coord.address,
+            "node-1",
+            "--interval",
+            "3600",  # an hour: the revoke must not wait for the next heartbeat
+            "--replay-dump",
+            str(DEV_DUMP),
+            "--state-file",
+            str(state),
+            *pki.flags("node-1"),
+        )
+        wait_until(lambda: joined(coord, pki) == {"node-1": "prod"}, what="node-1 joined")
+        # The agent follows the cluster's policy (its state file is written): it is watching.
+        wait_until(state.exists, what="the agent's policy state file")
+        assert cli(coord, pki, "ops", "cluster", "revoke", "prod", "node-1").returncode == 0
+        fix = "cpucompat cluster admit prod node-1"
+
+        def refusals() -> list[str]:
+            lines = agent.output().splitlines()
+            return [x for x in lines if "coordinator refused this host" in x and fix in x]
+
+        wait_until(refusals, what="the reporter's refusal naming the fix")
+        assert "PERMISSION_DENIED" in refusals()[0], agent.output()
+        assert agent.proc.poll() is None  # it keeps running and retrying
+
+        # Admitted again: the agent's next retry is accepted; it does not sit out a long wait.
+        assert cli(coord, pki, "ops", "cluster", "admit", "prod", "node-1").returncode == 0
+        wait_until(lambda: "accepts this host again" in agent.output(), what="the agent back in")
+        assert len(refusals()) == 1  # logged once per change, not every retry
+        assert "Traceback" not in agent.output()
+    finally:
+        if agent is not None:
+            agent.stop()
+        coord.stop()

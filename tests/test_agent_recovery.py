@@ -48,7 +48,7 @@ def test_short_interval_agents_rejoin_before_the_grace_runs_out(tmp_path: Path) 
             what="h1 heard from after the restart",
         )
         time.sleep(3 * INTERVAL)  # past the grace: a late agent would now be stale
-        events = json.loads(run_cli("events", "--json", "--coordinator", listen).stdout)
+        events = json.loads(run_cli("events", "--json", "--coordinator", listen).stdout)["events"]
         stale = [e for e in events if e.get("host_id") == "h1" and "stale" in e["message"].lower()]
         assert not stale, stale
         policy = json.loads(

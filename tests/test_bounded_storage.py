@@ -138,9 +138,12 @@ def test_lists_page_and_the_cli_follows_the_pages(tmp_path: Path) -> None:
 
         with sqlite3.connect(running.db) as db:
             newest = [r[0] for r in db.execute("SELECT id FROM events ORDER BY id DESC LIMIT 700")]
+            (stored,) = db.execute("SELECT count(*) FROM events").fetchone()
         shown = run_cli("events", "--limit", "700", "--json", "--coordinator", running.address)
         assert shown.returncode == 0, shown.stderr
-        assert [e["id"] for e in json.loads(shown.stdout)] == sorted(newest)
+        doc = json.loads(shown.stdout)
+        assert [e["id"] for e in doc["events"]] == sorted(newest)
+        assert doc["more"] == max(0, stored - 700) and doc["more_exact"]  # counted, not silent
     finally:
         running.close()
 

@@ -122,11 +122,20 @@ def test_a_cut_event_list_says_how_many_more(tmp_path: Path) -> None:
         full = run_cli("events", "--json", "--coordinator", coord.address)
         import json
 
-        total = len(json.loads(full.stdout))
+        doc = json.loads(full.stdout)
+        total = len(doc["events"])
+        assert doc["more"] == 0 and doc["more_exact"]
         cut = run_cli("events", "--limit", "1", "--coordinator", coord.address)
         assert cut.returncode == 0
-        assert f"\u2026 and {total - 1} more earlier events" in cut.stdout, cut.stdout
+        last = cut.stdout.strip().splitlines()[-1]
+        assert last.startswith(f"\u2026 and {total - 1} more earlier events"), cut.stdout
         assert all(len(line) <= 100 for line in cut.stdout.splitlines())
+        # Scripts are told too: the one event kept, and how many earlier ones were left out.
+        cut_json = json.loads(
+            run_cli("events", "--limit", "1", "--json", "--coordinator", coord.address).stdout
+        )
+        assert cut_json["events"] == doc["events"][-1:]
+        assert cut_json["more"] == total - 1 and cut_json["more_exact"]
     finally:
         for agent in agents:
             agent.stop()

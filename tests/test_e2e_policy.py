@@ -139,7 +139,7 @@ def test_policy_follows_the_processors_and_reaches_every_agent(
         # Both flips are events with their reasons.
         events = json.loads(
             run_cli("events", "--cluster", "prod", "--json", "--coordinator", address).stdout
-        )
+        )["events"]
         flips = [
             e
             for e in events
@@ -235,8 +235,10 @@ def test_policy_export_prints_hyperv_commands(tmp_path: Path, live_host_dump: Pa
         assert export.returncode == 0
         lines = [line for line in export.stdout.splitlines() if not line.startswith("#")]
         assert lines == [
-            "Get-ClusterResource -Name 'Virtual Machine sql-1' | Set-ClusterParameter -Name OfflineAction -Value 1",
-            "Get-ClusterResource -Name 'Virtual Machine web-1' | Set-ClusterParameter -Name OfflineAction -Value 1",
+            "Get-ClusterResource -Name 'Virtual Machine sql-1' |",
+            "    Set-ClusterParameter -Name OfflineAction -Value 1",
+            "Get-ClusterResource -Name 'Virtual Machine web-1' |",
+            "    Set-ClusterParameter -Name OfflineAction -Value 1",
         ]
         # Registering again after a live move keeps the boot requirement.
         again = run_cli(

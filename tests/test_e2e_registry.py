@@ -44,7 +44,7 @@ def hosts(address: str, *extra: str) -> dict[str, dict]:
 def events(address: str) -> list[dict]:
     result = run_cli("events", "--coordinator", address, "--json")
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return json.loads(result.stdout)["events"]
 
 
 def test_cluster_of_live_and_replayed_agents(tmp_path: Path) -> None:

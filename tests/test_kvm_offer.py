@@ -277,7 +277,7 @@ def test_agent_reports_offer_changes_to_history_and_host_show(tmp_path: Path) ->
         assert history[1]["offer_fingerprint"] != history[0]["offer_fingerprint"]
         table = run_cli("host", "history", "node-1", *where)
         assert "-clflushopt" in table.stdout
-        events = json.loads(run_cli("events", *where, "--json").stdout)
+        events = json.loads(run_cli("events", *where, "--json").stdout)["events"]
         changed = [e for e in events if e["kind"] == "profile_changed"]
         assert len(changed) == 1 and "hypervisor offer (kvm) changed" in changed[0]["message"]
         shown = run_cli("host", "show", "node-1", *where, "--json")

@@ -125,7 +125,7 @@ def test_policy_events_carry_their_actions_and_pins_are_idempotent(tmp_path: Pat
         )
         assert again.policy.version == first.policy.version
         result = run_cli("events", "--json", "--coordinator", running.address)
-        events = json.loads(result.stdout)
+        events = json.loads(result.stdout)["events"]
         flips = [
             e for e in events if e["kind"] == "policy_changed" and e["new_action"] != "UNSPECIFIED"
         ]

@@ -132,17 +132,17 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s cpucompat agent: %(message)s",
         stream=sys.stderr,
     )
+    host_id = args.host_id or default_host_id()
+    try:  # names first: a refused name must not start a probe or a server
+        valid_name(host_id, "host id")
+        valid_name(args.cluster, "cluster name")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     tls = tls_files(args)
     try:
         check_listen_address(args.listen, tls, args.insecure)
         holder = ProfileHolder(_capture_fn(args))
     except (ValueError, ProbeError, RawDataError) as exc:
-        raise CliError(str(exc)) from None
-    host_id = args.host_id or default_host_id()
-    try:
-        valid_name(host_id, "host id")
-        valid_name(args.cluster, "cluster name")
-    except ValueError as exc:
         raise CliError(str(exc)) from None
     version = getattr(agent_pkg, "__version__", "0.1.0")
     try:
@@ -177,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
 
     state_file = args.state_file or str(default_state_dir() / f"policy-{args.cluster}.json")
     watcher = PolicyWatcher(channel, args.cluster, state_file, args.on_policy_change)
+    watcher.on_refused = reporter.check_now
     watcher.start()
     snap = holder.current
     print(

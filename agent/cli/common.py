@@ -104,20 +104,23 @@ def print_json(doc: Any) -> None:
     sys.stdout.write("\n")
 
 
-def _fit(widths: list[int], floors: list[int], flex: Sequence[int], width: int) -> list[int]:
-    """Narrow columns until the row fits ``width``: the ``flex`` ones first, then any.
+def _fit(widths: list[int], passes: Sequence[tuple[set[int], list[int]]], width: int) -> list[int]:
+    """Narrow columns until the row fits ``width``, one pass after another.
 
-    Within a pool every column is capped at one width C, the largest that fits; no
-    column goes below its floor, and what no longer fits in a cell wraps.
+    A pass names the columns that may give way and the floor none goes below; within it
+    every column is capped at one width C, the largest that fits, so no column is starved
+    while another keeps its full width. What no longer fits in a cell wraps.
     """
     gaps = 2 * (len(widths) - 1)
-    for pool in (set(flex), set(range(len(widths)))):
-
-        def capped(cap: int, base: list[int] = widths, pool: set[int] = pool) -> list[int]:
-            return [min(w, max(cap, floors[i])) if i in pool else w for i, w in enumerate(base)]
-
+    for pool, floors in passes:
         if sum(widths) + gaps <= width:
             break
+
+        def capped(
+            cap: int, base: list[int] = widths, pool: set[int] = pool, floors: list[int] = floors
+        ) -> list[int]:
+            return [min(w, max(cap, floors[i])) if i in pool else w for i, w in enumerate(base)]
+
         low, high = 0, max(widths)
         while low < high:  # the largest cap that fits, or 0 when none does
             mid = (low + high + 1) // 2
@@ -129,6 +132,13 @@ def _fit(widths: list[int], floors: list[int], flex: Sequence[int], width: int) 
     return widths
 
 
+COMFORTABLE = 16
+"""Free text keeps this many columns (or its longest word) while other columns give way."""
+WHOLE_WORD = 24
+"""A word up to this long (a reason code, a time, a fingerprint) is not split while a
+column can give way elsewhere; longer ones (a long file name) wrap anyway."""
+
+
 def table(
     headers: Sequence[str],
     rows: Sequence[Sequence[object]],
@@ -137,13 +147,34 @@ def table(
 ) -> str:
     """An aligned text table no wider than ``width``: cells escaped, long ones wrapped.
 
-    ``flex`` names the columns of free text (processor, reason) that give way first.
+    ``flex`` names the columns of free text (processor, reason) that give way first, down
+    to a comfortable width; then every column gives way (long names wrap), and only when
+    that is not enough does free text go narrower.
     """
     cells = [[safe(h) for h in headers]] + [[safe(c) for c in r] for r in rows]
     count = len(headers)
     natural = [max(len(row[i]) for row in cells) for i in range(count)]
     floors = [min(natural[i], max(len(cells[0][i]), 8)) for i in range(count)]
-    widths = _fit(natural, floors, [i % count for i in flex], width)
+    free = {i % count for i in flex}
+    words = [
+        min(WHOLE_WORD, max((len(w) for row in cells[1:] for w in row[i].split()), default=0))
+        for i in range(count)
+    ]
+    whole = [min(natural[i], max(floors[i], words[i])) for i in range(count)]
+    comfortable = [
+        min(natural[i], max(whole[i], COMFORTABLE)) if i in free else whole[i] for i in range(count)
+    ]
+    everything = set(range(count))
+    widths = _fit(
+        natural,
+        [
+            (free, comfortable),  # free text narrows to a comfortable width
+            (everything, comfortable),  # then every column, words kept whole
+            (everything, floors),  # then words split
+            (everything, [1] * count),  # never wider than `width`
+        ],
+        width,
+    )
     lines: list[str] = []
     for n, row in enumerate(cells):
         wrapped = [

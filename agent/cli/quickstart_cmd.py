@@ -1,10 +1,12 @@
 """`cpucompat quickstart`: the whole system on one machine, in one command.
 
-Starts a coordinator (SQLite in a state folder, loopback only), this host's
-real agent, one replayed agent per `--dump` (what-if hardware), then prints
-the audit of the cluster plus any `--model` baselines and the policy the
-coordinator enforces. Everything runs as real processes; they are stopped
-at the end unless `--keep` is given.
+Starts a coordinator (SQLite in a state folder, loopback only) and this host's
+real agent, which joins the cluster; then prints the audit of the cluster
+with the what-if hosts (`--dump` files of hardware not racked yet, `--model`
+baselines) and the policy the coordinator enforces. What-if hosts are
+audited against the cluster but not joined to it: they are not listed by
+`cpucompat hosts` and do not change the enforced policy. Everything runs as
+real processes; they are stopped at the end unless `--keep` is given.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_OK, CliError
+from .common import EXIT_OK, CliError, wrap
 
 READY = re.compile(r"listening on (\S+)")
 CLI = [sys.executable, "-m", "cpucompat.agent.cli.main"]
@@ -38,15 +40,16 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="what-if host replayed from a CPUID dump (repeatable)",
+        help="what-if host from a CPUID dump, audited against the cluster but not joined "
+        "to it (repeatable)",
     )
     p.add_argument(
         "--model",
         action="append",
         default=None,
         metavar="NAME",
-        help="what-if baseline in the audit, e.g. model:icelake (repeatable; "
-        "default: model:zen3 and model:icelake)",
+        help="what-if baseline audited against the cluster but not joined to it, e.g. "
+        "model:icelake (repeatable; default: model:zen3 and model:icelake)",
     )
     p.add_argument("--cluster", default="quickstart", help="cluster name (default quickstart)")
     p.add_argument(
@@ -136,7 +139,6 @@ def run(args: argparse.Namespace) -> int:
                 "127.0.0.1:0",
                 "--db",
                 str(state / "coordinator.db"),
-                "--allow-replayed",
             ],
             state / "coordinator.log",
             env,
@@ -158,28 +160,27 @@ def run(args: argparse.Namespace) -> int:
         )
         procs.append(agent)
         print("agent this-host: this machine's processors (CPUID on every logical CPU)")
-        for n, dump in enumerate(args.dump, start=1):
-            host = f"what-if-{n}"
-            proc, _ = _start(
-                ["agent", *common, "--host-id", host, "--replay-dump", dump],
-                state / f"agent-{host}.log",
-                env,
-            )
-            procs.append(proc)
-            print(f"agent {host}: replaying {dump}")
-        _wait_hosts(address, 1 + len(args.dump), env)
+        _wait_hosts(address, 1, env)
         print()
         print(_cli("hosts", "--coordinator", address, env=env).stdout)
-        audit = _cli("audit", "--cluster", args.cluster, *models, "--coordinator", address, env=env)
+        what_if = [f"dump:{Path(d).resolve()}" for d in args.dump] + models
+        audit = _cli(
+            "audit", "--cluster", args.cluster, *what_if, "--coordinator", address, env=env
+        )
         if audit.returncode not in (0, 3):
             log = state / "audit.log"
             log.write_text(audit.stderr)
             raise CliError(f"the audit failed: {audit.stderr.strip()} (see {log})", 2)
-        print(f"== audit: cluster {args.cluster}" + (f" + {' '.join(models)}" if models else ""))
-        if models:
+        labels = [f"dump:{Path(d).name}" for d in args.dump] + models
+        print(f"== audit: cluster {args.cluster}" + (" + what-if hosts" if what_if else ""))
+        if what_if:
             print(
-                f"   ({' '.join(models)}: audited as what-if baselines, not joined to cluster "
-                f"{args.cluster}; --dump hosts are replayed agents that did join it)"
+                wrap(
+                    f"what-if hosts {', '.join(labels)}: audited against cluster {args.cluster} as "
+                    "if they joined it, but NOT joined (not in `cpucompat hosts`, no effect on "
+                    "the enforced policy below)",
+                    indent="   ",
+                )
             )
         print(audit.stdout)
         print("== enforced policy")

@@ -15,6 +15,7 @@ import os
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,10 @@ class PolicyWatcher:
         self._hook_pending = True
         self._stop = threading.Event()
         self._call: Any = None
+        self._last_refusal: tuple[str, str] | None = None
+        # Called when the coordinator ends the watch with PERMISSION_DENIED (this host's
+        # admission was revoked): the reporter checks at once instead of at its next interval.
+        self.on_refused: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._run, name="policy-watch", daemon=True)
 
     def start(self) -> None:
@@ -137,6 +142,7 @@ class PolicyWatcher:
                 self._call = self.stub.WatchPolicy(pb.WatchPolicyRequest(cluster=self.cluster))
                 for message in self._call:
                     self.backoff.reset()
+                    self._last_refusal = None
                     self._apply(message.policy)
                     if self._stop.is_set():
                         break
@@ -146,9 +152,12 @@ class PolicyWatcher:
                 if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
                     log.info("policy watch interrupted (%s); resubscribing", exc.code().name)
                 else:
-                    log.warning(
-                        "policy watch refused (%s: %s); retrying", exc.code().name, exc.details()
-                    )
+                    refusal = (exc.code().name, exc.details() or "")
+                    if refusal != self._last_refusal:  # once per change, not every retry
+                        log.warning("policy watch refused (%s: %s); retrying", *refusal)
+                        self._last_refusal = refusal
+                    if exc.code() == grpc.StatusCode.PERMISSION_DENIED and self.on_refused:
+                        self.on_refused()
             except OSError as exc:
                 log.error("cannot write the policy state file: %s", exc)
             except Exception:  # a bug must not end the watch silently: log it and resubscribe

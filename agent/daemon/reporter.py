@@ -79,6 +79,10 @@ class Reporter:
     def start(self) -> None:
         self._thread.start()
 
+    def check_now(self) -> None:
+        """Call the coordinator at once (the policy watch was refused: admission revoked?)."""
+        self._wake.set()
+
     def probed(self, previous: Snapshot, fresh: Snapshot) -> None:
         """Called after an on-demand probe: report at once when the profile or offer changed."""
         if previous.profile.report_fingerprint != fresh.profile.report_fingerprint:
@@ -169,6 +173,20 @@ class Reporter:
         name = code.name if code else "error"
         with self._lock:
             self._need_report = True
+        if code == grpc.StatusCode.PERMISSION_DENIED:
+            # An administrator's admit cures it at any moment: retry at the bounded backoff so
+            # the host is back within one interval of being admitted, and say so once.
+            delay = self.backoff.next_delay()
+            if self._last_refusal != (name, detail):
+                log.error(
+                    "coordinator refused this host (%s: %s); retrying every %.0fs or less "
+                    "until it is admitted",
+                    name,
+                    detail,
+                    self.backoff.cap,
+                )
+                self._last_refusal = (name, detail)
+            return delay
         if code in PERMANENT:
             delay = max(self.interval, SLOW_RETRY)
             if self._last_refusal != (name, detail):  # once per change, not every retry

@@ -299,10 +299,17 @@ def render_audit(doc: dict[str, Any]) -> str:
         "",
     ]
     group_of = {name: g["index"] for g in doc["groups"] for name in g["hosts"]}
+    # Beside a cluster, dumps and models are what-if hosts: audited, never joined. A dump's
+    # name already says it is replayed; only registered hosts need saying so.
+    what_if = doc.get("cluster") is not None
     rows = [
         (
             file_label(h["name"])
-            + (" (replayed)" if h.get("replayed") else "")
+            + (
+                " (what-if)"
+                if what_if and h.get("kind") in ("dump", "model")
+                else (" (replayed)" if h.get("replayed") and h.get("kind") == "host" else "")
+            )
             + (" (stale)" if h.get("stale") else ""),
             h.get("vendor") or "-",
             h.get("level") or "-",

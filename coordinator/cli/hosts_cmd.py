@@ -22,8 +22,6 @@ from cpucompat.agent.cli.common import (
 
 from .client import add_client_options, call, call_pages, channel_for, to_doc
 
-MAX_EVENTS = 100_000
-
 MAX_EVENTS = 100_000  # the coordinator's own cap on one ListEvents answer
 
 
@@ -282,17 +280,17 @@ def run_events(args: argparse.Namespace) -> int:
     events = sorted(call_pages(args, stub.ListEvents, request, "events"), key=lambda e: e.id)
     cut = max(0, len(events) - args.limit)
     events = events[cut:]  # the newest --limit events, oldest first
-    if args.json:
-        print_json([to_doc(e) for e in events])
-        return EXIT_OK
-    if cut:  # count what was left out, so the table never ends silently short
+    older, exact = 0, True
+    if cut:  # count what was left out, so no output ends silently short
         request.limit = MAX_EVENTS
-        total = len(call(args, stub.ListEvents, request).events)
+        request.page_token = ""
+        total = len(call_pages(args, stub.ListEvents, request, "events"))
         older = max(cut, total - args.limit)
-        at_least = "at least " if total >= MAX_EVENTS else ""
-        print(
-            f"{MORE.format(n=f'{at_least}{older}')} earlier events (raise --limit or use --since)"
-        )
+        exact = total < MAX_EVENTS
+    if args.json:
+        # `more`: earlier events left out by --limit (a lower bound when `more_exact` is false).
+        print_json({"events": [to_doc(e) for e in events], "more": older, "more_exact": exact})
+        return EXIT_OK
     rows = [
         (
             _when(e.time),
@@ -303,4 +301,9 @@ def run_events(args: argparse.Namespace) -> int:
         for e in events
     ]
     print(table(("TIME", "CLUSTER", "KIND", "WHAT"), rows))
+    if older:  # last, where the eye lands: the list above is not the whole log
+        at_least = "" if exact else "at least "
+        print(
+            f"{MORE.format(n=f'{at_least}{older}')} earlier events (raise --limit or use --since)"
+        )
     return EXIT_OK

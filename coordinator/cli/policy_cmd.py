@@ -196,9 +196,10 @@ def run_export(args: argparse.Namespace) -> int:
         )
     for vm in vms:
         resource = f"Virtual Machine {vm.name}"
+        # A pipe at the end of a line continues the command in PowerShell: two short lines.
+        lines.append(f"Get-ClusterResource -Name {_ps_quote(resource)} |")
         lines.append(
-            f"Get-ClusterResource -Name {_ps_quote(resource)} | "
-            f"Set-ClusterParameter -Name OfflineAction -Value {policy.hyperv_offline_action}"
+            f"    Set-ClusterParameter -Name OfflineAction -Value {policy.hyperv_offline_action}"
         )
     print("\n".join(lines))
     return EXIT_OK

@@ -482,12 +482,14 @@ def audit(
             )
         )
     if stale_names:
+        cut = len(stale_names) - 5
         reasons.append(
             Reason(
                 HOST_STALE,
                 f"{len(stale_names)} host(s) have stale profiles (missed heartbeats): "
-                f"{', '.join(stale_names[:5])}{', ...' if len(stale_names) > 5 else ''}; "
-                "their processors may have changed, bring the agents back or remove the hosts",
+                f"{', '.join(stale_names[:5])}"
+                + (f", \u2026 and {cut} more" if cut > 0 else "")
+                + "; their processors may have changed, bring the agents back or remove the hosts",
                 data={"hosts": stale_names},
             )
         )

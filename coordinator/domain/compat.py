@@ -479,7 +479,8 @@ _COMPILED_OF = attrgetter("compiled")
 
 def _short_list(names: Sequence[str]) -> str:
     shown = ", ".join(names[:SUMMARY_FEATURES])
-    return shown + (f", ... ({len(names)} in all)" if len(names) > SUMMARY_FEATURES else "")
+    rest = len(names) - SUMMARY_FEATURES
+    return shown + (f", \u2026 and {rest} more" if rest > 0 else "")
 
 
 def _decide(req: _Compiled, tgt: _Compiled) -> Verdict:

@@ -120,7 +120,7 @@ def decide(
         )
     elif pairs or audit_action != "SAVE":
         shown = "; ".join(_pair_text(p) for p in pairs[:3]) + (
-            f"; +{len(pairs) - 3} more" if len(pairs) > 3 else ""
+            f"; \u2026 and {len(pairs) - 3} more" if len(pairs) > 3 else ""
         )
         computed, why = (
             OfflineAction.SHUTDOWN,
@@ -161,7 +161,10 @@ def decide(
 def check_pin(decision: PolicyDecision, wanted: OfflineAction) -> None:
     """Refuse pinning SAVE where the processors force a cold fail-over."""
     if wanted == OfflineAction.SAVE and decision.computed != OfflineAction.SAVE:
-        blocking = "; ".join(_pair_text(p) for p in decision.blocking_pairs[:5])
+        pairs = decision.blocking_pairs
+        blocking = "; ".join(_pair_text(p) for p in pairs[:5]) + (
+            f"; \u2026 and {len(pairs) - 5} more" if len(pairs) > 5 else ""
+        )
         raise PolicyRefusedError(
             f"cannot pin SAVE on cluster {decision.cluster}: {decision.reason}"
             + (f" [blocking: {blocking}]" if blocking and blocking not in decision.reason else "")

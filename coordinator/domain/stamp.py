@@ -24,7 +24,7 @@ STAMP_FORMAT = "cpucompat-restore-stamp"
 STAMP_VERSION = 1
 DIGEST_ALGORITHM = "sha256"
 MAX_STAMP_BYTES = 1 << 20
-_FEATURE_NAME = re.compile(r"^[a-z0-9_.\-]{1,64}$")
+_FEATURE_NAME = re.compile(r"[a-z0-9_.\-]{1,64}")  # fullmatch: `$` passes a trailing newline
 
 
 class StampError(ValueError):
@@ -114,7 +114,7 @@ def _optional(doc: dict[str, Any], key: str, kinds: tuple[type, ...], default: A
 
 def _feature_names(values: Any) -> frozenset[str]:
     for f in values:
-        if not isinstance(f, str) or not _FEATURE_NAME.match(f):
+        if not isinstance(f, str) or _FEATURE_NAME.fullmatch(f) is None:
             raise StampError(f"stamp requirement lists {f!r}, which is not a feature name")
     return frozenset(values)
 

@@ -11,9 +11,10 @@ from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .. import convert
+from ..admissions import Admissions, NotAdmittedError
 from ..limits import MAX_REASON, LimitError, check_name, check_text
 from ..policy import PolicyEngine
-from ..security import Authorizer
+from ..security import Authorizer, identity_of
 from .errors import rpc, stream
 from .paging import decode_token, encode_token, fill, page_size
 
@@ -23,9 +24,16 @@ WATCH_POLL = 1.0
 class PolicyServicer(pb_grpc.PolicyServiceServicer):
     """Policy RPCs; each watch stream holds a server thread, so their number is capped."""
 
-    def __init__(self, engine: PolicyEngine, auth: Authorizer, max_watchers: int = 1000) -> None:
+    def __init__(
+        self,
+        engine: PolicyEngine,
+        auth: Authorizer,
+        max_watchers: int = 1000,
+        admissions: Admissions | None = None,
+    ) -> None:
         self.engine = engine
         self.auth = auth
+        self.admissions = admissions  # given: a revoked host's watch ends at once
         self.max_watchers = max_watchers
         self._watchers = 0
         self._lock = threading.Lock()
@@ -84,6 +92,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             raise ValueError("WatchPolicy needs a cluster")
         check_name(request.cluster, "cluster name")
         current = self.engine.get(request.cluster)
+        names = self._host_names(context)
         with self._lock:
             if self._watchers >= self.max_watchers:
                 context.abort(
@@ -93,9 +102,11 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
                 )
             self._watchers += 1
         try:
+            admitted = self._follow_admission(request.cluster, names, [])
             yield pb.WatchPolicyResponse(policy=convert.policy_to_proto(current))
             version = current.version
             while context.is_active() and not self.engine.closed:
+                admitted = self._follow_admission(request.cluster, names, admitted)
                 fresh = self.engine.wait_for(request.cluster, version, WATCH_POLL)
                 if fresh is not None:
                     version = fresh.version
@@ -103,3 +114,25 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         finally:
             with self._lock:
                 self._watchers -= 1
+
+    def _host_names(self, context: grpc.ServicerContext) -> frozenset[str]:
+        """The watching host's certificate names, when admission is enforced (else none)."""
+        if self.admissions is None or not self.auth.mutual_tls:
+            return frozenset()
+        return identity_of(context).names - self.auth.admins
+
+    def _follow_admission(self, cluster: str, names: frozenset[str], was: list[str]) -> list[str]:
+        """The names admitted now; PERMISSION_DENIED when a host admitted before no longer is.
+
+        A revoked member's watch ends the moment an administrator revokes it, so its agent
+        hears of it at once, not at its next heartbeat an interval later.
+        """
+        if not names or self.admissions is None:
+            return []
+        now = sorted(n for n in names if self.admissions.allows(cluster, n))
+        if was and not now:
+            raise NotAdmittedError(
+                f"host {was[0]} is not admitted to cluster {cluster}; an administrator "
+                f"admits it with `cpucompat cluster admit {cluster} {was[0]}`"
+            )
+        return now
