@@ -16,7 +16,7 @@ from typing import Any
 
 from .feature_table import AMD_LIKE, FEATURE_BITS, INTEL, FeatureBit, FeatureClass
 from .profile import AddressSizes, CpuType, HypervisorOffer, Profile, Tsc, Xsave, XsaveComponent
-from .raw import REG_INDEX, LogicalCpu, RawCapture, RawDataError, RawOffer
+from .raw import REG_INDEX, LogicalCpu, RawCapture, RawDataError, RawOffer, vendor_string
 
 FINGERPRINT_VERSION = 1
 
@@ -108,7 +108,7 @@ def vendor_of(cpu: LogicalCpu) -> str:
     head = cpu.get(0)
     if head is None:
         raise RawDataError(f"logical CPU {cpu.index} has no leaf 0 (vendor string)")
-    return b"".join(r.to_bytes(4, "little") for r in (head[1], head[3], head[2])).decode("latin-1")
+    return vendor_string(head)
 
 
 def family_model_stepping(eax: int) -> tuple[int, int, int]:

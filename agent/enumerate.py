@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .raw import CENTAUR_BASE, EXTENDED_BASE, HYPERVISOR_BASE, LeafKey, Regs
+from .raw import CENTAUR_BASE, EXTENDED_BASE, HYPERVISOR_BASE, LeafKey, Regs, vendor_string
 
 Reader = Callable[[int, int], Regs]
 
@@ -119,10 +119,6 @@ def read_standard_leaf(read: Reader, leaf: int) -> dict[LeafKey, Regs]:
     return {(leaf, 0): first}
 
 
-def _vendor(regs: Regs) -> str:
-    return b"".join(r.to_bytes(4, "little") for r in (regs[1], regs[3], regs[2])).decode("latin-1")
-
-
 def _range(read: Reader, base: int, head: Regs) -> dict[LeafKey, Regs]:
     out: dict[LeafKey, Regs] = {(base, 0): head}
     top = head[0]
@@ -152,6 +148,6 @@ def read_all_leaves(read: Reader) -> dict[LeafKey, Regs]:
                 break
             leaves.update(_range(read, block, hv_head))
     leaves.update(_range(read, EXTENDED_BASE, read(EXTENDED_BASE, 0)))
-    if _vendor(head) in CENTAUR_VENDORS:
+    if vendor_string(head) in CENTAUR_VENDORS:
         leaves.update(_range(read, CENTAUR_BASE, read(CENTAUR_BASE, 0)))
     return leaves

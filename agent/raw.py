@@ -36,6 +36,17 @@ class RawDataError(ValueError):
     """Raw leaves that cannot come from a real processor."""
 
 
+def vendor_string(leaf0: Regs) -> str:
+    """The 12-character vendor string leaf 0 returns in EBX, EDX, ECX (in that order).
+
+    Latin-1 keeps every byte as one character, so a damaged string still has 12
+    characters the validators can show; the one place the register order lives.
+    """
+    return b"".join(r.to_bytes(4, "little") for r in (leaf0[1], leaf0[3], leaf0[2])).decode(
+        "latin-1"
+    )
+
+
 @dataclass(frozen=True)
 class LogicalCpu:
     """The CPUID leaves one logical CPU returned, plus XCR0 when it was read live."""
@@ -193,7 +204,7 @@ def validate_capture(capture: RawCapture) -> None:
         head = cpu.leaves.get((0, 0))
         if head is None:
             raise RawDataError(f"{where}: leaf 0 (vendor string) is missing")
-        vendor = b"".join(r.to_bytes(4, "little") for r in (head[1], head[3], head[2]))
+        vendor = vendor_string(head).encode("latin-1")
         if len(vendor.rstrip(b"\0")) != 12 or not all(0x20 <= b < 0x7F for b in vendor):
             raise RawDataError(f"{where}: vendor string {vendor!r} is not 12 printable characters")
         for (leaf, sub), regs in cpu.leaves.items():

@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..raw import CENTAUR_BASE, EXTENDED_BASE, STANDARD_BASE, LeafKey, Regs
+from ..raw import CENTAUR_BASE, EXTENDED_BASE, STANDARD_BASE, LeafKey, Regs, vendor_string
 from .errors import DumpError
 
 SSE2 = 1 << 26  # CPUID.1:EDX[26]
@@ -100,10 +100,6 @@ class CpuRecord:
     """The last line holding one of its leaves: where a cut file stops."""
 
 
-def _vendor(regs: Regs) -> str:
-    return b"".join(r.to_bytes(4, "little") for r in (regs[1], regs[3], regs[2])).decode("latin-1")
-
-
 def _top(leaves: Mapping[LeafKey, Regs], base: int) -> int | None:
     head = leaves.get((base, 0))
     if head is None:
@@ -149,7 +145,7 @@ def _centaur(cpu: CpuRecord, rec: Recording) -> bool:
 
     ``cpuid -r`` probes 0xC0000000 on every processor; elsewhere it means nothing.
     """
-    return rec.centaur and _vendor(cpu.leaves[(0, 0)]) in CENTAUR_VENDORS
+    return rec.centaur and vendor_string(cpu.leaves[(0, 0)]) in CENTAUR_VENDORS
 
 
 def _has_sse2(cpu: CpuRecord) -> bool:
@@ -159,7 +155,7 @@ def _has_sse2(cpu: CpuRecord) -> bool:
 
 def _missing_range(cpu: CpuRecord, rec: Recording, cpus: Sequence[CpuRecord]) -> str | None:
     """A range the CPU must report but lacks: others in the file have it, or its kind must."""
-    vendor = _vendor(cpu.leaves[(0, 0)])
+    vendor = vendor_string(cpu.leaves[(0, 0)])
     ranges = [(EXTENDED_BASE, "extended", vendor in EXTENDED_RANGE_VENDORS or _has_sse2(cpu))]
     if _centaur(cpu, rec):
         # VIA since the C7 and every Zhaoxin part: SSE2 and the Centaur range go together
@@ -212,7 +208,7 @@ def package_size(leaves: Mapping[LeafKey, Regs]) -> tuple[int, str] | None:
     ext_top = _top(leaves, EXTENDED_BASE) or 0
     if (
         head is not None
-        and _vendor(head) in ("AuthenticAMD", "HygonGenuine")
+        and vendor_string(head) in ("AuthenticAMD", "HygonGenuine")
         and ext8 is not None
         and ext_top >= EXTENDED_BASE + 8
     ):
