@@ -20,8 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cpucompat.agent.decode import decode
-from cpucompat.agent.dumps import load_dump
+from cpucompat.agent.dumps import load_dump_profile
 from cpucompat.agent.profile import Profile
 from cpucompat.agent.raw import RawDataError
 from cpucompat.coordinator.domain.audit import HostInput, audit
@@ -52,7 +51,7 @@ def load_profiles(folders: Sequence[Path]) -> tuple[list[tuple[str, Profile]], l
             if path.stem in ("README", "MANIFEST") or path.name.startswith("bad-"):
                 continue
             try:
-                profiles.append((path.name, decode(load_dump(path))))
+                profiles.append((path.name, load_dump_profile(path)))
             except (RawDataError, ValueError, OSError) as exc:
                 notes.append(f"{path.name}: cannot be decoded ({exc}), skipped")
         if profiles:

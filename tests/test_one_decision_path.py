@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from cpucompat.agent.dumps import load_dump
-from cpucompat.agent.raw import RawCapture, RawDataError, validate_capture
+from cpucompat.agent.dumps import load_valid_dump
+from cpucompat.agent.raw import RawCapture, RawDataError
 from cpucompat.coordinator.decisions import Ref, audit_offline
 from cpucompat.coordinator.domain.compat import Verdict
 from cpucompat.coordinator.domain.kvm_offerable import Hypervisor
@@ -51,8 +51,7 @@ def _processors() -> list[Processor]:
         if path.name == "MANIFEST.json":
             continue
         try:
-            capture = load_dump(path)
-            validate_capture(capture)
+            capture = load_valid_dump(path)
         except (RawDataError, OSError, ValueError):
             continue  # fixtures of refused input (bad-*, empty, unknown format)
         out.append(Processor(f"p{len(out):02d}", path, capture))

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from cpucompat.agent.dumps import load_dump
+from cpucompat.agent.decode import decode
+from cpucompat.agent.dumps import DumpError, load_dump, load_dump_profile, load_valid_dump
 from cpucompat.agent.raw import vendor_string
 
 from .conftest import FIXTURES
+from .daemons import run_cli
+
+TWO_CPUS = FIXTURES / "dumps" / "cpuid-r-two-cpus.txt"
+LEAF_0 = "0x00000000 0x00: eax=0x00000010 "
+AMD_LEAF_0 = LEAF_0 + "ebx=0x68747541 ecx=0x444d4163 edx=0x69746e65"
+INTEL_LEAF_0 = LEAF_0 + "ebx=0x756e6547 ecx=0x6c65746e edx=0x49656e69"
 
 
 @pytest.mark.parametrize(
@@ -30,3 +39,51 @@ def test_vendor_string_keeps_every_byte_of_a_damaged_leaf() -> None:
     # must see 12 characters to say what is wrong, not a shorter or undecodable string.
     damaged = (0xD, 0x756E6547, 0x6CFF746E, 0x49656E69)
     assert vendor_string(damaged) == "GenuineInt\xffl"
+
+
+def _edited(tmp_path: Path, name: str, cpu: int, new_leaf_0: str) -> Path:
+    """The two-CPU fixture with logical CPU ``cpu``'s leaf 0 registers replaced."""
+    parts = TWO_CPUS.read_text().split(AMD_LEAF_0)
+    assert len(parts) == 3  # one leaf 0 per CPU
+    text = AMD_LEAF_0.join(parts[: cpu + 1]) + new_leaf_0 + AMD_LEAF_0.join(parts[cpu + 1 :])
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_a_dump_that_parses_but_no_processor_returns_is_refused_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    bad = _edited(tmp_path, "bad-vendor.txt", 0, AMD_LEAF_0.replace("0x68747541", "0x68747501"))
+    load_dump(bad)  # the text itself is well formed
+    for load in (load_valid_dump, load_dump_profile):
+        with pytest.raises(DumpError, match=r"bad-vendor\.txt: logical CPU 0: vendor string"):
+            load(bad)
+    # every command that takes a dump file says the same
+    good = tmp_path / "good.stamp"
+    assert run_cli("stamp", "--out", str(good), "--from-dump", str(TWO_CPUS)).returncode == 0
+    for args in (
+        ("probe", "--from-dump", str(bad)),
+        ("probe", "--raw", "--from-dump", str(bad)),
+        ("guard", str(good), "--from-dump", str(bad)),
+        ("check", f"dump:{bad}", f"dump:{TWO_CPUS}"),
+        ("stamp", "--out", str(tmp_path / "vm.stamp"), "--from-dump", str(bad)),
+    ):
+        result = run_cli(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "bad-vendor.txt" in result.stderr and "vendor string" in result.stderr, args
+        assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+    assert not (tmp_path / "vm.stamp").exists()
+
+
+def test_a_dump_that_validates_but_cannot_be_decoded_names_the_file(tmp_path: Path) -> None:
+    mixed = _edited(tmp_path, "mixed.txt", 1, INTEL_LEAF_0)
+    assert len(load_valid_dump(mixed).cpus) == 2
+    with pytest.raises(DumpError, match=r"mixed\.txt: logical CPUs 0 and 1 report different"):
+        load_dump_profile(mixed)
+
+
+def test_load_dump_profile_decodes_what_the_file_holds() -> None:
+    profile = load_dump_profile(TWO_CPUS)
+    assert profile == decode(load_dump(TWO_CPUS))
+    assert profile.raw.origin == str(TWO_CPUS) and profile.logical_cpu_count == 2

@@ -95,10 +95,10 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
 
 def _capture_fn(args: argparse.Namespace) -> Any:
     if args.replay_dump:
-        from ..dumps import load_dump
+        from ..dumps import load_valid_dump
 
         path = args.replay_dump
-        return lambda: load_dump(path)
+        return lambda: load_valid_dump(path)
     from dataclasses import replace
 
     from ..live import probe

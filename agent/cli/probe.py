@@ -42,17 +42,12 @@ def capture_for(args: argparse.Namespace) -> Any:
     from ..raw import RawDataError
 
     if args.from_dump:
-        from ..dumps import load_dump
-        from ..raw import validate_capture
+        from ..dumps import load_valid_dump
 
         try:
-            capture = load_dump(args.from_dump)
-            validate_capture(capture)
-            return capture
+            return load_valid_dump(args.from_dump)
         except RawDataError as exc:
-            raise CliError(
-                f"{args.from_dump}: {exc}" if args.from_dump not in str(exc) else str(exc)
-            ) from None
+            raise CliError(str(exc)) from None
     from ..live import ProbeError, probe
 
     try:

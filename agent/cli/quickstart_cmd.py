@@ -112,13 +112,13 @@ def _wait_hosts(address: str, count: int, env: dict[str, str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..dumps import load_dump
+    from ..dumps import load_dump_profile
 
     for dump in args.dump:
         if not Path(dump).is_file():
             raise CliError(f"--dump {dump}: no such file")
         try:
-            load_dump(dump)
+            load_dump_profile(dump)  # refused as the agent would refuse it, before anything starts
         except Exception as exc:  # any parse failure: one line, before anything starts
             raise CliError(f"--dump {dump}: {exc}") from None
     models = args.model if args.model is not None else ["model:zen3", "model:icelake"]

@@ -20,7 +20,9 @@ import json
 import os
 from dataclasses import replace
 
-from ..raw import RawCapture, RawDataError
+from ..decode import decode
+from ..profile import Profile
+from ..raw import RawCapture, RawDataError, validate_capture
 from ..rawjson import capture_from_json
 from .aida import parse_aida
 from .builder import CaptureBuilder
@@ -43,6 +45,8 @@ __all__ = [
     "DumpError",
     "detect_format",
     "load_dump",
+    "load_dump_profile",
+    "load_valid_dump",
     "parse_dump",
     "render_cpuid_r",
 ]
@@ -55,6 +59,34 @@ def load_dump(path: str | os.PathLike[str]) -> RawCapture:
     origin = os.fspath(path)
     text = decode_dump(read_dump_bytes(path, origin), origin)
     return parse_dump(text, origin)
+
+
+def load_valid_dump(path: str | os.PathLike[str]) -> RawCapture:
+    """A dump file read, parsed and held to what a processor can return (`validate_capture`).
+
+    Every command that takes a dump file reads it through here (or
+    `load_dump_profile`), so each refuses the same files with the same
+    :class:`DumpError` naming the file.
+    """
+    capture = load_dump(path)
+    try:
+        validate_capture(capture)
+    except DumpError:
+        raise
+    except RawDataError as err:
+        raise DumpError(os.fspath(path), str(err)) from None
+    return capture
+
+
+def load_dump_profile(path: str | os.PathLike[str]) -> Profile:
+    """A dump file read, validated and decoded (the capture is the profile's ``raw``)."""
+    capture = load_valid_dump(path)
+    try:
+        return decode(capture)
+    except DumpError:
+        raise
+    except RawDataError as err:
+        raise DumpError(os.fspath(path), str(err)) from None
 
 
 def parse_dump(text: str, origin: str = "<text>") -> RawCapture:

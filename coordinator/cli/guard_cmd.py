@@ -28,12 +28,9 @@ def _local_profile(dump: str | None) -> Any:
 
     try:
         if dump:
-            from cpucompat.agent.dumps import load_dump
-            from cpucompat.agent.raw import validate_capture
+            from cpucompat.agent.dumps import load_dump_profile
 
-            capture = load_dump(dump)
-            validate_capture(capture)
-            return decode(capture)
+            return load_dump_profile(dump)
         return decode(probe())
     except (ProbeError, RawDataError) as exc:
         raise CliError(str(exc)) from None

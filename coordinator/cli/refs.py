@@ -16,14 +16,15 @@ def is_offline(arg: str) -> bool:
 
 
 def load_dump_arg(arg: str) -> Any:
-    from cpucompat.agent.dumps import load_dump
+    """The validated capture of a `dump:PATH` argument (refused here, before any RPC)."""
+    from cpucompat.agent.dumps import load_valid_dump
     from cpucompat.agent.raw import RawDataError
 
     path = arg.removeprefix("dump:")
     if not path:
         raise CliError("dump: needs a file path, e.g. dump:/tmp/host.txt")
     try:
-        return load_dump(path)
+        return load_valid_dump(path)
     except RawDataError as exc:
         raise CliError(str(exc)) from None
 
