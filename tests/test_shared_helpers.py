@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import errno
+import resource
+import signal
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from cpucompat.agent.atomic_file import atomic_write
 from cpucompat.agent.decode import decode
 from cpucompat.agent.dumps import DumpError, load_dump, load_dump_profile, load_valid_dump
 from cpucompat.agent.raw import vendor_string
 
 from .conftest import FIXTURES
-from .daemons import run_cli
+from .daemons import CLI, run_cli
 
 TWO_CPUS = FIXTURES / "dumps" / "cpuid-r-two-cpus.txt"
 LEAF_0 = "0x00000000 0x00: eax=0x00000010 "
@@ -87,3 +95,68 @@ def test_load_dump_profile_decodes_what_the_file_holds() -> None:
     profile = load_dump_profile(TWO_CPUS)
     assert profile == decode(load_dump(TWO_CPUS))
     assert profile.raw.origin == str(TWO_CPUS) and profile.logical_cpu_count == 2
+
+
+def _file_size_limit(limit: int) -> Callable[[], None]:
+    """A child process whose writes stop at ``limit`` bytes (EFBIG, as on a full quota)."""
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+WRITE_IN_CHILD = """
+import sys
+from cpucompat.agent.atomic_file import atomic_write
+try:
+    atomic_write(sys.argv[1], "new content " * 1000)
+except OSError as exc:
+    print(exc.errno, exc.strerror)
+    sys.exit(7)
+"""
+
+
+def test_atomic_write_failing_midway_keeps_the_old_content(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    target.write_text("old content\n")
+    result = subprocess.run(
+        [sys.executable, "-c", WRITE_IN_CHILD, str(target)],
+        capture_output=True,
+        text=True,
+        preexec_fn=_file_size_limit(100),
+    )
+    assert result.returncode == 7, result.stderr
+    assert result.stdout.split()[0] == str(errno.EFBIG)  # it wrote 100 bytes, then failed
+    assert target.read_text() == "old content\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]  # no temporary left
+
+
+def test_atomic_write_replaces_the_content_with_the_requested_mode(tmp_path: Path) -> None:
+    target = tmp_path / "policy.json"
+    target.write_text("old content that is longer than the new one\n")
+    atomic_write(target, "new\n", mode=0o600)
+    assert target.read_text() == "new\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    atomic_write(target, b"\x00bytes")
+    assert target.read_bytes() == b"\x00bytes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["policy.json"]
+
+
+def test_a_stamp_that_cannot_be_written_leaves_the_old_stamp(tmp_path: Path) -> None:
+    out = tmp_path / "vm.stamp"
+    made = run_cli("stamp", "--out", str(out), "--from-dump", str(TWO_CPUS))
+    assert made.returncode == 0, made.stderr
+    before = out.read_bytes()
+    again = subprocess.run(
+        [*CLI, "stamp", "--out", str(out), "--from-dump", str(TWO_CPUS), "--invtsc"],
+        capture_output=True,
+        text=True,
+        preexec_fn=_file_size_limit(len(before) // 2),
+    )
+    assert again.returncode == 2, again.stderr
+    assert f"cannot write {out}: File too large" in again.stderr
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vm.stamp"]
+    assert run_cli("guard", str(out), "--from-dump", str(TWO_CPUS)).returncode == 0

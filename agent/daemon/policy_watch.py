@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import subprocess
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ import grpc
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
+from ..atomic_file import atomic_write
 from .state import Backoff
 
 log = logging.getLogger("cpucompat.agent")
@@ -52,19 +52,10 @@ def policy_document(policy: pb.ClusterPolicy) -> dict[str, Any]:
     }
 
 
-def write_atomically(path: Path, doc: dict[str, Any]) -> None:
+def write_state_file(path: Path, doc: dict[str, Any]) -> None:
+    """The policy as JSON, replaced atomically; private to the agent's user as before."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(doc, indent=2, sort_keys=True) + "\n", mode=0o600)
 
 
 class PolicyWatcher:
@@ -100,7 +91,7 @@ class PolicyWatcher:
     def _apply(self, policy: pb.ClusterPolicy) -> None:
         doc = policy_document(policy)
         if self.state_file is not None:
-            write_atomically(self.state_file, doc)
+            write_state_file(self.state_file, doc)
         changed = doc["action"] != self._hooked_action
         if self.hook and (changed or self._hook_pending):
             env = {

@@ -8,7 +8,6 @@ does not meet, whatever anyone else said: the last line of defence.
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import sys
 import time
@@ -148,13 +147,12 @@ def run_stamp(args: argparse.Namespace) -> int:
     if args.out == "-":
         print(text, end="" if text.endswith("\n") else "\n")
         return EXIT_OK
+    from cpucompat.agent.atomic_file import atomic_write
+
     out = Path(args.out)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(text if text.endswith("\n") else text + "\n")
-        tmp.replace(out)
+        atomic_write(out, text if text.endswith("\n") else text + "\n")
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise CliError(f"cannot write {out}: {exc.strerror}") from None
     print(
         f"stamped {out}: {requirement.mode.value} requirement, {len(requirement.features)} features"
