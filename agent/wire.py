@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cpucompat.v1 import profile_pb2
 
 from .profile import FEATURE_MSR_NAMES, HypervisorOffer, Profile
 from .raw import HostTsc, LeafKey, LogicalCpu, RawCapture, RawDataError, RawOffer, Regs
+
+
+def enum_name(enum: EnumTypeWrapper, value: int) -> str:
+    """A wire enum value's name without its enum's prefix (OFFLINE_ACTION_SAVE -> SAVE).
+
+    Every enum of the protocol names its prefix in value 0, ``<PREFIX>UNSPECIFIED``
+    (the protobuf style guide), so the prefix is read from there, never spelt out.
+    """
+    return enum.Name(value).removeprefix(enum.Name(0).removesuffix("UNSPECIFIED"))
 
 
 def _msrs_to_proto(msrs: Iterable[tuple[int, int]]) -> list[profile_pb2.FeatureMsr]:

@@ -160,3 +160,25 @@ def test_a_stamp_that_cannot_be_written_leaves_the_old_stamp(tmp_path: Path) -> 
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vm.stamp"]
     assert run_cli("guard", str(out), "--from-dump", str(TWO_CPUS)).returncode == 0
+
+
+def test_enum_names_lose_exactly_their_enums_prefix() -> None:
+    from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+
+    from cpucompat.agent.wire import enum_name
+    from cpucompat.v1 import coordinator_service_pb2, profile_pb2
+
+    assert enum_name(coordinator_service_pb2.OfflineAction, 2) == "SAVE"
+    assert enum_name(coordinator_service_pb2.EventKind, 6) == "HOST_REMOVED"
+    assert enum_name(coordinator_service_pb2.HostStatus, 1) == "ONLINE"
+    seen = 0
+    for module in (coordinator_service_pb2, profile_pb2):
+        for enum_desc in module.DESCRIPTOR.enum_types_by_name.values():
+            enum = EnumTypeWrapper(enum_desc)
+            prefix = enum.Name(0).removesuffix("UNSPECIFIED")
+            assert prefix.endswith("_") and prefix != enum.Name(0), enum_desc.name
+            for value in enum.values():
+                short = enum_name(enum, value)
+                assert short and prefix + short == enum.Name(value), (enum_desc.name, short)
+            seen += 1
+    assert seen >= 5

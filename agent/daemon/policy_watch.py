@@ -24,6 +24,7 @@ from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from ..atomic_file import atomic_write
+from ..wire import enum_name
 from .state import Backoff
 
 log = logging.getLogger("cpucompat.agent")
@@ -38,11 +39,9 @@ def policy_document(policy: pb.ClusterPolicy) -> dict[str, Any]:
         "format": STATE_FORMAT,
         "version": 1,
         "cluster": policy.cluster,
-        "action": pb.OfflineAction.Name(policy.action).removeprefix("OFFLINE_ACTION_"),
+        "action": enum_name(pb.OfflineAction, policy.action),
         "hyperv_offline_action": policy.hyperv_offline_action,
-        "computed_action": pb.OfflineAction.Name(policy.computed_action).removeprefix(
-            "OFFLINE_ACTION_"
-        ),
+        "computed_action": enum_name(pb.OfflineAction, policy.computed_action),
         "pinned": policy.pinned_action != pb.OFFLINE_ACTION_UNSPECIFIED,
         "reason": policy.reason,
         "blocking_pairs": [f"{p.source}->{p.target}" for p in policy.blocking_pairs],

@@ -214,6 +214,7 @@ def add_targets_parser(sub: Any, name: str, help_text: str) -> None:
 
 
 def run_targets(args: argparse.Namespace) -> int:
+    from cpucompat.agent.wire import enum_name
     from cpucompat.v1 import coordinator_service_pb2 as pb
     from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
@@ -228,7 +229,7 @@ def run_targets(args: argparse.Namespace) -> int:
     rows = [
         {
             "host": t.host_id,
-            "status": pb.HostStatus.Name(t.status).removeprefix("HOST_STATUS_").lower(),
+            "status": enum_name(pb.HostStatus, t.status).lower(),
             **verdict_doc(t.verdict),
         }
         for t in response.targets

@@ -32,9 +32,10 @@ def _when(ts: Any) -> str:
 
 
 def _status(value: int) -> str:
+    from cpucompat.agent.wire import enum_name
     from cpucompat.v1 import coordinator_service_pb2 as pb
 
-    return pb.HostStatus.Name(value).removeprefix("HOST_STATUS_").lower()
+    return enum_name(pb.HostStatus, value).lower()
 
 
 def add_hosts_parser(sub: Any, name: str, help_text: str) -> None:
@@ -266,6 +267,7 @@ def add_events_parser(sub: Any, name: str, help_text: str) -> None:
 def run_events(args: argparse.Namespace) -> int:
     from google.protobuf.timestamp_pb2 import Timestamp
 
+    from cpucompat.agent.wire import enum_name
     from cpucompat.v1 import coordinator_service_pb2 as pb
     from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
@@ -295,7 +297,7 @@ def run_events(args: argparse.Namespace) -> int:
         (
             _when(e.time),
             e.cluster,
-            pb.EventKind.Name(e.kind).removeprefix("EVENT_KIND_").lower(),
+            enum_name(pb.EventKind, e.kind).lower(),
             e.message,
         )
         for e in events

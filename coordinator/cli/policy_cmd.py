@@ -22,13 +22,6 @@ from .refs import read_libvirt_xml, verdict_doc
 ACTIONS = ("TURN_OFF", "SAVE", "SHUTDOWN", "SHUTDOWN_FORCED")
 
 
-def _name(value: int, prefix: str) -> str:
-    from cpucompat.v1 import coordinator_service_pb2 as pb
-
-    enum = {"OFFLINE_ACTION_": pb.OfflineAction, "HOST_STATUS_": pb.HostStatus}[prefix]
-    return enum.Name(value).removeprefix(prefix)
-
-
 def _policy_doc(policy: Any) -> dict[str, Any]:
     doc = to_doc(policy)
     doc["pinned_action"] = (
@@ -87,10 +80,13 @@ def _stub(args: argparse.Namespace) -> Any:
 
 
 def _render_policies(policies: list[Any]) -> str:
+    from cpucompat.agent.wire import enum_name
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+
     rows = [
         (
             p.cluster,
-            _name(p.action, "OFFLINE_ACTION_"),
+            enum_name(pb.OfflineAction, p.action),
             p.hyperv_offline_action,
             "yes" if p.pinned_action else "",
             p.host_count,
@@ -153,6 +149,7 @@ def _ps_quote(text: str) -> str:
 
 def run_export(args: argparse.Namespace) -> int:
     """PowerShell for the operator to review and run on a cluster node: printed, never run."""
+    from cpucompat.agent.wire import enum_name
     from cpucompat.v1 import coordinator_service_pb2 as pb
     from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
@@ -165,7 +162,7 @@ def run_export(args: argparse.Namespace) -> int:
     vms = call_pages(
         args, pb_grpc.VmServiceStub(channel).ListVms, pb.ListVmsRequest(cluster=args.cluster), "vms"
     )
-    action = _name(policy.action, "OFFLINE_ACTION_")
+    action = enum_name(pb.OfflineAction, policy.action)
     if args.json:
         print_json(
             {
@@ -332,13 +329,14 @@ def run_vm_list(args: argparse.Namespace) -> int:
 
 
 def run_vm_targets(args: argparse.Namespace) -> int:
+    from cpucompat.agent.wire import enum_name
     from cpucompat.v1 import coordinator_service_pb2 as pb
 
     response = call(args, _vm_stub(args).GetVmTargets, pb.GetVmTargetsRequest(vm_name=args.vm))
     rows = [
         {
             "host": t.host_id,
-            "status": _name(t.status, "HOST_STATUS_").lower(),
+            "status": enum_name(pb.HostStatus, t.status).lower(),
             **verdict_doc(t.verdict),
         }
         for t in response.targets
@@ -392,12 +390,13 @@ def add_failover_parser(sub: Any, name: str, help_text: str) -> None:
 
 
 def run_plan(args: argparse.Namespace) -> int:
+    from cpucompat.agent.wire import enum_name
     from cpucompat.v1 import coordinator_service_pb2 as pb
 
     plan = call(
         args, _vm_stub(args).PlanFailover, pb.PlanFailoverRequest(vm_name=args.vm, to_host=args.to)
     ).plan
-    action = _name(plan.action, "OFFLINE_ACTION_")
+    action = enum_name(pb.OfflineAction, plan.action)
     doc = {
         "vm": plan.vm_name,
         "to_host": plan.to_host,
@@ -406,7 +405,7 @@ def run_plan(args: argparse.Namespace) -> int:
         "reason": plan.reason,
         "cluster_action": None
         if not plan.cluster_action
-        else _name(plan.cluster_action, "OFFLINE_ACTION_"),
+        else enum_name(pb.OfflineAction, plan.cluster_action),
         "verdict": verdict_doc(plan.verdict),
     }
     if args.json:
