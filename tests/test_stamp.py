@@ -118,3 +118,23 @@ def test_missing_field_with_a_valid_digest_is_refused() -> None:
     doc = {**body, "integrity": {"algorithm": "sha256", "digest": digest}}
     with pytest.raises(StampError, match=r"missing 'requirement\.vendor'"):
         load_stamp(json.dumps(doc))
+
+
+@pytest.mark.parametrize("invtsc", [False, True])
+def test_a_stamp_carries_the_requirements_json_with_xsave_as_index_lists(invtsc: bool) -> None:
+    """Stamps and `vm show --json` serialise a requirement one way; only XSAVE's shape differs."""
+    from cpucompat.agent.dumps import load_dump_profile
+    from cpucompat.coordinator.domain.sides import requirement_of
+
+    from .conftest import FIXTURES
+
+    here = load_dump_profile(FIXTURES / "processors" / "dev-amd-epyc-nested-kvm-offer.json")
+    req = requirement_of(here, "dev", invtsc=invtsc)
+    body = make_stamp(req, CREATED, "dev")["requirement"]
+    doc = req.to_json()
+    assert {k: v for k, v in body.items() if not k.startswith("xsave_")} == {
+        k: v for k, v in doc.items() if k != "xsave_components"
+    }
+    assert body["xsave_components"] == [c["index"] for c in doc["xsave_components"]]
+    assert body["xsave_component_names"] == [c["name"] for c in doc["xsave_components"]]
+    assert load_stamp(stamp_text(make_stamp(req, CREATED, "dev"))) == req

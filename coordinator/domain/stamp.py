@@ -64,28 +64,12 @@ def make_stamp(
         "version": STAMP_VERSION,
         "created_at": _timestamp(created_at),
         "source_host": source_host,
+        # The requirement's one JSON form, with XSAVE as the stamp has always carried it:
+        # index and name lists rather than objects (the digest covers this layout).
         "requirement": {
-            "mode": requirement.mode.value,
-            "name": requirement.name,
-            "baseline": requirement.baseline,
-            "vendor": requirement.vendor,
-            "features": sorted(requirement.features),
+            **requirement.to_json(),
             "xsave_components": list(mask_indices(requirement.xsave_mask)),
             "xsave_component_names": list(component_names(requirement.xsave_mask)),
-            "physical_bits": requirement.physical_bits,
-            "family": requirement.family,
-            "model": requirement.model,
-            "invariant_tsc": requirement.invariant_tsc,
-            "tsc_hz": requirement.tsc_hz,
-            "fingerprint": requirement.fingerprint,
-            "sgx_epc": requirement.sgx_epc,
-            "sgx_features": sorted(requirement.sgx_features),
-            "guest_physical_bits": requirement.guest_physical_bits,
-            "avx10_version": requirement.avx10_version,
-            "view": requirement.view,
-            "kernel_mitigations": requirement.kernel_mitigations,
-            "stepping": requirement.stepping,
-            "nested": requirement.nested,
         },
     }
     digest = hashlib.sha256(canonical_json(body)).hexdigest()
