@@ -175,16 +175,3 @@ def executor() -> _CodePage:
     page = _CodePage()
     _trial_run(page)
     return page
-
-
-def cpuid(leaf: int, subleaf: int = 0) -> Regs:
-    """Execute CPUID(leaf, subleaf) on the CPU this thread runs on."""
-    return executor().cpuid(leaf, subleaf)
-
-
-def xgetbv(index: int = 0) -> int | None:
-    """XCR``index`` of the current CPU, or None when the OS has not enabled XSAVE (no OSXSAVE)."""
-    page = executor()
-    if not _osxsave(page):
-        return None
-    return page.xgetbv(index)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -67,8 +66,6 @@ class Reporter:
         self._wake = threading.Event()
         self._need_report = True
         self._lock = threading.Lock()
-        self.reports_sent = 0
-        self.on_status: Callable[[str], None] | None = None
         self._thread = threading.Thread(target=self._run, name="reporter", daemon=True)
 
     def _interval(self) -> Duration:
@@ -102,7 +99,6 @@ class Reporter:
             agent_fingerprint=snap.profile.report_fingerprint,
         )
         response = self.stub.ReportProfile(request, timeout=RPC_TIMEOUT)
-        self.reports_sent += 1
         log.info(
             "reported %s to the coordinator (fingerprint %s, version %d)",
             self.host_id,
