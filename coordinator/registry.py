@@ -612,7 +612,11 @@ class Registry:
         return max(0.05, min([default, *waits])) if waits else default
 
     def remove(self, host_id: str, force: bool = False) -> None:
-        """Forget a host (an administrator decommissioned it): it leaves its cluster."""
+        """Forget a host (an administrator decommissioned it): it leaves its cluster.
+
+        Its stored profile versions go with it (a host that joins again under the same
+        id starts a new history); the event log keeps what happened.
+        """
         record = self.host(host_id)
         if record.status == HostStatus.ONLINE and not force:
             raise RefusedError(
@@ -622,14 +626,19 @@ class Registry:
 
         def work(uow: UnitOfWork, now: float) -> set[str]:
             uow.hosts.delete(host_id)
+            versions = uow.profiles.oldest(host_id, uow.profiles.count(host_id), keep=None)
+            uow.profiles.delete(versions)
+            for version in versions:
+                self.profile_cache.forget(version)
             self.add_event(
                 uow,
                 now,
                 record.cluster,
                 host_id,
-                EventKind.HOST_LEFT,
+                EventKind.HOST_REMOVED,
                 f"host {host_id} left cluster {record.cluster} (removed by an administrator)",
                 fingerprint=record.fingerprint,
+                profile_versions_removed=len(versions),
             )
             return {record.cluster}
 

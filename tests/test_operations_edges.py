@@ -8,7 +8,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from cpucompat.coordinator.domain.hosts import HostStatus
+from cpucompat.coordinator.domain.hosts import EventKind, HostStatus
 from cpucompat.coordinator.registry import Registry
 from cpucompat.coordinator.store import Store, StoreError
 from cpucompat.v1 import coordinator_service_pb2 as pb
@@ -182,8 +182,37 @@ def test_removing_an_online_host_needs_force(tmp_path: Path) -> None:
         assert refused.returncode == 3 and "stop its agent first" in refused.stderr
         forced = run_cli("host", "remove", "h1", "--force", "--coordinator", running.address)
         assert forced.returncode == 0, forced.stderr
+        events = run_cli("events", "--json", "--coordinator", running.address)
+        assert events.returncode == 0, events.stderr
+        kinds = [e["kind"] for e in json.loads(events.stdout) if e["host_id"] == "h1"]
+        assert kinds[-1] == "host_removed" and "host_left" not in kinds, kinds
     finally:
         running.close()
+
+
+def test_a_removed_host_leaves_no_history_behind(tmp_path: Path) -> None:
+    from cpucompat.agent.dumps import load_valid_dump
+
+    from .conftest import FIXTURES
+
+    store = Store(tmp_path / "c.db")
+    try:
+        registry = Registry(store, allow_replayed=True)
+        registry.report("h1", "c", load_valid_dump(DEV_DUMP))
+        other = FIXTURES / "processors" / "intel-skylake-leaf2-edited.cpuid-r.txt"
+        registry.report("h1", "c", load_valid_dump(other))  # a second profile version
+        assert len(registry.history("h1")[1]) == 2
+        registry.remove("h1", force=True)
+        removed = registry.events(host_id="h1")[-1]
+        assert removed.kind == EventKind.HOST_REMOVED
+        assert removed.details["profile_versions_removed"] == 2
+        # The same id joining again starts a new history: nothing of the removed host's.
+        registry.report("h1", "c", load_valid_dump(DEV_DUMP))
+        pruned, versions = registry.history("h1")
+        assert pruned == 0 and len(versions) == 1
+        assert registry.events(host_id="h1")[-1].kind == EventKind.HOST_JOINED
+    finally:
+        store.close()
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
