@@ -14,7 +14,7 @@ from cpucompat.agent.profile import Profile
 from cpucompat.agent.raw import RawCapture, RawDataError, validate_capture
 
 from .domain.audit import AuditReport, HostInput, audit
-from .domain.baselines import Baseline, resolve_baseline
+from .domain.baselines import Baseline, nearest_microarchitecture, resolve_baseline
 from .domain.compat import TargetView, Verdict, check, eligible_targets, unknown_host
 from .domain.hosts import HostRecord, HostStatus
 from .domain.kvm_offerable import Hypervisor
@@ -108,6 +108,16 @@ class Decisions:
                 record.profile, record.host_id, hypervisor=rules
             )
         return req
+
+    def host_microarchitecture(self, record: HostRecord) -> str | None:
+        """The newest archspec microarchitecture the host's guest-visible features meet.
+
+        The same rule the audit applies to a cluster's common features (under the
+        feature classes, as an audit without --hypervisor), so a one-host audit's
+        baseline names the same microarchitecture.
+        """
+        req = self.host_requirement(record, Hypervisor.GENERIC)
+        return nearest_microarchitecture(req.features, req.vendor)
 
     def host_view(self, record: HostRecord, hypervisor: Hypervisor | None = None) -> TargetView:
         rules = self._rules(hypervisor)

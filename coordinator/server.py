@@ -139,7 +139,7 @@ def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:
         AdmissionServicer(coordinator.admissions, coordinator.auth), server
     )
     pb_grpc.add_QueryServiceServicer_to_server(
-        QueryServicer(coordinator.registry, coordinator.auth), server
+        QueryServicer(coordinator.registry, coordinator.auth, coordinator.decisions), server
     )
     pb_grpc.add_DecisionServiceServicer_to_server(
         DecisionServicer(coordinator.decisions, coordinator.registry, coordinator.auth), server

@@ -133,6 +133,7 @@ def run_show(args: argparse.Namespace) -> int:
             f"{p.brand} ({p.vendor}, family {p.family} model {p.model} stepping {p.stepping})",
         ),
         ("x86-64 level", p.x86_64_level or "none"),
+        ("Microarchitecture", p.microarchitecture or "none"),
         ("Hypervisor", p.hypervisor or "none"),
         (
             "Address bits",

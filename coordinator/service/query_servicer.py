@@ -11,6 +11,8 @@ from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .. import convert
+from ..decisions import Decisions
+from ..domain.hosts import HostRecord
 from ..limits import LimitError, check_name
 from ..registry import Registry
 from ..security import Authorizer
@@ -41,9 +43,13 @@ def _cursor(token: str, fields: dict[str, type]) -> dict[str, Any] | None:
 
 
 class QueryServicer(pb_grpc.QueryServiceServicer):
-    def __init__(self, registry: Registry, auth: Authorizer) -> None:
+    def __init__(self, registry: Registry, auth: Authorizer, decisions: Decisions) -> None:
         self.registry = registry
         self.auth = auth
+        self.decisions = decisions
+
+    def _host(self, record: HostRecord) -> pb.Host:
+        return convert.host_to_proto(record, self.decisions.host_microarchitecture(record) or "")
 
     @rpc
     def ListHosts(
@@ -56,7 +62,7 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
         if cursor is not None:
             after = (cursor["cluster"], cursor["host"])
             records = [r for r in records if (r.cluster, r.host_id) > after]
-        hosts, more = fill(records, page_size(request.page_size), convert.host_to_proto)
+        hosts, more = fill(records, page_size(request.page_size), self._host)
         token = ""
         if more:
             last = records[len(hosts) - 1]
@@ -70,9 +76,10 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
         self.auth.require_admin(context)
         check_name(request.host_id, "host id")
         record = self.registry.host(request.host_id)
+        microarchitecture = self.decisions.host_microarchitecture(record) or ""
         response = pb.GetHostResponse(
-            host=convert.host_to_proto(record),
-            profile=convert.profile_to_proto(record.profile),
+            host=convert.host_to_proto(record, microarchitecture),
+            profile=convert.profile_to_proto(record.profile, microarchitecture),
         )
         if request.include_raw:
             response.raw.CopyFrom(capture_to_proto(record.profile.raw))
@@ -157,4 +164,4 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
         check_name(request.host_id, "host id")
         record = self.registry.host(request.host_id)
         self.registry.remove(request.host_id, force=request.force)
-        return pb.RemoveHostResponse(host=convert.host_to_proto(record))
+        return pb.RemoveHostResponse(host=self._host(record))
