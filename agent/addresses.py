@@ -11,7 +11,6 @@ import ipaddress
 import socket
 
 DEFAULT_COORDINATOR_PORT = 7443
-DEFAULT_AGENT_PORT = 7444
 
 
 def split_host_port(text: str) -> tuple[str, str | None]:

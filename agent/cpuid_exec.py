@@ -14,7 +14,6 @@ import ctypes.util
 import os
 import platform
 import signal
-from collections.abc import Callable
 from functools import cache
 
 from .raw import Regs
@@ -76,9 +75,6 @@ _XGETBV_CODE = bytes(
 _PROT_READ, _PROT_WRITE, _PROT_EXEC = 1, 2, 4
 _MAP_PRIVATE, _MAP_ANONYMOUS = 0x02, 0x20
 _PAGE = 4096
-
-CpuidFn = Callable[[int, int], Regs]
-XgetbvFn = Callable[[int], int]
 
 
 class CpuidUnavailableError(RuntimeError):

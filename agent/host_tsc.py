@@ -42,9 +42,7 @@ KVM_GET_TSC_KHZ = KVMIO << 8 | 0xA3
 
 SOURCE_KVM = "kvm"
 SOURCE_SYSFS = "sysfs"
-SOURCE_CPUID = "cpuid"
 SCALING_VMX_FLAGS = "vmx-flags"
-SCALING_CPUID_SVM = "cpuid-svm"
 
 _VMX_FLAGS = re.compile(r"^vmx flags\s*:(.*)$", re.MULTILINE)
 

@@ -63,11 +63,6 @@ class AddressSizes:
     """0x80000008 EAX[23:16] where set (KVM and QEMU's ``guest-phys-bits`` state it);
     None means the guest-physical width is the physical one."""
 
-    @property
-    def guest_effective_bits(self) -> int:
-        """The guest-physical width firmware and guests size memory from."""
-        return self.guest_physical_bits or self.physical_bits
-
 
 @dataclass(frozen=True)
 class Tsc:

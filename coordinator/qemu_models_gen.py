@@ -55,7 +55,6 @@ from .qemu_qmp import Qmp, QmpError
 
 EXPANSION_MACHINE = ["-machine", "none", "-accel", "tcg"]
 REALIZE_MACHINE = ["-machine", "pc", "-accel", "tcg", "-S", "-display", "none"]
-IDENTITY_PROPS = ("vendor", "family", "model", "stepping", "model-id")
 HYPERVISOR_LEAVES = range(0x40000000, 0x50000000)
 """CPUID leaves reserved for hypervisors (Intel SDM vol. 2A, CPUID: 40000000H-4FFFFFFFH)."""
 KVM_NAMESPACE = "kvm"

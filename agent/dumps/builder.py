@@ -22,8 +22,6 @@ class _CpuLeaves:
     first_seen: dict[LeafKey, int | None] = field(default_factory=dict)
     conflicts: list[tuple[LeafKey, int | None]] = field(default_factory=list)
     last_line: int | None = None
-    repeat_of: _CpuLeaves | None = None
-    """Set when the file gives this CPU number a second time."""
 
 
 def _since(line: int | None) -> str:
@@ -62,7 +60,7 @@ class CaptureBuilder:
         cur = self._current
         if cur is not None and cur.index == index and not cur.leaves:
             return  # two headers for the same CPU in a row (AIDA writes some that way)
-        cpu = _CpuLeaves(index=index, line=line, repeat_of=self._by_index.get(index))
+        cpu = _CpuLeaves(index=index, line=line)
         self._cpus.append(cpu)
         self._by_index.setdefault(index, cpu)
         self._current = cpu
