@@ -17,13 +17,18 @@ from .profile import FEATURE_MSR_NAMES, HypervisorOffer, Profile
 from .raw import HostTsc, LeafKey, LogicalCpu, RawCapture, RawDataError, RawOffer, Regs
 
 
-def enum_name(enum: EnumTypeWrapper, value: int) -> str:
-    """A wire enum value's name without its enum's prefix (OFFLINE_ACTION_SAVE -> SAVE).
+def enum_prefix(enum: EnumTypeWrapper) -> str:
+    """The prefix every value name of a wire enum carries ("OFFLINE_ACTION_").
 
-    Every enum of the protocol names its prefix in value 0, ``<PREFIX>UNSPECIFIED``
-    (the protobuf style guide), so the prefix is read from there, never spelt out.
+    Every enum of the protocol names it in value 0, ``<PREFIX>UNSPECIFIED`` (the
+    protobuf style guide), so it is read from there, never spelt out.
     """
-    return enum.Name(value).removeprefix(enum.Name(0).removesuffix("UNSPECIFIED"))
+    return enum.Name(0).removesuffix("UNSPECIFIED")
+
+
+def enum_name(enum: EnumTypeWrapper, value: int) -> str:
+    """A wire enum value's name without its enum's prefix (OFFLINE_ACTION_SAVE -> SAVE)."""
+    return enum.Name(value).removeprefix(enum_prefix(enum))
 
 
 def _msrs_to_proto(msrs: Iterable[tuple[int, int]]) -> list[profile_pb2.FeatureMsr]:

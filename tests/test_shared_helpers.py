@@ -165,7 +165,7 @@ def test_a_stamp_that_cannot_be_written_leaves_the_old_stamp(tmp_path: Path) -> 
 def test_enum_names_lose_exactly_their_enums_prefix() -> None:
     from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
-    from cpucompat.agent.wire import enum_name
+    from cpucompat.agent.wire import enum_name, enum_prefix
     from cpucompat.v1 import coordinator_service_pb2, profile_pb2
 
     assert enum_name(coordinator_service_pb2.OfflineAction, 2) == "SAVE"
@@ -175,8 +175,8 @@ def test_enum_names_lose_exactly_their_enums_prefix() -> None:
     for module in (coordinator_service_pb2, profile_pb2):
         for enum_desc in module.DESCRIPTOR.enum_types_by_name.values():
             enum = EnumTypeWrapper(enum_desc)
-            prefix = enum.Name(0).removesuffix("UNSPECIFIED")
-            assert prefix.endswith("_") and prefix != enum.Name(0), enum_desc.name
+            prefix = enum_prefix(enum)
+            assert prefix.endswith("_") and enum.Name(0) == prefix + "UNSPECIFIED", enum_desc.name
             for value in enum.values():
                 short = enum_name(enum, value)
                 assert short and prefix + short == enum.Name(value), (enum_desc.name, short)

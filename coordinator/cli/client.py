@@ -199,22 +199,24 @@ def _int64_as_numbers(doc: Any, descriptor: Any) -> Any:
     return doc
 
 
-_PREFIXES = (
-    "HOST_STATUS_",
-    "EVENT_KIND_",
-    "OFFLINE_ACTION_",
-    "AUDIT_HOST_KIND_",
-    "VM_REQUIREMENT_MODE_",
-)
+def _enum_prefixes() -> tuple[str, ...]:
+    """Every wire enum's prefix (HOST_STATUS_, OFFLINE_ACTION_, ...)."""
+    from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+
+    from cpucompat.agent.wire import enum_prefix
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+
+    return tuple(enum_prefix(EnumTypeWrapper(e)) for e in pb.DESCRIPTOR.enum_types_by_name.values())
 
 
-def _short_enums(value: Any) -> Any:
+def _short_enums(value: Any, prefixes: tuple[str, ...] | None = None) -> Any:
+    prefixes = prefixes or _enum_prefixes()
     if isinstance(value, dict):
-        return {k: _short_enums(v) for k, v in value.items()}
+        return {k: _short_enums(v, prefixes) for k, v in value.items()}
     if isinstance(value, list):
-        return [_short_enums(v) for v in value]
+        return [_short_enums(v, prefixes) for v in value]
     if isinstance(value, str):
-        for prefix in _PREFIXES:
+        for prefix in prefixes:
             if value.startswith(prefix):
                 rest = value[len(prefix) :]
                 return rest if prefix == "OFFLINE_ACTION_" else rest.lower()
