@@ -132,8 +132,11 @@ def run_show(args: argparse.Namespace) -> int:
             "Processor",
             f"{p.brand} ({p.vendor}, family {p.family} model {p.model} stepping {p.stepping})",
         ),
-        ("x86-64 level", p.x86_64_level or "none"),
-        ("Microarchitecture", p.microarchitecture or "none"),
+        (
+            "x86-64 level",
+            (p.x86_64_level or "none")
+            + (f", nearest microarchitecture {p.microarchitecture}" if p.microarchitecture else ""),
+        ),
         ("Hypervisor", p.hypervisor or "none"),
         (
             "Address bits",
