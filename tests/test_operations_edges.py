@@ -184,7 +184,8 @@ def test_removing_an_online_host_needs_force(tmp_path: Path) -> None:
         assert forced.returncode == 0, forced.stderr
         events = run_cli("events", "--json", "--coordinator", running.address)
         assert events.returncode == 0, events.stderr
-        kinds = [e["kind"] for e in json.loads(events.stdout) if e["host_id"] == "h1"]
+        listed = json.loads(events.stdout)["events"]
+        kinds = [e["kind"] for e in listed if e["host_id"] == "h1"]
         assert kinds[-1] == "host_removed" and "host_left" not in kinds, kinds
     finally:
         running.close()
