@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import errno
-import resource
-import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -97,14 +94,20 @@ def test_load_dump_profile_decodes_what_the_file_holds() -> None:
     assert profile.raw.origin == str(TWO_CPUS) and profile.logical_cpu_count == 2
 
 
-def _file_size_limit(limit: int) -> Callable[[], None]:
-    """A child process whose writes stop at ``limit`` bytes (EFBIG, as on a full quota)."""
+# Sets the limit in a fresh interpreter and execs the command: a preexec_fn would run in a
+# fork of this process, where gRPC's fork handlers (loaded by other tests) may abort it.
+LIMITED = """
+import os, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write (EFBIG) instead of killing
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+os.execv(sys.argv[2], sys.argv[2:])
+"""
 
-    def apply() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of killing
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    return apply
+def _file_size_limited(limit: int, *argv: str) -> list[str]:
+    """``argv`` run with writes stopped at ``limit`` bytes per file (EFBIG, as on a full quota)."""
+    return [sys.executable, "-c", LIMITED, str(limit), *argv]
 
 
 WRITE_IN_CHILD = """
@@ -122,10 +125,9 @@ def test_atomic_write_failing_midway_keeps_the_old_content(tmp_path: Path) -> No
     target = tmp_path / "state.json"
     target.write_text("old content\n")
     result = subprocess.run(
-        [sys.executable, "-c", WRITE_IN_CHILD, str(target)],
+        _file_size_limited(100, sys.executable, "-c", WRITE_IN_CHILD, str(target)),
         capture_output=True,
         text=True,
-        preexec_fn=_file_size_limit(100),
     )
     assert result.returncode == 7, result.stderr
     assert result.stdout.split()[0] == str(errno.EFBIG)  # it wrote 100 bytes, then failed
@@ -150,10 +152,11 @@ def test_a_stamp_that_cannot_be_written_leaves_the_old_stamp(tmp_path: Path) -> 
     assert made.returncode == 0, made.stderr
     before = out.read_bytes()
     again = subprocess.run(
-        [*CLI, "stamp", "--out", str(out), "--from-dump", str(TWO_CPUS), "--invtsc"],
+        _file_size_limited(
+            len(before) // 2, *CLI, "stamp", "--out", str(out), "--from-dump", str(TWO_CPUS)
+        ),
         capture_output=True,
         text=True,
-        preexec_fn=_file_size_limit(len(before) // 2),
     )
     assert again.returncode == 2, again.stderr
     assert f"cannot write {out}: File too large" in again.stderr
