@@ -16,6 +16,7 @@ import platform
 import signal
 from functools import cache
 
+from .errors import EXIT_USAGE, CpucompatError
 from .raw import Regs
 
 X86_64_MACHINES = frozenset({"x86_64", "amd64", "AMD64", "x64"})
@@ -77,8 +78,11 @@ _MAP_PRIVATE, _MAP_ANONYMOUS = 0x02, 0x20
 _PAGE = 4096
 
 
-class CpuidUnavailableError(RuntimeError):
+class CpuidUnavailableError(CpucompatError, RuntimeError):
     """This process cannot execute CPUID; the message says why and what to do."""
+
+    grpc_status = "FAILED_PRECONDITION"
+    exit_code = EXIT_USAGE
 
 
 def _check_machine() -> None:

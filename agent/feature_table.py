@@ -85,6 +85,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import cast
 
+from .errors import NotFoundError
+
 __all__ = [
     "ALIASES",
     "AMBIGUOUS",
@@ -146,7 +148,7 @@ class FeatureBit:
         return 1 << self.bit
 
 
-class UnknownFeatureError(KeyError):
+class UnknownFeatureError(NotFoundError, KeyError):
     """A feature name that is neither a canonical name nor an accepted alias."""
 
     def __init__(self, message: str, suggestions: Iterable[str] = ()) -> None:

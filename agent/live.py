@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import cpuid_exec, kvm_offer
 from .enumerate import read_all_leaves
+from .errors import EXIT_USAGE, CpucompatError
 from .host_tsc import read_host_tsc
 from .raw import SOURCE_DEVCPU, SOURCE_INSTRUCTION, LogicalCpu, RawCapture, Regs
 
@@ -21,8 +22,11 @@ DEVCPU_PATTERN = "/dev/cpu/{cpu}/cpuid"
 _MICROCODE = re.compile(r"^microcode\s*:\s*(\S+)", re.MULTILINE)
 
 
-class ProbeError(RuntimeError):
+class ProbeError(CpucompatError, RuntimeError):
     """The live probe cannot read this host; the message names the fix."""
+
+    grpc_status = "FAILED_PRECONDITION"
+    exit_code = EXIT_USAGE
 
 
 def allowed_cpus() -> list[int]:

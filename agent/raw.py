@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from .errors import InputError
+
 Regs = tuple[int, int, int, int]
 """The four registers one CPUID call returns: (eax, ebx, ecx, edx)."""
 
@@ -32,7 +34,7 @@ RANGE_SPAN = 0x1000_0000
 VENDOR_RANGES = (STANDARD_BASE, HYPERVISOR_BASE, EXTENDED_BASE, CENTAUR_BASE)
 
 
-class RawDataError(ValueError):
+class RawDataError(InputError):
     """Raw leaves that cannot come from a real processor."""
 
 

@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Iterable
 from fnmatch import fnmatchcase
 
+from cpucompat.agent.errors import NotFoundError, PermissionDeniedError
+
 from .limits import LimitError, check_name
 from .storage.interface import Admission, Storage
 
@@ -24,11 +26,11 @@ PATTERN = re.compile(r"[A-Za-z0-9*?\[][A-Za-z0-9._:@*?\[\]!-]{0,252}")
 """A host name with fnmatch's `*`, `?` and `[...]`; nothing that could span a line."""
 
 
-class NotAdmittedError(Exception):
+class NotAdmittedError(PermissionDeniedError):
     """The host may not report into that cluster (PERMISSION_DENIED)."""
 
 
-class AdmissionNotFoundError(LookupError):
+class AdmissionNotFoundError(NotFoundError):
     """A revoke named a pattern the cluster does not hold (NOT_FOUND)."""
 
 

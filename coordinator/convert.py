@@ -12,6 +12,7 @@ from typing import Any
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from cpucompat.agent.errors import InputError
 from cpucompat.agent.wire import capture_from_proto, profile_to_proto, summary_to_proto
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import profile_pb2 as pb_profile
@@ -146,7 +147,7 @@ def hypervisor_from_proto(value: int) -> Hypervisor:
     """The rules a request asks for; unset is generic, an unknown number is refused."""
     hypervisor = _HYPERVISOR_BACK.get(value)
     if hypervisor is None:
-        raise ValueError(f"unknown hypervisor {value}: use HYPERVISOR_GENERIC or HYPERVISOR_KVM")
+        raise InputError(f"unknown hypervisor {value}: use HYPERVISOR_GENERIC or HYPERVISOR_KVM")
     return hypervisor
 
 
@@ -159,7 +160,7 @@ def ref_from_proto(msg: pb.HostRef) -> Ref:
         return Ref.dump(name.removeprefix("dump:"), capture_from_proto(msg.dump.raw))
     if which == "model":
         return Ref.model(msg.model, msg.vendor or None)
-    raise ValueError("a host reference needs one of host_id, dump or model")
+    raise InputError("a host reference needs one of host_id, dump or model")
 
 
 def reason_to_proto(reason: Reason) -> pb.Reason:
@@ -411,7 +412,7 @@ def action_to_proto(action: OfflineAction | None) -> int:
 
 def action_from_proto(value: int) -> OfflineAction:
     if value not in _OFFLINE_BACK:
-        raise ValueError(
+        raise InputError(
             "an offline action is required: TURN_OFF, SAVE, SHUTDOWN or SHUTDOWN_FORCED"
         )
     return _OFFLINE_BACK[value]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cpucompat.agent.decode import decode
+from cpucompat.agent.errors import InputError
 from cpucompat.agent.profile import Profile
 from cpucompat.agent.raw import RawCapture, RawDataError, validate_capture
 
@@ -52,7 +53,7 @@ def _dump_profile(ref: Ref) -> Profile:
         validate_capture(ref.capture)
         return decode(ref.capture)
     except RawDataError as exc:
-        raise ValueError(f"{ref.label}: {exc}") from None
+        raise InputError(f"{ref.label}: {exc}") from None
 
 
 def host_view(record: HostRecord, hypervisor: Hypervisor = Hypervisor.GENERIC) -> TargetView:
@@ -184,7 +185,7 @@ class Decisions:
             else:
                 inputs.append(HostInput(ref.label, _side(ref), kind=ref.kind))
         if not inputs:
-            raise ValueError("nothing to audit: name a --cluster, hosts, dump:PATH or model:NAME")
+            raise InputError("nothing to audit: name a --cluster, hosts, dump:PATH or model:NAME")
         return audit(inputs, cluster=cluster or None, hypervisor=self._rules(hypervisor))
 
 
@@ -203,6 +204,6 @@ def audit_offline(refs: list[Ref], hypervisor: Hypervisor = Hypervisor.GENERIC) 
     inputs: list[HostInput] = []
     for ref in refs:
         if ref.kind == "host":
-            raise ValueError(f"{ref.label}: registered hosts need a coordinator")
+            raise InputError(f"{ref.label}: registered hosts need a coordinator")
         inputs.append(HostInput(ref.label, _side(ref), kind=ref.kind))
     return audit(inputs, hypervisor=hypervisor)

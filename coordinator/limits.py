@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import get_args
 
 from cpucompat.agent.dumps.detect import Format
+from cpucompat.agent.errors import ExhaustedError, InputError
 from cpucompat.agent.names import NAME_PATTERN
 from cpucompat.agent.raw import REPLAY_PREFIX, SOURCE_DEVCPU, SOURCE_INSTRUCTION
 
@@ -45,11 +46,11 @@ RATE_WINDOW = 3600.0
 _ADDRESS = re.compile(r"(\[[0-9A-Fa-f:.%A-Za-z]{2,64}\]|[A-Za-z0-9._-]{0,253}):([0-9]{1,5})")
 
 
-class LimitError(ValueError):
+class LimitError(InputError):
     """A request field is malformed or over its bound (INVALID_ARGUMENT); nothing is stored."""
 
 
-class RateLimitedError(Exception):
+class RateLimitedError(ExhaustedError):
     """A host changes its profile faster than allowed (RESOURCE_EXHAUSTED); retry later."""
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from cpucompat.agent.errors import NotFoundError
+
 from .domain.audit import HostInput, audit
 from .domain.hosts import EventKind
 from .domain.policy import (
@@ -35,7 +37,7 @@ class StoredPolicy:
     updated_at: float
 
 
-class UnknownClusterError(LookupError):
+class UnknownClusterError(NotFoundError):
     """No host ever joined that cluster and no policy was pinned for it (NOT_FOUND)."""
 
 

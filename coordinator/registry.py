@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cpucompat.agent.decode import decode
+from cpucompat.agent.errors import CpucompatError, InputError, NotFoundError, RefusalError
 from cpucompat.agent.profile import Profile
 from cpucompat.agent.raw import RawCapture, RawDataError, validate_capture
 
@@ -62,19 +63,19 @@ DEFAULT_HEARTBEAT_INTERVAL = 300.0
 MIN_HEARTBEAT_INTERVAL = 0.05
 
 
-class RegistryError(Exception):
+class RegistryError(CpucompatError):
     """Base of the registry's refusals; each maps to one gRPC status."""
 
 
-class InvalidReportError(RegistryError):
+class InvalidReportError(RegistryError, InputError):
     """The report cannot describe a processor (INVALID_ARGUMENT)."""
 
 
-class UnknownHostError(RegistryError):
+class UnknownHostError(RegistryError, NotFoundError):
     """No host is registered under that id (NOT_FOUND)."""
 
 
-class RefusedError(RegistryError):
+class RefusedError(RegistryError, RefusalError):
     """The coordinator's configuration forbids this (FAILED_PRECONDITION)."""
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import grpc
 
+from cpucompat.agent.errors import PermissionDeniedError, UnauthenticatedError
+
 
 @dataclass(frozen=True)
 class Identity:
@@ -38,37 +40,41 @@ def identity_of(context: grpc.ServicerContext) -> Identity:
     return Identity(frozenset(names), bool(names))
 
 
+class NotAuthorizedError(PermissionDeniedError):
+    """The caller's certificate does not name the host or an administrator."""
+
+
+class NoCertificateError(UnauthenticatedError):
+    """Mutual TLS is on and the caller presented no certificate."""
+
+
 class Authorizer:
-    """Checks each call against the coordinator's security mode."""
+    """Checks a caller's identity against the coordinator's security mode.
+
+    The access interceptor calls these with the rule the access table declares for
+    the method (service/access.py); no servicer calls them itself.
+    """
 
     def __init__(self, mutual_tls: bool, admins: Iterable[str] = ()) -> None:
         self.mutual_tls = mutual_tls
         self.admins = frozenset(admins)
 
-    def require_host(self, context: grpc.ServicerContext, host_id: str) -> None:
+    def require_host(self, who: Identity, host_id: str) -> None:
         """A report or heartbeat for ``host_id`` must come from that host's certificate."""
-        if not self.mutual_tls:
-            return
-        who = identity_of(context)
-        if host_id not in who.names:
-            context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
+        if self.mutual_tls and host_id not in who.names:
+            raise NotAuthorizedError(
                 f"certificate ({who.label()}) may not report for host {host_id!r}: "
-                "its CN or a DNS SAN must equal the host id",
+                "its CN or a DNS SAN must equal the host id"
             )
 
-    def require_member(self, context: grpc.ServicerContext) -> None:
+    def require_member(self, who: Identity) -> None:
         """Any certificate the cluster CA signed (agents watching policy)."""
-        if self.mutual_tls and not identity_of(context).authenticated:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "a client certificate is required")
+        if self.mutual_tls and not who.authenticated:
+            raise NoCertificateError("a client certificate is required")
 
-    def require_admin(self, context: grpc.ServicerContext) -> None:
-        if not self.mutual_tls:
-            return
-        who = identity_of(context)
-        if not who.names & self.admins:
-            context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
+    def require_admin(self, who: Identity) -> None:
+        if self.mutual_tls and not who.names & self.admins:
+            raise NotAuthorizedError(
                 f"certificate ({who.label()}) is not an administrator; start the coordinator "
-                "with --admin NAME for a certificate name allowed to query and administer",
+                "with --admin NAME for a certificate name allowed to query and administer"
             )

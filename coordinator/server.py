@@ -13,7 +13,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cpucompat.agent.tls import TlsFiles, check_listen_address, server_credentials
-from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .admissions import Admissions
@@ -23,8 +22,10 @@ from .limits import Limits
 from .policy import PolicyEngine
 from .registry import Registry
 from .security import Authorizer
+from .service.access import SERVICES
 from .service.admission_servicer import AdmissionServicer
 from .service.decision_servicer import DecisionServicer
+from .service.interceptors import AccessInterceptor, ErrorInterceptor
 from .service.policy_servicer import PolicyServicer
 from .service.query_servicer import QueryServicer
 from .service.registry_servicer import RegistryServicer
@@ -126,23 +127,27 @@ def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:
         ("grpc.max_send_message_length", max(config.max_message_bytes, 64 * 1024 * 1024)),
         ("grpc.so_reuseport", 0),
     ]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.workers), options=options)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.workers),
+        options=options,
+        # outermost first: errors map whatever the access check or a servicer raises
+        interceptors=[ErrorInterceptor(), AccessInterceptor(coordinator.auth)],
+    )
     pb_grpc.add_RegistryServiceServicer_to_server(
         RegistryServicer(
             coordinator.registry,
-            coordinator.auth,
             coordinator.admissions if config.admission_required else None,
         ),
         server,
     )
     pb_grpc.add_AdmissionServiceServicer_to_server(
-        AdmissionServicer(coordinator.admissions, coordinator.auth), server
+        AdmissionServicer(coordinator.admissions), server
     )
     pb_grpc.add_QueryServiceServicer_to_server(
-        QueryServicer(coordinator.registry, coordinator.auth, coordinator.decisions), server
+        QueryServicer(coordinator.registry, coordinator.decisions), server
     )
     pb_grpc.add_DecisionServiceServicer_to_server(
-        DecisionServicer(coordinator.decisions, coordinator.registry, coordinator.auth), server
+        DecisionServicer(coordinator.decisions, coordinator.registry), server
     )
     # Watch streams may take all workers but RESERVED_WORKERS, kept for reports and queries.
     max_watchers = max(1, config.workers - RESERVED_WORKERS)
@@ -156,25 +161,14 @@ def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:
         server,
     )
     pb_grpc.add_VmServiceServicer_to_server(
-        VmServicer(coordinator.vms, coordinator.registry, coordinator.auth), server
+        VmServicer(coordinator.vms, coordinator.registry), server
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    services = [
-        pb.DESCRIPTOR.services_by_name[name].full_name
-        for name in (
-            "RegistryService",
-            "QueryService",
-            "DecisionService",
-            "PolicyService",
-            "VmService",
-            "AdmissionService",
-        )
-    ]
-    for name in ["", *services]:
+    for name in ["", *SERVICES]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
-        [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        [*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
     if config.tls.enabled:
         port = server.add_secure_port(config.listen, server_credentials(config.tls))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cpucompat.agent.errors import InputError, NotFoundError
+
 from .decisions import Decisions, Ref
 from .domain.compat import Verdict, check, unknown_host
 from .domain.hosts import EventKind
@@ -24,7 +26,7 @@ from .registry import Registry, UnknownHostError, add_event, check_name
 from .storage.interface import Storage, VmRow
 
 
-class UnknownVmError(LookupError):
+class UnknownVmError(NotFoundError):
     """No VM of that name is registered (NOT_FOUND)."""
 
 
@@ -148,12 +150,12 @@ class VmRegistry:
         domain: DomainCpu | None = None
         if libvirt_xml is not None:
             if baseline:
-                raise ValueError(
+                raise InputError(
                     "--libvirt-xml defines the VM's CPU itself: drop --baseline (a custom "
                     "<cpu> names its QEMU model)"
                 )
             if invtsc or sgx_epc:
-                raise ValueError(
+                raise InputError(
                     "--libvirt-xml says whether the guest has invtsc (<feature name='invtsc'/>) "
                     "and an SGX EPC (<memory model='sgx-epc'>): drop --invtsc/--sgx-epc"
                 )
@@ -165,7 +167,7 @@ class VmRegistry:
                     "name the host it booted on (--boot-host HOST)"
                 )
         elif bool(boot_host) == bool(baseline):
-            raise ValueError("give exactly one of --boot-host HOST or --baseline NAME")
+            raise InputError("give exactly one of --boot-host HOST or --baseline NAME")
         now = self.registry.clock()
         try:
             existing: VmRecord | None = self.get(name)
@@ -176,16 +178,16 @@ class VmRegistry:
             record = self.registry.host(boot_host)
             boot_profile = record.profile
             if record.cluster != cluster:
-                raise ValueError(f"host {boot_host} is in cluster {record.cluster}, not {cluster}")
+                raise InputError(f"host {boot_host} is in cluster {record.cluster}, not {cluster}")
             if domain is not None and domain.mode == "host-passthrough" and not domain.migratable:
                 invtsc = invtsc and record.profile.invariant_tsc
             if invtsc and not record.profile.invariant_tsc:
-                raise ValueError(
+                raise InputError(
                     f"--invtsc: host {boot_host} has no invariant TSC, so no guest booted there "
                     "has one; drop --invtsc"
                 )
             if sgx_epc and "sgx" not in record.profile.features:
-                raise ValueError(
+                raise InputError(
                     f"--sgx-epc: host {boot_host} has no SGX (or it is disabled in the firmware), "
                     "so no VM there has an enclave page cache; drop --sgx-epc"
                 )
@@ -197,7 +199,7 @@ class VmRegistry:
             and domain is not None
             and existing.cpu_definition != definition
         ):
-            raise ValueError(
+            raise InputError(
                 f"VM {name} booted with {existing.cpu_definition or 'no libvirt CPU definition'}; "
                 f"a new one ({definition}) takes effect only after the guest restarts: pass "
                 "--rebooted if it did"
@@ -208,7 +210,7 @@ class VmRegistry:
             and (existing.requirement.invariant_tsc, existing.requirement.sgx_epc)
             != (invtsc, sgx_epc)
         ):
-            raise ValueError(
+            raise InputError(
                 f"VM {name} booted with invtsc={existing.requirement.invariant_tsc} and "
                 f"sgx-epc={existing.requirement.sgx_epc}; a new configuration takes effect only "
                 "after the guest restarts: pass --rebooted if it did"
@@ -224,7 +226,7 @@ class VmRegistry:
                 if existing.baseline
                 else f"host {existing.boot_host}"
             )
-            raise ValueError(
+            raise InputError(
                 f"VM {name} booted with the requirement of {was}; a new baseline takes effect only "
                 "after the guest restarts: pass --rebooted if it did"
             )

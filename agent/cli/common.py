@@ -9,10 +9,11 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_NO = 3
+from ..errors import EXIT_FAILURE as EXIT_FAILURE
+from ..errors import EXIT_NO as EXIT_NO
+from ..errors import EXIT_OK as EXIT_OK
+from ..errors import EXIT_USAGE as EXIT_USAGE
+from ..errors import CpucompatError
 
 TABLE_WIDTH = 100
 MORE = "\u2026 and {n} more"
@@ -30,7 +31,7 @@ _ESCAPED = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-class CliError(Exception):
+class CliError(CpucompatError):
     """A failure to report as one line on stderr with a chosen exit code."""
 
     def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:

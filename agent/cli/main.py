@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from .common import EXIT_CODES_HELP, EXIT_USAGE, CliError, safe
+from ..errors import cli_outcome
+from .common import EXIT_CODES_HELP, EXIT_USAGE, safe
 
 # name -> (module that defines add_parser(subparsers) and run(args), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -125,13 +126,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
-    except CliError as exc:
-        print(f"cpucompat {args.command}: {safe(exc)}", file=sys.stderr)
-        return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        # The one place a failure becomes an exit code and a line (agent/errors.py);
+        # anything it does not know is a bug and keeps its traceback.
+        outcome = cli_outcome(exc)
+        if outcome is None:
+            raise
+        code, message = outcome
+        print(f"cpucompat {args.command}: {safe(message)}", file=sys.stderr)
+        return code
 
 
 def entry() -> None:

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cpucompat.agent.errors import InputError
 from cpucompat.agent.profile import Profile
 
 from .baselines import Baseline, nearest_level, nearest_microarchitecture
@@ -56,7 +57,7 @@ PAIR_HOST_LIMIT = 200
 """Up to this many hosts, pairs are listed host by host; above, profile by profile."""
 
 
-class AuditError(ValueError):
+class AuditError(InputError):
     """Input the audit cannot work with; the message names the fix."""
 
 

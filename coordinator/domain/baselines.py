@@ -37,6 +37,7 @@ from typing import Any
 import archspec.cpu
 
 from cpucompat.agent.decode import LEVEL_FEATURES
+from cpucompat.agent.errors import InputError
 from cpucompat.agent.feature_table import UnknownFeatureError, canonical_name
 
 from .qemu_models import QEMU_PREFIX, QemuModelError, qemu_model_names
@@ -78,7 +79,7 @@ XSAVE_FOR_FEATURE: Mapping[str, tuple[int, ...]] = {
 avx512f: 5-7; pku: 9; amx_tile: 17, 18; apx: 19), from requirement.XSAVE_FEATURE."""
 
 
-class BaselineError(ValueError):
+class BaselineError(InputError):
     """A baseline name or vendor that does not resolve; the message names the fix."""
 
 

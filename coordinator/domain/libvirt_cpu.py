@@ -28,6 +28,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
+from cpucompat.agent.errors import InputError
 from cpucompat.agent.feature_table import (
     AmbiguousFeatureError,
     UnknownFeatureError,
@@ -78,7 +79,7 @@ FEAT_ARCH_CAPABILITIES, FEAT_CORE_CAPABILITY, FEAT_PERF_CAPABILITIES; and every 
 FEAT_VMX_*). Accepted and kept, never decided on, as for QEMU models (`qemu_models`)."""
 
 
-class LibvirtCpuError(ValueError):
+class LibvirtCpuError(InputError):
     """A domain XML whose ``<cpu>`` cannot be read; the message names the problem and the fix."""
 
 

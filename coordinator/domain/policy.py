@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from cpucompat.agent.errors import InputError, RefusalError
+
 
 class OfflineAction(IntEnum):
     """A VM resource's OfflineAction, with Hyper-V's own numbers."""
@@ -31,10 +33,10 @@ class OfflineAction(IntEnum):
             return cls[key]
         except KeyError:
             names = ", ".join(a.name for a in cls)
-            raise ValueError(f"unknown offline action {text!r}; use one of {names}") from None
+            raise InputError(f"unknown offline action {text!r}; use one of {names}") from None
 
 
-class PolicyRefusedError(Exception):
+class PolicyRefusedError(RefusalError):
     """An administrator asked for an action the processors do not allow (FAILED_PRECONDITION)."""
 
 

@@ -28,12 +28,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from cpucompat.agent.errors import InputError
+
 TABLE_PATH = Path(__file__).with_name("qemu_models.json")
 QEMU_PREFIX = "qemu/"
 """``model:qemu/NAME`` names a QEMU model; the rest of ``model:`` is archspec's."""
 
 
-class QemuModelError(ValueError):
+class QemuModelError(InputError):
     """A QEMU model name that is not in the table; the message names the nearest ones."""
 
     def __init__(self, message: str, suggestions: tuple[str, ...] = ()) -> None:

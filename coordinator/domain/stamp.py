@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cpucompat.agent.errors import InputError
+
 from .kvm_offerable import GENERIC_VIEW
 from .requirement import Mode, Requirement, component_names, mask_indices
 
@@ -27,7 +29,7 @@ MAX_STAMP_BYTES = 1 << 20
 _FEATURE_NAME = re.compile(r"[a-z0-9_.\-]{1,64}")  # fullmatch: `$` passes a trailing newline
 
 
-class StampError(ValueError):
+class StampError(InputError):
     """A stamp that cannot be trusted; the one-line message says what is wrong and what to do."""
 
 

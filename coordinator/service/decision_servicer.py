@@ -10,17 +10,14 @@ from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 from .. import convert
 from ..decisions import Decisions
 from ..registry import Registry
-from ..security import Authorizer
-from .errors import rpc
 
 ANSWER_CACHE_SIZE = 100_000
 
 
 class DecisionServicer(pb_grpc.DecisionServiceServicer):
-    def __init__(self, decisions: Decisions, registry: Registry, auth: Authorizer) -> None:
+    def __init__(self, decisions: Decisions, registry: Registry) -> None:
         self.decisions = decisions
         self.registry = registry
-        self.auth = auth
         self._answers: dict[tuple[object, ...], pb.CheckResponse] = {}
 
     def _cached_host_check(self, request: pb.CheckRequest) -> pb.CheckResponse | None:
@@ -66,9 +63,7 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
             self._answers[key] = response
         return response
 
-    @rpc
     def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> pb.CheckResponse:
-        self.auth.require_admin(context)
         cached = self._cached_host_check(request)
         if cached is not None:
             return cached
@@ -83,11 +78,9 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
             target_label=target.label,
         )
 
-    @rpc
     def Targets(
         self, request: pb.TargetsRequest, context: grpc.ServicerContext
     ) -> pb.TargetsResponse:
-        self.auth.require_admin(context)
         source = convert.ref_from_proto(request.source)
         results = self.decisions.targets(
             source, request.cluster or None, convert.hypervisor_from_proto(request.hypervisor)
@@ -104,9 +97,7 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
             ],
         )
 
-    @rpc
     def Audit(self, request: pb.AuditRequest, context: grpc.ServicerContext) -> pb.AuditResponse:
-        self.auth.require_admin(context)
         extra = [convert.ref_from_proto(r) for r in request.extra_hosts]
         report = self.decisions.audit(
             request.cluster or None, extra, convert.hypervisor_from_proto(request.hypervisor)

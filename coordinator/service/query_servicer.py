@@ -15,8 +15,6 @@ from ..decisions import Decisions
 from ..domain.hosts import HostRecord
 from ..limits import LimitError, check_name
 from ..registry import Registry
-from ..security import Authorizer
-from .errors import rpc
 from .paging import decode_token, encode_token, fill, page_size
 
 DEFAULT_EVENT_LIMIT = 1000
@@ -43,19 +41,16 @@ def _cursor(token: str, fields: dict[str, type]) -> dict[str, Any] | None:
 
 
 class QueryServicer(pb_grpc.QueryServiceServicer):
-    def __init__(self, registry: Registry, auth: Authorizer, decisions: Decisions) -> None:
+    def __init__(self, registry: Registry, decisions: Decisions) -> None:
         self.registry = registry
-        self.auth = auth
         self.decisions = decisions
 
     def _host(self, record: HostRecord) -> pb.Host:
         return convert.host_to_proto(record, self.decisions.host_microarchitecture(record) or "")
 
-    @rpc
     def ListHosts(
         self, request: pb.ListHostsRequest, context: grpc.ServicerContext
     ) -> pb.ListHostsResponse:
-        self.auth.require_admin(context)
         cluster = optional_name(request.cluster, "cluster name")
         cursor = _cursor(request.page_token, {"cluster": str, "host": str})
         records = self.registry.hosts(cluster)
@@ -69,11 +64,9 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
             token = encode_token({"cluster": last.cluster, "host": last.host_id})
         return pb.ListHostsResponse(hosts=hosts, next_page_token=token)
 
-    @rpc
     def GetHost(
         self, request: pb.GetHostRequest, context: grpc.ServicerContext
     ) -> pb.GetHostResponse:
-        self.auth.require_admin(context)
         check_name(request.host_id, "host id")
         record = self.registry.host(request.host_id)
         microarchitecture = self.decisions.host_microarchitecture(record) or ""
@@ -85,11 +78,9 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
             response.raw.CopyFrom(capture_to_proto(record.profile.raw))
         return response
 
-    @rpc
     def GetHostHistory(
         self, request: pb.GetHostHistoryRequest, context: grpc.ServicerContext
     ) -> pb.GetHostHistoryResponse:
-        self.auth.require_admin(context)
         check_name(request.host_id, "host id")
         cursor = _cursor(request.page_token, {"after": int})
         pruned, versions = self.registry.history(request.host_id)
@@ -108,12 +99,10 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
             next_page_token=encode_token({"after": last}) if more else "",
         )
 
-    @rpc
     def ListEvents(
         self, request: pb.ListEventsRequest, context: grpc.ServicerContext
     ) -> pb.ListEventsResponse:
         """Pages of one selection: ``limit`` events in all, fixed by the first page."""
-        self.auth.require_admin(context)
         cluster = optional_name(request.cluster, "cluster name")
         host_id = optional_name(request.host_id, "host id")
         if request.limit > MAX_EVENT_LIMIT:
@@ -156,11 +145,9 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
                 token = encode_token({"after": last.id, "before": before, "left": left, "desc": 0})
         return pb.ListEventsResponse(events=page, next_page_token=token)
 
-    @rpc
     def RemoveHost(
         self, request: pb.RemoveHostRequest, context: grpc.ServicerContext
     ) -> pb.RemoveHostResponse:
-        self.auth.require_admin(context)
         check_name(request.host_id, "host id")
         record = self.registry.host(request.host_id)
         self.registry.remove(request.host_id, force=request.force)

@@ -11,26 +11,21 @@ from .. import convert
 from ..domain.libvirt_cpu import MAX_XML_BYTES
 from ..limits import MAX_SPEC, LimitError, check_name, check_text
 from ..registry import Registry
-from ..security import Authorizer
 from ..vms import VmRegistry
-from .errors import rpc
 from .paging import decode_token, encode_token, fill, page_size
 
 PLAN_CACHE_SIZE = 100_000
 
 
 class VmServicer(pb_grpc.VmServiceServicer):
-    def __init__(self, vms: VmRegistry, registry: Registry, auth: Authorizer) -> None:
+    def __init__(self, vms: VmRegistry, registry: Registry) -> None:
         self.vms = vms
         self.registry = registry
-        self.auth = auth
         self._plans: dict[tuple[object, ...], pb.PlanFailoverResponse] = {}
 
-    @rpc
     def RegisterVm(
         self, request: pb.RegisterVmRequest, context: grpc.ServicerContext
     ) -> pb.RegisterVmResponse:
-        self.auth.require_admin(context)
         check_name(request.vm_name, "VM name")
         check_name(request.cluster, "cluster name")
         which = request.WhichOneof("requirement")
@@ -63,11 +58,9 @@ class VmServicer(pb_grpc.VmServiceServicer):
             vm=convert.vm_to_proto(record), created=created, requirement_updated=updated
         )
 
-    @rpc
     def ListVms(
         self, request: pb.ListVmsRequest, context: grpc.ServicerContext
     ) -> pb.ListVmsResponse:
-        self.auth.require_admin(context)
         cluster = check_name(request.cluster, "cluster name") if request.cluster else None
         after = decode_token(request.page_token)
         if after is not None and not isinstance(after, str):
@@ -78,11 +71,9 @@ class VmServicer(pb_grpc.VmServiceServicer):
             vms=page, next_page_token=encode_token(vms[len(page) - 1].name) if more else ""
         )
 
-    @rpc
     def GetVmTargets(
         self, request: pb.GetVmTargetsRequest, context: grpc.ServicerContext
     ) -> pb.GetVmTargetsResponse:
-        self.auth.require_admin(context)
         check_name(request.vm_name, "VM name")
         vm = self.vms.get(request.vm_name)
         targets = []
@@ -97,11 +88,9 @@ class VmServicer(pb_grpc.VmServiceServicer):
             )
         return pb.GetVmTargetsResponse(vm=convert.vm_to_proto(vm), targets=targets)
 
-    @rpc
     def PlanFailover(
         self, request: pb.PlanFailoverRequest, context: grpc.ServicerContext
     ) -> pb.PlanFailoverResponse:
-        self.auth.require_admin(context)
         check_name(request.vm_name, "VM name")
         check_name(request.to_host, "target host")
         key = self._plan_key(request)
@@ -137,11 +126,9 @@ class VmServicer(pb_grpc.VmServiceServicer):
             policy_version,
         )
 
-    @rpc
     def RemoveVm(
         self, request: pb.RemoveVmRequest, context: grpc.ServicerContext
     ) -> pb.RemoveVmResponse:
-        self.auth.require_admin(context)
         check_name(request.vm_name, "VM name")
         record = self.vms.remove(request.vm_name)
         return pb.RemoveVmResponse(vm=convert.vm_to_proto(record))

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from cpucompat.agent.errors import EXIT_FAILURE, EXIT_USAGE, CpucompatError
 
-class StoreError(RuntimeError):
+
+class StoreError(CpucompatError, RuntimeError):
     """The database cannot be opened, is not cpucompat's, or is from a newer cpucompat."""
+
+    grpc_status = "UNAVAILABLE"
+    exit_code = EXIT_USAGE  # named on the coordinator's command line: --db
 
 
 class StorageFault(StoreError):
@@ -17,3 +22,5 @@ class StorageFault(StoreError):
     def __init__(self, message: str, full: bool = False) -> None:
         super().__init__(message)
         self.full = full
+        self.grpc_status = "RESOURCE_EXHAUSTED" if full else "UNAVAILABLE"
+        self.exit_code = EXIT_FAILURE
