@@ -104,6 +104,14 @@ def exit_for_status(status_name: str) -> int:
     return EXIT_FOR_STATUS.get(status_name, EXIT_FAILURE)
 
 
+def status_outcome(status_name: str, detail: str) -> tuple[int, str]:
+    """(exit code, one-line message) for a gRPC status a CLI command received."""
+    code = exit_for_status(status_name)
+    if code == EXIT_FAILURE:
+        return code, f"coordinator error {status_name}: {detail}"
+    return code, detail
+
+
 def first_line(exc: BaseException) -> str:
     """The message as one line (the class name when it has none)."""
     text = str(exc)
@@ -124,7 +132,7 @@ def cli_outcome(exc: BaseException) -> tuple[int, str] | None:
         code = exc.code() if callable(getattr(exc, "code", None)) else None
         name = getattr(code, "name", "UNKNOWN")
         details = exc.details() if callable(getattr(exc, "details", None)) else None
-        return exit_for_status(name), f"coordinator error {name}: {details or name}"
+        return status_outcome(name, details or name)
     if isinstance(exc, OSError):
         reason = exc.strerror or first_line(exc)
         if exc.filename is not None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import grpc
 
+from .errors import InputError
+
 
 @dataclass(frozen=True)
 class TlsFiles:
@@ -27,7 +29,7 @@ class TlsFiles:
                 with open(path, "rb") as fh:
                     return fh.read()
             except OSError as exc:
-                raise ValueError(f"cannot read TLS file {path}: {exc.strerror}") from None
+                raise InputError(f"cannot read TLS file {path}: {exc.strerror}") from None
 
         return load(self.cert), load(self.key), load(self.ca)
 
@@ -35,7 +37,7 @@ class TlsFiles:
 def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
     cert, key, ca = tls.read()
     if not cert or not key:
-        raise ValueError("TLS needs both --tls-cert and --tls-key")
+        raise InputError("TLS needs both --tls-cert and --tls-key")
     return grpc.ssl_server_credentials(
         [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
     )
@@ -44,7 +46,7 @@ def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
 def channel_credentials(tls: TlsFiles) -> grpc.ChannelCredentials:
     cert, key, ca = tls.read()
     if (cert is None) != (key is None):
-        raise ValueError("a client certificate needs both --tls-cert and --tls-key")
+        raise InputError("a client certificate needs both --tls-cert and --tls-key")
     return grpc.ssl_channel_credentials(
         root_certificates=ca, private_key=key, certificate_chain=cert
     )
@@ -67,7 +69,7 @@ def check_listen_address(listen: str, tls: TlsFiles, insecure: bool) -> None:
         return
     host, _ = split_host_port(listen)
     if not is_loopback(host):
-        raise ValueError(
+        raise InputError(
             f"refusing to serve plaintext on {listen}: {host or 'every interface'} is not a "
             "loopback address; give --tls-cert and --tls-key (and --tls-ca for mutual TLS), "
             "listen on 127.0.0.1, or pass --insecure"

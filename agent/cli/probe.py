@@ -39,21 +39,13 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
 
 def capture_for(args: argparse.Namespace) -> Any:
     """The raw capture the options ask for: a dump file or this host."""
-    from ..raw import RawDataError
-
     if args.from_dump:
         from ..dumps import load_valid_dump
 
-        try:
-            return load_valid_dump(args.from_dump)
-        except RawDataError as exc:
-            raise CliError(str(exc)) from None
-    from ..live import ProbeError, probe
+        return load_valid_dump(args.from_dump)  # a DumpError: exit 2 (agent/errors.py)
+    from ..live import probe
 
-    try:
-        return probe("devcpu" if args.source == "devcpu" else "cpuid-instruction")
-    except ProbeError as exc:
-        raise CliError(str(exc)) from None
+    return probe("devcpu" if args.source == "devcpu" else "cpuid-instruction")
 
 
 def run(args: argparse.Namespace) -> int:

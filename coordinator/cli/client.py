@@ -7,8 +7,9 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from cpucompat.agent.cli.common import EXIT_FAILURE, EXIT_NO, EXIT_USAGE, CliError
+from cpucompat.agent.cli.common import EXIT_FAILURE, EXIT_USAGE, CliError
 from cpucompat.agent.cli.daemon_common import add_tls_options, address_type
+from cpucompat.agent.errors import status_outcome
 
 T = TypeVar("T")
 ENV_COORDINATOR = "CPUCOMPAT_COORDINATOR"
@@ -37,11 +38,8 @@ def channel_for(args: argparse.Namespace) -> Any:
 
     tls = TlsFiles(cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca)
     options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
-    if tls.enabled:
-        try:
-            return grpc.secure_channel(args.coordinator, channel_credentials(tls), options=options)
-        except ValueError as exc:
-            raise CliError(str(exc)) from None
+    if tls.enabled:  # unreadable TLS files: an InputError, exit 2
+        return grpc.secure_channel(args.coordinator, channel_credentials(tls), options=options)
     return grpc.insecure_channel(args.coordinator, options=options)
 
 
@@ -91,17 +89,8 @@ def call(args: argparse.Namespace, fn: Callable[..., T], request: Any) -> T:
                 f"pass --coordinator / set {ENV_COORDINATOR}{tls_hint}",
                 EXIT_FAILURE,
             ) from None
-        if code == grpc.StatusCode.FAILED_PRECONDITION:
-            raise CliError(detail, EXIT_NO) from None
-        if code in (
-            grpc.StatusCode.NOT_FOUND,
-            grpc.StatusCode.INVALID_ARGUMENT,
-            grpc.StatusCode.PERMISSION_DENIED,
-            grpc.StatusCode.UNAUTHENTICATED,
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-        ):
-            raise CliError(detail, EXIT_USAGE) from None
-        raise CliError(f"coordinator error {code.name}: {detail}", EXIT_FAILURE) from None
+        exit_code, message = status_outcome(code.name, detail)  # the hierarchy's own table
+        raise CliError(message, exit_code) from None
 
 
 def call_pages(

@@ -169,12 +169,9 @@ def run_check(args: argparse.Namespace) -> int:
         from cpucompat.coordinator.decisions import Decisions
 
         decisions = Decisions(registry=None, hypervisor=hypervisor)  # type: ignore[arg-type]
-        try:
-            doc = decisions.check(
-                domain_ref(args.source, args.vendor), domain_ref(args.target, args.vendor)
-            ).to_json()
-        except ValueError as exc:
-            raise CliError(str(exc)) from None
+        doc = decisions.check(
+            domain_ref(args.source, args.vendor), domain_ref(args.target, args.vendor)
+        ).to_json()
     else:
         from cpucompat.v1 import coordinator_service_pb2 as pb
         from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
@@ -363,12 +360,8 @@ def run_audit(args: argparse.Namespace) -> int:
     hypervisor = hypervisor_of(args)
     if offline:
         from cpucompat.coordinator.decisions import audit_offline
-        from cpucompat.coordinator.domain.audit import AuditError
 
-        try:
-            report = audit_offline([domain_ref(a, args.vendor) for a in args.hosts], hypervisor)
-        except (AuditError, ValueError) as exc:
-            raise CliError(str(exc)) from None
+        report = audit_offline([domain_ref(a, args.vendor) for a in args.hosts], hypervisor)
         doc = report.to_json()
     else:
         from cpucompat.v1 import coordinator_service_pb2 as pb

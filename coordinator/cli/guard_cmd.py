@@ -22,17 +22,13 @@ from .decide_cmd import add_hypervisor_option
 
 def _local_profile(dump: str | None) -> Any:
     from cpucompat.agent.decode import decode
-    from cpucompat.agent.live import ProbeError, probe
-    from cpucompat.agent.raw import RawDataError
+    from cpucompat.agent.live import probe
 
-    try:
-        if dump:
-            from cpucompat.agent.dumps import load_dump_profile
+    if dump:
+        from cpucompat.agent.dumps import load_dump_profile
 
-            return load_dump_profile(dump)
-        return decode(probe())
-    except (ProbeError, RawDataError) as exc:
-        raise CliError(str(exc)) from None
+        return load_dump_profile(dump)  # a bad dump or probe: exit 2 (agent/errors.py)
+    return decode(probe())
 
 
 def add_stamp_parser(sub: Any, name: str, help_text: str) -> None:
@@ -96,7 +92,7 @@ def guest_config_problem(profile: Any, invtsc: bool, sgx_epc: bool) -> str | Non
 
 
 def run_stamp(args: argparse.Namespace) -> int:
-    from cpucompat.coordinator.domain.baselines import BaselineError, resolve_baseline
+    from cpucompat.coordinator.domain.baselines import resolve_baseline
     from cpucompat.coordinator.domain.kvm_offerable import Hypervisor
     from cpucompat.coordinator.domain.sides import requirement_of
     from cpucompat.coordinator.domain.stamp import make_stamp, stamp_text
@@ -107,16 +103,13 @@ def run_stamp(args: argparse.Namespace) -> int:
     if problem:
         raise CliError(problem)
     if args.baseline:
-        try:
-            requirement = requirement_of(
-                resolve_baseline(args.baseline, args.vendor),
-                source,
-                invtsc=args.invtsc,
-                sgx_epc=args.sgx_epc,
-                hypervisor=Hypervisor(args.hypervisor),
-            )
-        except BaselineError as exc:
-            raise CliError(str(exc)) from None
+        requirement = requirement_of(
+            resolve_baseline(args.baseline, args.vendor),
+            source,
+            invtsc=args.invtsc,
+            sgx_epc=args.sgx_epc,
+            hypervisor=Hypervisor(args.hypervisor),
+        )
         # Saved state never crosses vendors, and the guest saw this host's address width
         # unless the baseline fixes one (a QEMU model's phys-bits): a baseline stamp
         # carries both from the processor it was saved on.

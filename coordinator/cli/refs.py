@@ -18,15 +18,11 @@ def is_offline(arg: str) -> bool:
 def load_dump_arg(arg: str) -> Any:
     """The validated capture of a `dump:PATH` argument (refused here, before any RPC)."""
     from cpucompat.agent.dumps import load_valid_dump
-    from cpucompat.agent.raw import RawDataError
 
     path = arg.removeprefix("dump:")
     if not path:
         raise CliError("dump: needs a file path, e.g. dump:/tmp/host.txt")
-    try:
-        return load_valid_dump(path)
-    except RawDataError as exc:
-        raise CliError(str(exc)) from None
+    return load_valid_dump(path)  # a DumpError is an input error: exit 2 (agent/errors.py)
 
 
 def domain_ref(arg: str, vendor: str | None = None) -> Any:
@@ -59,12 +55,9 @@ def check_baseline(arg: str, vendor: str | None) -> None:
     """Resolve a model/level name early, so a typo is a usage error with suggestions."""
     if not arg.startswith(BASELINE_PREFIXES):
         return
-    from cpucompat.coordinator.domain.baselines import BaselineError, resolve_baseline
+    from cpucompat.coordinator.domain.baselines import resolve_baseline
 
-    try:
-        resolve_baseline(arg, vendor)
-    except BaselineError as exc:
-        raise CliError(str(exc)) from None
+    resolve_baseline(arg, vendor)
 
 
 def read_libvirt_xml(path: str) -> str:
