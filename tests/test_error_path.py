@@ -6,6 +6,7 @@ method of the running coordinator. The CLI runs as the real `cpucompat` process.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,6 @@ from typing import Any
 import grpc
 import pytest
 
-# imported for their error classes: the CLI's, the live probe's, every coordinator module's
 from cpucompat.agent.dumps.errors import DumpError
 from cpucompat.agent.errors import CATEGORIES, CpucompatError, exit_for_status
 from cpucompat.agent.tls import TlsFiles
@@ -29,6 +29,14 @@ from .hostile import report
 from .test_registry_refusals import Running
 
 LOGGER = "cpucompat.coordinator"
+ERROR_MODULES = (
+    "cpucompat.agent.cli.common",  # CliError
+    "cpucompat.agent.cpuid_exec",
+    "cpucompat.agent.live",
+    "cpucompat.coordinator.server",  # every coordinator module's errors
+)
+for _module in ERROR_MODULES:
+    importlib.import_module(_module)
 
 
 def _subclasses(cls: type[CpucompatError]) -> Iterator[type[CpucompatError]]:
