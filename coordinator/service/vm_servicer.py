@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from cpucompat.agent.errors import NotFoundError
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
@@ -11,7 +12,7 @@ from .. import convert
 from ..domain.libvirt_cpu import MAX_XML_BYTES
 from ..limits import MAX_SPEC, LimitError, check_name, check_text
 from ..registry import Registry
-from ..vms import VmRegistry
+from ..vms import UnknownVmError, VmRegistry
 from .paging import decode_token, encode_token, fill, page_size
 
 PLAN_CACHE_SIZE = 100_000
@@ -41,7 +42,7 @@ class VmServicer(pb_grpc.VmServiceServicer):
         try:
             self.vms.get(request.vm_name)
             created = False
-        except LookupError:
+        except UnknownVmError:
             created = True
         record, updated = self.vms.register(
             request.vm_name,
@@ -109,7 +110,7 @@ class VmServicer(pb_grpc.VmServiceServicer):
         try:
             vm = self.vms.get(request.vm_name)
             policy_version = self.vms.policies.get(vm.cluster).version
-        except LookupError:
+        except NotFoundError:  # no such VM or cluster: plan() says which, uncached
             return None
         target = self.registry.find(request.to_host)
         if target is None:
