@@ -22,7 +22,7 @@ import grpc
 from cpucompat.agent.errors import CpucompatError, first_line
 
 from ..faultlog import FaultLog
-from ..registry import check_name
+from ..limits import check_name
 from ..security import Authorizer, NotAuthorizedError, identity_of
 from ..storage.errors import StorageFault
 from .access import ACCESS, Caller, Rule, governed
