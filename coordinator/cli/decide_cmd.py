@@ -137,17 +137,15 @@ def _check_domain(args: argparse.Namespace, hypervisor: Any) -> dict[str, Any]:
         )
     if args.boot_host is not None:
         check_baseline(args.boot_host, args.vendor)
-    try:
-        cpu = parse_domain_cpu(read_libvirt_xml(path), path)
-        boot = None
-        if args.boot_host is not None:
-            boot = domain_side(domain_ref(args.boot_host, args.vendor))
-        label = f"{LIBVIRT_PREFIX}{path}"
-        requirement = requirement_of_domain(cpu, boot, label, hypervisor=hypervisor)
-        decisions = Decisions(registry=None, hypervisor=hypervisor)  # type: ignore[arg-type]
-        return check(requirement, decisions.target(domain_ref(args.target, args.vendor))).to_json()
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    # a LibvirtCpuError or a bad dump is an input error: exit 2 (agent/errors.py)
+    cpu = parse_domain_cpu(read_libvirt_xml(path), path)
+    boot = None
+    if args.boot_host is not None:
+        boot = domain_side(domain_ref(args.boot_host, args.vendor))
+    label = f"{LIBVIRT_PREFIX}{path}"
+    requirement = requirement_of_domain(cpu, boot, label, hypervisor=hypervisor)
+    decisions = Decisions(registry=None, hypervisor=hypervisor)  # type: ignore[arg-type]
+    return check(requirement, decisions.target(domain_ref(args.target, args.vendor))).to_json()
 
 
 def run_check(args: argparse.Namespace) -> int:
