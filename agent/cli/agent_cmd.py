@@ -7,11 +7,13 @@ import logging
 import sys
 from typing import Any
 
-from .common import EXIT_OK, CliError, number_in
-from .daemon_common import (
+from .common import (
+    EXIT_OK,
+    CliError,
     add_tls_options,
     address_type,
     listen_error,
+    number_in,
     tls_files,
     wait_for_signal,
 )
@@ -173,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     server.start()
     reporter.start()
     from ..daemon.policy_watch import PolicyWatcher
-    from .daemon_common import default_state_dir
+    from .common import default_state_dir
 
     state_file = args.state_file or str(default_state_dir() / f"policy-{args.cluster}.json")
     watcher = PolicyWatcher(channel, args.cluster, state_file, args.on_policy_change)

@@ -1,12 +1,24 @@
-"""What every subcommand shares: exit codes, errors, output helpers."""
+"""What every subcommand on both sides shares: exit codes, errors, output, options, daemons.
+
+The one module the coordinator's commands import from the agent's CLI (the agent side
+never imports the coordinator): exit codes and `CliError`, escaped tables and JSON,
+argparse types, the TLS and address options, the state folder and the daemons'
+signal handling.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
+import os
+import signal
 import sys
 import textwrap
+import threading
 import unicodedata
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..errors import EXIT_FAILURE as EXIT_FAILURE
@@ -195,8 +207,6 @@ def table(
 
 def number_in(low: float, high: float, integer: bool = False, unit: str = "") -> Any:
     """An argparse type: a finite number in [low, high], else a one-line usage error (exit 2)."""
-    import argparse
-    import math
 
     def parse(text: str) -> float | int:
         try:
@@ -211,3 +221,80 @@ def number_in(low: float, high: float, integer: bool = False, unit: str = "") ->
         return value
 
     return parse
+
+
+def add_tls_options(p: argparse.ArgumentParser, side: str) -> None:
+    g = p.add_argument_group("TLS (each flag defaults to $CPUCOMPAT_TLS_CERT, _KEY, _CA)")
+    env = os.environ.get
+    g.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        default=env("CPUCOMPAT_TLS_CERT") or None,
+        help=f"this {side}'s certificate (enables TLS)",
+    )
+    g.add_argument(
+        "--tls-key",
+        metavar="PEM",
+        default=env("CPUCOMPAT_TLS_KEY") or None,
+        help=f"this {side}'s private key",
+    )
+    g.add_argument(
+        "--tls-ca",
+        metavar="PEM",
+        default=env("CPUCOMPAT_TLS_CA") or None,
+        help="CA certificate that signs the peers; on a server it turns on mutual TLS",
+    )
+
+
+def address_type(kind: str) -> Any:
+    """An argparse type for --listen ("listen") or --coordinator ("dial", default port 7443)."""
+    from ..addresses import dial_address, listen_address
+
+    def parse(text: str) -> str:
+        try:
+            return listen_address(text) if kind == "listen" else dial_address(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def tls_files(args: argparse.Namespace) -> Any:
+    from ..tls import TlsFiles
+
+    return TlsFiles(cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca)
+
+
+def default_state_dir() -> Path:
+    """Where daemons keep their files: $CPUCOMPAT_STATE_DIR, /var/lib/cpucompat as root, else XDG."""
+    env = os.environ.get("CPUCOMPAT_STATE_DIR")
+    if env:
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/lib/cpucompat")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "cpucompat"
+
+
+def wait_for_signal() -> int:
+    """Block until SIGTERM or SIGINT; returns the signal number."""
+    got: list[int] = []
+    done = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        got.append(signum)
+        done.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    while not done.wait(0.5):
+        pass
+    return got[0]
+
+
+def listen_error(listen: str, exc: Exception) -> str:
+    """One line for a server that could not start; gRPC says only "Failed to bind"."""
+    text = str(exc)
+    if "bind" in text.lower() or "in use" in text:
+        return f"cannot listen on {listen}: the address is in use or not available on this host"
+    return text

@@ -19,14 +19,14 @@ from .common import EXIT_CODES_HELP, EXIT_USAGE, safe
 # name -> (module that defines add_parser(subparsers) and run(args), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "quickstart": (
-        "cpucompat.agent.cli.quickstart_cmd",
+        "cpucompat.coordinator.cli.quickstart_cmd",
         "bring up a coordinator and this host's agent, audit and show the policy",
     ),
     "probe": (
         "cpucompat.agent.cli.probe",
         "read this host's processors (or a dump) and decode them",
     ),
-    "coordinator": ("cpucompat.agent.cli.coordinator_cmd", "run the coordinator daemon"),
+    "coordinator": ("cpucompat.coordinator.cli.coordinator_cmd", "run the coordinator daemon"),
     "pki": (
         "cpucompat.agent.cli.pki_cmd",
         "make a CA and the certificates for mutual TLS (coordinator, hosts, admins)",

@@ -7,8 +7,13 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from cpucompat.agent.cli.common import EXIT_FAILURE, EXIT_USAGE, CliError
-from cpucompat.agent.cli.daemon_common import add_tls_options, address_type
+from cpucompat.agent.cli.common import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    CliError,
+    add_tls_options,
+    address_type,
+)
 from cpucompat.agent.errors import status_outcome
 
 T = TypeVar("T")

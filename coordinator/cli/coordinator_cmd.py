@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_OK, CliError, number_in
-from .daemon_common import (
+from cpucompat.agent.cli.common import (
+    EXIT_OK,
+    CliError,
     add_tls_options,
     address_type,
     default_state_dir,
     listen_error,
+    number_in,
     tls_files,
     wait_for_signal,
 )

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_OK, CliError, wrap
+from cpucompat.agent.cli.common import EXIT_OK, CliError, wrap
 
 READY = re.compile(r"listening on (\S+)")
 CLI = [sys.executable, "-m", "cpucompat.agent.cli.main"]
@@ -112,7 +112,7 @@ def _wait_hosts(address: str, count: int, env: dict[str, str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..dumps import load_dump_profile
+    from cpucompat.agent.dumps import load_dump_profile
 
     for dump in args.dump:
         if not Path(dump).is_file():
