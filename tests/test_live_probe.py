@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -216,6 +217,22 @@ def test_probe_never_loads_grpc() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stderr.strip() == "[]"
+
+
+def test_probe_never_loads_the_coordinator() -> None:
+    """`cpucompat probe --json` reads processors; nothing of the deciding side is loaded."""
+    code = (
+        "import sys; from cpucompat.agent.cli.main import main; rc = main(['probe', '--json']);"
+        "sys.stderr.write(repr(sorted(m for m in sys.modules if m.startswith('cpucompat')))); "
+        "sys.exit(rc)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    loaded = ast.literal_eval(result.stderr.strip().splitlines()[-1])
+    assert "cpucompat.agent.decode" in loaded  # it did probe and decode
+    assert [m for m in loaded if m.startswith(("cpucompat.coordinator", "cpucompat.v1"))] == []
+    assert json.loads(result.stdout)["fingerprint"]
 
 
 def test_readable_summary_names_the_processor() -> None:
