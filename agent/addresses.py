@@ -78,3 +78,11 @@ def _loopback_ip(text: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped.is_loopback
     return ip.is_loopback
+
+
+def listen_error(listen: str, exc: Exception) -> str:
+    """One line for a server that could not start; gRPC says only "Failed to bind"."""
+    text = str(exc)
+    if "bind" in text.lower() or "in use" in text:
+        return f"cannot listen on {listen}: the address is in use or not available on this host"
+    return text

@@ -296,15 +296,13 @@ def test_project_fixture_of_the_development_machine_decodes() -> None:
 
 def test_agent_capture_carries_the_os_view_from_py_cpuinfo() -> None:
     """py-cpuinfo supplies what CPUID does not (the kernel's view); it never decides."""
-    import argparse
-
-    from cpucompat.agent.cli.agent_cmd import _capture_fn
+    from cpucompat.agent.daemon.agent import AgentConfig, capture_fn
     from cpucompat.agent.osinfo import os_details
 
-    capture_fn = _capture_fn(argparse.Namespace(replay_dump=None, source="instruction"))
+    read = capture_fn(AgentConfig(coordinator="127.0.0.1:7443", cluster="prod"))
     details = os_details(wait=120)
     assert details.get("os.arch") == "X86_64"
     assert int(details["os.count"]) >= len(live.allowed_cpus())
-    capture = capture_fn()
+    capture = read()
     assert capture.extra["os.arch"] == "X86_64"
     assert decode(capture).fingerprint == decode(live.probe()).fingerprint  # informational only

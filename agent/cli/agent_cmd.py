@@ -1,4 +1,4 @@
-"""`cpucompat agent`: run the agent daemon on this host."""
+"""`cpucompat agent`: flags into an `AgentConfig`; `Agent` (agent/daemon/agent.py) runs it."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from .common import (
     CliError,
     add_tls_options,
     address_type,
-    listen_error,
+    default_state_dir,
     number_in,
+    on_stop_signal,
     tls_files,
-    wait_for_signal,
 )
 
 DEFAULT_INTERVAL = 300.0
@@ -95,105 +95,31 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
     p.set_defaults(run=run)
 
 
-def _capture_fn(args: argparse.Namespace) -> Any:
-    if args.replay_dump:
-        from ..dumps import load_valid_dump
-
-        path = args.replay_dump
-        return lambda: load_valid_dump(path)
-    from dataclasses import replace
-
-    from ..live import probe
-    from ..osinfo import os_details, start_gathering
-
-    source = "devcpu" if args.source == "devcpu" else "cpuid-instruction"
-    start_gathering()
-
-    def capture() -> Any:
-        raw = probe(source)
-        return replace(raw, extra={**raw.extra, **os_details()})
-
-    return capture
-
-
 def run(args: argparse.Namespace) -> int:
-    import grpc
-
-    from cpucompat import agent as agent_pkg
-
-    from ..daemon.reporter import Reporter
-    from ..daemon.service import AgentServicer, build_agent_server
-    from ..daemon.state import ProfileHolder, default_host_id
-    from ..live import ProbeError
-    from ..names import valid_name
-    from ..raw import RawDataError
-    from ..tls import channel_credentials, check_listen_address
+    from ..daemon.agent import Agent, AgentConfig, AgentError
 
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s cpucompat agent: %(message)s",
         stream=sys.stderr,
     )
-    host_id = args.host_id or default_host_id()
-    try:  # names first: a refused name must not start a probe or a server
-        valid_name(host_id, "host id")
-        valid_name(args.cluster, "cluster name")
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-    tls = tls_files(args)
-    try:
-        check_listen_address(args.listen, tls, args.insecure)
-        holder = ProfileHolder(_capture_fn(args))
-    except (ValueError, ProbeError, RawDataError) as exc:
-        raise CliError(str(exc)) from None
-    version = getattr(agent_pkg, "__version__", "0.1.0")
-    try:
-        # gRPC's own reconnect backoff grows to 120 s; after a coordinator outage the channel
-        # would fail calls fast until its next attempt, outlasting the coordinator's restart
-        # grace of three intervals. Bound it by the interval like the reporter's retries.
-        reconnect_ms = int(min(120.0, args.interval) * 1000)
-        options = [
-            ("grpc.initial_reconnect_backoff_ms", max(100, min(1000, reconnect_ms // 4))),
-            ("grpc.min_reconnect_backoff_ms", max(100, min(1000, reconnect_ms // 4))),
-            ("grpc.max_reconnect_backoff_ms", max(100, reconnect_ms)),
-        ]
-        channel = (
-            grpc.secure_channel(args.coordinator, channel_credentials(tls), options=options)
-            if tls.enabled
-            else grpc.insecure_channel(args.coordinator, options=options)
-        )
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-    servicer = AgentServicer(holder, host_id, args.cluster, version)
-    try:
-        server, port, health = build_agent_server(servicer, args.listen, tls)
-    except (ValueError, RuntimeError, OSError) as exc:
-        raise CliError(listen_error(args.listen, exc)) from None
-    address = f"{args.listen.rsplit(':', 1)[0]}:{port}"
-    reporter = Reporter(holder, channel, host_id, args.cluster, address, version, args.interval)
-    servicer.on_probe = reporter.probed
-    server.start()
-    reporter.start()
-    from ..daemon.policy_watch import PolicyWatcher
-    from .common import default_state_dir
-
-    state_file = args.state_file or str(default_state_dir() / f"policy-{args.cluster}.json")
-    watcher = PolicyWatcher(channel, args.cluster, state_file, args.on_policy_change)
-    watcher.on_refused = reporter.check_now
-    watcher.start()
-    snap = holder.current
-    print(
-        f"cpucompat agent listening on {address} (host {host_id}, cluster {args.cluster}, "
-        f"{snap.profile.source}, fingerprint {snap.profile.fingerprint[:12]})",
-        flush=True,
+    config = AgentConfig(
+        coordinator=args.coordinator,
+        cluster=args.cluster,
+        listen=args.listen,
+        host_id=args.host_id,
+        interval=args.interval,
+        replay_dump=args.replay_dump,
+        source=args.source,
+        tls=tls_files(args),
+        insecure=args.insecure,
+        state_file=args.state_file or str(default_state_dir() / f"policy-{args.cluster}.json"),
+        on_policy_change=args.on_policy_change,
     )
     try:
-        wait_for_signal()
-    finally:
-        health.enter_graceful_shutdown()
-        watcher.stop()
-        reporter.stop(leave=True)
-        server.stop(grace=2).wait(5)
-        channel.close()
-    print("cpucompat agent stopped", flush=True)
+        agent = Agent(config)
+    except AgentError as exc:
+        raise CliError(str(exc)) from None
+    on_stop_signal(agent.request_stop)
+    agent.run()
     return EXIT_OK

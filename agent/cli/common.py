@@ -17,7 +17,7 @@ import sys
 import textwrap
 import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -276,25 +276,21 @@ def default_state_dir() -> Path:
     return Path(base) / "cpucompat"
 
 
-def wait_for_signal() -> int:
-    """Block until SIGTERM or SIGINT; returns the signal number."""
-    got: list[int] = []
+def on_stop_signal(stop: Callable[[], object]) -> threading.Event:
+    """Call ``stop`` on SIGTERM or SIGINT; the returned event is set when one arrives."""
     done = threading.Event()
 
-    def handler(signum: int, _frame: object) -> None:
-        got.append(signum)
+    def handler(_signum: int, _frame: object) -> None:
         done.set()
+        stop()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    return done
+
+
+def wait_for_signal() -> None:
+    """Block until SIGTERM or SIGINT."""
+    done = on_stop_signal(lambda: None)
     while not done.wait(0.5):
         pass
-    return got[0]
-
-
-def listen_error(listen: str, exc: Exception) -> str:
-    """One line for a server that could not start; gRPC says only "Failed to bind"."""
-    text = str(exc)
-    if "bind" in text.lower() or "in use" in text:
-        return f"cannot listen on {listen}: the address is in use or not available on this host"
-    return text

@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cpucompat.agent.addresses import listen_error
 from cpucompat.agent.cli.common import (
     EXIT_OK,
     CliError,
     add_tls_options,
     address_type,
     default_state_dir,
-    listen_error,
     number_in,
     tls_files,
     wait_for_signal,

@@ -1,0 +1,170 @@
+"""The agent daemon as an object: `Agent(AgentConfig).run()`, beside the coordinator's.
+
+`cpucompat agent` only turns flags into an `AgentConfig`; a test or an embedding
+program builds the same `Agent` in-process. Construction does everything that can
+fail on bad input (names, TLS files, the first probe, binding the port) so a
+failure leaves nothing running; `run()` starts the threads and blocks until
+`request_stop()` (the CLI calls it from SIGTERM/SIGINT).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from ..addresses import listen_error
+from ..names import valid_name
+from ..raw import RawCapture, RawDataError
+from ..tls import TlsFiles, channel_credentials, check_listen_address
+from .policy_watch import PolicyWatcher
+from .reporter import Reporter
+from .service import AgentServicer, build_agent_server
+from .state import ProfileHolder, default_host_id
+
+DEFAULT_LISTEN = "127.0.0.1:7444"
+DEFAULT_INTERVAL = 300.0  # as `cpucompat agent --interval`
+
+
+class AgentError(Exception):
+    """The agent cannot start; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    coordinator: str  # the coordinator's dial address
+    cluster: str
+    listen: str = DEFAULT_LISTEN  # the agent's own gRPC service; port 0 picks one
+    host_id: str | None = None  # None: /etc/machine-id, else the hostname
+    interval: float = DEFAULT_INTERVAL  # re-probe and heartbeat, seconds
+    replay_dump: str | None = None  # report a recorded processor (re-read at every probe)
+    source: str = "instruction"  # live source: "instruction" or "devcpu"
+    tls: TlsFiles = field(default_factory=TlsFiles)
+    insecure: bool = False  # allow a non-loopback listen address without TLS
+    state_file: str | None = None  # the cluster's policy as JSON; None: not written
+    on_policy_change: str | None = None  # /bin/sh command run when the action changes
+
+
+def capture_fn(config: AgentConfig) -> Any:
+    """What one probe reads: the replayed dump, or this host with the kernel's view added."""
+    if config.replay_dump:
+        from ..dumps import load_valid_dump
+
+        path = config.replay_dump
+        return lambda: load_valid_dump(path)
+    from dataclasses import replace
+
+    from ..live import probe
+    from ..osinfo import os_details, start_gathering
+
+    source = "devcpu" if config.source == "devcpu" else "cpuid-instruction"
+    start_gathering()
+
+    def capture() -> RawCapture:
+        raw = probe(source)
+        return replace(raw, extra={**raw.extra, **os_details()})
+
+    return capture
+
+
+def _channel(config: AgentConfig) -> grpc.Channel:
+    # gRPC's own reconnect backoff grows to 120 s; after a coordinator outage the channel
+    # would fail calls fast until its next attempt, outlasting the coordinator's restart
+    # grace of three intervals. Bound it by the interval like the reporter's retries.
+    reconnect_ms = int(min(120.0, config.interval) * 1000)
+    options = [
+        ("grpc.initial_reconnect_backoff_ms", max(100, min(1000, reconnect_ms // 4))),
+        ("grpc.min_reconnect_backoff_ms", max(100, min(1000, reconnect_ms // 4))),
+        ("grpc.max_reconnect_backoff_ms", max(100, reconnect_ms)),
+    ]
+    if config.tls.enabled:
+        return grpc.secure_channel(
+            config.coordinator, channel_credentials(config.tls), options=options
+        )
+    return grpc.insecure_channel(config.coordinator, options=options)
+
+
+class Agent:
+    """The running pieces: the profile holder, the agent's server, reporter and policy watch."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        from cpucompat import agent as agent_pkg
+
+        from ..live import ProbeError
+
+        self.config = config
+        try:
+            check_listen_address(config.listen, config.tls, config.insecure)
+            self.holder = ProfileHolder(capture_fn(config))
+        except (ValueError, ProbeError, RawDataError) as exc:
+            raise AgentError(str(exc)) from None
+        self.host_id = config.host_id or default_host_id()
+        try:
+            valid_name(self.host_id, "host id")
+            valid_name(config.cluster, "cluster name")
+            self.channel = _channel(config)
+        except ValueError as exc:
+            raise AgentError(str(exc)) from None
+        self.version = getattr(agent_pkg, "__version__", "0.1.0")
+        self.servicer = AgentServicer(self.holder, self.host_id, config.cluster, self.version)
+        try:
+            self.server, port, self.health = build_agent_server(
+                self.servicer, config.listen, config.tls
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            self.channel.close()
+            raise AgentError(listen_error(config.listen, exc)) from None
+        self.address = f"{config.listen.rsplit(':', 1)[0]}:{port}"
+        self.reporter = Reporter(
+            self.holder,
+            self.channel,
+            self.host_id,
+            config.cluster,
+            self.address,
+            self.version,
+            config.interval,
+        )
+        self.servicer.on_probe = self.reporter.probed
+        self.watcher = PolicyWatcher(
+            self.channel, config.cluster, config.state_file, config.on_policy_change
+        )
+        self.watcher.on_refused = self.reporter.check_now  # revoked: the reporter asks now
+        self._stopping = threading.Event()
+
+    def ready_line(self) -> str:
+        """What the daemon prints once it serves; launchers wait for "listening on ADDR"."""
+        profile = self.holder.current.profile
+        return (
+            f"cpucompat agent listening on {self.address} (host {self.host_id}, cluster "
+            f"{self.config.cluster}, {profile.source}, fingerprint {profile.fingerprint[:12]})"
+        )
+
+    def start(self) -> None:
+        self.server.start()
+        self.reporter.start()
+        self.watcher.start()
+
+    def request_stop(self) -> None:
+        """Ask `run()` to stop; safe from a signal handler or another thread."""
+        self._stopping.set()
+
+    def stop(self) -> None:
+        """Stop serving, tell the coordinator this host leaves, close the channel."""
+        self.health.enter_graceful_shutdown()
+        self.watcher.stop()
+        self.reporter.stop(leave=True)
+        self.server.stop(grace=2).wait(5)
+        self.channel.close()
+
+    def run(self) -> None:
+        """Serve and report until `request_stop()`, then stop cleanly."""
+        self.start()
+        print(self.ready_line(), flush=True)
+        try:
+            while not self._stopping.wait(0.5):
+                pass
+        finally:
+            self.stop()
+        print("cpucompat agent stopped", flush=True)
