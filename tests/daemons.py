@@ -3,80 +3,25 @@
 from __future__ import annotations
 
 import os
-import queue
-import re
-import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-CLI = [sys.executable, "-m", "cpucompat.agent.cli.main"]
-READY = re.compile(r"listening on (\S+)")
-START_TIMEOUT = 60.0
+from cpucompat.coordinator.cli.launch import CLI, Launched
+
+__all__ = ["CLI", "Daemon", "run_cli", "start_agent", "start_coordinator", "wait_until"]
 
 
-class Daemon:
-    """One daemon process; its output is collected so a failing test can show it."""
+class Daemon(Launched):
+    """A daemon started as quickstart starts them (`cpucompat.coordinator.cli.launch`).
+
+    ``env`` adds to this process's environment; the log is appended to. A daemon that
+    does not start raises LaunchError (a RuntimeError) holding its output.
+    """
 
     def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-        self.args = args
-        self.log_path = log
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            CLI + args,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        self._ready: queue.Queue[str] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.address = self._wait_ready()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        with self.log_path.open("a") as log:
-            for line in self.proc.stdout:
-                self.lines.append(line)
-                log.write(line)
-                log.flush()
-                m = READY.search(line)
-                if m:
-                    self._ready.put(m[1])
-
-    def _wait_ready(self) -> str:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                return self._ready.get(timeout=0.1)
-            except queue.Empty:
-                if self.proc.poll() is not None:
-                    break
-        self.kill()
-        raise RuntimeError(f"daemon {self.args} did not start:\n{self.output()}")
-
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        self._reader.join(timeout=5)
-        return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        super().__init__(args, log, env={**os.environ, **(env or {})})
 
 
 def run_cli(

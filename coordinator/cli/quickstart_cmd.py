@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -24,8 +23,7 @@ from typing import Any
 
 from cpucompat.agent.cli.common import EXIT_OK, CliError, wrap
 
-READY = re.compile(r"listening on (\S+)")
-CLI = [sys.executable, "-m", "cpucompat.agent.cli.main"]
+from .launch import CLI, Launched, LaunchError
 
 
 def add_parser(sub: Any, name: str, help_text: str) -> None:
@@ -61,36 +59,11 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
     p.set_defaults(run=run)
 
 
-def _start(args: list[str], log: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    out = log.open("w")
-    proc = subprocess.Popen(
-        CLI + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    for line in proc.stdout:
-        out.write(line)
-        out.flush()
-        m = READY.search(line)
-        if m:
-            _drain(proc, out)
-            return proc, m[1]
-        if time.monotonic() > deadline:
-            break
-    proc.kill()
-    raise CliError(f"`cpucompat {' '.join(args[:1])}` did not start; see {log}", 1)
-
-
-def _drain(proc: subprocess.Popen[str], out: Any) -> None:
-    import threading
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            out.write(line)
-            out.flush()
-
-    threading.Thread(target=pump, daemon=True).start()
+def _start(args: list[str], log: Path, env: dict[str, str]) -> Launched:
+    try:
+        return Launched(args, log, env=env, append=False)
+    except LaunchError:
+        raise CliError(f"`cpucompat {' '.join(args[:1])}` did not start; see {log}", 1) from None
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -129,10 +102,10 @@ def run(args: argparse.Namespace) -> int:
     )
     state.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CPUCOMPAT_STATE_DIR": str(state)}
-    procs: list[subprocess.Popen[str]] = []
+    procs: list[Launched] = []
     failed = True  # until the end: a failed run keeps its folder, so the logs it names exist
     try:
-        coord, address = _start(
+        coord = _start(
             [
                 "coordinator",
                 "--listen",
@@ -144,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
             env,
         )
         procs.append(coord)
+        address = coord.address
         print(f"coordinator on {address} (database {state / 'coordinator.db'})")
         common = [
             "--coordinator",
@@ -155,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
             "--interval",
             "60",
         ]
-        agent, _ = _start(
+        agent = _start(
             ["agent", *common, "--host-id", "this-host"], state / "agent-this-host.log", env
         )
         procs.append(agent)
@@ -196,20 +170,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"== the agent's policy state file {state_file}")
             print(state_file.read_text())
         if args.keep:
-            pids = " ".join(str(p.pid) for p in procs)
+            pids = " ".join(str(p.proc.pid) for p in procs)
             print(f"daemons left running; stop them with: kill {pids}")
             print(f"try: CPUCOMPAT_COORDINATOR={address} cpucompat hosts")
             procs = []
         failed = False
         return EXIT_OK
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for launched in reversed(procs):
+            launched.terminate()
+        for launched in procs:
+            launched.stop(timeout=15)
         if failed:
             print(f"logs kept in {state}", file=sys.stderr)
         elif not args.keep and not args.state_dir:
