@@ -95,17 +95,14 @@ class Agent:
         from ..live import ProbeError
 
         self.config = config
-        try:
-            check_listen_address(config.listen, config.tls, config.insecure)
-            self.holder = ProfileHolder(capture_fn(config))
-        except (ValueError, ProbeError, RawDataError) as exc:
-            raise AgentError(str(exc)) from None
         self.host_id = config.host_id or default_host_id()
-        try:
+        try:  # names first: a refused name must not start a probe or a server
             valid_name(self.host_id, "host id")
             valid_name(config.cluster, "cluster name")
+            check_listen_address(config.listen, config.tls, config.insecure)
+            self.holder = ProfileHolder(capture_fn(config))
             self.channel = _channel(config)
-        except ValueError as exc:
+        except (ValueError, ProbeError, RawDataError) as exc:
             raise AgentError(str(exc)) from None
         self.version = getattr(agent_pkg, "__version__", "0.1.0")
         self.servicer = AgentServicer(self.holder, self.host_id, config.cluster, self.version)
