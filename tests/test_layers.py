@@ -8,7 +8,8 @@
   protobuf, the generated `cpucompat.v1` code, nor the coordinator's service, CLI,
   server or wire conversion; nor does anything it imports at module level.
 - The service layer (`coordinator/service/`) never imports a CLI; no module outside a
-  `cli` package imports one.
+  `cli` package imports one. The coordinator's commands take the CLI plumbing both sides
+  share (exit codes, output, options) from one module, `agent/cli/common.py`.
 - No import cycles among the project's modules. The graph holds the imports a module
   runs when it is loaded (module level, including inside try/if and class bodies);
   imports under TYPE_CHECKING never run and are left out. Imports inside functions are
@@ -34,6 +35,7 @@ PACKAGES = {
     PROJECT_ROOT / "coordinator": "cpucompat.coordinator",
 }
 ENTRY_POINT = "cpucompat.agent.cli.main"
+SHARED_CLI = "cpucompat.agent.cli.common"  # the CLI plumbing both sides use
 COMMAND_TABLE = "COMMANDS"
 TRANSPORT = ("grpc", "grpc_health", "grpc_reflection", "google.protobuf", "cpucompat.v1")
 DOMAIN_MUST_NOT_REACH = (
@@ -320,6 +322,23 @@ def test_only_command_line_modules_import_the_command_line() -> None:
         if ".cli" in imp.target
     ]
     assert service == [], "coordinator/service must not import a CLI:\n" + "\n".join(service)
+
+
+def test_the_coordinator_shares_cli_plumbing_through_one_module() -> None:
+    """Exit codes, output and options come from agent/cli/common.py; no agent command."""
+    offending = [
+        imp.where(FILES)
+        for module, found in IMPORTS.items()
+        if _within(module, "cpucompat.coordinator")
+        for imp in found
+        if _within(imp.target, "cpucompat.agent.cli") and imp.target != SHARED_CLI
+    ]
+    assert offending == [], f"the coordinator imports only {SHARED_CLI} of the agent's CLI:\n" + (
+        "\n".join(offending)
+    )
+    assert any(
+        imp.target == SHARED_CLI for imp in IMPORTS["cpucompat.coordinator.cli.coordinator_cmd"]
+    )
 
 
 def test_no_import_cycle_at_module_level() -> None:
