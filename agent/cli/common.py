@@ -276,21 +276,19 @@ def default_state_dir() -> Path:
     return Path(base) / "cpucompat"
 
 
-def on_stop_signal(stop: Callable[[], object]) -> threading.Event:
-    """Call ``stop`` on SIGTERM or SIGINT; the returned event is set when one arrives."""
+def on_stop_signal(stop: Callable[[], object] | None = None) -> threading.Event:
+    """Catch SIGTERM and SIGINT from now on: set the returned event and call ``stop``.
+
+    Daemons call it before they print their ready line, so a launcher's SIGTERM right
+    after that line still stops them cleanly instead of killing them.
+    """
     done = threading.Event()
 
     def handler(_signum: int, _frame: object) -> None:
         done.set()
-        stop()
+        if stop is not None:
+            stop()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     return done
-
-
-def wait_for_signal() -> None:
-    """Block until SIGTERM or SIGINT."""
-    done = on_stop_signal(lambda: None)
-    while not done.wait(0.5):
-        pass

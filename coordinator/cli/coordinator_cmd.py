@@ -16,8 +16,8 @@ from cpucompat.agent.cli.common import (
     address_type,
     default_state_dir,
     number_in,
+    on_stop_signal,
     tls_files,
-    wait_for_signal,
 )
 
 
@@ -143,12 +143,14 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, RuntimeError) as exc:
         coordinator.close()
         raise CliError(listen_error(args.listen, exc)) from None
+    stopping = on_stop_signal()  # before the ready line: a SIGTERM right after it is clean
     server.start()
     coordinator.start()
     host = config.listen.rsplit(":", 1)[0]
     print(f"cpucompat coordinator listening on {host}:{port} (db {db})", flush=True)
     try:
-        wait_for_signal()
+        while not stopping.wait(0.5):
+            pass
     finally:
         coordinator.health.enter_graceful_shutdown()  # type: ignore[attr-defined]
         server.stop(grace=2).wait(5)
