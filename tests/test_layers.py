@@ -4,9 +4,10 @@
   even inside a function or under TYPE_CHECKING. The one place the agent's side names
   the coordinator is the `cpucompat` entry point's lazy command table
   (`agent/cli/main.py` COMMANDS), by module-name strings loaded with importlib.
-- The coordinator's domain (`coordinator/domain/`) imports no transport: neither grpc,
-  protobuf, the generated `cpucompat.v1` code, nor the coordinator's service, CLI,
-  server or wire conversion; nor does anything it imports at module level.
+- The coordinator's domain (`coordinator/domain/`) and storage (`coordinator/storage/`)
+  import no transport: neither grpc, protobuf, the generated `cpucompat.v1` code, nor
+  the coordinator's service, CLI, server or wire conversion; nor does anything they
+  import at module level.
 - The service layer (`coordinator/service/`) never imports a CLI; no module outside a
   `cli` package imports one. The coordinator's commands take the CLI plumbing both sides
   share (exit codes, output, options) from one module, `agent/cli/common.py`.
@@ -26,6 +27,8 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from .conftest import PROJECT_ROOT
 
@@ -276,16 +279,19 @@ def test_the_agent_names_the_coordinator_only_in_the_lazy_command_table() -> Non
     )
 
 
-def test_the_domain_imports_no_transport() -> None:
-    domain = [m for m in FILES if _within(m, "cpucompat.coordinator.domain")]
+@pytest.mark.parametrize("layer", ["cpucompat.coordinator.domain", "cpucompat.coordinator.storage"])
+def test_domain_and_storage_import_no_transport(layer: str) -> None:
+    domain = [m for m in FILES if _within(m, layer)]
+    assert domain, f"{layer} has modules"
+    folder = layer.removeprefix("cpucompat.").replace(".", "/")
     direct = [
         imp.where(FILES)
         for module in domain
         for imp in IMPORTS[module]
         if _within(imp.target, DOMAIN_MUST_NOT_REACH)
     ]
-    assert direct == [], "coordinator/domain must not import transport:\n" + "\n".join(direct)
-    # Nor through what it loads: follow the module-level imports from every domain module.
+    assert direct == [], f"{folder} must not import transport:\n" + "\n".join(direct)
+    # Nor through what it loads: follow the module-level imports from every module.
     graph = _graph(("module",))
     reached: list[str] = []
     for start in domain:
@@ -302,7 +308,7 @@ def test_the_domain_imports_no_transport() -> None:
                     seen.add(target)
                     via[target] = [*via[module], target]
                     todo.append(target)
-    assert reached == [], "coordinator/domain loads transport indirectly:\n" + "\n".join(reached)
+    assert reached == [], f"{folder} loads transport indirectly:\n" + "\n".join(reached)
 
 
 def test_only_command_line_modules_import_the_command_line() -> None:
