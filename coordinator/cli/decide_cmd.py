@@ -282,6 +282,13 @@ def add_audit_parser(sub: Any, name: str, help_text: str) -> None:
     )
     p.add_argument("hosts", nargs="*", metavar="HOST", help=HOST_ARG_HELP)
     p.add_argument("--cluster", help="include every registered host of this cluster")
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write the report as one self-contained HTML page (verdict, matrix, groups, "
+        "baseline, best removal, per-host feature loss); written for SHUTDOWN too",
+    )
+    p.add_argument("--svg", metavar="FILE", help="also write the compatibility matrix as SVG")
     _vendor_option(p)
     add_hypervisor_option(p)
     add_client_options(p)
@@ -375,8 +382,32 @@ def run_audit(args: argparse.Namespace) -> int:
 
         # The same document as offline: the domain report, rebuilt from the wire.
         doc = audit_from_proto(call(args, stub.Audit, request).report).to_json()
+    write_report_files(args, doc)
     if args.json:
         print_json(doc)
     else:
         print(render_audit(doc))
     return EXIT_OK if doc["offline_action"] == "SAVE" else EXIT_NO
+
+
+def write_report_files(args: argparse.Namespace, doc: dict[str, Any]) -> None:
+    """``--html`` / ``--svg``: each file replaced whole (readers never see half a report)."""
+    from cpucompat.agent.atomic_file import atomic_write
+
+    outputs = []
+    if getattr(args, "html", None):
+        from cpucompat.coordinator.report.html import render_html
+
+        outputs.append(("--html", args.html, render_html))
+    if getattr(args, "svg", None):
+        from cpucompat.coordinator.report.svg import render_svg
+
+        outputs.append(("--svg", args.svg, render_svg))
+    for flag, path, render in outputs:
+        try:
+            atomic_write(path, render(doc))
+        except OSError as exc:
+            raise CliError(
+                f"{flag} {path}: cannot write ({exc.strerror or exc}); "
+                "choose a path in an existing, writable folder"
+            ) from exc
