@@ -84,13 +84,8 @@ def render_html(doc: dict[str, Any]) -> str:
         f'<p class="muted">{len(hosts)} host(s), {len(doc["distinct_profiles"])} distinct '
         f"processor(s); decided by: {text(doc.get('view') or 'feature classes')}</p>",
     ]
-    if doc.get("reasons"):
-        parts.append("<h2>Why</h2>" + _reasons(list(doc["reasons"])))
-    if doc.get("warnings"):
-        parts.append("<h2>Warnings</h2>" + _reasons(list(doc["warnings"])))
-
     parts += [
-        "<h2>Compatibility matrix</h2>",
+        '<h2 id="matrix">Compatibility matrix</h2>',
         '<p class="muted">Rows: where a VM booted; columns: where its saved state would be '
         "restored. Hosts are ordered by group (coloured strips, outlined blocks). "
         "Hover a cell for its reasons.</p>",
@@ -98,6 +93,11 @@ def render_html(doc: dict[str, Any]) -> str:
         "verdict appear here.</div>",
         f'<div class="matrix-wrap">{render_svg(doc, standalone=False)}</div>',
     ]
+
+    if doc.get("reasons"):
+        parts.append("<h2>Why</h2>" + _reasons(list(doc["reasons"])))
+    if doc.get("warnings"):
+        parts.append("<h2>Warnings</h2>" + _reasons(list(doc["warnings"])))
 
     parts.append(f"<h2>Groups ({len(doc['groups'])})</h2>")
     parts.append(

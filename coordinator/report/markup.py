@@ -44,5 +44,6 @@ def middle(value: str, limit: int) -> str:
 def host_label(name: str) -> str:
     """A host's display name: a dump path as its file name, as the CLI's tables show it."""
     if name.startswith("dump:"):
-        return "dump:" + host_label(name.removeprefix("dump:"))
-    return name.rstrip("/").rsplit("/", 1)[-1] or name
+        path = name.removeprefix("dump:")
+        return "dump:" + (path.rstrip("/").rsplit("/", 1)[-1] or path)
+    return name
