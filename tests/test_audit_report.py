@@ -41,7 +41,8 @@ SELF_RGB = bytes.fromhex("9a9a9a")
 
 AMD = FIXTURES / "processors" / "dev-amd-epyc-kvm.cpuid-r.txt"
 INTEL = FIXTURES / "processors" / "intel-skylake-leaf2-edited.cpuid-r.txt"
-FIXTURE_DUMPS = sorted((FIXTURES / "processors").glob("*.cpuid-r.txt")) + [
+FIXTURE_DUMPS = [
+    *sorted((FIXTURES / "processors").glob("*.cpuid-r.txt")),
     FIXTURES / "processors" / "dev-amd-epyc-kvm-guest-phys-40-edited.json",
     FIXTURES / "dumps" / "aida-sections.txt",
     FIXTURES / "dumps" / "cpuid-r-single.txt",
