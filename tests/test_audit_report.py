@@ -98,9 +98,13 @@ def drawn_from_svg(svg: str) -> Drawn:
         elif "block" in cls:
             block = _block_of(dict(g.attrib))
             block.title = g.findtext(f"{SVG}title") or ""
-            for use in g.findall(f"{SVG}use"):
+            for rect in g.findall(f"{SVG}rect"):
                 block.cells.append(
-                    (int(use.get("x", "-1")), int(use.get("y", "-1")), use.get("class") == "self")
+                    (
+                        int(rect.get("x", "-1")),
+                        int(rect.get("y", "-1")),
+                        rect.get("class") == "self",
+                    )
                 )
             drawn.blocks.append(block)
     return drawn
@@ -135,7 +139,7 @@ class DomReader(HTMLParser):
             return
         if tag == "g" and "block" in _classes(a.get("class")):
             self.drawn.blocks.append(_block_of(a))
-        if tag == "use" and self.stack[-1][0] == "g":
+        if tag == "rect" and "block" in _classes(self.stack[-1][1].get("class")):
             self.drawn.blocks[-1].cells.append(
                 (int(a.get("x") or -1), int(a.get("y") or -1), a.get("class") == "self")
             )

@@ -35,7 +35,7 @@ SCRIPT = """
   if (!svg || !info) return; info.hidden = false;
   var cell = 1;
   svg.addEventListener('mousemove', function(ev){
-    var t = ev.target; if (t.tagName !== 'use' || !t.parentNode.classList.contains('block')) return;
+    var t = ev.target; if (t.tagName !== 'rect' || !t.parentNode.classList.contains('block')) return;
     var col = Math.round(+t.getAttribute('x') / cell), row = Math.round(+t.getAttribute('y') / cell);
     var tip = t.parentNode.querySelector('title').textContent;
     var lines = tip.split('\\n'); var verdict = lines[0].slice(lines[0].lastIndexOf(': ') + 2);
