@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import struct
 import zlib
-from itertools import accumulate
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -54,8 +53,8 @@ def png_colours(data: bytes) -> set[bytes]:
         kind_of_filter = raw[start]
         line = bytearray(raw[start + 1 : start + 1 + stride])
         if kind_of_filter == 1:
-            for c in range(bpp):
-                line[c::bpp] = bytes(accumulate(line[c::bpp], lambda a, b: (a + b) & 255))
+            for i in range(bpp, stride):
+                line[i] = (line[i] + line[i - bpp]) & 255
         elif kind_of_filter == 2:
             line = bytearray((a + b) & 255 for a, b in zip(line, prev, strict=True))
         elif kind_of_filter == 3:

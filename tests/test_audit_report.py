@@ -27,7 +27,7 @@ from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.profile import Profile
 from cpucompat.coordinator.domain.audit import HostInput, audit
 from cpucompat.coordinator.report.html import render_html
-from cpucompat.coordinator.report.svg import TITLE_FEATURES, render_svg
+from cpucompat.coordinator.report.svg import CELL_HOST_LIMIT, TITLE_FEATURES, render_svg
 
 from .conftest import FIXTURES, shared_dumps_or_skip
 from .daemons import Daemon, run_cli, start_agent, start_coordinator, wait_until
@@ -374,6 +374,44 @@ def test_three_hundred_hosts_render(tmp_path: Path) -> None:
     assert page.stat().st_size < 8_000_000
     assert_matrix_matches(drawn_from_svg(svg.read_text()), doc)
     assert_page_renders(page, doc, tmp_path)
+
+
+def test_above_the_cell_limit_each_profile_pair_is_one_rectangle() -> None:
+    """Beyond CELL_HOST_LIMIT hosts the size follows distinct profiles, the picture stays."""
+    zen3 = FIXTURES / "processors" / "amd-zen3-x3d-l3-edited.cpuid-r.txt"
+    profiles = [decode(load_dump(p)) for p in (AMD, INTEL, zen3)]
+    n = CELL_HOST_LIMIT + 100
+    doc = audit([HostInput(f"hv-{i:04d}", profiles[i % 3]) for i in range(n)]).to_json()
+    svg = render_svg(doc)
+    assert len(svg) < 1_000_000
+    root = ET.fromstring(svg)
+    rows = drawn_from_svg(svg).rows
+    profile_of = {h["name"]: h["profile"] for h in doc["hosts"]}
+    area, diagonal, refused = 0, 0, set()
+    for g in root.iter(f"{SVG}g"):
+        if "block" not in _classes(g.get("class")):
+            continue
+        block = _block_of(dict(g.attrib))
+        for rect in g.findall(f"{SVG}rect"):
+            x, y, w, h = (int(rect.get(k, "0")) for k in ("x", "y", "width", "height"))
+            if rect.get("class") == "self":
+                diagonal += x == y
+                continue
+            area += w * h
+            assert {profile_of[rows[i]] for i in range(y, y + h)} == {block.source}
+            assert {profile_of[rows[i]] for i in range(x, x + w)} == {block.target}
+        if block.kind == "refused":
+            refused.add((block.source, block.target))
+            title = g.findtext(f"{SVG}title") or ""
+            pair = next(
+                p
+                for p in doc["blocking_pairs"]
+                if (profile_of[p["source_example"]], profile_of[p["target_example"]])
+                == (block.source, block.target)
+            )
+            assert title_reasons(title) == expected_reasons(pair["reasons"])
+    assert area == n * n and diagonal == n
+    assert len(refused) == len(doc["blocking_pairs"]) > 0
 
 
 def test_hostile_brand_and_names_stay_text() -> None:

@@ -6,7 +6,8 @@ profile, so each pair of profiles is one rectangular block of cells with one
 verdict; the block is a ``<g>`` whose ``<title>`` (the tooltip of every cell in
 it) gives the verdict and, when refused, the reasons. Every host pair is its
 own ``<rect>`` in cell units (300 hosts: 90,000 cells; a ``<use>`` per cell would be
-smaller but Chromium draws 90,000 of them three times slower), so the drawing is exact at any zoom.
+smaller but Chromium draws 90,000 of them three times slower). Above
+``CELL_HOST_LIMIT`` hosts a block is one rectangle., so the drawing is exact at any zoom.
 
 Large audits stay readable: the cell size shrinks with the host count (never
 below ``MIN_CELL`` pixels), labels follow the cell size and are cut in the middle to
@@ -23,6 +24,10 @@ from .markup import host_label, middle, short, text
 
 GRID_PIXELS = 1200
 """The grid is drawn about this wide when cells would otherwise be larger than that allows."""
+CELL_HOST_LIMIT = 400
+"""Up to this many hosts every host pair is its own cell (400: 160,000 cells, about 6 MB);
+above, each block of one source and one target profile is one rectangle (same picture and
+tooltips, a size that follows distinct profiles, not hosts squared)."""
 MAX_CELL = 24
 MIN_CELL = 4
 LABEL_CHARS = 28
@@ -255,10 +260,19 @@ def render_svg(doc: dict[str, Any], standalone: bool = True) -> str:
                 f'<g class="block {kind}" fill="{COLOURS[kind]}" data-source-profile="{p}" '
                 f'data-target-profile="{q}"><title>{text(block_title(m, src, tgt))}</title>'
             )
-            for r in range(row0, row0 + rows):
-                for col in range(col0, col0 + cols):
-                    self_cell = f' class="self" fill="{COLOURS["self"]}"' if r == col else ""
-                    out.append(f'<rect x="{col}" y="{r}" width="{w}" height="{w}"{self_cell}/>')
+            if n > CELL_HOST_LIMIT:  # one rect per block, the diagonal still drawn per host
+                out.append(f'<rect x="{col0}" y="{row0}" width="{cols}" height="{rows}"/>')
+                if p == q:
+                    out.extend(
+                        f'<rect x="{r}" y="{r}" width="1" height="1" class="self" '
+                        f'fill="{COLOURS["self"]}"/>'
+                        for r in range(row0, row0 + rows)
+                    )
+            else:
+                for r in range(row0, row0 + rows):
+                    for col in range(col0, col0 + cols):
+                        own = f' class="self" fill="{COLOURS["self"]}"' if r == col else ""
+                        out.append(f'<rect x="{col}" y="{r}" width="{w}" height="{w}"{own}/>')
             out.append("</g>\n")
     out.append("</g>\n")
     # Group outlines on the diagonal.
