@@ -221,6 +221,18 @@ def locate(names: Iterable[str], binary: str | None = None) -> dict[str, Locatio
     return locations_from_report(qmp.stderr())
 
 
+def _quiet_spelling(name: str) -> str | None:
+    """The table's name for a spelling, None when unknown or ambiguous."""
+    try:
+        return canonical_name(name)
+    except (AmbiguousFeatureError, UnknownFeatureError):
+        return None
+
+
+NAMED_KINDS = ("feature", "msr", "hypervisor")
+"""Kinds of names recorded in the table's ``feature_names``."""
+
+
 def build_table(answers: QemuAnswers) -> dict[str, Any]:
     """The table document from QEMU's answers; raises GenerationError on unmappable bits."""
     models: dict[str, Any] = {}
@@ -234,11 +246,23 @@ def build_table(answers: QemuAnswers) -> dict[str, Any]:
         for prop, value in sorted(props.items()):
             if not isinstance(value, bool):
                 continue
-            kind, what = classify(prop, answers.locations.get(prop), vendor)
-            if value:
-                names.setdefault(prop, {"kind": kind, "value": what})
             if not value:
+                # Every name QEMU knows, set in this model or not, so a feature can be
+                # written back in QEMU's (and libvirt's) spelling (`cpu_render`).
+                if prop not in names:
+                    try:
+                        kind, what = classify(prop, answers.locations.get(prop), vendor)
+                    except GenerationError:
+                        continue  # a contradiction stops the generator only where it is used
+                    # QEMU's report omits the subleaf: a name no model sets is kept only
+                    # when its spelling agrees with the location (``sgx-debug`` sits at
+                    # 0x12.1 EAX[1], which would read as 0x12.0's ``sgx2``).
+                    agrees = kind != "feature" or _quiet_spelling(prop) == what
+                    if kind in NAMED_KINDS and agrees:
+                        names[prop] = {"kind": kind, "value": what}
                 continue
+            kind, what = classify(prop, answers.locations.get(prop), vendor)
+            names[prop] = {"kind": kind, "value": what}
             if kind == "feature":
                 features.add(what)
             elif kind == "msr":
