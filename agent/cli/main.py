@@ -56,6 +56,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cpucompat.coordinator.cli.decide_cmd:add_audit_parser",
         "audit a cluster, dumps and models: SAVE or SHUTDOWN",
     ),
+    "baseline": (
+        "cpucompat.coordinator.cli.baseline_cmd:add_baseline_parser",
+        "the features every host can give, as libvirt, QEMU, Hyper-V or JSON",
+    ),
     "stamp": (
         "cpucompat.coordinator.cli.guard_cmd:add_stamp_parser",
         "write a saved VM's requirement (restore guard)",
