@@ -30,8 +30,13 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from .audit import AuditReport
-from .baselines import QEMU_PREFIX, MODEL_PREFIX, nearest_level, nearest_microarchitecture
-from .baselines import resolve_baseline
+from .baselines import (
+    MODEL_PREFIX,
+    QEMU_PREFIX,
+    nearest_level,
+    nearest_microarchitecture,
+    resolve_baseline,
+)
 from .qemu_models import table as qemu_table
 from .requirement import component_names
 
@@ -143,7 +148,9 @@ class ClusterBaseline:
 
     def nearest_models(self, limit: int = 3) -> list[ModelFit]:
         """QEMU models of the baseline's vendor, nearest first (see the module docstring)."""
-        fits = [_fit(self, name) for name, m in qemu_table().models.items() if m.vendor == self.vendor]
+        fits = [
+            _fit(self, name) for name, m in qemu_table().models.items() if m.vendor == self.vendor
+        ]
         if not fits:
             raise ClusterBaselineError(
                 f"QEMU {qemu_table().qemu_version} has no CPU model of vendor "
