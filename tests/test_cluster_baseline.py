@@ -181,3 +181,44 @@ def test_online_cluster_gives_the_offline_baseline(tmp_path: Path) -> None:
         assert doc[key] == offline[key], key
     # The element differs only in its comment line (cluster and member count).
     assert online_xml.stdout.splitlines()[1:] == offline_xml.splitlines()[1:]
+
+
+def test_every_same_vendor_pair_of_shared_dumps_round_trips() -> None:
+    """Each pair's libvirt baseline, read back, is accepted by both members (both views)."""
+    from itertools import combinations
+
+    from cpucompat.agent.raw import RawDataError
+    from cpucompat.coordinator.domain.audit import HostInput, audit
+    from cpucompat.coordinator.domain.cluster_baseline import ClusterBaseline, render_libvirt
+    from cpucompat.coordinator.domain.compat import check
+    from cpucompat.coordinator.domain.kvm_offerable import Hypervisor
+    from cpucompat.coordinator.domain.libvirt_cpu import parse_domain_cpu
+    from cpucompat.coordinator.domain.sides import requirement_of_domain, target_of
+
+    from .conftest import manifest_entries, shared_dumps_or_skip
+
+    shared_dumps_or_skip()
+    by_vendor: dict[str, list[str]] = {}
+    for entry in manifest_entries():
+        try:
+            profile = shared_profile(entry["file"])
+        except RawDataError:
+            continue
+        by_vendor.setdefault(profile.vendor, []).append(entry["file"])
+    checked = 0
+    for hypervisor in Hypervisor:
+        for vendor in ("GenuineIntel", "AuthenticAMD"):
+            for pair in combinations(sorted(by_vendor.get(vendor, [])), 2):
+                report = audit(
+                    [HostInput(n, shared_profile(n)) for n in pair], hypervisor=hypervisor
+                )
+                baseline = ClusterBaseline.from_audit(report)
+                text = render_libvirt(baseline, baseline.nearest_models(1)[0])
+                cpu = parse_domain_cpu(text, "baseline.xml")
+                req = requirement_of_domain(cpu, None, "baseline.xml", hypervisor=hypervisor)
+                for name in pair:
+                    target = target_of(shared_profile(name), name, hypervisor=hypervisor)
+                    verdict = check(req, target)
+                    assert verdict.compatible, (hypervisor, pair, name, verdict.to_json())
+                    checked += 1
+    assert checked > 0

@@ -70,7 +70,7 @@ class QemuTable:
     aliases: Mapping[str, str]
     feature_names: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     """QEMU spelling -> (kind, value) where QEMU located it: ("feature", project name),
-    ("msr", "0x10a"), ("hypervisor", ...); the names set in some model."""
+    ("msr", "0x10a"), ("hypervisor", ...); every feature name QEMU lists, set in a model or not."""
 
     def names(self) -> tuple[str, ...]:
         """Every accepted name: versioned models and aliases."""
