@@ -31,8 +31,8 @@ def _args(names: tuple[str, ...]) -> list[str]:
     return [f"dump:{shared_dump(n)}" for n in names]
 
 
-def _baseline(names: tuple[str, ...], fmt: str) -> str:
-    result = run_cli("baseline", *_args(names), "--format", fmt)
+def _baseline(names: tuple[str, ...], fmt: str, *extra: str) -> str:
+    result = run_cli("baseline", *_args(names), "--format", fmt, *extra)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -60,11 +60,12 @@ def test_milan_and_rome_lose_what_rome_lacks() -> None:
     assert {"vaes", "pku"} <= set(milan_only["features"])
 
 
+@pytest.mark.parametrize("hypervisor", ["generic", "kvm"])
 @pytest.mark.parametrize("members", [(MILAN, ROME), (MILAN, ROME, ZEN4)])
 def test_libvirt_baseline_round_trips_through_check(
-    members: tuple[str, ...], tmp_path: Path
+    members: tuple[str, ...], hypervisor: str, tmp_path: Path
 ) -> None:
-    text = _baseline(members, "libvirt")
+    text = _baseline(members, "libvirt", "--hypervisor", hypervisor)
     cpu = ET.fromstring(text)
     assert cpu.tag == "cpu" and cpu.get("mode") == "custom" and cpu.get("match") == "exact"
     model = cpu.find("model")
@@ -75,7 +76,14 @@ def test_libvirt_baseline_round_trips_through_check(
     path = tmp_path / "baseline.xml"
     path.write_text(text)
     for name in members:
-        verdict = run_cli("check", f"libvirt:{path}", f"dump:{shared_dump(name)}", "--json")
+        verdict = run_cli(
+            "check",
+            f"libvirt:{path}",
+            f"dump:{shared_dump(name)}",
+            "--json",
+            "--hypervisor",
+            hypervisor,
+        )
         assert verdict.returncode == 0, (name, verdict.stdout, verdict.stderr)
         assert json.loads(verdict.stdout)["compatible"] is True
 
@@ -144,6 +152,19 @@ def test_mixed_vendors_have_no_baseline_to_apply() -> None:
 def test_no_hosts_is_a_usage_error() -> None:
     result = run_cli("baseline", "--format", "qemu")
     assert result.returncode == 2 and "no hosts" in result.stderr
+
+
+def test_json_and_another_format_is_a_usage_error() -> None:
+    result = run_cli("baseline", "model:qemu/EPYC-Rome", "--json", "--format", "libvirt")
+    assert result.returncode == 2 and result.stdout == "" and "give one" in result.stderr
+
+
+def test_kvm_view_drops_what_no_kvm_guest_sees() -> None:
+    generic = json.loads(_baseline((MILAN, ROME), "json"))
+    kvm = json.loads(_baseline((MILAN, ROME), "json", "--hypervisor", "kvm"))
+    # mcommit and tce: KVM never offers them (kvm_offerable); arch_capabilities: KVM emulates it.
+    assert {"mcommit", "tce"} <= set(generic["features"]) - set(kvm["features"])
+    assert "arch_capabilities" in set(kvm["features"]) - set(generic["features"])
 
 
 def test_online_cluster_gives_the_offline_baseline(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def add_baseline_parser(sub: Any, name: str, help_text: str) -> None:
     p.add_argument(
         "--format",
         choices=FORMATS,
-        default="json",
+        default=None,
         help="json (default): features, XSAVE components, width, nearest models; libvirt: a "
         "<cpu mode='custom'> element; qemu: the -cpu value; hyperv: Set-VMProcessor advice",
     )
@@ -85,7 +85,9 @@ def run_baseline(args: argparse.Namespace) -> int:
         raise CliError("no hosts: give --cluster C and/or sources (dump:PATH, model:NAME, ids)")
     for arg in args.hosts:
         check_baseline(arg, args.vendor)
-    fmt = "json" if args.json else args.format
+    if args.json and args.format not in (None, "json"):
+        raise CliError(f"--json and --format {args.format} ask for two outputs; give one")
+    fmt = args.format or "json"
     try:
         baseline = ClusterBaseline.from_audit(_report(args))
         if fmt == "json":
