@@ -16,6 +16,7 @@ from cpucompat.agent.tls import TlsFiles, check_listen_address, server_credentia
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .admissions import Admissions
+from .baseline_pins import BaselinePins
 from .decisions import Decisions
 from .faultlog import FaultLog
 from .limits import Limits
@@ -24,6 +25,7 @@ from .registry import Registry
 from .security import Authorizer
 from .service.access import SERVICES
 from .service.admission_servicer import AdmissionServicer
+from .service.baseline_servicer import BaselineServicer
 from .service.decision_servicer import DecisionServicer
 from .service.interceptors import AccessInterceptor, ErrorInterceptor
 from .service.policy_servicer import PolicyServicer
@@ -79,7 +81,10 @@ class Coordinator:
             self.auth = Authorizer(mutual_tls=bool(config.tls.ca), admins=config.admins)
             self.policies = PolicyEngine(self.store, self.registry)
             self.decisions = Decisions(self.registry)
-            self.vms = VmRegistry(self.store, self.registry, self.decisions, self.policies)
+            self.baseline_pins = BaselinePins(self.store, self.registry)
+            self.vms = VmRegistry(
+                self.store, self.registry, self.decisions, self.policies, pins=self.baseline_pins
+            )
         except (StoreError, ValueError, KeyError) as exc:
             # A damaged row or blob found while loading: one line naming the database.
             self.store.close()
@@ -159,6 +164,9 @@ def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:
             coordinator.admissions if config.admission_required else None,
         ),
         server,
+    )
+    pb_grpc.add_BaselineServiceServicer_to_server(
+        BaselineServicer(coordinator.baseline_pins, coordinator.auth), server
     )
     pb_grpc.add_VmServiceServicer_to_server(
         VmServicer(coordinator.vms, coordinator.registry), server

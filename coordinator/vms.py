@@ -13,6 +13,7 @@ from typing import Any
 
 from cpucompat.agent.errors import InputError, NotFoundError
 
+from .baseline_pins import PINNED, BaselinePins
 from .decisions import Decisions, Ref
 from .domain.compat import Verdict, check, unknown_host
 from .domain.hosts import EventKind
@@ -83,8 +84,14 @@ class VmRegistry:
     """Registered VMs, stored beside the hosts in the coordinator's database."""
 
     def __init__(
-        self, store: Storage, registry: Registry, decisions: Decisions, policies: PolicyEngine
+        self,
+        store: Storage,
+        registry: Registry,
+        decisions: Decisions,
+        policies: PolicyEngine,
+        pins: BaselinePins | None = None,
     ) -> None:
+        self.pins = pins  # `--baseline cluster`: the cluster's pinned baseline
         self.store = store
         self.registry = registry
         self.decisions = decisions
@@ -239,7 +246,10 @@ class VmRegistry:
                 mode, base = "host", None
             else:
                 assert baseline is not None
-                requirement = self.decisions.requirement(Ref.model(baseline, vendor))
+                if baseline == PINNED and self.pins is not None:
+                    requirement = self.pins.require(cluster).requirement
+                else:
+                    requirement = self.decisions.requirement(Ref.model(baseline, vendor))
                 mode, base = "baseline", baseline
             # A baseline VM names no boot host, so an invtsc one has no known rate: only
             # targets that scale TSC take it (TSC_FREQUENCY_UNKNOWN elsewhere).

@@ -380,6 +380,6 @@ def test_a_schema_4_database_keeps_its_vms_and_gains_the_definition_column(
         with store.reading() as db:
             row = db.execute("SELECT name, baseline, cpu_definition FROM vms").fetchone()
         assert tuple(row) == ("web-1", "model:qemu/EPYC-Rome", None)
-        assert store.schema_version() == 5
+        assert store.schema_version() >= 5  # cpu_definition arrived in version 5
     finally:
         store.close()

@@ -41,6 +41,9 @@ def add_cluster_parser(sub: Any, name: str, help_text: str) -> None:
     ls.add_argument("--cluster", help="one cluster (default: all)")
     add_client_options(ls)
     ls.set_defaults(run=run_list)
+    from .baseline_pin_cmd import add_baseline_pin_parsers
+
+    add_baseline_pin_parsers(cs)
 
 
 def _stub(args: argparse.Namespace) -> Any:

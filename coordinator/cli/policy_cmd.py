@@ -225,7 +225,8 @@ def add_vm_parser(sub: Any, name: str, help_text: str) -> None:
     group.add_argument(
         "--baseline",
         metavar="NAME",
-        help="a named baseline (model:NAME, model:qemu/NAME, level:x86-64-vN)",
+        help="a named baseline (model:NAME, model:qemu/NAME, level:x86-64-vN), or cluster: "
+        "the cluster's pinned baseline (cluster baseline pin)",
     )
     reg.add_argument(
         "--libvirt-xml",

@@ -38,7 +38,7 @@ from .baselines import (
     resolve_baseline,
 )
 from .qemu_models import table as qemu_table
-from .requirement import component_names
+from .requirement import Mode, Requirement, component_names
 
 
 class ClusterBaselineError(ValueError):
@@ -305,3 +305,67 @@ def render_hyperv(baseline: ClusterBaseline) -> str:
         "# " + doc["modes"][0]["powershell"],
     ]
     return "\n".join(out) + "\n"
+
+
+# ---- a pinned baseline (cpucompat cluster baseline pin) ----------------------------------
+
+
+def pin_document(baseline: ClusterBaseline, source: str) -> dict[str, Any]:
+    """What is stored for a pin: the decision fields, never re-derived from hosts later."""
+    return {
+        "source": source,
+        "members": list(baseline.members),
+        "vendor": baseline.vendor,
+        "features": sorted(baseline.features),
+        "xsave_mask": baseline.xsave_mask,
+        "physical_bits": baseline.physical_bits,
+        "view": baseline.view,
+    }
+
+
+def from_pin_document(cluster: str, doc: Mapping[str, Any]) -> ClusterBaseline:
+    """The stored pin as a baseline (raises ValueError on a damaged document)."""
+    bits = doc.get("physical_bits")
+    return ClusterBaseline(
+        members=tuple(str(m) for m in doc.get("members", ())),
+        vendor=str(doc["vendor"]) if doc.get("vendor") else None,
+        features=frozenset(str(f) for f in doc["features"]),
+        xsave_mask=int(doc["xsave_mask"]),
+        physical_bits=None if bits is None else int(bits),
+        view=str(doc.get("view", "")),
+        cluster=cluster,
+    )
+
+
+def from_named(name: str, cluster: str) -> ClusterBaseline:
+    """A pin taken from a named baseline (``model:qemu/EPYC-Milan``, ``level:...@amd``)."""
+    named = resolve_baseline(name)
+    if named.vendor is None:
+        raise ClusterBaselineError(
+            f"{name} names no vendor and saved state never crosses vendors: add one, "
+            f"e.g. {name}@amd or {name}@intel"
+        )
+    req = named.requirement()
+    return ClusterBaseline(
+        members=(named.name,),
+        vendor=named.vendor,
+        features=req.features,
+        xsave_mask=req.xsave_mask,
+        physical_bits=named.physical_bits,
+        view="",
+        cluster=cluster,
+    )
+
+
+def pinned_requirement(baseline: ClusterBaseline) -> Requirement:
+    """What a VM booted under the pinned baseline needs (``vm register --baseline cluster``)."""
+    name = f"cluster:{baseline.cluster}"
+    return Requirement(
+        mode=Mode.BASELINE,
+        name=name,
+        vendor=baseline.vendor,
+        features=baseline.features,
+        xsave_mask=baseline.xsave_mask,
+        physical_bits=baseline.physical_bits,
+        baseline=name,
+    )

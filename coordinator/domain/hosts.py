@@ -25,6 +25,9 @@ class EventKind(StrEnum):
     POLICY_CHANGED = "policy_changed"
     VM_REGISTERED = "vm_registered"
     VM_REMOVED = "vm_removed"
+    BASELINE_PINNED = "baseline_pinned"
+    BASELINE_UNPINNED = "baseline_unpinned"
+    HOST_BELOW_BASELINE = "host_below_baseline"
 
 
 MISSED_HEARTBEATS_FOR_STALE = 3

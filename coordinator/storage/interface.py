@@ -112,6 +112,17 @@ class Admission:
     admitted_by: str
 
 
+@dataclass(frozen=True)
+class BaselinePinRow:
+    """A cluster's pinned baseline: where it came from and its decision fields (a dict)."""
+
+    cluster: str
+    source: str
+    baseline: dict[str, Any]
+    pinned_at: float
+    pinned_by: str = ""
+
+
 # ---- repositories ----------------------------------------------------------------------
 
 
@@ -237,6 +248,18 @@ class AdmissionRepository(Protocol):
     def remove(self, cluster: str, patterns: Iterable[str]) -> None: ...
 
 
+class BaselinePinRepository(Protocol):
+    def get(self, cluster: str) -> BaselinePinRow | None: ...
+
+    def all(self) -> list[BaselinePinRow]: ...
+
+    def put(self, row: BaselinePinRow) -> None:
+        """Insert or replace the cluster's pin."""
+        ...
+
+    def delete(self, cluster: str) -> None: ...
+
+
 # ---- the unit of work and the storage ----------------------------------------------------
 
 
@@ -260,6 +283,9 @@ class UnitOfWork(Protocol):
 
     @property
     def admissions(self) -> AdmissionRepository: ...
+
+    @property
+    def baseline_pins(self) -> BaselinePinRepository: ...
 
     def on_commit(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` after the commit succeeded (in the order added); never on rollback."""

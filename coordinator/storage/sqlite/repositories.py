@@ -10,6 +10,7 @@ from typing import Any
 from ...domain.hosts import Event, EventKind, HostStatus, ProfileVersion
 from ..interface import (
     Admission,
+    BaselinePinRow,
     EventFilter,
     HostRow,
     NewProfile,
@@ -403,6 +404,42 @@ class SqliteAdmissions:
         )
 
 
+class SqliteBaselinePins:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    @staticmethod
+    def _row(row: Any) -> BaselinePinRow:
+        return BaselinePinRow(row[0], row[1], json.loads(row[2]), float(row[3]), row[4])
+
+    def get(self, cluster: str) -> BaselinePinRow | None:
+        row = self.db.execute(
+            "SELECT cluster, source, baseline, pinned_at, pinned_by FROM baseline_pins "
+            "WHERE cluster = ?",
+            (cluster,),
+        ).fetchone()
+        return None if row is None else self._row(row)
+
+    def all(self) -> list[BaselinePinRow]:
+        return [
+            self._row(row)
+            for row in self.db.execute(
+                "SELECT cluster, source, baseline, pinned_at, pinned_by FROM baseline_pins "
+                "ORDER BY cluster"
+            )
+        ]
+
+    def put(self, row: BaselinePinRow) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO baseline_pins (cluster, source, baseline, pinned_at, "
+            "pinned_by) VALUES (?, ?, ?, ?, ?)",
+            (row.cluster, row.source, json.dumps(row.baseline), row.pinned_at, row.pinned_by),
+        )
+
+    def delete(self, cluster: str) -> None:
+        self.db.execute("DELETE FROM baseline_pins WHERE cluster = ?", (cluster,))
+
+
 class SqliteUnitOfWork:
     """The repositories over one connection, and the hooks to run once it commits."""
 
@@ -413,6 +450,7 @@ class SqliteUnitOfWork:
         self.policies = SqlitePolicies(db)
         self.vms = SqliteVms(db)
         self.admissions = SqliteAdmissions(db)
+        self.baseline_pins = SqliteBaselinePins(db)
         self.hooks: list[Callable[[], None]] = []
 
     def on_commit(self, hook: Callable[[], None]) -> None:

@@ -42,6 +42,9 @@ class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_KIND_VM_REGISTERED: _ClassVar[EventKind]
     EVENT_KIND_VM_REMOVED: _ClassVar[EventKind]
     EVENT_KIND_CLUSTER_CHANGED: _ClassVar[EventKind]
+    EVENT_KIND_BASELINE_PINNED: _ClassVar[EventKind]
+    EVENT_KIND_BASELINE_UNPINNED: _ClassVar[EventKind]
+    EVENT_KIND_HOST_BELOW_BASELINE: _ClassVar[EventKind]
 
 class AuditHostKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -82,6 +85,9 @@ EVENT_KIND_POLICY_UNPINNED: EventKind
 EVENT_KIND_VM_REGISTERED: EventKind
 EVENT_KIND_VM_REMOVED: EventKind
 EVENT_KIND_CLUSTER_CHANGED: EventKind
+EVENT_KIND_BASELINE_PINNED: EventKind
+EVENT_KIND_BASELINE_UNPINNED: EventKind
+EVENT_KIND_HOST_BELOW_BASELINE: EventKind
 AUDIT_HOST_KIND_UNSPECIFIED: AuditHostKind
 AUDIT_HOST_KIND_REGISTERED: AuditHostKind
 AUDIT_HOST_KIND_DUMP: AuditHostKind
@@ -946,3 +952,79 @@ class ListAdmissionsResponse(_message.Message):
     admissions: _containers.RepeatedCompositeFieldContainer[Admission]
     next_page_token: str
     def __init__(self, admissions: _Optional[_Iterable[_Union[Admission, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class BaselineHost(_message.Message):
+    __slots__ = ("host_id", "below_baseline", "missing", "summary")
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    BELOW_BASELINE_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    below_baseline: bool
+    missing: _containers.RepeatedScalarFieldContainer[str]
+    summary: str
+    def __init__(self, host_id: _Optional[str] = ..., below_baseline: _Optional[bool] = ..., missing: _Optional[_Iterable[str]] = ..., summary: _Optional[str] = ...) -> None: ...
+
+class PinnedBaseline(_message.Message):
+    __slots__ = ("cluster", "source", "vendor", "features", "xsave_mask", "physical_bits", "members", "pinned_at", "pinned_by", "hosts")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    XSAVE_MASK_FIELD_NUMBER: _ClassVar[int]
+    PHYSICAL_BITS_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    PINNED_AT_FIELD_NUMBER: _ClassVar[int]
+    PINNED_BY_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    source: str
+    vendor: str
+    features: _containers.RepeatedScalarFieldContainer[str]
+    xsave_mask: int
+    physical_bits: int
+    members: _containers.RepeatedScalarFieldContainer[str]
+    pinned_at: _timestamp_pb2.Timestamp
+    pinned_by: str
+    hosts: _containers.RepeatedCompositeFieldContainer[BaselineHost]
+    def __init__(self, cluster: _Optional[str] = ..., source: _Optional[str] = ..., vendor: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., xsave_mask: _Optional[int] = ..., physical_bits: _Optional[int] = ..., members: _Optional[_Iterable[str]] = ..., pinned_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pinned_by: _Optional[str] = ..., hosts: _Optional[_Iterable[_Union[BaselineHost, _Mapping]]] = ...) -> None: ...
+
+class PinBaselineRequest(_message.Message):
+    __slots__ = ("cluster", "source")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    source: str
+    def __init__(self, cluster: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
+
+class PinBaselineResponse(_message.Message):
+    __slots__ = ("baseline",)
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    baseline: PinnedBaseline
+    def __init__(self, baseline: _Optional[_Union[PinnedBaseline, _Mapping]] = ...) -> None: ...
+
+class UnpinBaselineRequest(_message.Message):
+    __slots__ = ("cluster",)
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    def __init__(self, cluster: _Optional[str] = ...) -> None: ...
+
+class UnpinBaselineResponse(_message.Message):
+    __slots__ = ("baseline",)
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    baseline: PinnedBaseline
+    def __init__(self, baseline: _Optional[_Union[PinnedBaseline, _Mapping]] = ...) -> None: ...
+
+class GetPinnedBaselineRequest(_message.Message):
+    __slots__ = ("cluster",)
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    def __init__(self, cluster: _Optional[str] = ...) -> None: ...
+
+class GetPinnedBaselineResponse(_message.Message):
+    __slots__ = ("pinned", "baseline")
+    PINNED_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    pinned: bool
+    baseline: PinnedBaseline
+    def __init__(self, pinned: _Optional[bool] = ..., baseline: _Optional[_Union[PinnedBaseline, _Mapping]] = ...) -> None: ...

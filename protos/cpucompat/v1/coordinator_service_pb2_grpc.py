@@ -1338,3 +1338,183 @@ class AdmissionService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class BaselineServiceStub:
+    """A cluster's pinned baseline (the EVC idea, exact): the guest-visible
+    features frozen from the cluster's hosts or a named baseline, under which
+    VMs registered with `--baseline cluster` boot. A host that cannot give it
+    is flagged BELOW_BASELINE (and an event says so); `check` refuses such a
+    host as a target for those VMs.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.PinBaseline = channel.unary_unary(
+                '/cpucompat.v1.BaselineService/PinBaseline',
+                request_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.PinBaselineRequest.SerializeToString,
+                response_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.PinBaselineResponse.FromString,
+                _registered_method=True)
+        self.UnpinBaseline = channel.unary_unary(
+                '/cpucompat.v1.BaselineService/UnpinBaseline',
+                request_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.UnpinBaselineRequest.SerializeToString,
+                response_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.UnpinBaselineResponse.FromString,
+                _registered_method=True)
+        self.GetPinnedBaseline = channel.unary_unary(
+                '/cpucompat.v1.BaselineService/GetPinnedBaseline',
+                request_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.GetPinnedBaselineRequest.SerializeToString,
+                response_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.GetPinnedBaselineResponse.FromString,
+                _registered_method=True)
+
+
+class BaselineServiceServicer:
+    """A cluster's pinned baseline (the EVC idea, exact): the guest-visible
+    features frozen from the cluster's hosts or a named baseline, under which
+    VMs registered with `--baseline cluster` boot. A host that cannot give it
+    is flagged BELOW_BASELINE (and an event says so); `check` refuses such a
+    host as a target for those VMs.
+    """
+
+    def PinBaseline(self, request, context):
+        """Pins the cluster's baseline (administrators only). `source` "current"
+        (or empty) takes the common baseline of the cluster's hosts now; any
+        other value is a baseline name (`model:qemu/EPYC-Milan`). Pinning again
+        replaces the pin; INVALID_ARGUMENT for a cluster without hosts or mixed
+        vendors, or an unknown name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnpinBaseline(self, request, context):
+        """Lifts the pin (administrators only); NOT_FOUND when none is pinned.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPinnedBaseline(self, request, context):
+        """The pin and every host of the cluster measured against it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_BaselineServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'PinBaseline': grpc.unary_unary_rpc_method_handler(
+                    servicer.PinBaseline,
+                    request_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.PinBaselineRequest.FromString,
+                    response_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.PinBaselineResponse.SerializeToString,
+            ),
+            'UnpinBaseline': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnpinBaseline,
+                    request_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.UnpinBaselineRequest.FromString,
+                    response_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.UnpinBaselineResponse.SerializeToString,
+            ),
+            'GetPinnedBaseline': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPinnedBaseline,
+                    request_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.GetPinnedBaselineRequest.FromString,
+                    response_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.GetPinnedBaselineResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'cpucompat.v1.BaselineService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('cpucompat.v1.BaselineService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class BaselineService:
+    """A cluster's pinned baseline (the EVC idea, exact): the guest-visible
+    features frozen from the cluster's hosts or a named baseline, under which
+    VMs registered with `--baseline cluster` boot. A host that cannot give it
+    is flagged BELOW_BASELINE (and an event says so); `check` refuses such a
+    host as a target for those VMs.
+    """
+
+    @staticmethod
+    def PinBaseline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cpucompat.v1.BaselineService/PinBaseline',
+            cpucompat_dot_v1_dot_coordinator__service__pb2.PinBaselineRequest.SerializeToString,
+            cpucompat_dot_v1_dot_coordinator__service__pb2.PinBaselineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnpinBaseline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cpucompat.v1.BaselineService/UnpinBaseline',
+            cpucompat_dot_v1_dot_coordinator__service__pb2.UnpinBaselineRequest.SerializeToString,
+            cpucompat_dot_v1_dot_coordinator__service__pb2.UnpinBaselineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPinnedBaseline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cpucompat.v1.BaselineService/GetPinnedBaseline',
+            cpucompat_dot_v1_dot_coordinator__service__pb2.GetPinnedBaselineRequest.SerializeToString,
+            cpucompat_dot_v1_dot_coordinator__service__pb2.GetPinnedBaselineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
