@@ -160,9 +160,12 @@ class BaselinePins:
 
     def _on_change(self, uow: UnitOfWork, clusters: set[str], now: float) -> None:
         for cluster in sorted(clusters):
-            pin = self.get(cluster)
-            if pin is None:
+            # From the database, not the mirror: a pin committed just before this change
+            # is seen even if its own commit hook has not run yet.
+            row = uow.baseline_pins.get(cluster)
+            if row is None:
                 continue
+            pin = _pin(row)
             with self._lock:
                 before = self._below.get(cluster, frozenset())
             below = self._flag(uow, cluster, pin, before, now, stored=True)

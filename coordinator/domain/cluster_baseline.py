@@ -33,12 +33,14 @@ from .audit import AuditReport
 from .baselines import (
     MODEL_PREFIX,
     QEMU_PREFIX,
+    Baseline,
     nearest_level,
     nearest_microarchitecture,
     resolve_baseline,
 )
 from .qemu_models import table as qemu_table
-from .requirement import Mode, Requirement, component_names
+from .requirement import Requirement, component_names
+from .sides import requirement_of
 
 
 class ClusterBaselineError(ValueError):
@@ -345,7 +347,7 @@ def from_named(name: str, cluster: str) -> ClusterBaseline:
             f"{name} names no vendor and saved state never crosses vendors: add one, "
             f"e.g. {name}@amd or {name}@intel"
         )
-    req = named.requirement()
+    req = requirement_of(named, named.name)
     return ClusterBaseline(
         members=(named.name,),
         vendor=named.vendor,
@@ -358,14 +360,19 @@ def from_named(name: str, cluster: str) -> ClusterBaseline:
 
 
 def pinned_requirement(baseline: ClusterBaseline) -> Requirement:
-    """What a VM booted under the pinned baseline needs (``vm register --baseline cluster``)."""
+    """What a VM booted under the pinned baseline needs (``vm register --baseline cluster``).
+
+    The pin is a baseline like a named one, so its requirement is built by
+    `sides.requirement_of` (the one place that builds sides).
+    """
     name = f"cluster:{baseline.cluster}"
-    return Requirement(
-        mode=Mode.BASELINE,
+    pinned = Baseline(
         name=name,
+        kind="pinned",
         vendor=baseline.vendor,
         features=baseline.features,
         xsave_mask=baseline.xsave_mask,
+        source=f"cluster {baseline.cluster}'s pinned baseline",
         physical_bits=baseline.physical_bits,
-        baseline=name,
     )
+    return requirement_of(pinned, name)
