@@ -359,6 +359,7 @@ def test_generated_modules_import_as_cpucompat_v1() -> None:
     assert set(agent_service_pb2.DESCRIPTOR.services_by_name) == {"AgentService"}
     assert set(coordinator_service_pb2.DESCRIPTOR.services_by_name) == {
         "AdmissionService",
+        "BaselineService",
         "RegistryService",
         "QueryService",
         "DecisionService",
