@@ -16,6 +16,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from cpucompat.agent.errors import NotFoundError
+
 from .domain.audit import HostInput, audit
 from .domain.cluster_baseline import (
     ClusterBaseline,
@@ -38,7 +40,7 @@ PINNED = "cluster"
 BELOW_BASELINE = "BELOW_BASELINE"
 
 
-class NoPinError(LookupError):
+class NoPinError(NotFoundError):
     """A cluster without a pinned baseline; the message names the fix."""
 
 

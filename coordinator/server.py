@@ -166,7 +166,7 @@ def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:
         server,
     )
     pb_grpc.add_BaselineServiceServicer_to_server(
-        BaselineServicer(coordinator.baseline_pins, coordinator.auth), server
+        BaselineServicer(coordinator.baseline_pins), server
     )
     pb_grpc.add_VmServiceServicer_to_server(
         VmServicer(coordinator.vms, coordinator.registry), server

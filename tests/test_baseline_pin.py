@@ -68,7 +68,7 @@ def test_pinned_on_milan_flags_a_joining_rome_host(tmp_path: Path) -> None:
 
         events = json.loads(
             run_cli("events", "--json", "--coordinator", address, "--cluster", "c").stdout
-        )
+        )["events"]
         flagged = [e for e in events if e["kind"] == "host_below_baseline"]
         assert [e["host_id"] for e in flagged] == ["rome-1"]
         assert any(e["kind"] == "baseline_pinned" for e in events)

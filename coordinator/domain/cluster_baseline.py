@@ -29,6 +29,8 @@ from functools import cache
 from typing import Any
 from xml.sax.saxutils import escape
 
+from cpucompat.agent.errors import InputError
+
 from .audit import AuditReport
 from .baselines import (
     MODEL_PREFIX,
@@ -43,7 +45,7 @@ from .requirement import Requirement, component_names
 from .sides import requirement_of
 
 
-class ClusterBaselineError(ValueError):
+class ClusterBaselineError(InputError):
     """A set of hosts without a baseline to apply; the message names the fix."""
 
 

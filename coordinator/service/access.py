@@ -23,6 +23,7 @@ SERVICES: tuple[str, ...] = tuple(
         "PolicyService",
         "VmService",
         "AdmissionService",
+        "BaselineService",
     )
 )
 """Every service the coordinator serves (health and reflection are gRPC's own)."""
@@ -53,6 +54,7 @@ _D = "/cpucompat.v1.DecisionService/"
 _P = "/cpucompat.v1.PolicyService/"
 _V = "/cpucompat.v1.VmService/"
 _A = "/cpucompat.v1.AdmissionService/"
+_B = "/cpucompat.v1.BaselineService/"
 
 ACCESS: dict[str, Rule] = {
     # agents, each for its own host only
@@ -82,6 +84,9 @@ ACCESS: dict[str, Rule] = {
     _A + "AdmitHosts": ADMIN,
     _A + "RevokeHosts": ADMIN,
     _A + "ListAdmissions": ADMIN,
+    _B + "PinBaseline": ADMIN,
+    _B + "UnpinBaseline": ADMIN,
+    _B + "GetPinnedBaseline": ADMIN,
 }
 
 
