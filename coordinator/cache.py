@@ -162,6 +162,17 @@ DEFAULT_BOUNDS: dict[Region, int] = {
 }
 
 
+class _Entry:
+    """One answer, the tags of what it names, and its other form once made."""
+
+    __slots__ = ("form", "tags", "value")
+
+    def __init__(self, value: Any, tags: tuple[str, ...]) -> None:
+        self.value = value
+        self.tags = tags
+        self.form: Any = None
+
+
 _HOST = "host:"
 _VM = "vm:"
 
@@ -183,7 +194,7 @@ class AnswerCache:
             if size < 1:
                 raise ValueError(f"cache region {region}: bound must be at least 1, not {size}")
         self._lock = threading.Lock()
-        self._regions: dict[Region, OrderedDict[Hashable, tuple[Any, tuple[str, ...]]]] = {
+        self._regions: dict[Region, OrderedDict[Hashable, _Entry]] = {
             region: OrderedDict() for region in Region
         }
         self._by_tag: dict[str, set[tuple[Region, Hashable]]] = {}
@@ -201,7 +212,7 @@ class AnswerCache:
                 return None
             entries.move_to_end(key)
             self._hits[region] += 1
-            return entry[0]
+            return entry.value
 
     def put(
         self,
@@ -219,13 +230,13 @@ class AnswerCache:
             held = entries.get(key)
             if held is not None:
                 entries.move_to_end(key)
-                return held[0]
-            entries[key] = (value, tags)
+                return held.value
+            entries[key] = _Entry(value, tags)
             for tag in tags:
                 self._by_tag.setdefault(tag, set()).add((region, key))
             if len(entries) > self.bounds[region]:
-                old_key, (_, old_tags) = entries.popitem(last=False)
-                self._untag(region, old_key, old_tags)
+                old_key, old = entries.popitem(last=False)
+                self._untag(region, old_key, old.tags)
                 self._evictions[region] += 1
             return value
 
@@ -241,6 +252,29 @@ class AnswerCache:
         if value is None:
             value = self.put(region, key, make(), hosts, vms)
         return value  # type: ignore[no-any-return]
+
+    def form(
+        self, region: Region, key: Hashable | None, answer: object, make: Callable[[], V]
+    ) -> V:
+        """Another form of ``answer`` (its wire message, say), made once while ``answer`` is
+        the one held under ``key`` and dropped with it; made afresh otherwise.
+
+        The transport keeps no table of its own: a repeated question costs no conversion,
+        and nothing outlives the answer it was made from."""
+        if key is None:
+            return make()
+        with self._lock:
+            entry = self._regions[region].get(key)
+            if entry is None or entry.value is not answer:
+                entry = None
+            elif entry.form is not None:
+                return entry.form  # type: ignore[no-any-return]
+        made = make()
+        if entry is not None:
+            with self._lock:
+                if entry.form is None:
+                    entry.form = made
+        return made
 
     def _untag(self, region: Region, key: Hashable, tags: tuple[str, ...]) -> None:
         for tag in tags:
@@ -264,7 +298,7 @@ class AnswerCache:
             for region, key in keys:
                 entry = self._regions[region].pop(key, None)
                 if entry is not None:
-                    self._untag(region, key, tuple(t for t in entry[1] if t != tag))
+                    self._untag(region, key, tuple(t for t in entry.tags if t != tag))
             return len(keys)
 
     def forget_version(self, version: int) -> None:
@@ -272,7 +306,7 @@ class AnswerCache:
         with self._lock:
             entry = self._regions[Region.PROFILE].pop(version, None)
             if entry is not None:
-                self._untag(Region.PROFILE, version, entry[1])
+                self._untag(Region.PROFILE, version, entry.tags)
 
     def clear(self) -> None:
         with self._lock:

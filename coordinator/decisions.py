@@ -168,31 +168,50 @@ class Decisions:
         Host-to-host answers are cached: fail-over tooling asks the same pairs again and
         again, and an answer changes only with the source's profile version, the target's
         version, status or replayed flag, or the rules (all in the key)."""
-        if source.kind == "host" and target.kind == "host":
-            src = self.registry.find(source.label)
-            tgt = self.registry.find(target.label)
-            if src is not None and tgt is not None:
-                rules = self._rules(hypervisor)
-                return self._remember(
-                    Region.CHECK,
-                    (
-                        src.host_id,
-                        src.profile_version,
-                        tgt.host_id,
-                        tgt.profile_version,
-                        tgt.status,
-                        tgt.replayed,
-                        rules,
-                    ),
-                    lambda: check(self.host_requirement(src, rules), self.host_view(tgt, rules)),
-                    [src, tgt],
-                )
+        pair = self._host_pair(source, target, hypervisor)
+        if pair is not None:
+            key, src, tgt = pair
+            rules = self._rules(hypervisor)
+            return self._remember(
+                Region.CHECK,
+                key,
+                lambda: check(self.host_requirement(src, rules), self.host_view(tgt, rules)),
+                [src, tgt],
+            )
         requirement = self.requirement(source, hypervisor)  # an unknown source is a usage error
         try:
             view = self.target(target, hypervisor)
         except UnknownHostError:
             return unknown_host(target.label)
         return check(requirement, view)
+
+    def _host_pair(
+        self, source: Ref, target: Ref, hypervisor: Hypervisor | None
+    ) -> tuple[tuple[object, ...], HostRecord, HostRecord] | None:
+        if source.kind != "host" or target.kind != "host":
+            return None
+        src = self.registry.find(source.label)
+        tgt = self.registry.find(target.label)
+        if src is None or tgt is None:
+            return None
+        key = (
+            src.host_id,
+            src.profile_version,
+            tgt.host_id,
+            tgt.profile_version,
+            tgt.status,
+            tgt.replayed,
+            self._rules(hypervisor),
+        )
+        return key, src, tgt
+
+    def check_key(
+        self, source: Ref, target: Ref, hypervisor: Hypervisor | None = None
+    ) -> tuple[object, ...] | None:
+        """The cache key of a host-to-host `check` (None for other questions), for
+        `AnswerCache.form`."""
+        pair = self._host_pair(source, target, hypervisor)
+        return None if pair is None else pair[0]
 
     def targets(
         self, source: Ref, cluster: str | None, hypervisor: Hypervisor | None = None

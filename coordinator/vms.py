@@ -16,7 +16,7 @@ from cpucompat.agent.errors import InputError, NotFoundError
 from .cache import Region
 from .decisions import Decisions, Ref
 from .domain.compat import Verdict, check, unknown_host
-from .domain.hosts import EventKind
+from .domain.hosts import EventKind, HostRecord
 from .domain.libvirt_cpu import DomainCpu, LibvirtCpuError, parse_domain_cpu
 from .domain.policy import OfflineAction
 from .domain.requirement import Requirement
@@ -309,13 +309,32 @@ class VmRegistry:
         change drops its own."""
         vm = self.get(name)
         target = self.registry.find(to_host)
+        key = self._plan_key(vm, target)
+        if target is None or key is None:
+            return self._plan(vm, to_host)
+        cache = self.registry.cache
+        plan: FailoverPlan | None = cache.get(Region.PLAN, key)
+        if plan is None:
+            plan = cache.put(Region.PLAN, key, self._plan(vm, to_host), [to_host], [name])
+            if self.registry.find(to_host) is not target:
+                cache.forget_host(to_host)
+            if self._vms.get(name) is not vm:
+                cache.forget_vm(name)
+        return plan
+
+    def plan_key(self, name: str, to_host: str) -> tuple[object, ...] | None:
+        """The cache key of `plan` (None when nothing is cached), for `AnswerCache.form`."""
+        vm = self._vms.get(name)
+        return None if vm is None else self._plan_key(vm, self.registry.find(to_host))
+
+    def _plan_key(self, vm: VmRecord, target: HostRecord | None) -> tuple[object, ...] | None:
+        if target is None:
+            return None
         try:
             policy_version: int | None = self.policies.get(vm.cluster).version
         except NotFoundError:  # no policy for the cluster yet: the plan says so
             policy_version = None
-        if target is None:
-            return self._plan(vm, to_host)
-        key = (
+        return (
             vm.name,
             vm.booted_at,
             vm.cluster,
@@ -326,15 +345,6 @@ class VmRegistry:
             target.cluster,
             policy_version,
         )
-        cache = self.registry.cache
-        plan: FailoverPlan | None = cache.get(Region.PLAN, key)
-        if plan is None:
-            plan = cache.put(Region.PLAN, key, self._plan(vm, to_host), [to_host], [name])
-            if self.registry.find(to_host) is not target:
-                cache.forget_host(to_host)
-            if self._vms.get(name) is not vm:
-                cache.forget_vm(name)
-        return plan
 
     def _plan(self, vm: VmRecord, to_host: str) -> FailoverPlan:
         name = vm.name

@@ -128,6 +128,24 @@ def test_the_cache_stays_within_its_bounds_under_many_distinct_keys() -> None:
     assert len(cache) == 108
 
 
+def test_a_wire_form_lives_and_dies_with_its_answer() -> None:
+    cache = AnswerCache()
+    answer = cache.put(Region.CHECK, ("a", "b"), ["verdict"], ["a", "b"])
+    made: list[str] = []
+
+    def make(text: str) -> str:
+        made.append(text)
+        return text
+
+    assert cache.form(Region.CHECK, ("a", "b"), answer, lambda: make("wire")) == "wire"
+    assert cache.form(Region.CHECK, ("a", "b"), answer, lambda: make("again")) == "wire"
+    # Another answer object under the key (made from an older record): never its form.
+    assert cache.form(Region.CHECK, ("a", "b"), ["verdict"], lambda: make("other")) == "other"
+    cache.forget_host("b")
+    assert cache.form(Region.CHECK, ("a", "b"), answer, lambda: make("fresh")) == "fresh"
+    assert made == ["wire", "other", "fresh"]
+
+
 def test_the_memo_is_least_recently_used_and_bounded_across_threads() -> None:
     table: Memo[int, int] = Memo("squares", 64)
     table.put(0, 0)

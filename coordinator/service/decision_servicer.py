@@ -8,6 +8,7 @@ from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .. import convert
+from ..cache import Region
 from ..decisions import Decisions
 from ..registry import Registry
 
@@ -22,13 +23,17 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
     def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> pb.CheckResponse:
         source = convert.ref_from_proto(request.source)
         target = convert.ref_from_proto(request.target)
-        verdict = self.decisions.check(
-            source, target, convert.hypervisor_from_proto(request.hypervisor)
-        )
-        return pb.CheckResponse(
-            verdict=convert.verdict_to_proto(verdict),
-            source_label=source.label,
-            target_label=target.label,
+        hypervisor = convert.hypervisor_from_proto(request.hypervisor)
+        verdict = self.decisions.check(source, target, hypervisor)
+        return self.registry.cache.form(
+            Region.CHECK,
+            self.decisions.check_key(source, target, hypervisor),
+            verdict,
+            lambda: pb.CheckResponse(
+                verdict=convert.verdict_to_proto(verdict),
+                source_label=source.label,
+                target_label=target.label,
+            ),
         )
 
     def Targets(

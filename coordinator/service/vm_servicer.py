@@ -8,6 +8,7 @@ from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .. import convert
+from ..cache import Region
 from ..domain.libvirt_cpu import MAX_XML_BYTES
 from ..limits import MAX_SPEC, LimitError, check_name, check_text
 from ..registry import Registry
@@ -94,7 +95,12 @@ class VmServicer(pb_grpc.VmServiceServicer):
         check_name(request.vm_name, "VM name")
         check_name(request.to_host, "target host")
         plan = self.vms.plan(request.vm_name, request.to_host)
-        return pb.PlanFailoverResponse(plan=convert.plan_to_proto(plan))
+        return self.registry.cache.form(
+            Region.PLAN,
+            self.vms.plan_key(request.vm_name, request.to_host),
+            plan,
+            lambda: pb.PlanFailoverResponse(plan=convert.plan_to_proto(plan)),
+        )
 
     def RemoveVm(
         self, request: pb.RemoveVmRequest, context: grpc.ServicerContext
