@@ -175,23 +175,7 @@ def reason_to_proto(reason: Reason) -> pb.Reason:
     )
 
 
-_VERDICTS: dict[int, tuple[Verdict, pb.Verdict]] = {}
-_VERDICT_CACHE_SIZE = 50_000
-
-
 def verdict_to_proto(verdict: Verdict) -> pb.Verdict:
-    """Converted once per verdict object: the engine shares verdicts between host pairs."""
-    hit = _VERDICTS.get(id(verdict))
-    if hit is not None and hit[0] is verdict:
-        return hit[1]
-    msg = _verdict_to_proto(verdict)
-    if len(_VERDICTS) >= _VERDICT_CACHE_SIZE:
-        _VERDICTS.clear()
-    _VERDICTS[id(verdict)] = (verdict, msg)
-    return msg
-
-
-def _verdict_to_proto(verdict: Verdict) -> pb.Verdict:
     return pb.Verdict(
         compatible=verdict.compatible,
         reasons=[reason_to_proto(r) for r in verdict.reasons],
@@ -199,6 +183,19 @@ def _verdict_to_proto(verdict: Verdict) -> pb.Verdict:
         summary=verdict.summary,
         view=verdict.view,
     )
+
+
+def verdicts_to_proto(verdicts: list[Verdict]) -> list[pb.Verdict]:
+    """One message per verdict, each distinct verdict object converted once in this call
+    (the engine shares verdicts between hosts of one profile); nothing is kept after."""
+    converted: dict[int, pb.Verdict] = {}
+    out = []
+    for verdict in verdicts:
+        msg = converted.get(id(verdict))
+        if msg is None:
+            msg = converted[id(verdict)] = verdict_to_proto(verdict)
+        out.append(msg)
+    return out
 
 
 def _pair_to_proto(pair: dict[str, Any]) -> pb.PairVerdict:

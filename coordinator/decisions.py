@@ -7,13 +7,16 @@ requirements and target views and asks the domain engine. No protobuf.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cpucompat.agent.decode import decode
 from cpucompat.agent.errors import InputError
 from cpucompat.agent.profile import Profile
 from cpucompat.agent.raw import RawCapture, RawDataError, validate_capture
 
+from .cache import AnswerCache, Region
 from .domain.audit import AuditReport, HostInput, audit
 from .domain.baselines import Baseline, nearest_microarchitecture, resolve_baseline
 from .domain.compat import TargetView, Verdict, check, eligible_targets, unknown_host
@@ -22,6 +25,8 @@ from .domain.kvm_offerable import Hypervisor
 from .domain.requirement import Requirement
 from .domain.sides import requirement_of, target_of
 from .registry import Registry, UnknownHostError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -90,10 +95,27 @@ class Decisions:
     def __init__(self, registry: Registry, hypervisor: Hypervisor = Hypervisor.GENERIC) -> None:
         self.registry = registry
         self.hypervisor = hypervisor
-        # Per host version and rules: a host's requirement and view change only with its
-        # record, and generic and KVM answers never share an entry.
-        self._requirements: dict[tuple[str, int, Hypervisor], Requirement] = {}
-        self._views: dict[tuple[str, int, str, bool, Hypervisor], TargetView] = {}
+
+    @property
+    def cache(self) -> AnswerCache:
+        return self.registry.cache
+
+    def _remember(
+        self, region: Region, key: Hashable, make: Callable[[], T], records: list[HostRecord]
+    ) -> T:
+        """The cached answer about ``records`` (keyed by what makes it valid), made once.
+
+        An answer made from a record the registry has replaced meanwhile is dropped again:
+        the registry forgets a host's answers after it changes the mirror, this checks the
+        mirror after storing, so no answer about a changed or removed host survives."""
+        cache = self.registry.cache
+        value: T | None = cache.get(region, key)
+        if value is None:
+            value = cache.put(region, key, make(), [r.host_id for r in records])
+            for r in records:
+                if self.registry.find(r.host_id) is not r:
+                    cache.forget_host(r.host_id)
+        return value
 
     def _rules(self, hypervisor: Hypervisor | None) -> Hypervisor:
         return self.hypervisor if hypervisor is None else hypervisor
@@ -101,14 +123,15 @@ class Decisions:
     def host_requirement(
         self, record: HostRecord, hypervisor: Hypervisor | None = None
     ) -> Requirement:
+        # A host's requirement changes only with its profile version; generic and KVM
+        # answers never share an entry.
         rules = self._rules(hypervisor)
-        key = (record.host_id, record.profile_version, rules)
-        req = self._requirements.get(key)
-        if req is None:
-            req = self._requirements[key] = requirement_of(
-                record.profile, record.host_id, hypervisor=rules
-            )
-        return req
+        return self._remember(
+            Region.REQUIREMENT,
+            (record.host_id, record.profile_version, rules),
+            lambda: requirement_of(record.profile, record.host_id, hypervisor=rules),
+            [record],
+        )
 
     def host_microarchitecture(self, record: HostRecord) -> str | None:
         """The newest archspec microarchitecture the host's guest-visible features meet.
@@ -122,11 +145,12 @@ class Decisions:
 
     def host_view(self, record: HostRecord, hypervisor: Hypervisor | None = None) -> TargetView:
         rules = self._rules(hypervisor)
-        key = (record.host_id, record.profile_version, record.status.value, record.replayed, rules)
-        view = self._views.get(key)
-        if view is None:
-            view = self._views[key] = host_view(record, rules)
-        return view
+        return self._remember(
+            Region.VIEW,
+            (record.host_id, record.profile_version, record.status, record.replayed, rules),
+            lambda: host_view(record, rules),
+            [record],
+        )
 
     def requirement(self, ref: Ref, hypervisor: Hypervisor | None = None) -> Requirement:
         if ref.kind == "host":
@@ -139,13 +163,55 @@ class Decisions:
         return target_of(_side(ref), ref.label, hypervisor=self._rules(hypervisor))
 
     def check(self, source: Ref, target: Ref, hypervisor: Hypervisor | None = None) -> Verdict:
-        """Directional: may a VM booted on ``source`` be restored on ``target``?"""
+        """Directional: may a VM booted on ``source`` be restored on ``target``?
+
+        Host-to-host answers are cached: fail-over tooling asks the same pairs again and
+        again, and an answer changes only with the source's profile version, the target's
+        version, status or replayed flag, or the rules (all in the key)."""
+        pair = self._host_pair(source, target, hypervisor)
+        if pair is not None:
+            key, src, tgt = pair
+            rules = self._rules(hypervisor)
+            return self._remember(
+                Region.CHECK,
+                key,
+                lambda: check(self.host_requirement(src, rules), self.host_view(tgt, rules)),
+                [src, tgt],
+            )
         requirement = self.requirement(source, hypervisor)  # an unknown source is a usage error
         try:
             view = self.target(target, hypervisor)
         except UnknownHostError:
             return unknown_host(target.label)
         return check(requirement, view)
+
+    def _host_pair(
+        self, source: Ref, target: Ref, hypervisor: Hypervisor | None
+    ) -> tuple[tuple[object, ...], HostRecord, HostRecord] | None:
+        if source.kind != "host" or target.kind != "host":
+            return None
+        src = self.registry.find(source.label)
+        tgt = self.registry.find(target.label)
+        if src is None or tgt is None:
+            return None
+        key = (
+            src.host_id,
+            src.profile_version,
+            tgt.host_id,
+            tgt.profile_version,
+            tgt.status,
+            tgt.replayed,
+            self._rules(hypervisor),
+        )
+        return key, src, tgt
+
+    def check_key(
+        self, source: Ref, target: Ref, hypervisor: Hypervisor | None = None
+    ) -> tuple[object, ...] | None:
+        """The cache key of a host-to-host `check` (None for other questions), for
+        `AnswerCache.form`."""
+        pair = self._host_pair(source, target, hypervisor)
+        return None if pair is None else pair[0]
 
     def targets(
         self, source: Ref, cluster: str | None, hypervisor: Hypervisor | None = None

@@ -10,6 +10,7 @@ here (staleness, event wording, rate limits, pruning); the SQL lives behind
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import time
@@ -24,6 +25,7 @@ from cpucompat.agent.errors import CpucompatError, InputError, NotFoundError, Re
 from cpucompat.agent.profile import Profile
 from cpucompat.agent.raw import RawCapture, RawDataError, validate_capture
 
+from .cache import AnswerCache, Region
 from .domain.hosts import (
     MISSED_HEARTBEATS_FOR_STALE,
     Event,
@@ -45,7 +47,6 @@ from .limits import (
     check_text,
 )
 from .limits import check_name as check_whole_name
-from .profile_cache import ProfileCache, digest
 from .profile_changes import (
     offer_change,
     offer_fingerprint,
@@ -53,7 +54,7 @@ from .profile_changes import (
     tsc_changed,
     version_summary,
 )
-from .storage.blobs import pack_capture
+from .storage.blobs import pack_capture, unpack_capture
 from .storage.interface import EventFilter, HostRow, NewProfile, Storage, UnitOfWork
 
 OnChange = Callable[[UnitOfWork, set[str], float], None]
@@ -77,6 +78,11 @@ class UnknownHostError(RegistryError, NotFoundError):
 
 class RefusedError(RegistryError, RefusalError):
     """The coordinator's configuration forbids this (FAILED_PRECONDITION)."""
+
+
+def digest(blob: bytes) -> str:
+    """The content key of stored raw leaves: identical hosts share one decoded profile."""
+    return hashlib.sha256(blob).hexdigest()
 
 
 def check_name(value: str, what: str) -> str:
@@ -110,6 +116,7 @@ class Registry:
         allow_replayed: bool = False,
         clock: Callable[[], float] = time.time,
         limits: Limits | None = None,
+        cache: AnswerCache | None = None,
     ) -> None:
         self.store = store
         self.allow_replayed = allow_replayed
@@ -117,7 +124,9 @@ class Registry:
         self.clock = clock
         self.on_change: list[OnChange] = []
         self._hosts: dict[str, HostRecord] = {}
-        self.profile_cache = ProfileCache()
+        # The coordinator's one cache (`cache.py`): decoded profiles here, the answers
+        # about hosts in Decisions and VmRegistry; `_load` drops a changed host's answers.
+        self.cache = cache or AnswerCache()
         self._lock = threading.RLock()
         self._changes: dict[str, deque[float]] = {}  # when each host last stored new versions
         # After a restart, silence during the outage is the coordinator's, not the hosts':
@@ -130,20 +139,29 @@ class Registry:
 
     def _decoded(self, uow: UnitOfWork, version: int) -> Profile | None:
         """The decoded profile of one stored version, None when it is not stored (cached:
-        versions never change)."""
-        profile = self.profile_cache.version(version)
+        versions never change; pruning and removal forget them)."""
+        profile: Profile | None = self.cache.get(Region.PROFILE, version)
         if profile is None:
             stored = uow.profiles.raw(version)
             if stored is None:
                 return None
-            profile = self.profile_cache.remember(
+            profile = self.cache.put(
+                Region.PROFILE,
                 version,
-                self.profile_cache.decode(
-                    stored.raw,
-                    damaged=self.store.damaged,
-                    what=f"profile {version} of host {stored.host_id}",
-                ),
+                self._decode_stored(stored.raw, f"profile {version} of host {stored.host_id}"),
             )
+        return profile
+
+    def _decode_stored(self, blob: bytes, what: str) -> Profile:
+        """Stored raw leaves decoded once per distinct content."""
+        key = digest(blob)
+        profile: Profile | None = self.cache.get(Region.CONTENT, key)
+        if profile is None:
+            try:
+                profile = decode(unpack_capture(blob))
+            except Exception as exc:  # zlib, JSON or leaves: the stored bytes are damaged
+                raise self.store.damaged(f"{what} cannot be decoded ({exc})") from None
+            profile = self.cache.put(Region.CONTENT, key, profile)
         return profile
 
     def profile_for_version(self, uow: UnitOfWork, version: int) -> Profile:
@@ -152,9 +170,17 @@ class Registry:
             raise UnknownHostError(f"profile version {version} is not stored")
         return profile
 
-    def _record(self, uow: UnitOfWork, row: HostRow) -> HostRecord | None:
-        """The mirrored record of a stored host; None when its profile is not stored."""
-        profile = self._decoded(uow, row.profile_version)
+    def _record(
+        self, uow: UnitOfWork, row: HostRow, known: HostRecord | None = None
+    ) -> HostRecord | None:
+        """The mirrored record of a stored host; None when its profile is not stored.
+
+        ``known``, the record mirrored so far, lends its decoded profile when the version
+        is the same (a heartbeat never decodes again, whatever the cache evicted)."""
+        if known is not None and known.profile_version == row.profile_version:
+            profile: Profile | None = known.profile
+        else:
+            profile = self._decoded(uow, row.profile_version)
         if profile is None:
             return None
         return HostRecord(
@@ -174,19 +200,27 @@ class Registry:
         )
 
     def _load(self, host_ids: Iterable[str] | None = None) -> None:
-        """Mirror the stored hosts in memory (all of them, or just ``host_ids``)."""
+        """Mirror the stored hosts in memory (all of them, or just ``host_ids``).
+
+        Then the cache forgets every answer about a host that is gone or whose profile
+        version, status, replayed flag or cluster changed: after the mirror changed, so an
+        answer a reader stored meanwhile is dropped by one side or the other (see
+        `Decisions._remember`)."""
         with self.store.read() as uow:
             if host_ids is None:
                 records = (self._record(uow, row) for row in uow.hosts.all())
                 self._hosts = {r.host_id: r for r in records if r is not None}
                 return
             for host_id in host_ids:
+                old = self._hosts.get(host_id)
                 row = uow.hosts.get(host_id)
-                record = None if row is None else self._record(uow, row)
+                record = None if row is None else self._record(uow, row, old)
                 if record is None:
                     self._hosts.pop(host_id, None)
                 else:
                     self._hosts[host_id] = record
+                if old is None or record is None or _answer_key(old) != _answer_key(record):
+                    self.cache.forget_host(host_id)
 
     def hosts(self, cluster: str | None = None) -> list[HostRecord]:
         records = list(self._hosts.values())  # one C-level copy: consistent under the GIL
@@ -302,7 +336,7 @@ class Registry:
             validate_capture(capture)
             blob = pack_capture(capture)
             key = digest(blob)
-            profile = self.profile_cache.content(key) or decode(capture)
+            profile = self.cache.get(Region.CONTENT, key) or decode(capture)
         except RawDataError as exc:
             raise InvalidReportError(f"report for {host_id!r} refused: {exc}") from None
         if replayed and not self.allow_replayed:
@@ -437,7 +471,7 @@ class Registry:
             if known is None or known.fingerprint != profile.fingerprint:
                 self._check_change_rate(host_id)
             self._commit(work, [host_id])
-            self.profile_cache.remember_content(key, profile)
+            self.cache.put(Region.CONTENT, key, profile)
             if stored_new_version:
                 self._changes.setdefault(host_id, deque()).append(self.clock())
         return self.host(host_id)
@@ -475,8 +509,7 @@ class Registry:
         ids = uow.profiles.oldest(host_id, count - keep, keep=current)
         uow.profiles.delete(ids)
         uow.hosts.add_pruned(host_id, len(ids))
-        for i in ids:
-            self.profile_cache.forget(i)
+        uow.on_commit(lambda: self._forget_versions(ids))
         self.add_event(
             uow,
             now,
@@ -488,6 +521,10 @@ class Registry:
             pruned_versions=len(ids),
             kept_versions=keep,
         )
+
+    def _forget_versions(self, versions: Iterable[int]) -> None:
+        for version in versions:
+            self.cache.forget_version(version)
 
     def _interval(self, seconds: float, default: float) -> float:
         """A client's interval, bounded by --max-interval (LimitError beyond it).
@@ -629,8 +666,7 @@ class Registry:
             uow.hosts.delete(host_id)
             versions = uow.profiles.oldest(host_id, uow.profiles.count(host_id), keep=None)
             uow.profiles.delete(versions)
-            for version in versions:
-                self.profile_cache.forget(version)
+            uow.on_commit(lambda: self._forget_versions(versions))
             self.add_event(
                 uow,
                 now,
@@ -644,3 +680,8 @@ class Registry:
             return {record.cluster}
 
         self._commit(work, [host_id])
+
+
+def _answer_key(record: HostRecord) -> tuple[object, ...]:
+    """What the cached answers about a host depend on; any change drops them."""
+    return (record.profile_version, record.status, record.replayed, record.cluster)

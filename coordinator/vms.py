@@ -14,9 +14,10 @@ from typing import Any
 from cpucompat.agent.errors import InputError, NotFoundError
 
 from .baseline_pins import PINNED, BaselinePins
+from .cache import Region
 from .decisions import Decisions, Ref
 from .domain.compat import Verdict, check, unknown_host
-from .domain.hosts import EventKind
+from .domain.hosts import EventKind, HostRecord
 from .domain.libvirt_cpu import DomainCpu, LibvirtCpuError, parse_domain_cpu
 from .domain.policy import OfflineAction
 from .domain.requirement import Requirement
@@ -98,7 +99,9 @@ class VmRegistry:
         self.policies = policies
         with store.read() as uow:
             rows = uow.vms.all()
-        self._cache: dict[str, VmRecord] = {row.name: self._from_row(row) for row in rows}
+        # The mirror of the stored VMs (state, not a cache: it is the table, refreshed
+        # after every change this class makes).
+        self._vms: dict[str, VmRecord] = {row.name: self._from_row(row) for row in rows}
 
     @staticmethod
     def _from_row(row: VmRow) -> VmRecord:
@@ -119,19 +122,20 @@ class VmRegistry:
         with self.store.read() as uow:
             row = uow.vms.get(name)
         if row is None:
-            self._cache.pop(name, None)
+            self._vms.pop(name, None)
         else:
-            self._cache[name] = self._from_row(row)
+            self._vms[name] = self._from_row(row)
+        self.registry.cache.forget_vm(name)
 
     def get(self, name: str) -> VmRecord:
         """From memory: the table changes only through this class, which refreshes it."""
-        record = self._cache.get(name)
+        record = self._vms.get(name)
         if record is None:
             raise UnknownVmError(f"no VM {name!r} is registered; see `cpucompat vm list`")
         return record
 
     def all(self, cluster: str | None = None) -> list[VmRecord]:
-        records = sorted(self._cache.values(), key=lambda r: r.name)
+        records = sorted(self._vms.values(), key=lambda r: r.name)
         return [r for r in records if not cluster or r.cluster == cluster]
 
     def register(
@@ -308,8 +312,52 @@ class VmRegistry:
         return out
 
     def plan(self, name: str, to_host: str) -> FailoverPlan:
-        """SAVE only when the target accepts the VM's boot requirement, else SHUTDOWN."""
+        """SAVE only when the target accepts the VM's boot requirement, else SHUTDOWN.
+
+        Cached per (VM boot, target version and state, cluster policy version): a plan
+        changes with nothing else. The registry drops a changed target's plans, a VM's
+        change drops its own."""
         vm = self.get(name)
+        target = self.registry.find(to_host)
+        key = self._plan_key(vm, target)
+        if target is None or key is None:
+            return self._plan(vm, to_host)
+        cache = self.registry.cache
+        plan: FailoverPlan | None = cache.get(Region.PLAN, key)
+        if plan is None:
+            plan = cache.put(Region.PLAN, key, self._plan(vm, to_host), [to_host], [name])
+            if self.registry.find(to_host) is not target:
+                cache.forget_host(to_host)
+            if self._vms.get(name) is not vm:
+                cache.forget_vm(name)
+        return plan
+
+    def plan_key(self, name: str, to_host: str) -> tuple[object, ...] | None:
+        """The cache key of `plan` (None when nothing is cached), for `AnswerCache.form`."""
+        vm = self._vms.get(name)
+        return None if vm is None else self._plan_key(vm, self.registry.find(to_host))
+
+    def _plan_key(self, vm: VmRecord, target: HostRecord | None) -> tuple[object, ...] | None:
+        if target is None:
+            return None
+        try:
+            policy_version: int | None = self.policies.get(vm.cluster).version
+        except NotFoundError:  # no policy for the cluster yet: the plan says so
+            policy_version = None
+        return (
+            vm.name,
+            vm.booted_at,
+            vm.cluster,
+            target.host_id,
+            target.profile_version,
+            target.status,
+            target.replayed,
+            target.cluster,
+            policy_version,
+        )
+
+    def _plan(self, vm: VmRecord, to_host: str) -> FailoverPlan:
+        name = vm.name
         try:
             target = self.registry.host(to_host)
             verdict = check(vm.requirement, self.decisions.host_view(target))

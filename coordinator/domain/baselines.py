@@ -31,7 +31,6 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import archspec.cpu
@@ -40,6 +39,7 @@ from cpucompat.agent.decode import LEVEL_FEATURES
 from cpucompat.agent.errors import InputError
 from cpucompat.agent.feature_table import UnknownFeatureError, canonical_name
 
+from ..cache import memo
 from .qemu_models import QEMU_PREFIX, QemuModelError, qemu_model_names
 from .qemu_models import table as qemu_table
 from .requirement import (
@@ -172,7 +172,7 @@ def map_feature_names(names: Iterable[str]) -> Mapped:
 LEVEL_NAMES = tuple(name for name, _ in LEVEL_FEATURES)
 
 
-@cache
+@memo("x86-64 level features", maxsize=16)
 def level_features(level: str) -> frozenset[str]:
     """Guest-visible features of an x86-64 level, lower levels included."""
     wanted: set[str] = set()
@@ -232,7 +232,7 @@ def nearest_level(features: Iterable[str]) -> str | None:
 # --- archspec microarchitectures -------------------------------------------------------
 
 
-@cache
+@memo("archspec targets", maxsize=1)
 def _archspec_targets() -> dict[str, Any]:
     return {
         name: target
@@ -241,7 +241,7 @@ def _archspec_targets() -> dict[str, Any]:
     }
 
 
-@cache
+@memo("archspec model features", maxsize=256)
 def _model_parts(
     name: str,
 ) -> tuple[str | None, frozenset[str], tuple[tuple[str, str], ...], tuple[str, ...]]:

@@ -22,6 +22,7 @@ from cpucompat.agent.decode import FEATURE_CLASS
 from cpucompat.agent.feature_table import FeatureClass, bits_named
 from cpucompat.agent.profile import Profile
 
+from ..cache import Memo
 from .kvm_offerable import GENERIC_VIEW
 from .mitigations import KERNEL_SYNTHESISED, kernel_decides, kernel_dependent, kernel_may_set
 from .requirement import (
@@ -379,15 +380,27 @@ class _Compiled:
 
 
 class _Compiler:
-    """Interns decision keys: equal keys share one compiled form and one small integer id."""
+    """Interns decision keys: equal keys share one compiled form and one small integer id.
 
-    MAX_ENTRIES = 200_000
+    The tables are bounded memos of the coordinator's one cache module: keys are
+    content (decision keys; ids are never reused), so an entry never goes stale and an
+    evicted one is only compiled again, under a new id.
+    """
+
+    # Distinct decision keys: profiles x flags x rules, far below this in any fleet;
+    # verdicts: distinct (requirement, target) pairs an audit or search meets.
+    COMPILED_ENTRIES = 50_000
+    VERDICT_ENTRIES = 200_000
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._requirements: dict[tuple[Any, ...], _Compiled] = {}
-        self._targets: dict[tuple[Any, ...], _Compiled] = {}
-        self._verdicts: dict[tuple[int, int], Verdict] = {}
+        self._requirements: Memo[tuple[Any, ...], _Compiled] = Memo(
+            "compiled requirements", self.COMPILED_ENTRIES
+        )
+        self._targets: Memo[tuple[Any, ...], _Compiled] = Memo(
+            "compiled targets", self.COMPILED_ENTRIES
+        )
+        self._verdicts: Memo[tuple[int, int], Verdict] = Memo("verdicts", self.VERDICT_ENTRIES)
         self._next = 0
 
     def _ident(self) -> int:
@@ -396,15 +409,10 @@ class _Compiler:
             return self._next
 
     def requirement(self, req: Requirement) -> _Compiled:
-        cached = req.__dict__.get("_compiled")
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
         key = req.decision_key
         c = self._requirements.get(key)
         if c is None:
-            if len(self._requirements) > self.MAX_ENTRIES:
-                self._requirements.clear()
-            c = self._requirements[key] = _Compiled(
+            c = _Compiled(
                 ident=self._ident(),
                 vendor=req.vendor,
                 features=_BITS.mask(f for f in req.features if decides(f)),
@@ -425,17 +433,14 @@ class _Compiler:
                 nested=req.nested,
                 kernel_bits=_kernel_bits(req.kernel_mitigations, req.vendor, req.family),
             )
-        # Requirement is frozen; the compiled form is a cache, not state.
-        object.__setattr__(req, "_compiled", c)
+            c = self._requirements.put(key, c)
         return c
 
     def target(self, view: TargetView) -> _Compiled:
         key = view.decision_key
         c = self._targets.get(key)
         if c is None:
-            if len(self._targets) > self.MAX_ENTRIES:
-                self._targets.clear()
-            c = self._targets[key] = _Compiled(
+            c = _Compiled(
                 ident=self._ident(),
                 vendor=view.vendor,
                 features=_BITS.mask(view.guest_features),
@@ -456,15 +461,14 @@ class _Compiler:
                 kernel_mitigations=view.kernel_mitigations,
                 kernel_bits=_kernel_bits(view.kernel_mitigations, view.vendor, view.family),
             )
+            c = self._targets.put(key, c)
         return c
 
     def verdict(self, req: _Compiled, tgt: _Compiled) -> Verdict:
         key = (req.ident, tgt.ident)
         v = self._verdicts.get(key)
         if v is None:
-            if len(self._verdicts) > self.MAX_ENTRIES:
-                self._verdicts.clear()
-            v = self._verdicts[key] = _decide(req, tgt)
+            v = self._verdicts.put(key, _decide(req, tgt))
         return v
 
 

@@ -23,12 +23,13 @@ import difflib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from cpucompat.agent.errors import InputError
+
+from ..cache import memo
 
 TABLE_PATH = Path(__file__).with_name("qemu_models.json")
 QEMU_PREFIX = "qemu/"
@@ -125,7 +126,7 @@ def load_table(path: Path = TABLE_PATH) -> QemuTable:
     )
 
 
-@cache
+@memo("QEMU model table", maxsize=1)
 def table() -> QemuTable:
     """The shipped table, loaded once."""
     return load_table()

@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import grpc
 
-from cpucompat.agent.errors import NotFoundError
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .. import convert
+from ..cache import Region
 from ..domain.libvirt_cpu import MAX_XML_BYTES
 from ..limits import MAX_SPEC, LimitError, check_name, check_text
 from ..registry import Registry
 from ..vms import UnknownVmError, VmRegistry
 from .paging import decode_token, encode_token, fill, page_size
 
-PLAN_CACHE_SIZE = 100_000
-
 
 class VmServicer(pb_grpc.VmServiceServicer):
+    """Caches nothing: `VmRegistry.plan` keeps plans in the coordinator's one cache."""
+
     def __init__(self, vms: VmRegistry, registry: Registry) -> None:
         self.vms = vms
         self.registry = registry
-        self._plans: dict[tuple[object, ...], pb.PlanFailoverResponse] = {}
 
     def RegisterVm(
         self, request: pb.RegisterVmRequest, context: grpc.ServicerContext
@@ -77,16 +76,17 @@ class VmServicer(pb_grpc.VmServiceServicer):
     ) -> pb.GetVmTargetsResponse:
         check_name(request.vm_name, "VM name")
         vm = self.vms.get(request.vm_name)
-        targets = []
-        for host_id, verdict in self.vms.targets(request.vm_name):
-            record = self.registry.host(host_id)
-            targets.append(
-                pb.TargetVerdict(
-                    host_id=host_id,
-                    status=convert.status_to_proto(record.status),
-                    verdict=convert.verdict_to_proto(verdict),
-                )
+        results = self.vms.targets(request.vm_name)
+        targets = [
+            pb.TargetVerdict(
+                host_id=host_id,
+                status=convert.status_to_proto(self.registry.host(host_id).status),
+                verdict=message,
             )
+            for (host_id, _), message in zip(
+                results, convert.verdicts_to_proto([v for _, v in results]), strict=True
+            )
+        ]
         return pb.GetVmTargetsResponse(vm=convert.vm_to_proto(vm), targets=targets)
 
     def PlanFailover(
@@ -94,37 +94,12 @@ class VmServicer(pb_grpc.VmServiceServicer):
     ) -> pb.PlanFailoverResponse:
         check_name(request.vm_name, "VM name")
         check_name(request.to_host, "target host")
-        key = self._plan_key(request)
-        response = self._plans.get(key) if key is not None else None
-        if response is None:
-            plan = self.vms.plan(request.vm_name, request.to_host)
-            response = pb.PlanFailoverResponse(plan=convert.plan_to_proto(plan))
-            if key is not None:
-                if len(self._plans) >= PLAN_CACHE_SIZE:
-                    self._plans.clear()
-                self._plans[key] = response
-        return response
-
-    def _plan_key(self, request: pb.PlanFailoverRequest) -> tuple[object, ...] | None:
-        """A plan changes only with the VM's boot, the target's version or state, or the policy."""
-        try:
-            vm = self.vms.get(request.vm_name)
-            policy_version = self.vms.policies.get(vm.cluster).version
-        except NotFoundError:  # no such VM or cluster: plan() says which, uncached
-            return None
-        target = self.registry.find(request.to_host)
-        if target is None:
-            return None
-        return (
-            vm.name,
-            vm.booted_at,
-            vm.cluster,
-            target.host_id,
-            target.profile_version,
-            target.status,
-            target.replayed,
-            target.cluster,
-            policy_version,
+        plan = self.vms.plan(request.vm_name, request.to_host)
+        return self.registry.cache.form(
+            Region.PLAN,
+            self.vms.plan_key(request.vm_name, request.to_host),
+            plan,
+            lambda: pb.PlanFailoverResponse(plan=convert.plan_to_proto(plan)),
         )
 
     def RemoveVm(
