@@ -11,9 +11,9 @@ unit of work of every registry change (`Registry.on_change`), like the policy.
 
 from __future__ import annotations
 
-import functools
 import threading
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from cpucompat.agent.errors import NotFoundError
@@ -171,7 +171,7 @@ class BaselinePins:
             with self._lock:
                 before = self._below.get(cluster, frozenset())
             below = self._flag(uow, cluster, pin, before, now, stored=True)
-            uow.on_commit(functools.partial(self._set, cluster, pin, below))
+            uow.on_commit(partial(self._set, cluster, pin, below))
 
     def _flag(
         self,

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 from xml.sax.saxutils import escape
 
 from cpucompat.agent.errors import InputError
 
+from ..cache import memo
 from .audit import AuditReport
 from .baselines import (
     MODEL_PREFIX,
@@ -69,7 +69,7 @@ HYPERV_DOCS = (
 )
 
 
-@cache
+@memo("qemu feature spellings", 1)
 def _qemu_names() -> dict[str, str]:
     """Project feature name -> QEMU's spelling, from the generated table (QEMU located it)."""
     out: dict[str, str] = {}
