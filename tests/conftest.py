@@ -8,7 +8,9 @@
 - ``tests/e2e/``: the `cpucompat` CLI or its daemons as real subprocesses
   (``tests.support.daemons``: ``run_cli``, ``start_coordinator``, ``start_agent``, ...).
 
-A module goes in the heaviest layer any of its tests uses. Helpers live in
+A module goes in the heaviest layer any of its tests uses. Each test is marked with its
+layer (``python3 -m pytest -q -m unit`` runs the fast layer alone); the whole suite is
+still the one command, ``python3 -m pytest -q``. Helpers live in
 ``tests/support/`` (``from tests.support.paths import DEV_DUMP``); no test module imports
 another (``tests/unit/test_test_layout.py`` enforces these rules). See tests/README.md.
 
@@ -29,6 +31,16 @@ from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.profile import Profile
 
 from .support.paths import IS_X86_64
+
+LAYERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its layer, from the folder it sits in."""
+    for item in items:
+        layer = item.path.parent.name
+        if layer in LAYERS:
+            item.add_marker(getattr(pytest.mark, layer))
 
 
 @pytest.fixture

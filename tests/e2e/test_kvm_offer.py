@@ -4,7 +4,7 @@ Offline tests use a recorded offer (tests/fixtures/processors/
 dev-amd-epyc-nested-kvm-offer.json, recorded unedited with `probe --json` on a
 nested KVM development machine whose KVM offers no SSE3); where a test needs a
 changed offer it edits a copy of that recording in memory and says which bit.
-Tests that need the live /dev/kvm skip cleanly without it (tests/test_kvm_offer_qemu.py
+Tests that need the live /dev/kvm skip cleanly without it (tests/e2e/test_kvm_offer_live.py
 holds the QEMU cross-check).
 """
 
