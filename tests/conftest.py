@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -31,6 +32,9 @@ from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.profile import Profile
 
 from .support.paths import IS_X86_64
+
+if TYPE_CHECKING:
+    from .support.inprocess import Running
 
 LAYERS = ("unit", "integration", "e2e")
 
@@ -73,7 +77,7 @@ def live_host_profile(live_host_dump: Path) -> Profile:
 
 
 @pytest.fixture
-def live_coordinator(tmp_path: Path) -> Iterator[object]:
+def live_coordinator(tmp_path: Path) -> Iterator[Running]:
     """A coordinator served in this process on loopback (`tests.support.inprocess.Running`)."""
     from .support.inprocess import Running
 
