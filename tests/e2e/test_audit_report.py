@@ -28,10 +28,10 @@ from cpucompat.agent.profile import Profile
 from cpucompat.coordinator.domain.audit import HostInput, audit
 from cpucompat.coordinator.report.html import render_html
 from cpucompat.coordinator.report.svg import CELL_HOST_LIMIT, TITLE_FEATURES, render_svg
-
-from .conftest import FIXTURES, shared_dumps_or_skip
-from .daemons import Daemon, run_cli, start_agent, start_coordinator, wait_until
-from .png_pixels import png_colours, png_size
+from tests.support.daemons import Daemon, run_cli, start_agent, start_coordinator, wait_until
+from tests.support.paths import DEV_DUMP, FIXTURES
+from tests.support.png_pixels import png_colours, png_size
+from tests.support.shared import shared_dumps_or_skip
 
 SVG = "{http://www.w3.org/2000/svg}"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -39,7 +39,7 @@ WINDOW = (800, 700)
 REFUSED_RGB = bytes.fromhex("d64545")
 SELF_RGB = bytes.fromhex("9a9a9a")
 
-AMD = FIXTURES / "processors" / "dev-amd-epyc-kvm.cpuid-r.txt"
+AMD = DEV_DUMP
 INTEL = FIXTURES / "processors" / "intel-skylake-leaf2-edited.cpuid-r.txt"
 FIXTURE_DUMPS = [
     *sorted((FIXTURES / "processors").glob("*.cpuid-r.txt")),
