@@ -72,7 +72,7 @@ How to extend
    deserves one too.
 4. Add QEMU/libvirt/compiler spellings to ``_EXPLICIT_ALIASES`` (hyphen forms
    of underscore names are generated).
-5. Run ``python -m pytest tests/test_feature_table.py``: it checks positions,
+5. Run ``python -m pytest tests/unit/test_feature_table.py``: it checks positions,
    overlaps, duplicates, reasons and aliases.
 """
 

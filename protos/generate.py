@@ -8,7 +8,7 @@ Runs the pinned generator (grpcio-tools, see pyproject's dev extra) as
 
 so generated modules import each other as ``from cpucompat.v1 import x_pb2``.
 OUT defaults to ``protos/`` (the committed files next to the .proto files);
-``--out DIR`` writes elsewhere, which is how tests/test_protos.py checks that
+``--out DIR`` writes elsewhere, which is how tests/integration/test_protos.py checks that
 the committed files are up to date. ``--descriptor-set FILE`` also writes a
 FileDescriptorSet with source info (comments), for linting.
 

@@ -18,7 +18,7 @@ from .common import EXIT_CODES_HELP, EXIT_USAGE, safe
 
 # name -> (module that defines add_parser(subparsers) and run(args), one-line help).
 # Loaded by name with importlib when chosen: this table is the one place the agent's side
-# names the coordinator's modules (tests/test_layers.py allows exactly this).
+# names the coordinator's modules (tests/unit/test_layers.py allows exactly this).
 COMMANDS: dict[str, tuple[str, str]] = {
     "quickstart": (
         "cpucompat.coordinator.cli.quickstart_cmd",

@@ -1,0 +1,1 @@
+"""cpucompat tests: the e2e layer (see tests/conftest.py)."""

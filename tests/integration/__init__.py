@@ -1,0 +1,1 @@
+"""cpucompat tests: the integration layer (see tests/conftest.py)."""

@@ -1,0 +1,212 @@
+"""Databases written before the storage seam open, migrate and keep every row.
+
+The fixture `tests/fixtures/storage/main-d22b1c5-schema.sql` is the schema code of the
+coordinator as it was before the migrations became `.sql` files; each test builds a real
+SQLite file exactly as that code did (at every schema version it ever wrote), fills it
+with rows as that code wrote them, and opens it with today's coordinator.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from cpucompat.agent.decode import decode
+from cpucompat.agent.dumps import load_dump
+from cpucompat.coordinator.domain.hosts import EventKind, HostStatus
+from cpucompat.coordinator.domain.policy import OfflineAction
+from cpucompat.coordinator.policy import PolicyEngine
+from cpucompat.coordinator.registry import Registry
+from cpucompat.coordinator.storage import StoreError, open_storage
+from cpucompat.coordinator.storage.blobs import pack_capture
+from cpucompat.coordinator.storage.migrations import Migration, load, migrate, statements
+from cpucompat.coordinator.storage.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStorage
+from tests.support.hostile import DEV_DUMP, DUMPS
+from tests.support.paths import FIXTURES
+
+LEGACY_SCHEMA = FIXTURES / "storage" / "main-d22b1c5-schema.sql"
+
+
+def legacy_migrations() -> dict[int, str]:
+    """The old code's MIGRATIONS: {version: SQL}, read from the fixture."""
+    sections: dict[int, str] = {}
+    current: int | None = None
+    for line in LEGACY_SCHEMA.read_text().splitlines(keepends=True):
+        m = re.fullmatch(r"-- version (\d+)\s*", line)
+        if m is not None:
+            current = int(m[1])
+            sections[current] = ""
+        elif current is not None:
+            sections[current] += line
+    return sections
+
+
+def legacy_database(path: Path, version: int) -> Path:
+    """A database as the old code left it at ``version`` (its own statement splitting)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for number, sql in sorted(legacy_migrations().items()):
+            if number > version:
+                break
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in sql.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={number}")
+            conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return path
+
+
+def schema_of(path: Path) -> list[tuple[str, str, str]]:
+    """Every table and index with its definition, whitespace normalised."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        rows = conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
+            "ORDER BY type, name"
+        ).fetchall()
+    return [(kind, name, " ".join((sql or "").split())) for kind, name, sql in rows]
+
+
+def test_the_fixture_is_the_whole_old_schema() -> None:
+    assert sorted(legacy_migrations()) == [1, 2, 3, 4] == [m.version for m in load_sqlite()][:4]
+
+
+def load_sqlite() -> list:
+    return load("cpucompat.coordinator.storage.sqlite.migrations")
+
+
+def test_a_new_database_has_exactly_the_old_schema(tmp_path: Path) -> None:
+    """The database format did not change: same tables, columns, types and indexes.
+
+    Migrations after the fixture's version 4 (5: ``vms.cpu_definition``, 6:
+    ``baseline_pins``) are applied to the old database by hand, so the comparison still
+    covers every old statement.
+    """
+    old = legacy_database(tmp_path / "old.db", 4)
+    with sqlite3.connect(old) as conn:
+        for migration in load_sqlite()[4:]:
+            for statement in migration.statements:
+                conn.execute(statement)
+    storage = SqliteStorage(tmp_path / "new.db")
+    try:
+        assert storage.schema_version() == SCHEMA_VERSION == 6
+    finally:
+        storage.close()
+    assert schema_of(tmp_path / "new.db") == schema_of(old)
+    assert len(schema_of(old)) == 11  # 7 tables, 4 indexes
+
+
+def test_each_migration_file_holds_the_old_statements() -> None:
+    for migration in load_sqlite()[:4]:
+        old = statements(legacy_migrations()[migration.version])
+        assert [" ".join(s.split()) for s in migration.statements] == [
+            " ".join(s.split()) for s in old
+        ]
+
+
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
+def test_old_database_with_rows_opens_migrates_and_keeps_them(tmp_path: Path, version: int) -> None:
+    db = legacy_database(tmp_path / "c.db", version)
+    capture = load_dump(DEV_DUMP)
+    profile = decode(capture)
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO profiles (host_id, recorded_at, fingerprint, source, raw, features, "
+            "gained, lost, summary) VALUES ('h1', 100.0, ?, ?, ?, ?, '[]', '[]', '{}')",
+            (profile.fingerprint, capture.source, pack_capture(capture), json.dumps(sorted(profile.features))),
+        )  # fmt: skip
+        conn.execute(
+            "INSERT INTO hosts (host_id, cluster, agent_address, agent_version, status, replayed, "
+            "fingerprint, agent_fingerprint, profile_version, first_seen, last_seen, "
+            "heartbeat_interval) VALUES ('h1', 'prod', '', '0.1', 'online', 1, ?, 'a', 1, 100.0, "
+            "100.0, 30.0)",
+            (profile.fingerprint,),
+        )
+        conn.execute(
+            "INSERT INTO events (time, cluster, host_id, kind, message, details) VALUES "
+            "(100.0, 'prod', 'h1', 'host_joined', 'host h1 joined cluster prod', '{}')"
+        )
+        if version >= 2:
+            conn.execute(
+                "INSERT INTO policies (cluster, action, computed_action, pinned_action, reason, "
+                "details, version, updated_at) VALUES ('prod', '2', '1', '2', 'pinned', "
+                '\'{"pin_reason": "maintenance"}\', 3, 100.0)'
+            )
+        if version >= 4:
+            conn.execute(
+                "INSERT INTO admissions VALUES ('prod', 'h*', 100.0, 'ops')"
+            )  # fmt: skip
+
+    clock = [200.0]
+    storage = open_storage(db)
+    try:
+        assert isinstance(storage, SqliteStorage) and storage.schema_version() == SCHEMA_VERSION
+        registry = Registry(storage, clock=lambda: clock[0], allow_replayed=True)
+        policies = PolicyEngine(storage, registry)
+        host = registry.host("h1")
+        assert (host.cluster, host.status, host.fingerprint) == (
+            "prod",
+            HostStatus.ONLINE,
+            profile.fingerprint,
+        )
+        assert registry.history("h1")[0] == 0  # pruned_versions: 0 after migration 3
+        assert registry.events()[0].kind == EventKind.HOST_JOINED
+        stored = policies.get("prod")
+        if version >= 2:
+            assert stored.decision.pinned == OfflineAction.SHUTDOWN
+            assert stored.decision.pin_reason == "maintenance"
+        # The migrated file takes new versions, numbered after the stored one.
+        clock[0] += 1
+        changed = registry.report(
+            "h1", "prod", load_dump(DUMPS / "libcpuid-single.txt"), heartbeat_interval=30
+        )
+        assert changed.profile_version == 2
+        assert [v.version for v in registry.history("h1")[1]] == [1, 2]
+    finally:
+        storage.close()
+    SqliteStorage(tmp_path / "fresh.db").close()
+    assert schema_of(db) == schema_of(tmp_path / "fresh.db")
+
+
+def test_database_from_a_newer_cpucompat_is_refused_untouched(tmp_path: Path) -> None:
+    db = legacy_database(tmp_path / "c.db", 4)
+    with sqlite3.connect(db) as conn:
+        for migration in load_sqlite()[4:]:  # every table this cpucompat knows is there
+            for statement in migration.statements:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    before = schema_of(db)
+    newer = rf"schema version {SCHEMA_VERSION + 1}, newer than this cpucompat \({SCHEMA_VERSION}\)"
+    with pytest.raises(StoreError, match=newer):
+        open_storage(db)
+    assert schema_of(db) == before
+
+
+def test_migration_files_split_into_statements_without_their_comments() -> None:
+    assert statements("-- a; comment\nCREATE TABLE a (x);\n\n CREATE INDEX i ON a (x)") == (
+        "CREATE TABLE a (x)",
+        "CREATE INDEX i ON a (x)",
+    )
+
+
+def test_a_failing_migration_leaves_the_database_at_its_version(tmp_path: Path) -> None:
+    """Each file is one transaction with its version record: half a step never lands."""
+    storage = SqliteStorage(tmp_path / "c.db")
+    try:
+        broken = Migration(
+            SCHEMA_VERSION + 1, "broken", ("CREATE TABLE extra (x)", "CREATE TABLE hosts (x)")
+        )
+        with pytest.raises(sqlite3.OperationalError, match="already exists"):
+            migrate(storage, [*MIGRATIONS, broken], "database c.db")
+        assert storage.schema_version() == SCHEMA_VERSION
+        # The steps already applied are skipped: only the missing ones run.
+        assert migrate(storage, MIGRATIONS, "database c.db") == []
+    finally:
+        storage.close()
+    assert "extra" not in {name for _, name, _ in schema_of(tmp_path / "c.db")}

@@ -1,0 +1,1 @@
+"""cpucompat tests: the unit layer (see tests/conftest.py)."""

@@ -1,0 +1,111 @@
+"""The storage seam holds: SQL and `sqlite3` live only in the SQLite backend.
+
+Services (registry, policy, VMs, admissions, servicers) speak the repository
+protocols of `coordinator/storage/interface.py`, so a second backend (PostgreSQL)
+needs no change outside `coordinator/storage/`. This walks every module's syntax tree.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from tests.support.paths import PROJECT_ROOT
+
+SQLITE_BACKEND = PROJECT_ROOT / "coordinator" / "storage" / "sqlite"
+SOURCES = [PROJECT_ROOT / "agent", PROJECT_ROOT / "coordinator"]
+
+# SQL as this project writes it: upper-case keywords, SQLite's functions and pragmas.
+SQL = re.compile(
+    r"\bSELECT\b[\s\S]*\bFROM\b|\bINSERT\s+(?:OR\s+\w+\s+)?INTO\b|\bUPDATE\s+\w+\s+SET\b"
+    r"|\bDELETE\s+FROM\b|\bCREATE\s+(?:TABLE|INDEX)\b|\bALTER\s+TABLE\b|\bPRAGMA\b"
+    r"|\bBEGIN\s+IMMEDIATE\b|\bjson_(?:set|extract)\b|\bsqlite_master\b|\blastrowid\b"
+)
+# Which modules may name the SQLite backend: the factory that opens --db and the old alias
+# (whose other names, StoreError, FaultLog, are backend-neutral re-exports).
+MAY_IMPORT_BACKEND = {
+    PROJECT_ROOT / "coordinator" / "storage" / "__init__.py",
+    PROJECT_ROOT / "coordinator" / "store.py",
+}
+
+
+def modules() -> list[Path]:
+    return sorted(p for root in SOURCES for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def in_backend(path: Path) -> bool:
+    return SQLITE_BACKEND in path.parents
+
+
+def imported(tree: ast.AST, path: Path) -> set[str]:
+    """Every module ``path`` imports, relative imports resolved to dotted paths from the root."""
+    package = path.relative_to(PROJECT_ROOT).parent.parts
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = list(package[: len(package) - node.level + 1]) if node.level else []
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            names.add(module)
+            names |= {f"{module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def sql_strings(tree: ast.AST) -> list[str]:
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL.search(node.value)
+    ]
+
+
+def test_only_the_sqlite_backend_imports_sqlite3() -> None:
+    offenders = []
+    for path in modules():
+        if in_backend(path):
+            continue
+        names = imported(ast.parse(path.read_text()), path)
+        if "sqlite3" in names or any(n.startswith("sqlite3.") for n in names):
+            offenders.append(str(path.relative_to(PROJECT_ROOT)))
+    assert offenders == [], f"import sqlite3 outside coordinator/storage/sqlite: {offenders}"
+
+
+def test_no_sql_outside_the_sqlite_backend() -> None:
+    offenders = {}
+    for path in modules():
+        if in_backend(path):
+            continue
+        found = sql_strings(ast.parse(path.read_text()))
+        if found:
+            offenders[str(path.relative_to(PROJECT_ROOT))] = found[:2]
+    assert offenders == {}, f"SQL outside coordinator/storage/sqlite: {offenders}"
+
+
+def test_the_detector_sees_the_backends_sql() -> None:
+    """The two checks above can fail: they find the SQL and the import where they belong."""
+    repositories = SQLITE_BACKEND / "repositories.py"
+    tree = ast.parse(repositories.read_text())
+    found = sql_strings(tree)
+    assert any("INSERT OR REPLACE INTO vms" in s for s in found)
+    assert any("json_set" in s for s in found)
+    assert len(found) >= 25
+    assert "sqlite3" in imported(tree, repositories)
+
+
+def test_services_reach_storage_only_through_the_interface() -> None:
+    offenders = []
+    for path in modules():
+        if in_backend(path) or path in MAY_IMPORT_BACKEND:
+            continue
+        names = imported(ast.parse(path.read_text()), path)
+        bad = sorted(
+            n
+            for n in names
+            if n.removeprefix("cpucompat.").startswith("coordinator.storage.sqlite")
+            or n.removeprefix("cpucompat.") == "coordinator.store.Store"
+        )
+        if bad:
+            offenders.append(f"{path.relative_to(PROJECT_ROOT)}: {bad}")
+    assert offenders == [], offenders
