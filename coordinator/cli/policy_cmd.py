@@ -225,8 +225,8 @@ def run_export(args: argparse.Namespace) -> int:
                     {
                         "vm": vm.name,
                         "resource": vm.name if pacemaker else f"Virtual Machine {vm.name}",
-                        "offline_action": name,
-                        "hyperv_offline_action": number,
+                        "offline_action": number,  # the VM's own, Hyper-V's number
+                        "action": name,
                         "refusing_hosts": refusing,
                         **(
                             {"snapshot": args.snapshot_dir if name == "SAVE" else None}
@@ -239,10 +239,10 @@ def run_export(args: argparse.Namespace) -> int:
             }
         )
         return EXIT_OK
-    comment = "#"
     lines = [
-        f"{comment} cpucompat policy for cluster {args.cluster}: cluster action "
-        f"{action} (OfflineAction {policy.hyperv_offline_action}); each registered VM gets its own",
+        f"# cpucompat policy for cluster {args.cluster}: OfflineAction "
+        f"{policy.hyperv_offline_action} ({action})",
+        "# Each registered VM gets its own action (see `cpucompat vm list`).",
         wrap(f"Reason: {policy.reason}", indent="# "),
         f"# Policy version {policy.version}; review, then run on a node of the "
         + ("Pacemaker cluster." if pacemaker else "failover cluster."),
@@ -252,8 +252,8 @@ def run_export(args: argparse.Namespace) -> int:
             "# No VMs are registered for this cluster: register them with `cpucompat vm register`."
         )
     for vm, number, name, refusing in actions:
-        why = f"# {vm.name}: {name}" + (f" (refused by {', '.join(refusing)})" if refusing else "")
-        lines.append(why)
+        why = f"{vm.name}: {name}" + (f" (refused by {', '.join(refusing)})" if refusing else "")
+        lines.append(wrap(why, indent="# "))
         if pacemaker:
             # VirtualDomain saves the domain to `snapshot` on stop and restores it on start.
             if name == "SAVE":
