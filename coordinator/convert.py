@@ -25,6 +25,7 @@ from .domain.hosts import Event, EventKind, HostRecord, HostStatus, ProfileVersi
 from .domain.kvm_offerable import GENERIC_VIEW, Hypervisor
 from .domain.policy import OfflineAction
 from .domain.requirement import Requirement
+from .domain.vm_action import VmAction
 from .policy import StoredPolicy
 from .vms import FailoverPlan, VmRecord
 
@@ -49,6 +50,8 @@ _EVENT = {
     EventKind.BASELINE_PINNED: pb.EVENT_KIND_BASELINE_PINNED,
     EventKind.BASELINE_UNPINNED: pb.EVENT_KIND_BASELINE_UNPINNED,
     EventKind.HOST_BELOW_BASELINE: pb.EVENT_KIND_HOST_BELOW_BASELINE,
+    EventKind.VM_ACTION_CHANGED: pb.EVENT_KIND_VM_ACTION_CHANGED,
+    EventKind.MAINTENANCE_CHANGED: pb.EVENT_KIND_MAINTENANCE_CHANGED,
 }
 
 
@@ -89,6 +92,9 @@ def host_to_proto(record: HostRecord, microarchitecture: str = "") -> pb.Host:
         summary=summary_to_proto(record.profile, microarchitecture),
         agent_version=record.agent_version,
         profile_version=record.profile_version,
+        maintenance=record.in_maintenance,
+        maintenance_ending=record.maintenance == "ending",
+        maintenance_reason=record.maintenance_reason,
     )
 
 
@@ -458,8 +464,8 @@ def requirement_to_proto(req: Requirement) -> pb.VmRequirement:
     )
 
 
-def vm_to_proto(vm: VmRecord) -> pb.Vm:
-    return pb.Vm(
+def vm_to_proto(vm: VmRecord, action: VmAction | None = None) -> pb.Vm:
+    msg = pb.Vm(
         name=vm.name,
         cluster=vm.cluster,
         boot_host=vm.boot_host or "",
@@ -468,6 +474,20 @@ def vm_to_proto(vm: VmRecord) -> pb.Vm:
         registered_at=timestamp(vm.registered_at),
         booted_at=timestamp(vm.booted_at),
         cpu_definition=vm.cpu_definition or "",
+    )
+    if action is not None:
+        msg.action.CopyFrom(vm_action_to_proto(action))
+    return msg
+
+
+def vm_action_to_proto(action: VmAction) -> pb.VmAction:
+    return pb.VmAction(
+        vm_name=action.vm,
+        action=_OFFLINE[action.action],
+        hyperv_offline_action=int(action.action),
+        refusing_hosts=list(action.refusing_hosts),
+        reason=action.reason,
+        current_host=action.current_host or "",
     )
 
 

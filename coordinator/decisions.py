@@ -24,6 +24,7 @@ from .domain.hosts import HostRecord, HostStatus
 from .domain.kvm_offerable import Hypervisor
 from .domain.requirement import Requirement
 from .domain.sides import requirement_of, target_of
+from .domain.vm_action import in_maintenance
 from .registry import Registry, UnknownHostError
 
 T = TypeVar("T")
@@ -229,7 +230,10 @@ class Decisions:
         out: list[tuple[HostRecord, Verdict]] = []
         for view in views:
             verdict = accepted.get(view.name) or check(requirement, view)
-            out.append((by_name[view.name], verdict))
+            record = by_name[view.name]
+            if record.in_maintenance:
+                verdict = in_maintenance(verdict, record.host_id, record.maintenance_reason)
+            out.append((record, verdict))
         out.sort(key=lambda item: (not item[1].compatible, item[0].host_id))
         return out
 

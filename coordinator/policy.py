@@ -8,7 +8,7 @@ disagree with the stored hosts. Watchers are woken after the commit.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cpucompat.agent.errors import NotFoundError
 
@@ -22,7 +22,7 @@ from .domain.policy import (
     check_pin,
     decide,
 )
-from .registry import Registry, UnknownHostError, add_event, check_name
+from .registry import OnChange, Registry, UnknownHostError, add_event, check_name
 from .storage.interface import PolicyRow, Storage, UnitOfWork
 
 POLICY_PAIR_LIMIT = 50
@@ -50,6 +50,8 @@ class PolicyEngine:
         self._policies: dict[str, StoredPolicy] = {}
         self._changed = threading.Condition()
         self._closed = False
+        # Run in the unit of work of a pin or unpin (the per-VM actions follow the pin).
+        self.on_pin: list[OnChange] = []
         registry.on_change.append(self.recompute_in_tx)
         self._load()
         self._recompute_all()
@@ -57,8 +59,11 @@ class PolicyEngine:
     # ---- computing -------------------------------------------------------------------
 
     def compute(self, uow: UnitOfWork, cluster: str) -> PolicyDecision:
+        # A host in maintenance has no say: neither its processor nor its silence counts.
         members = [
-            (h.host_id, h.status.value, h.profile_version) for h in uow.hosts.in_cluster(cluster)
+            (h.host_id, h.status.value, h.profile_version)
+            for h in uow.hosts.in_cluster(cluster)
+            if not h.maintenance
         ]
         row = uow.policies.get(cluster, for_update=True)
         pinned = (
@@ -147,6 +152,15 @@ class PolicyEngine:
                 )
             self._store(uow, decision, now)
         uow.on_commit(lambda: self._publish(clusters))
+
+    def touch(self, uow: UnitOfWork, cluster: str, now: float) -> None:
+        """A new policy version without a new decision: the cluster's per-VM actions
+        changed, and watchers (agents) must hear of it."""
+        row = uow.policies.get(cluster, for_update=True)
+        if row is None:
+            return
+        uow.policies.put(replace(row, version=row.version + 1, updated_at=now))
+        uow.on_commit(lambda: self._publish({cluster}))
 
     @staticmethod
     def _from_row(row: PolicyRow) -> StoredPolicy:
@@ -273,6 +287,8 @@ class PolicyEngine:
                 pinned=pinned.name if pinned is not None else None,
             )
             self._store(uow, self.compute(uow, cluster), now)
+            for hook in self.on_pin:
+                hook(uow, {cluster}, now)
 
         now = self.registry.clock()
         with self.store.unit_of_work() as uow:

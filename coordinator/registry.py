@@ -37,6 +37,7 @@ from .domain.hosts import (
 from .limits import (
     MAX_AGENT_VERSION,
     MAX_FINGERPRINT,
+    MAX_REASON,
     RATE_WINDOW,
     LimitError,
     Limits,
@@ -61,6 +62,8 @@ OnChange = Callable[[UnitOfWork, set[str], float], None]
 """Called inside the unit of work with the clusters whose membership or profiles changed."""
 
 DEFAULT_HEARTBEAT_INTERVAL = 300.0
+MAINTENANCE_ON = "on"
+MAINTENANCE_ENDING = "ending"
 MIN_HEARTBEAT_INTERVAL = 0.05
 
 
@@ -197,7 +200,13 @@ class Registry:
             profile_version=row.profile_version,
             profile=profile,
             agent_version=row.agent_version,
+            maintenance=row.maintenance,
+            maintenance_reason=row.maintenance_reason,
         )
+
+    def record_of(self, uow: UnitOfWork, row: HostRow) -> HostRecord | None:
+        """A stored host as a record, inside a unit of work (before the mirror has it)."""
+        return self._record(uow, row)
 
     def _load(self, host_ids: Iterable[str] | None = None) -> None:
         """Mirror the stored hosts in memory (all of them, or just ``host_ids``).
@@ -464,6 +473,9 @@ class Registry:
                 touched.add(cluster)
             if old.replayed != replayed:
                 touched.add(cluster)
+            if old.maintenance == MAINTENANCE_ENDING:
+                self._end_maintenance(uow, now, host_id, cluster, "a full report")
+                touched.add(cluster)
             return touched
 
         with self._lock:
@@ -560,6 +572,10 @@ class Registry:
         def work(uow: UnitOfWork, now: float) -> set[str]:
             old = uow.hosts.get(host_id, for_update=True)
             uow.hosts.heard(host_id, now, HostStatus.ONLINE, interval)
+            touched: set[str] = set()
+            if old is not None and old.maintenance == MAINTENANCE_ENDING:
+                self._end_maintenance(uow, now, host_id, cluster, "a heartbeat")
+                touched.add(cluster)
             if old is not None and old.status != HostStatus.ONLINE:
                 self.add_event(
                     uow,
@@ -571,8 +587,8 @@ class Registry:
                     old_status=old.status.value,
                     new_status=HostStatus.ONLINE.value,
                 )
-                return {cluster}
-            return set()
+                touched.add(cluster)
+            return touched
 
         self._commit(work, [host_id])
         return self.host(host_id), False
@@ -630,12 +646,15 @@ class Registry:
         return max(record.last_seen, self.started_at) + (record.stale_after() - record.last_seen)
 
     def sweep(self) -> set[str]:
-        """Mark online hosts whose heartbeats stopped as stale; returns touched clusters."""
+        """Mark online hosts whose heartbeats stopped as stale; returns touched clusters.
+
+        Hosts in maintenance are skipped: their agents may stop for the work.
+        """
         now = self.clock()
         due = [
             r.host_id
             for r in self.hosts()
-            if r.status == HostStatus.ONLINE and now > self._stale_after(r)
+            if r.status == HostStatus.ONLINE and not r.in_maintenance and now > self._stale_after(r)
         ]
         if not due:
             return set()
@@ -646,8 +665,74 @@ class Registry:
     def next_sweep_in(self, default: float = 5.0) -> float:
         """Seconds until the next host could become stale (bounded), for the sweeper thread."""
         now = self.clock()
-        waits = [self._stale_after(r) - now for r in self.hosts() if r.status == HostStatus.ONLINE]
+        waits = [
+            self._stale_after(r) - now
+            for r in self.hosts()
+            if r.status == HostStatus.ONLINE and not r.in_maintenance
+        ]
         return max(0.05, min([default, *waits])) if waits else default
+
+    def set_maintenance(self, host_id: str, on: bool, reason: str = "") -> HostRecord:
+        """Put a host in maintenance, or ask for it to end at its next fresh report.
+
+        In maintenance a host is no fail-over target, counts towards no action and is
+        never swept stale; `off` only marks it "ending": it counts again once its agent
+        has reported (or sent a heartbeat) after the request, so a host whose agent is
+        still stopped never makes a cluster fail-safe by surprise.
+        """
+        check_name(host_id, "host id")
+        try:
+            check_text(reason, "reason", MAX_REASON)
+        except LimitError as exc:
+            raise InvalidReportError(str(exc)) from None
+        record = self.host(host_id)
+
+        def work(uow: UnitOfWork, now: float) -> set[str]:
+            old = uow.hosts.get(host_id, for_update=True)
+            if old is None:
+                raise UnknownHostError(f"no host {host_id!r} is registered; see `cpucompat hosts`")
+            state = MAINTENANCE_ON if on else (MAINTENANCE_ENDING if old.maintenance else "")
+            if state == old.maintenance and (not on or reason == old.maintenance_reason):
+                return set()
+            uow.hosts.set_maintenance(host_id, state, reason if on else old.maintenance_reason)
+            if on:
+                message = f"host {host_id} entered maintenance" + (f": {reason}" if reason else "")
+            else:
+                message = (
+                    f"host {host_id}: maintenance off asked"
+                    + (f" ({reason})" if reason else "")
+                    + "; it counts again at its next fresh report"
+                )
+            self.add_event(
+                uow,
+                now,
+                old.cluster,
+                host_id,
+                EventKind.MAINTENANCE_CHANGED,
+                message,
+                old_state=old.maintenance or "off",
+                new_state=state or "off",
+                reason=reason,
+            )
+            return {old.cluster}
+
+        self._commit(work, [host_id])
+        return self.find(host_id) or record
+
+    def _end_maintenance(
+        self, uow: UnitOfWork, now: float, host_id: str, cluster: str, what: str
+    ) -> None:
+        uow.hosts.set_maintenance(host_id, "", "")
+        self.add_event(
+            uow,
+            now,
+            cluster,
+            host_id,
+            EventKind.MAINTENANCE_CHANGED,
+            f"host {host_id} left maintenance ({what} arrived after maintenance off)",
+            old_state=MAINTENANCE_ENDING,
+            new_state="off",
+        )
 
     def remove(self, host_id: str, force: bool = False) -> None:
         """Forget a host (an administrator decommissioned it): it leaves its cluster.

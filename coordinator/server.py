@@ -162,6 +162,7 @@ def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:
             coordinator.auth,
             max_watchers,
             coordinator.admissions if config.admission_required else None,
+            coordinator.vms.actions,
         ),
         server,
     )

@@ -23,9 +23,11 @@ from .domain.policy import OfflineAction
 from .domain.requirement import Requirement
 from .domain.sides import requirement_of_domain
 from .domain.stamp import load_stamp, make_stamp, stamp_text
+from .domain.vm_action import in_maintenance
 from .policy import PolicyEngine
 from .registry import Registry, UnknownHostError, add_event, check_name
 from .storage.interface import Storage, VmRow
+from .vm_actions import VmActions
 
 
 class UnknownVmError(NotFoundError):
@@ -97,6 +99,7 @@ class VmRegistry:
         self.registry = registry
         self.decisions = decisions
         self.policies = policies
+        self.actions = VmActions(store, registry, decisions, policies)
         with store.read() as uow:
             rows = uow.vms.all()
         # The mirror of the stored VMs (state, not a cache: it is the table, refreshed
@@ -267,6 +270,9 @@ class VmRegistry:
             )  # fmt: skip
             with self.store.unit_of_work() as uow:
                 uow.vms.put(row)
+                self.actions.recompute_in_tx(
+                    uow, {cluster} | ({existing.cluster} if existing else set()), now
+                )
                 what = f"booted on {boot_host}" if boot_host else f"baseline {baseline}"
                 if definition is not None:
                     what = definition + (f", booted on {boot_host}" if boot_host else "")
@@ -284,8 +290,10 @@ class VmRegistry:
         else:
             # A move without a reboot (another host, even another cluster): the guest still
             # needs the processor it booted on, so only its whereabouts change.
+            assert existing is not None
             with self.store.unit_of_work() as uow:
                 uow.vms.move(name, cluster, boot_host or None)
+                self.actions.recompute_in_tx(uow, {cluster, existing.cluster}, now)
         self._refresh(name)
         return self.get(name), recapture
 
@@ -297,6 +305,9 @@ class VmRegistry:
             add_event(
                 uow, now, record.cluster, "", EventKind.VM_REMOVED, f"VM {name} removed", vm=name
             )
+            if self.actions.get(name) is not None:
+                self.policies.touch(uow, record.cluster, now)  # its host's agent forgets it
+        self.actions.forget(name)
         self._refresh(name)
         return record
 
@@ -307,7 +318,10 @@ class VmRegistry:
         for record in self.registry.hosts(vm.cluster):
             if record.host_id == vm.current_host:
                 continue
-            out.append((record.host_id, check(vm.requirement, self.decisions.host_view(record))))
+            verdict = check(vm.requirement, self.decisions.host_view(record))
+            if record.in_maintenance:
+                verdict = in_maintenance(verdict, record.host_id, record.maintenance_reason)
+            out.append((record.host_id, verdict))
         out.sort(key=lambda item: (not item[1].compatible, item[0]))
         return out
 
@@ -353,6 +367,7 @@ class VmRegistry:
             target.status,
             target.replayed,
             target.cluster,
+            target.maintenance,  # a host in maintenance is no target
             policy_version,
         )
 
@@ -370,7 +385,13 @@ class VmRegistry:
             pinned = decision.pinned
         except LookupError:
             cluster_action, pinned = None, None
-        if not verdict.compatible:
+        if target is not None and target.in_maintenance:
+            verdict = in_maintenance(verdict, to_host, target.maintenance_reason)
+            action, reason = (
+                OfflineAction.SHUTDOWN,
+                f"{to_host} is in maintenance: no fail-over target",
+            )
+        elif not verdict.compatible:
             action, reason = (
                 OfflineAction.SHUTDOWN,
                 f"{to_host} cannot restore {name}'s saved state: {verdict.summary}",

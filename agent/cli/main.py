@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hosts": ("cpucompat.coordinator.cli.hosts_cmd:add_hosts_parser", "list registered hosts"),
     "host": (
         "cpucompat.coordinator.cli.hosts_cmd:add_host_parser",
-        "show, trace or remove one host",
+        "show, trace, remove or maintain one host",
     ),
     "events": ("cpucompat.coordinator.cli.hosts_cmd:add_events_parser", "show the event log"),
     "cluster": (

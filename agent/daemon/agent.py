@@ -125,7 +125,11 @@ class Agent:
         )
         self.servicer.on_probe = self.reporter.probed
         self.watcher = PolicyWatcher(
-            self.channel, config.cluster, config.state_file, config.on_policy_change
+            self.channel,
+            config.cluster,
+            config.state_file,
+            config.on_policy_change,
+            host_id=self.host_id,
         )
         self.watcher.on_refused = self.reporter.check_now  # revoked: the reporter asks now
         self._stopping = threading.Event()

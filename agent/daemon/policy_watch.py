@@ -3,7 +3,7 @@
 The agent subscribes to WatchPolicy, resubscribes after coordinator
 restarts, writes each policy atomically (temp file + rename, so readers
 never see half a file) and runs the operator's hook when the action
-changes. A failing hook is logged and retried on the next change; it never
+changes (the cluster's, or the own action of a VM running on this host). A failing hook is logged and retried on the next change; it never
 stops the agent.
 """
 
@@ -14,7 +14,7 @@ import logging
 import os
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +33,24 @@ STATE_FORMAT = "cpucompat-policy"
 HOOK_TIMEOUT = 60.0
 
 
-def policy_document(policy: pb.ClusterPolicy) -> dict[str, Any]:
+def vm_action_document(action: pb.VmAction) -> dict[str, Any]:
+    """One VM's own offline action, as the state file and the hook give it."""
+    return {
+        "vm": action.vm_name,
+        "offline_action": enum_name(pb.OfflineAction, action.action),
+        "hyperv_offline_action": action.hyperv_offline_action,
+        "refusing_hosts": list(action.refusing_hosts),
+        "reason": action.reason,
+    }
+
+
+def policy_document(
+    policy: pb.ClusterPolicy, vm_actions: Sequence[pb.VmAction] = (), host_id: str = ""
+) -> dict[str, Any]:
     """The state file's JSON: stable keys an operator's tooling can read."""
     return {
+        "host_id": host_id,
+        "vms": [vm_action_document(a) for a in vm_actions],
         "format": STATE_FORMAT,
         "version": 1,
         "cluster": policy.cluster,
@@ -61,14 +76,20 @@ class PolicyWatcher:
     """One thread holding a WatchPolicy stream for the agent's cluster."""
 
     def __init__(
-        self, channel: grpc.Channel, cluster: str, state_file: str | None, hook: str | None
+        self,
+        channel: grpc.Channel,
+        cluster: str,
+        state_file: str | None,
+        hook: str | None,
+        host_id: str = "",
     ) -> None:
         self.stub = pb_grpc.PolicyServiceStub(channel)
         self.cluster = cluster
+        self.host_id = host_id
         self.state_file = Path(state_file) if state_file else None
         self.hook = hook
         self.backoff = Backoff(base=0.2, cap=10.0)
-        self._hooked_action: str | None = None
+        self._hooked: tuple[str, str] | None = None  # (cluster action, VM actions) last hooked
         self._hook_pending = True
         self._stop = threading.Event()
         self._call: Any = None
@@ -87,16 +108,19 @@ class PolicyWatcher:
             self._call.cancel()
         self._thread.join(timeout=5)
 
-    def _apply(self, policy: pb.ClusterPolicy) -> None:
-        doc = policy_document(policy)
+    def _apply(self, policy: pb.ClusterPolicy, vm_actions: Sequence[pb.VmAction] = ()) -> None:
+        doc = policy_document(policy, vm_actions, self.host_id)
         if self.state_file is not None:
             write_state_file(self.state_file, doc)
-        changed = doc["action"] != self._hooked_action
+        # The hook hears a change of the cluster's action or of any of this host's VMs'.
+        vms = json.dumps({v["vm"]: v["offline_action"] for v in doc["vms"]}, sort_keys=True)
+        changed = (doc["action"], vms) != self._hooked
         if self.hook and (changed or self._hook_pending):
             env = {
                 **os.environ,
                 "CPUCOMPAT_CLUSTER": policy.cluster,
                 "CPUCOMPAT_ACTION": doc["action"],
+                "CPUCOMPAT_VM_ACTIONS": vms,
                 "CPUCOMPAT_HYPERV_OFFLINE_ACTION": str(policy.hyperv_offline_action),
                 "CPUCOMPAT_REASON": policy.reason,
                 "CPUCOMPAT_POLICY_VERSION": str(policy.version),
@@ -117,7 +141,7 @@ class PolicyWatcher:
             except Exception as exc:  # logged, retried on the next change
                 log.error("policy hook failed (%s); will run again on the next change", exc)
                 self._hook_pending = True
-        self._hooked_action = doc["action"]
+        self._hooked = (doc["action"], vms)
         log.info(
             "cluster %s policy %s (version %d): %s",
             policy.cluster,
@@ -129,11 +153,13 @@ class PolicyWatcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._call = self.stub.WatchPolicy(pb.WatchPolicyRequest(cluster=self.cluster))
+                self._call = self.stub.WatchPolicy(
+                    pb.WatchPolicyRequest(cluster=self.cluster, host_id=self.host_id)
+                )
                 for message in self._call:
                     self.backoff.reset()
                     self._last_refusal = None
-                    self._apply(message.policy)
+                    self._apply(message.policy, message.vm_actions)
                     if self._stop.is_set():
                         break
             except grpc.RpcError as exc:

@@ -38,6 +38,13 @@ def _status(value: int) -> str:
     return enum_name(pb.HostStatus, value).lower()
 
 
+def _state(h: Any) -> str:
+    """The status, and maintenance when the host is in it."""
+    if not h.maintenance:
+        return _status(h.status)
+    return _status(h.status) + (", maintenance ending" if h.maintenance_ending else ", maintenance")
+
+
 def add_hosts_parser(sub: Any, name: str, help_text: str) -> None:
     p = sub.add_parser(name, help=help_text, description="List the hosts the coordinator knows.")
     p.add_argument("--cluster", help="only this cluster")
@@ -60,7 +67,7 @@ def run_hosts(args: argparse.Namespace) -> int:
         (
             h.host_id + (" (replayed)" if h.replayed else ""),
             h.cluster,
-            _status(h.status),
+            _state(h),
             h.summary.brand or h.summary.vendor,
             h.summary.x86_64_level.removeprefix("x86-64-") or "-",
             h.fingerprint[:12],
@@ -108,6 +115,20 @@ def add_host_parser(sub: Any, name: str, help_text: str) -> None:
     rm.add_argument("--force", action="store_true", help="remove even while its agent reports")
     add_client_options(rm)
     rm.set_defaults(run=run_remove)
+    mt = hs.add_parser(
+        "maintenance",
+        help="put a host in maintenance or end it (administrator)",
+        description=(
+            "A host in maintenance is no fail-over target, counts towards no VM's or cluster's "
+            "offline action, and its agent may stop without the cluster going stale. `off` "
+            "takes effect at the host's next fresh report."
+        ),
+    )
+    mt.add_argument("host_id", metavar="ID")
+    mt.add_argument("state", choices=("on", "off"), type=str.lower, metavar="on|off")
+    mt.add_argument("--reason", default="", help="why, recorded in the event log")
+    add_client_options(mt)
+    mt.set_defaults(run=run_maintenance)
 
 
 def run_show(args: argparse.Namespace) -> int:
@@ -127,6 +148,7 @@ def run_show(args: argparse.Namespace) -> int:
         ("Host", h.host_id + (" (replayed dump)" if h.replayed else "")),
         ("Cluster", h.cluster),
         ("Status", f"{_status(h.status)}, last seen {_when(h.last_seen)}"),
+        ("Maintenance", _maintenance_line(h)),
         ("Agent", f"{h.agent_address or '-'} (version {h.agent_version or '?'})"),
         (
             "Processor",
@@ -220,6 +242,39 @@ def run_history(args: argparse.Namespace) -> int:
             rows,
         )
     )
+    return EXIT_OK
+
+
+def _maintenance_line(h: Any) -> str:
+    if not h.maintenance:
+        return "off"
+    state = "ending at its next report" if h.maintenance_ending else "on"
+    return state + (f" ({h.maintenance_reason})" if h.maintenance_reason else "")
+
+
+def run_maintenance(args: argparse.Namespace) -> int:
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+    from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+
+    stub = pb_grpc.QueryServiceStub(channel_for(args))
+    request = pb.SetMaintenanceRequest(
+        host_id=args.host_id, on=args.state == "on", reason=args.reason
+    )
+    h = call(args, stub.SetMaintenance, request).host
+    if args.json:
+        print_json(to_doc(h))
+    elif not h.maintenance:
+        print(f"host {safe(h.host_id)} is not in maintenance")
+    elif h.maintenance_ending:
+        print(
+            f"host {safe(h.host_id)}: maintenance ends at its next fresh report (until then it "
+            "is no fail-over target and counts towards no offline action)"
+        )
+    else:
+        print(
+            f"host {safe(h.host_id)} is in maintenance: no fail-over target, counts towards no "
+            "offline action, its agent may stop"
+        )
     return EXIT_OK
 
 

@@ -68,7 +68,18 @@ def add_policy_parser(sub: Any, name: str, help_text: str) -> None:
         help="print the Hyper-V commands that apply the policy to the cluster's VM resources",
     )
     export.add_argument("--cluster", required=True)
-    export.add_argument("--format", choices=("powershell",), default="powershell")
+    export.add_argument(
+        "--format",
+        choices=("powershell", "pacemaker"),
+        default="powershell",
+        help="powershell: Set-ClusterParameter OfflineAction per VM resource (Hyper-V); "
+        "pacemaker: crm_resource sets or deletes each VirtualDomain's snapshot parameter",
+    )
+    export.add_argument(
+        "--snapshot-dir",
+        metavar="DIR",
+        help="pacemaker: where VirtualDomain saves a VM's state on stop (its snapshot parameter)",
+    )
     add_client_options(export)
     export.set_defaults(run=run_export)
 
@@ -147,12 +158,49 @@ def _ps_quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _vm_actions(vms: list[Any], policy: Any) -> list[tuple[Any, int, str, list[str]]]:
+    """(vm, Hyper-V number, action name, refusing hosts): each VM's own action, the cluster's
+    for a VM whose own is not computed yet."""
+    from cpucompat.agent.wire import enum_name
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+
+    out = []
+    for vm in vms:
+        if vm.HasField("action"):
+            out.append(
+                (
+                    vm,
+                    vm.action.hyperv_offline_action,
+                    enum_name(pb.OfflineAction, vm.action.action),
+                    list(vm.action.refusing_hosts),
+                )
+            )
+        else:
+            out.append(
+                (vm, policy.hyperv_offline_action, enum_name(pb.OfflineAction, policy.action), [])
+            )
+    return out
+
+
+def _sh_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
 def run_export(args: argparse.Namespace) -> int:
-    """PowerShell for the operator to review and run on a cluster node: printed, never run."""
+    """Commands for the operator to review and run on a cluster node: printed, never run."""
     from cpucompat.agent.wire import enum_name
     from cpucompat.v1 import coordinator_service_pb2 as pb
     from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
+    pacemaker = args.format == "pacemaker"
+    if pacemaker and not args.snapshot_dir:
+        raise CliError(
+            "--format pacemaker needs --snapshot-dir DIR: where VirtualDomain saves a VM's state"
+        )
+    if not pacemaker and args.snapshot_dir:
+        raise CliError("--snapshot-dir is for --format pacemaker only")
     channel = channel_for(args)
     policy = call(
         args,
@@ -163,10 +211,12 @@ def run_export(args: argparse.Namespace) -> int:
         args, pb_grpc.VmServiceStub(channel).ListVms, pb.ListVmsRequest(cluster=args.cluster), "vms"
     )
     action = enum_name(pb.OfflineAction, policy.action)
+    actions = _vm_actions(vms, policy)
     if args.json:
         print_json(
             {
                 "cluster": args.cluster,
+                "format": args.format,
                 "action": action,
                 "hyperv_offline_action": policy.hyperv_offline_action,
                 "reason": policy.reason,
@@ -174,30 +224,52 @@ def run_export(args: argparse.Namespace) -> int:
                 "resources": [
                     {
                         "vm": vm.name,
-                        "resource": f"Virtual Machine {vm.name}",
-                        "offline_action": policy.hyperv_offline_action,
+                        "resource": vm.name if pacemaker else f"Virtual Machine {vm.name}",
+                        "offline_action": number,  # the VM's own, Hyper-V's number
+                        "action": name,
+                        "refusing_hosts": refusing,
+                        **(
+                            {"snapshot": args.snapshot_dir if name == "SAVE" else None}
+                            if pacemaker
+                            else {}
+                        ),
                     }
-                    for vm in vms
+                    for vm, number, name, refusing in actions
                 ],
             }
         )
         return EXIT_OK
     lines = [
-        f"# cpucompat policy for cluster {args.cluster}: OfflineAction {policy.hyperv_offline_action} ({action})",
+        f"# cpucompat policy for cluster {args.cluster}: OfflineAction "
+        f"{policy.hyperv_offline_action} ({action})",
+        "# Each registered VM gets its own action (see `cpucompat vm list`).",
         wrap(f"Reason: {policy.reason}", indent="# "),
-        f"# Policy version {policy.version}; review, then run on a node of the failover cluster.",
+        f"# Policy version {policy.version}; review, then run on a node of the "
+        + ("Pacemaker cluster." if pacemaker else "failover cluster."),
     ]
     if not vms:
         lines.append(
             "# No VMs are registered for this cluster: register them with `cpucompat vm register`."
         )
-    for vm in vms:
+    for vm, number, name, refusing in actions:
+        why = f"{vm.name}: {name}" + (f" (refused by {', '.join(refusing)})" if refusing else "")
+        lines.append(wrap(why, indent="# "))
+        if pacemaker:
+            # VirtualDomain saves the domain to `snapshot` on stop and restores it on start.
+            if name == "SAVE":
+                lines.append(
+                    f"crm_resource --resource {_sh_quote(vm.name)} --set-parameter snapshot "
+                    f"--parameter-value {_sh_quote(args.snapshot_dir)}"
+                )
+            else:
+                lines.append(
+                    f"crm_resource --resource {_sh_quote(vm.name)} --delete-parameter snapshot"
+                )
+            continue
         resource = f"Virtual Machine {vm.name}"
         # A pipe at the end of a line continues the command in PowerShell: two short lines.
         lines.append(f"Get-ClusterResource -Name {_ps_quote(resource)} |")
-        lines.append(
-            f"    Set-ClusterParameter -Name OfflineAction -Value {policy.hyperv_offline_action}"
-        )
+        lines.append(f"    Set-ClusterParameter -Name OfflineAction -Value {number}")
     print("\n".join(lines))
     return EXIT_OK
 
@@ -241,7 +313,7 @@ def add_vm_parser(sub: Any, name: str, help_text: str) -> None:
     add_guest_flags(reg)
     add_client_options(reg)
     reg.set_defaults(run=run_vm_register)
-    ls = vs.add_parser("list", help="registered VMs")
+    ls = vs.add_parser("list", help="registered VMs with each one's own offline action")
     ls.add_argument("--cluster")
     add_client_options(ls)
     ls.set_defaults(run=run_vm_list)
@@ -302,28 +374,48 @@ def run_vm_register(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _vm_doc(vm: Any) -> dict[str, Any]:
+    """A VM as JSON, its own offline action at the top level."""
+    from cpucompat.agent.wire import enum_name
+    from cpucompat.v1 import coordinator_service_pb2 as pb
+
+    doc = to_doc(vm)
+    doc.pop("action", None)
+    has = vm.HasField("action")
+    doc["offline_action"] = enum_name(pb.OfflineAction, vm.action.action) if has else None
+    doc["hyperv_offline_action"] = vm.action.hyperv_offline_action if has else None
+    doc["refusing_hosts"] = list(vm.action.refusing_hosts)
+    doc["action_reason"] = vm.action.reason
+    doc["current_host"] = vm.action.current_host or None
+    return doc
+
+
 def run_vm_list(args: argparse.Namespace) -> int:
     from cpucompat.v1 import coordinator_service_pb2 as pb
 
     vms = call_pages(
         args, _vm_stub(args).ListVms, pb.ListVmsRequest(cluster=args.cluster or ""), "vms"
     )
+    docs = [_vm_doc(v) for v in vms]
     if args.json:
-        print_json([to_doc(v) for v in vms])
+        print_json(docs)
     else:
         print(
             table(
-                ("VM", "CLUSTER", "REQUIREMENT OF", "LEVEL", "FEATURES"),
+                ("VM", "CLUSTER", "REQUIREMENT OF", "LEVEL", "ACTION", "HYPER-V", "REFUSED BY"),
                 [
                     (
                         v.name,
                         v.cluster,
                         v.cpu_definition or v.boot_host or v.baseline,
                         v.requirement.x86_64_level or "-",
-                        len(v.requirement.features),
+                        d["offline_action"] or "-",
+                        "-" if d["hyperv_offline_action"] is None else d["hyperv_offline_action"],
+                        ", ".join(d["refusing_hosts"]) or "-",
                     )
-                    for v in vms
+                    for v, d in zip(vms, docs, strict=True)
                 ],
+                flex=(2, 6),
             )
         )
     return EXIT_OK

@@ -28,6 +28,8 @@ class EventKind(StrEnum):
     BASELINE_PINNED = "baseline_pinned"
     BASELINE_UNPINNED = "baseline_unpinned"
     HOST_BELOW_BASELINE = "host_below_baseline"
+    VM_ACTION_CHANGED = "vm_action_changed"
+    MAINTENANCE_CHANGED = "maintenance_changed"
 
 
 MISSED_HEARTBEATS_FOR_STALE = 3
@@ -49,6 +51,13 @@ class HostRecord:
     profile_version: int
     profile: Profile = field(repr=False)
     agent_version: str = ""
+    maintenance: str = ""  # "" none, "on", "ending" (off asked; ends at the next fresh report)
+    maintenance_reason: str = ""
+
+    @property
+    def in_maintenance(self) -> bool:
+        """No fail-over target and no say in any action until maintenance has ended."""
+        return bool(self.maintenance)
 
     def stale_after(self) -> float:
         """The time after which this host counts as stale."""

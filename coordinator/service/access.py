@@ -73,6 +73,7 @@ ACCESS: dict[str, Rule] = {
     _Q + "GetHostHistory": ADMIN,
     _Q + "ListEvents": ADMIN,
     _Q + "RemoveHost": ADMIN,
+    _Q + "SetMaintenance": ADMIN,
     _D + "Check": ADMIN,
     _D + "Targets": ADMIN,
     _D + "Audit": ADMIN,

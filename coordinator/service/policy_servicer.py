@@ -14,8 +14,9 @@ from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 from .. import convert
 from ..admissions import Admissions, NotAdmittedError
 from ..limits import MAX_REASON, LimitError, check_name, check_text
-from ..policy import PolicyEngine
+from ..policy import PolicyEngine, StoredPolicy
 from ..security import Authorizer, identity_of
+from ..vm_actions import VmActions
 from .paging import decode_token, encode_token, fill, page_size
 
 WATCH_POLL = 1.0
@@ -30,8 +31,10 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         auth: Authorizer,
         max_watchers: int = 1000,
         admissions: Admissions | None = None,
+        vm_actions: VmActions | None = None,
     ) -> None:
         self.engine = engine
+        self.vm_actions = vm_actions
         self.auth = auth  # who is a host, for following admission (access is checked before)
         self.admissions = admissions  # given: a revoked host's watch ends at once
         self.max_watchers = max_watchers
@@ -81,6 +84,8 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         if not request.cluster:
             raise InputError("WatchPolicy needs a cluster")
         check_name(request.cluster, "cluster name")
+        if request.host_id:
+            check_name(request.host_id, "host id")
         current = self.engine.get(request.cluster)
         names = self._host_names(context)
         with self._lock:
@@ -92,17 +97,27 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             self._watchers += 1
         try:
             admitted = self._follow_admission(request.cluster, names, [])
-            yield pb.WatchPolicyResponse(policy=convert.policy_to_proto(current))
+            yield self._update(current, request.host_id)
             version = current.version
             while context.is_active() and not self.engine.closed:
                 admitted = self._follow_admission(request.cluster, names, admitted)
                 fresh = self.engine.wait_for(request.cluster, version, WATCH_POLL)
                 if fresh is not None:
                     version = fresh.version
-                    yield pb.WatchPolicyResponse(policy=convert.policy_to_proto(fresh))
+                    yield self._update(fresh, request.host_id)
         finally:
             with self._lock:
                 self._watchers -= 1
+
+    def _update(self, policy: StoredPolicy, host_id: str) -> pb.WatchPolicyResponse:
+        """The policy, with the actions of the VMs running on the watching host."""
+        actions = (
+            self.vm_actions.on_host(host_id) if host_id and self.vm_actions is not None else []
+        )
+        return pb.WatchPolicyResponse(
+            policy=convert.policy_to_proto(policy),
+            vm_actions=[convert.vm_action_to_proto(a) for a in actions],
+        )
 
     def _host_names(self, context: grpc.ServicerContext) -> frozenset[str]:
         """The watching host's certificate names, when admission is enforced (else none)."""

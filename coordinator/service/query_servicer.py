@@ -13,7 +13,7 @@ from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 from .. import convert
 from ..decisions import Decisions
 from ..domain.hosts import HostRecord
-from ..limits import LimitError, check_name
+from ..limits import MAX_REASON, LimitError, check_name, check_text
 from ..registry import Registry
 from .paging import decode_token, encode_token, fill, page_size
 
@@ -152,3 +152,11 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
         record = self.registry.host(request.host_id)
         self.registry.remove(request.host_id, force=request.force)
         return pb.RemoveHostResponse(host=self._host(record))
+
+    def SetMaintenance(
+        self, request: pb.SetMaintenanceRequest, context: grpc.ServicerContext
+    ) -> pb.SetMaintenanceResponse:
+        check_name(request.host_id, "host id")
+        check_text(request.reason, "reason", MAX_REASON)
+        record = self.registry.set_maintenance(request.host_id, request.on, request.reason)
+        return pb.SetMaintenanceResponse(host=self._host(record))

@@ -12,7 +12,7 @@ from ..cache import Region
 from ..domain.libvirt_cpu import MAX_XML_BYTES
 from ..limits import MAX_SPEC, LimitError, check_name, check_text
 from ..registry import Registry
-from ..vms import UnknownVmError, VmRegistry
+from ..vms import UnknownVmError, VmRecord, VmRegistry
 from .paging import decode_token, encode_token, fill, page_size
 
 
@@ -22,6 +22,9 @@ class VmServicer(pb_grpc.VmServiceServicer):
     def __init__(self, vms: VmRegistry, registry: Registry) -> None:
         self.vms = vms
         self.registry = registry
+
+    def _vm(self, record: VmRecord) -> pb.Vm:
+        return convert.vm_to_proto(record, self.vms.actions.get(record.name))
 
     def RegisterVm(
         self, request: pb.RegisterVmRequest, context: grpc.ServicerContext
@@ -55,7 +58,7 @@ class VmServicer(pb_grpc.VmServiceServicer):
             libvirt_xml=request.libvirt_xml or None,
         )
         return pb.RegisterVmResponse(
-            vm=convert.vm_to_proto(record), created=created, requirement_updated=updated
+            vm=self._vm(record), created=created, requirement_updated=updated
         )
 
     def ListVms(
@@ -66,7 +69,7 @@ class VmServicer(pb_grpc.VmServiceServicer):
         if after is not None and not isinstance(after, str):
             raise LimitError("page_token does not belong to this listing; start again without it")
         vms = [v for v in self.vms.all(cluster) if after is None or v.name > after]
-        page, more = fill(vms, page_size(request.page_size), convert.vm_to_proto)
+        page, more = fill(vms, page_size(request.page_size), self._vm)
         return pb.ListVmsResponse(
             vms=page, next_page_token=encode_token(vms[len(page) - 1].name) if more else ""
         )
@@ -87,7 +90,7 @@ class VmServicer(pb_grpc.VmServiceServicer):
                 results, convert.verdicts_to_proto([v for _, v in results]), strict=True
             )
         ]
-        return pb.GetVmTargetsResponse(vm=convert.vm_to_proto(vm), targets=targets)
+        return pb.GetVmTargetsResponse(vm=self._vm(vm), targets=targets)
 
     def PlanFailover(
         self, request: pb.PlanFailoverRequest, context: grpc.ServicerContext

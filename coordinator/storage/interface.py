@@ -37,6 +37,8 @@ class HostRow:
     last_seen: float
     heartbeat_interval: float
     pruned_versions: int = 0
+    maintenance: str = ""  # "" none, "on", "ending" (off asked; ends at the next fresh report)
+    maintenance_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,9 @@ class VmRow:
     booted_at: float
     current_host: str | None
     cpu_definition: str | None = None  # the libvirt <cpu> it booted with, one line
+    offline_action: int | None = None  # its own OfflineAction; None before the first compute
+    refusing_hosts: tuple[str, ...] = ()
+    action_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,10 @@ class HostRepository(Protocol):
         ...
 
     def set_status(self, host_id: str, status: HostStatus) -> None: ...
+
+    def set_maintenance(self, host_id: str, state: str, reason: str) -> None:
+        """Maintenance state ("", "on", "ending") and the administrator's reason."""
+        ...
 
     def add_pruned(self, host_id: str, count: int) -> None:
         """Count ``count`` more versions pruned from the host's history."""
@@ -231,8 +240,18 @@ class VmRepository(Protocol):
 
     def all(self) -> list[VmRow]: ...
 
+    def in_cluster(self, cluster: str) -> list[VmRow]:
+        """The cluster's VMs, by name."""
+        ...
+
     def put(self, row: VmRow) -> None:
-        """Insert or replace the VM."""
+        """Insert or replace the VM (its offline action too)."""
+        ...
+
+    def set_action(
+        self, name: str, action: int, refusing_hosts: Sequence[str], reason: str
+    ) -> None:
+        """The VM's own offline action, the hosts that refuse it and why."""
         ...
 
     def move(self, name: str, cluster: str, current_host: str | None) -> None: ...

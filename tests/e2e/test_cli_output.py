@@ -34,7 +34,10 @@ def test_policy_export_json_and_tables_within_100_columns(tmp_path: Path) -> Non
             {
                 "vm": "web",
                 "resource": "Virtual Machine web",
+                # A single host: nothing refuses web, so its own action is the cluster's.
                 "offline_action": doc["hyperv_offline_action"],
+                "action": doc["action"],
+                "refusing_hosts": [],
             }
         ]
         for cmd in (

@@ -89,3 +89,8 @@ def richer_processor(host: Profile) -> tuple[Path, frozenset[str]]:
     returned with those features; else another vendor's processor and an empty set.
     """
     return _contrasting(host, lambda other: guest_visible(other.features) - host.features)
+
+
+# Shared dumps several modules name (file names in ../shared/cpuid-dumps).
+MILAN = "instlatx64-AuthenticAMD0A00F11_K19_Milan_02_CPUID.txt"
+ROME = "instlatx64-AuthenticAMD0830F10_K17_Rome_CPUID.txt"

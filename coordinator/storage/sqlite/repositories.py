@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ...domain.hosts import Event, EventKind, HostStatus, ProfileVersion
@@ -37,6 +37,8 @@ def _host(row: sqlite3.Row) -> HostRow:
         last_seen=float(row["last_seen"]),
         heartbeat_interval=float(row["heartbeat_interval"]),
         pruned_versions=int(row["pruned_versions"]),
+        maintenance=row["maintenance"],
+        maintenance_reason=row["maintenance_reason"],
     )
 
 
@@ -93,6 +95,12 @@ class SqliteHosts:
 
     def set_status(self, host_id: str, status: HostStatus) -> None:
         self.db.execute("UPDATE hosts SET status = ? WHERE host_id = ?", (status.value, host_id))
+
+    def set_maintenance(self, host_id: str, state: str, reason: str) -> None:
+        self.db.execute(
+            "UPDATE hosts SET maintenance = ?, maintenance_reason = ? WHERE host_id = ?",
+            (state, reason, host_id),
+        )
 
     def add_pruned(self, host_id: str, count: int) -> None:
         self.db.execute(
@@ -334,6 +342,9 @@ def _vm(row: sqlite3.Row) -> VmRow:
         booted_at=float(row["booted_at"]),
         current_host=row["current_host"],
         cpu_definition=row["cpu_definition"],
+        offline_action=None if row["offline_action"] is None else int(row["offline_action"]),
+        refusing_hosts=tuple(json.loads(row["refusing_hosts"])),
+        action_reason=row["action_reason"],
     )
 
 
@@ -348,11 +359,27 @@ class SqliteVms:
     def all(self) -> list[VmRow]:
         return [_vm(row) for row in self.db.execute("SELECT * FROM vms ORDER BY name")]
 
+    def in_cluster(self, cluster: str) -> list[VmRow]:
+        rows = self.db.execute(
+            "SELECT * FROM vms WHERE cluster = ? ORDER BY name", (cluster,)
+        ).fetchall()
+        return [_vm(row) for row in rows]
+
+    def set_action(
+        self, name: str, action: int, refusing_hosts: Sequence[str], reason: str
+    ) -> None:
+        self.db.execute(
+            "UPDATE vms SET offline_action = ?, refusing_hosts = ?, action_reason = ? "
+            "WHERE name = ?",
+            (_action(action), json.dumps(list(refusing_hosts)), reason, name),
+        )
+
     def put(self, row: VmRow) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO vms (name, cluster, mode, boot_host, baseline, requirement, "
-            "registered_at, booted_at, current_host, cpu_definition) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "registered_at, booted_at, current_host, cpu_definition, offline_action, "
+            "refusing_hosts, action_reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.name,
                 row.cluster,
@@ -364,6 +391,9 @@ class SqliteVms:
                 row.booted_at,
                 row.current_host,
                 row.cpu_definition,
+                _action(row.offline_action),
+                json.dumps(list(row.refusing_hosts)),
+                row.action_reason,
             ),
         )
 

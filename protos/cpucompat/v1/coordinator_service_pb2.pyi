@@ -45,6 +45,8 @@ class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_KIND_BASELINE_PINNED: _ClassVar[EventKind]
     EVENT_KIND_BASELINE_UNPINNED: _ClassVar[EventKind]
     EVENT_KIND_HOST_BELOW_BASELINE: _ClassVar[EventKind]
+    EVENT_KIND_VM_ACTION_CHANGED: _ClassVar[EventKind]
+    EVENT_KIND_MAINTENANCE_CHANGED: _ClassVar[EventKind]
 
 class AuditHostKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -88,6 +90,8 @@ EVENT_KIND_CLUSTER_CHANGED: EventKind
 EVENT_KIND_BASELINE_PINNED: EventKind
 EVENT_KIND_BASELINE_UNPINNED: EventKind
 EVENT_KIND_HOST_BELOW_BASELINE: EventKind
+EVENT_KIND_VM_ACTION_CHANGED: EventKind
+EVENT_KIND_MAINTENANCE_CHANGED: EventKind
 AUDIT_HOST_KIND_UNSPECIFIED: AuditHostKind
 AUDIT_HOST_KIND_REGISTERED: AuditHostKind
 AUDIT_HOST_KIND_DUMP: AuditHostKind
@@ -102,7 +106,7 @@ HYPERV_OFFLINE_ACTION_FIELD_NUMBER: _ClassVar[int]
 hyperv_offline_action: _descriptor.FieldDescriptor
 
 class Host(_message.Message):
-    __slots__ = ("host_id", "cluster", "agent_address", "status", "last_seen", "replayed", "fingerprint", "summary", "agent_version", "first_seen", "profile_version", "profile_updated_at")
+    __slots__ = ("host_id", "cluster", "agent_address", "status", "last_seen", "replayed", "fingerprint", "summary", "agent_version", "first_seen", "profile_version", "profile_updated_at", "maintenance", "maintenance_ending", "maintenance_reason")
     HOST_ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     AGENT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +119,9 @@ class Host(_message.Message):
     FIRST_SEEN_FIELD_NUMBER: _ClassVar[int]
     PROFILE_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROFILE_UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    MAINTENANCE_FIELD_NUMBER: _ClassVar[int]
+    MAINTENANCE_ENDING_FIELD_NUMBER: _ClassVar[int]
+    MAINTENANCE_REASON_FIELD_NUMBER: _ClassVar[int]
     host_id: str
     cluster: str
     agent_address: str
@@ -127,7 +134,10 @@ class Host(_message.Message):
     first_seen: _timestamp_pb2.Timestamp
     profile_version: int
     profile_updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, host_id: _Optional[str] = ..., cluster: _Optional[str] = ..., agent_address: _Optional[str] = ..., status: _Optional[_Union[HostStatus, str]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., replayed: _Optional[bool] = ..., fingerprint: _Optional[str] = ..., summary: _Optional[_Union[_profile_pb2.ProfileSummary, _Mapping]] = ..., agent_version: _Optional[str] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., profile_version: _Optional[int] = ..., profile_updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    maintenance: bool
+    maintenance_ending: bool
+    maintenance_reason: str
+    def __init__(self, host_id: _Optional[str] = ..., cluster: _Optional[str] = ..., agent_address: _Optional[str] = ..., status: _Optional[_Union[HostStatus, str]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., replayed: _Optional[bool] = ..., fingerprint: _Optional[str] = ..., summary: _Optional[_Union[_profile_pb2.ProfileSummary, _Mapping]] = ..., agent_version: _Optional[str] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., profile_version: _Optional[int] = ..., profile_updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., maintenance: _Optional[bool] = ..., maintenance_ending: _Optional[bool] = ..., maintenance_reason: _Optional[str] = ...) -> None: ...
 
 class DumpRef(_message.Message):
     __slots__ = ("name", "raw")
@@ -466,7 +476,7 @@ class VmRequirement(_message.Message):
     def __init__(self, mode: _Optional[_Union[VmRequirementMode, str]] = ..., source: _Optional[str] = ..., vendor: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., xsave_mask: _Optional[int] = ..., physical_bits: _Optional[int] = ..., x86_64_level: _Optional[str] = ..., family: _Optional[int] = ..., model: _Optional[int] = ..., tsc_hz: _Optional[int] = ..., fingerprint: _Optional[str] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., invariant_tsc: _Optional[bool] = ..., sgx_epc: _Optional[bool] = ..., guest_physical_bits: _Optional[int] = ..., avx10_version: _Optional[int] = ...) -> None: ...
 
 class Vm(_message.Message):
-    __slots__ = ("name", "cluster", "boot_host", "baseline", "requirement", "registered_at", "booted_at", "cpu_definition")
+    __slots__ = ("name", "cluster", "boot_host", "baseline", "requirement", "registered_at", "booted_at", "cpu_definition", "action")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     BOOT_HOST_FIELD_NUMBER: _ClassVar[int]
@@ -475,6 +485,7 @@ class Vm(_message.Message):
     REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
     BOOTED_AT_FIELD_NUMBER: _ClassVar[int]
     CPU_DEFINITION_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
     name: str
     cluster: str
     boot_host: str
@@ -483,7 +494,24 @@ class Vm(_message.Message):
     registered_at: _timestamp_pb2.Timestamp
     booted_at: _timestamp_pb2.Timestamp
     cpu_definition: str
-    def __init__(self, name: _Optional[str] = ..., cluster: _Optional[str] = ..., boot_host: _Optional[str] = ..., baseline: _Optional[str] = ..., requirement: _Optional[_Union[VmRequirement, _Mapping]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., booted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cpu_definition: _Optional[str] = ...) -> None: ...
+    action: VmAction
+    def __init__(self, name: _Optional[str] = ..., cluster: _Optional[str] = ..., boot_host: _Optional[str] = ..., baseline: _Optional[str] = ..., requirement: _Optional[_Union[VmRequirement, _Mapping]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., booted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cpu_definition: _Optional[str] = ..., action: _Optional[_Union[VmAction, _Mapping]] = ...) -> None: ...
+
+class VmAction(_message.Message):
+    __slots__ = ("vm_name", "action", "hyperv_offline_action", "refusing_hosts", "reason", "current_host")
+    VM_NAME_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    HYPERV_OFFLINE_ACTION_FIELD_NUMBER: _ClassVar[int]
+    REFUSING_HOSTS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_HOST_FIELD_NUMBER: _ClassVar[int]
+    vm_name: str
+    action: OfflineAction
+    hyperv_offline_action: int
+    refusing_hosts: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    current_host: str
+    def __init__(self, vm_name: _Optional[str] = ..., action: _Optional[_Union[OfflineAction, str]] = ..., hyperv_offline_action: _Optional[int] = ..., refusing_hosts: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., current_host: _Optional[str] = ...) -> None: ...
 
 class FailoverPlan(_message.Message):
     __slots__ = ("vm_name", "to_host", "action", "hyperv_offline_action", "verdict", "reason", "cluster_action")
@@ -580,6 +608,22 @@ class LeaveResponse(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     status: HostStatus
     def __init__(self, status: _Optional[_Union[HostStatus, str]] = ...) -> None: ...
+
+class SetMaintenanceRequest(_message.Message):
+    __slots__ = ("host_id", "on", "reason")
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    ON_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    on: bool
+    reason: str
+    def __init__(self, host_id: _Optional[str] = ..., on: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SetMaintenanceResponse(_message.Message):
+    __slots__ = ("host",)
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    host: Host
+    def __init__(self, host: _Optional[_Union[Host, _Mapping]] = ...) -> None: ...
 
 class ListHostsRequest(_message.Message):
     __slots__ = ("cluster", "page_size", "page_token")
@@ -794,16 +838,20 @@ class UnpinPolicyResponse(_message.Message):
     def __init__(self, policy: _Optional[_Union[ClusterPolicy, _Mapping]] = ...) -> None: ...
 
 class WatchPolicyRequest(_message.Message):
-    __slots__ = ("cluster",)
+    __slots__ = ("cluster", "host_id")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
     cluster: str
-    def __init__(self, cluster: _Optional[str] = ...) -> None: ...
+    host_id: str
+    def __init__(self, cluster: _Optional[str] = ..., host_id: _Optional[str] = ...) -> None: ...
 
 class WatchPolicyResponse(_message.Message):
-    __slots__ = ("policy",)
+    __slots__ = ("policy", "vm_actions")
     POLICY_FIELD_NUMBER: _ClassVar[int]
+    VM_ACTIONS_FIELD_NUMBER: _ClassVar[int]
     policy: ClusterPolicy
-    def __init__(self, policy: _Optional[_Union[ClusterPolicy, _Mapping]] = ...) -> None: ...
+    vm_actions: _containers.RepeatedCompositeFieldContainer[VmAction]
+    def __init__(self, policy: _Optional[_Union[ClusterPolicy, _Mapping]] = ..., vm_actions: _Optional[_Iterable[_Union[VmAction, _Mapping]]] = ...) -> None: ...
 
 class RegisterVmRequest(_message.Message):
     __slots__ = ("vm_name", "cluster", "boot_host", "baseline", "vendor", "rebooted", "invtsc", "sgx_epc", "libvirt_xml")

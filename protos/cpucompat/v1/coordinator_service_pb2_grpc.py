@@ -240,6 +240,11 @@ class QueryServiceStub:
                 request_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.RemoveHostRequest.SerializeToString,
                 response_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.RemoveHostResponse.FromString,
                 _registered_method=True)
+        self.SetMaintenance = channel.unary_unary(
+                '/cpucompat.v1.QueryService/SetMaintenance',
+                request_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.SetMaintenanceRequest.SerializeToString,
+                response_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.SetMaintenanceResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer:
@@ -287,6 +292,15 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetMaintenance(self, request, context):
+        """Puts a host in maintenance or asks for it to end (administrators).
+        `on=false` takes effect at the host's next report or heartbeat.
+        NOT_FOUND for an unknown host.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -314,6 +328,11 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.RemoveHost,
                     request_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.RemoveHostRequest.FromString,
                     response_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.RemoveHostResponse.SerializeToString,
+            ),
+            'SetMaintenance': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetMaintenance,
+                    request_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.SetMaintenanceRequest.FromString,
+                    response_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.SetMaintenanceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -453,6 +472,33 @@ class QueryService:
             '/cpucompat.v1.QueryService/RemoveHost',
             cpucompat_dot_v1_dot_coordinator__service__pb2.RemoveHostRequest.SerializeToString,
             cpucompat_dot_v1_dot_coordinator__service__pb2.RemoveHostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetMaintenance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cpucompat.v1.QueryService/SetMaintenance',
+            cpucompat_dot_v1_dot_coordinator__service__pb2.SetMaintenanceRequest.SerializeToString,
+            cpucompat_dot_v1_dot_coordinator__service__pb2.SetMaintenanceResponse.FromString,
             options,
             channel_credentials,
             insecure,
