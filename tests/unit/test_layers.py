@@ -384,3 +384,32 @@ def test_the_cycle_finder_finds_cycles() -> None:
     loop = {"a": {"b": edge}, "b": {"c": edge}, "c": {"a": edge}, "d": {"a": edge}}
     assert _cycles(loop) == [["a", "b", "c"]]
     assert _cycles({"a": {"b": edge}, "b": {}, "c": {"a": edge}}) == []
+
+
+# The coordinator's own modules that speak the wire or start processes; every other
+# module directly in coordinator/ is a domain service and loads no transport.
+TRANSPORT_MODULES = {
+    "cpucompat.coordinator",
+    "cpucompat.coordinator.convert",
+    "cpucompat.coordinator.security",
+    "cpucompat.coordinator.server",
+}
+
+
+def test_domain_services_import_no_transport() -> None:
+    """Registry, decisions, policy, VMs, admissions, cache: the rules, free of gRPC."""
+    services = [
+        m
+        for m in FILES
+        if m.count(".") == 2
+        and m.startswith("cpucompat.coordinator.")
+        and m not in TRANSPORT_MODULES
+    ]
+    assert "cpucompat.coordinator.registry" in services
+    direct = [
+        imp.where(FILES)
+        for module in services
+        for imp in IMPORTS[module]
+        if imp.scope == "module" and _within(imp.target, DOMAIN_MUST_NOT_REACH)
+    ]
+    assert direct == [], "domain services must not import transport:\n" + "\n".join(direct)
