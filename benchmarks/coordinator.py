@@ -86,7 +86,7 @@ def vm_action_recompute(
 ) -> dict[str, float]:
     """Median ms of the per-VM action recompute (and of the whole report) after one host's
     profile change, with one VM booted on every host."""
-    from cpucompat.coordinator.decisions import Ref
+    from cpucompat.coordinator.compatibility import Ref
     from cpucompat.coordinator.domain.stamp import make_stamp, stamp_text
     from cpucompat.coordinator.limits import Limits
     from cpucompat.coordinator.storage.interface import VmRow

@@ -17,7 +17,7 @@ from cpucompat.agent.wire import capture_from_proto, profile_to_proto, summary_t
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import profile_pb2 as pb_profile
 
-from .decisions import Ref
+from .compatibility import Ref
 from .domain.audit import AuditReport, CommonBaseline, HostRow, ProfileRow, Removal
 from .domain.baselines import nearest_level
 from .domain.compat import Reason, Verdict

@@ -20,7 +20,7 @@ from .domain.policy import (
     PolicyDecision,
     PolicyRefusedError,
     check_pin,
-    decide,
+    policy_decision,
 )
 from .registry import OnChange, Registry, UnknownHostError, add_event, check_name
 from .storage.interface import PolicyRow, Storage, UnitOfWork
@@ -73,7 +73,7 @@ class PolicyEngine:
         )
         pin_reason = str(row.details.get("pin_reason", "")) if row is not None else ""
         if not members:
-            return decide(cluster, [], None, [], pinned, pin_reason)
+            return policy_decision(cluster, [], None, [], pinned, pin_reason)
         inputs = [
             HostInput(
                 name=host_id,
@@ -85,10 +85,10 @@ class PolicyEngine:
         # Above POLICY_PAIR_LIMIT hosts the blocking pairs are listed per distinct profile
         # (with an example host each), so a recompute stays cheap in big clusters.
         report = audit(inputs, pair_limit=POLICY_PAIR_LIMIT)
-        # The audit's groups cover the processors; freshness is judged by decide().
+        # The audit's groups cover the processors; freshness is judged by policy_decision().
         processors_ok = len(report.groups) <= 1
         blocking = [] if processors_ok else report.pairs(blocking_only=True)
-        return decide(
+        return policy_decision(
             cluster,
             [HostState(h, s) for h, s, _ in members],
             "SAVE" if processors_ok else "SHUTDOWN",

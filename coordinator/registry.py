@@ -128,7 +128,7 @@ class Registry:
         self.on_change: list[OnChange] = []
         self._hosts: dict[str, HostRecord] = {}
         # The coordinator's one cache (`cache.py`): decoded profiles here, the answers
-        # about hosts in Decisions and VmRegistry; `_load` drops a changed host's answers.
+        # about hosts in CompatibilityService and VmRegistry; `_load` drops a changed host's answers.
         self.cache = cache or AnswerCache()
         self._lock = threading.RLock()
         self._changes: dict[str, deque[float]] = {}  # when each host last stored new versions
@@ -214,7 +214,7 @@ class Registry:
         Then the cache forgets every answer about a host that is gone or whose profile
         version, status, replayed flag or cluster changed: after the mirror changed, so an
         answer a reader stored meanwhile is dropped by one side or the other (see
-        `Decisions._remember`)."""
+        `CompatibilityService._remember`)."""
         with self.store.read() as uow:
             if host_ids is None:
                 records = (self._record(uow, row) for row in uow.hosts.all())

@@ -17,7 +17,7 @@ from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .admissions import Admissions
 from .baseline_pins import BaselinePins
-from .decisions import Decisions
+from .compatibility import CompatibilityService
 from .faultlog import FaultLog
 from .limits import Limits
 from .policy import PolicyEngine
@@ -80,7 +80,7 @@ class Coordinator:
             self.admissions = Admissions(self.store)
             self.auth = Authorizer(mutual_tls=bool(config.tls.ca), admins=config.admins)
             self.policies = PolicyEngine(self.store, self.registry)
-            self.decisions = Decisions(self.registry)
+            self.decisions = CompatibilityService(self.registry)
             self.baseline_pins = BaselinePins(self.store, self.registry)
             self.vms = VmRegistry(
                 self.store, self.registry, self.decisions, self.policies, pins=self.baseline_pins

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 
-from .decisions import Decisions
+from .compatibility import CompatibilityService
 from .domain.hosts import EventKind, HostStatus
 from .domain.policy import OfflineAction
 from .domain.requirement import Requirement
@@ -31,7 +31,11 @@ class VmActions:
     """Computes, stores and mirrors every registered VM's offline action."""
 
     def __init__(
-        self, store: Storage, registry: Registry, decisions: Decisions, policies: PolicyEngine
+        self,
+        store: Storage,
+        registry: Registry,
+        decisions: CompatibilityService,
+        policies: PolicyEngine,
     ) -> None:
         self.store = store
         self.registry = registry

@@ -15,7 +15,7 @@ from cpucompat.agent.errors import InputError, NotFoundError
 
 from .baseline_pins import PINNED, BaselinePins
 from .cache import Region
-from .decisions import Decisions, Ref
+from .compatibility import CompatibilityService, Ref
 from .domain.compat import Verdict, check, unknown_host
 from .domain.hosts import EventKind, HostRecord
 from .domain.libvirt_cpu import DomainCpu, LibvirtCpuError, parse_domain_cpu
@@ -90,7 +90,7 @@ class VmRegistry:
         self,
         store: Storage,
         registry: Registry,
-        decisions: Decisions,
+        decisions: CompatibilityService,
         policies: PolicyEngine,
         pins: BaselinePins | None = None,
     ) -> None:

@@ -45,15 +45,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "admit or revoke the hosts that may join a cluster",
     ),
     "check": (
-        "cpucompat.coordinator.cli.decide_cmd:add_check_parser",
+        "cpucompat.coordinator.cli.compat_cmd:add_check_parser",
         "may SOURCE's saved state restore on TARGET?",
     ),
     "targets": (
-        "cpucompat.coordinator.cli.decide_cmd:add_targets_parser",
+        "cpucompat.coordinator.cli.compat_cmd:add_targets_parser",
         "which hosts can take a VM booted on SOURCE",
     ),
     "audit": (
-        "cpucompat.coordinator.cli.decide_cmd:add_audit_parser",
+        "cpucompat.coordinator.cli.compat_cmd:add_audit_parser",
         "audit a cluster, dumps and models: SAVE or SHUTDOWN",
     ),
     "baseline": (

@@ -15,7 +15,7 @@ from typing import Any
 from cpucompat.agent.cli.common import EXIT_OK, CliError, print_json
 
 from .client import add_client_options, call, channel_for
-from .decide_cmd import HOST_ARG_HELP, add_hypervisor_option, hypervisor_of, hypervisor_wire
+from .compat_cmd import HOST_ARG_HELP, add_hypervisor_option, hypervisor_of, hypervisor_wire
 from .refs import check_baseline, domain_ref, is_offline, proto_ref
 
 FORMATS = ("json", "libvirt", "qemu", "hyperv")
@@ -51,7 +51,7 @@ def _report(args: argparse.Namespace) -> Any:
     """The audit report the baseline comes from, offline or from the coordinator."""
     hypervisor = hypervisor_of(args)
     if not args.cluster and all(is_offline(a) for a in args.hosts):
-        from cpucompat.coordinator.decisions import audit_offline
+        from cpucompat.coordinator.compatibility import audit_offline
         from cpucompat.coordinator.domain.audit import AuditError
 
         try:

@@ -17,7 +17,7 @@ from typing import Any
 
 from cpucompat.agent.cli.common import EXIT_NO, EXIT_OK, CliError, print_json
 
-from .decide_cmd import add_hypervisor_option
+from .compat_cmd import add_hypervisor_option
 
 
 def _local_profile(dump: str | None) -> Any:

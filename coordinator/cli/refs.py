@@ -27,7 +27,7 @@ def load_dump_arg(arg: str) -> Any:
 
 def domain_ref(arg: str, vendor: str | None = None) -> Any:
     """A decisions.Ref for dumps and models (offline use)."""
-    from cpucompat.coordinator.decisions import Ref
+    from cpucompat.coordinator.compatibility import Ref
 
     if arg.startswith("dump:"):
         return Ref.dump(arg.removeprefix("dump:"), load_dump_arg(arg))

@@ -468,7 +468,7 @@ class _Compiler:
         key = (req.ident, tgt.ident)
         v = self._verdicts.get(key)
         if v is None:
-            v = self._verdicts.put(key, _decide(req, tgt))
+            v = self._verdicts.put(key, _judge(req, tgt))
         return v
 
 
@@ -487,7 +487,7 @@ def _short_list(names: Sequence[str]) -> str:
     return shown + (f", \u2026 and {rest} more" if rest > 0 else "")
 
 
-def _decide(req: _Compiled, tgt: _Compiled) -> Verdict:
+def _judge(req: _Compiled, tgt: _Compiled) -> Verdict:
     reasons: list[Reason] = []
     warnings: list[Reason] = []
 

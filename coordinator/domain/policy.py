@@ -104,7 +104,7 @@ def _pair_text(pair: dict[str, Any]) -> str:
     return f"{pair.get('source')} -> {pair.get('target')} ({codes})"
 
 
-def decide(
+def policy_decision(
     cluster: str,
     hosts: Sequence[HostState],
     audit_action: str | None,

@@ -1,4 +1,4 @@
-"""DecisionService: check, targets, audit. Thin: `Decisions` answers."""
+"""DecisionService: check, targets, audit. Thin: `CompatibilityService` answers."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .. import convert
 from ..cache import Region
-from ..decisions import Decisions
+from ..compatibility import CompatibilityService
 from ..registry import Registry
 
 
 class DecisionServicer(pb_grpc.DecisionServiceServicer):
-    """Caches nothing: `Decisions` keeps the answers in the coordinator's one cache."""
+    """Caches nothing: `CompatibilityService` keeps the answers in the coordinator's one cache."""
 
-    def __init__(self, decisions: Decisions, registry: Registry) -> None:
+    def __init__(self, decisions: CompatibilityService, registry: Registry) -> None:
         self.decisions = decisions
         self.registry = registry
 

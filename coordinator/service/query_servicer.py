@@ -11,7 +11,7 @@ from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .. import convert
-from ..decisions import Decisions
+from ..compatibility import CompatibilityService
 from ..domain.hosts import HostRecord
 from ..limits import MAX_REASON, LimitError, check_name, check_text
 from ..registry import Registry
@@ -41,7 +41,7 @@ def _cursor(token: str, fields: dict[str, type]) -> dict[str, Any] | None:
 
 
 class QueryServicer(pb_grpc.QueryServiceServicer):
-    def __init__(self, registry: Registry, decisions: Decisions) -> None:
+    def __init__(self, registry: Registry, decisions: CompatibilityService) -> None:
         self.registry = registry
         self.decisions = decisions
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from cpucompat.agent.dumps import load_dump
+from cpucompat.coordinator.compatibility import Ref, audit_offline
 from cpucompat.coordinator.convert import audit_from_proto, audit_to_proto
-from cpucompat.coordinator.decisions import Ref, audit_offline
 from tests.support.daemons import Daemon, run_cli, start_agent, start_coordinator, wait_until
 from tests.support.paths import DEV_DUMP as DEV
 from tests.support.paths import FIXTURES

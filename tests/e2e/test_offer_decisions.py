@@ -1,4 +1,4 @@
-"""Decisions from the hypervisor's offer: a host-mode VM needs what the offer gave it.
+"""CompatibilityService from the hypervisor's offer: a host-mode VM needs what the offer gave it.
 
 Uses the recorded offer tests/fixtures/processors/dev-amd-epyc-nested-kvm-offer.json
 (`probe --json` on a nested KVM development machine whose KVM offers no SSE3 and no

@@ -19,7 +19,7 @@ import pytest
 
 from cpucompat.agent.dumps import load_valid_dump
 from cpucompat.agent.raw import RawCapture, RawDataError
-from cpucompat.coordinator.decisions import Ref, audit_offline
+from cpucompat.coordinator.compatibility import Ref, audit_offline
 from cpucompat.coordinator.domain.compat import Verdict
 from cpucompat.coordinator.domain.kvm_offerable import Hypervisor
 from cpucompat.coordinator.domain.policy import OfflineAction

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cpucompat.agent.dumps import load_dump
-from cpucompat.coordinator.decisions import Decisions
+from cpucompat.coordinator.compatibility import CompatibilityService
 from cpucompat.coordinator.domain.hosts import EventKind, HostStatus
 from cpucompat.coordinator.domain.policy import OfflineAction
 from cpucompat.coordinator.policy import PolicyEngine
@@ -27,7 +27,7 @@ class Stack:
         self.store = Store(path)
         self.registry = Registry(self.store, clock=lambda: clock[0], allow_replayed=True)
         self.policies = PolicyEngine(self.store, self.registry)
-        self.decisions = Decisions(self.registry)
+        self.decisions = CompatibilityService(self.registry)
         self.vms = VmRegistry(self.store, self.registry, self.decisions, self.policies)
 
     def action(self, vm: str) -> tuple[OfflineAction, tuple[str, ...]]:

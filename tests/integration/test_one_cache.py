@@ -17,7 +17,7 @@ import pytest
 from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.wire import capture_to_proto
 from cpucompat.coordinator.cache import AnswerCache, Memo, Region, memo
-from cpucompat.coordinator.decisions import Decisions, Ref
+from cpucompat.coordinator.compatibility import CompatibilityService, Ref
 from cpucompat.coordinator.registry import Registry
 from cpucompat.coordinator.storage import open_storage
 from cpucompat.v1 import coordinator_service_pb2 as pb
@@ -86,7 +86,7 @@ def test_a_profile_change_replaces_check_and_targets_answers(tmp_path: Path) -> 
     store = open_storage(tmp_path / "c.db")
     try:
         registry = Registry(store, allow_replayed=True)
-        decisions = Decisions(registry)
+        decisions = CompatibilityService(registry)
         registry.report("src", "c", load_dump(AMD))
         registry.report("tgt", "c", load_dump(AMD))
         src, tgt = Ref.host("src"), Ref.host("tgt")

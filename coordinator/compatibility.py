@@ -84,7 +84,7 @@ def _side(ref: Ref) -> Profile | Baseline:
     return resolve_baseline(ref.label, ref.vendor)
 
 
-class Decisions:
+class CompatibilityService:
     """The coordinator's query side over its registry.
 
     Every question takes the rules for sides without a hypervisor offer

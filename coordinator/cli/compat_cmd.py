@@ -117,7 +117,7 @@ def render_verdict(source: str, target: str, doc: dict[str, Any]) -> str:
 
 def _check_domain(args: argparse.Namespace, hypervisor: Any) -> dict[str, Any]:
     """``check libvirt:FILE TARGET``: the domain's <cpu> against a dump or model, offline."""
-    from cpucompat.coordinator.decisions import Decisions, domain_side
+    from cpucompat.coordinator.compatibility import CompatibilityService, domain_side
     from cpucompat.coordinator.domain.compat import check
     from cpucompat.coordinator.domain.libvirt_cpu import parse_domain_cpu
     from cpucompat.coordinator.domain.sides import requirement_of_domain
@@ -144,7 +144,7 @@ def _check_domain(args: argparse.Namespace, hypervisor: Any) -> dict[str, Any]:
         boot = domain_side(domain_ref(args.boot_host, args.vendor))
     label = f"{LIBVIRT_PREFIX}{path}"
     requirement = requirement_of_domain(cpu, boot, label, hypervisor=hypervisor)
-    decisions = Decisions(registry=None, hypervisor=hypervisor)  # type: ignore[arg-type]
+    decisions = CompatibilityService(registry=None, hypervisor=hypervisor)  # type: ignore[arg-type]
     return check(requirement, decisions.target(domain_ref(args.target, args.vendor))).to_json()
 
 
@@ -164,9 +164,9 @@ def run_check(args: argparse.Namespace) -> int:
     offline = is_offline(args.source) and is_offline(args.target)
     hypervisor = hypervisor_of(args)
     if offline:
-        from cpucompat.coordinator.decisions import Decisions
+        from cpucompat.coordinator.compatibility import CompatibilityService
 
-        decisions = Decisions(registry=None, hypervisor=hypervisor)  # type: ignore[arg-type]
+        decisions = CompatibilityService(registry=None, hypervisor=hypervisor)  # type: ignore[arg-type]
         doc = decisions.check(
             domain_ref(args.source, args.vendor), domain_ref(args.target, args.vendor)
         ).to_json()
@@ -364,7 +364,7 @@ def run_audit(args: argparse.Namespace) -> int:
     offline = not args.cluster and all(is_offline(a) for a in args.hosts)
     hypervisor = hypervisor_of(args)
     if offline:
-        from cpucompat.coordinator.decisions import audit_offline
+        from cpucompat.coordinator.compatibility import audit_offline
 
         report = audit_offline([domain_ref(a, args.vendor) for a in args.hosts], hypervisor)
         doc = report.to_json()
