@@ -32,7 +32,7 @@ from .service.policy_servicer import PolicyServicer
 from .service.query_servicer import QueryServicer
 from .service.registry_servicer import RegistryServicer
 from .service.vm_servicer import VmServicer
-from .storage import StoreError, open_storage
+from .storage import StoreError, describe, open_storage
 from .vms import VmRegistry
 
 log = logging.getLogger("cpucompat.coordinator")
@@ -44,7 +44,7 @@ RESERVED_WORKERS = 32
 
 @dataclass
 class CoordinatorConfig:
-    db_path: Path
+    db_path: Path | str  # an SQLite file, or a postgresql:// URL
     listen: str = DEFAULT_LISTEN
     tls: TlsFiles = field(default_factory=TlsFiles)
     admins: tuple[str, ...] = ()
@@ -91,7 +91,7 @@ class Coordinator:
             if isinstance(exc, StoreError):
                 raise StoreError(str(exc)) from None
             raise StoreError(
-                f"database {config.db_path} holds data this coordinator cannot read ({exc}); "
+                f"database {describe(config.db_path)} holds data this coordinator cannot read ({exc}); "
                 "restore it from a backup"
             ) from None
         self.faults = FaultLog(log)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.profile import Profile
 from cpucompat.agent.raw import RawDataError
 from cpucompat.coordinator.domain.requirement import guest_visible
+
+from .postgres import PostgresServer, start_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
@@ -126,3 +129,23 @@ def live_host_dump(tmp_path: Path, require_x86: None) -> Path:
 def live_host_profile(live_host_dump: Path) -> Profile:
     """The decoded profile of `live_host_dump` (vendor, features, ... of this host)."""
     return decode(load_dump(live_host_dump))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the whole session (skips without its binaries)."""
+    server = start_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def coordinator_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A coordinator's ``--db`` under test: an SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "coordinator.db")
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.database()
