@@ -27,6 +27,8 @@ from .policy import PolicyEngine
 from .registry import Registry, UnknownHostError, add_event, check_name
 from .storage.interface import Storage, VmRow
 
+VM_TOPIC = "vm"  # announced with the VM's name when a unit of work changes it
+
 
 class UnknownVmError(NotFoundError):
     """No VM of that name is registered (NOT_FOUND)."""
@@ -117,6 +119,15 @@ class VmRegistry:
             current_host=row.current_host,
             cpu_definition=row.cpu_definition,
         )
+
+    def refresh(self, name: str | None = None) -> None:
+        """Another coordinator changed VM ``name`` (None: maybe any) in the database."""
+        if name is not None:
+            self._refresh(name)
+            return
+        with self.store.read() as uow:
+            rows = uow.vms.all()
+        self._cache = {row.name: self._from_row(row) for row in rows}
 
     def _refresh(self, name: str) -> None:
         with self.store.read() as uow:
@@ -266,6 +277,7 @@ class VmRegistry:
                 name, cluster, mode, boot_host, base, stamp, registered_at, now, boot_host, definition
             )  # fmt: skip
             with self.store.unit_of_work() as uow:
+                uow.announce(VM_TOPIC, name)
                 uow.vms.put(row)
                 what = f"booted on {boot_host}" if boot_host else f"baseline {baseline}"
                 if definition is not None:
@@ -285,6 +297,7 @@ class VmRegistry:
             # A move without a reboot (another host, even another cluster): the guest still
             # needs the processor it booted on, so only its whereabouts change.
             with self.store.unit_of_work() as uow:
+                uow.announce(VM_TOPIC, name)
                 uow.vms.move(name, cluster, boot_host or None)
         self._refresh(name)
         return self.get(name), recapture
@@ -293,6 +306,7 @@ class VmRegistry:
         record = self.get(name)
         now = self.registry.clock()
         with self.store.unit_of_work() as uow:
+            uow.announce(VM_TOPIC, name)
             uow.vms.delete(name)
             add_event(
                 uow, now, record.cluster, "", EventKind.VM_REMOVED, f"VM {name} removed", vm=name

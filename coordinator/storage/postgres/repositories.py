@@ -219,6 +219,7 @@ def _event_where(where: EventFilter) -> tuple[str, list[Any]]:
 class PgEvents:
     def __init__(self, db: Connection) -> None:
         self.db = db
+        self.pending: list[tuple[float, str, str, str, str, str]] = []
 
     def add(
         self,
@@ -230,14 +231,24 @@ class PgEvents:
         details: dict[str, Any],
     ) -> None:
         # Ids are the events list's paging cursor: a reader must never see id N+1 before N.
-        # An identity value is taken at insert but visible at commit, so writers of events
-        # take turns until commit (one coordinator already does; several must).
+        # An identity value is taken at insert but visible at commit, so events are
+        # inserted at the end of the unit of work (flush), under a lock held to commit.
+        details_text = json.dumps(details, sort_keys=True)
+        self.pending.append((time, cluster, host_id, kind.value, message, details_text))
+
+    def flush(self) -> None:
+        """Insert the pending events; last in the unit of work, so the events lock is always
+        the last lock a writer takes (no lock-order cycle with hosts or policies)."""
+        if not self.pending:
+            return
         self.db.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_EVENTS,))
-        self.db.execute(
-            "INSERT INTO events (time, cluster, host_id, kind, message, details) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            (time, cluster, host_id, kind.value, message, json.dumps(details, sort_keys=True)),
-        )
+        with self.db.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO events (time, cluster, host_id, kind, message, details) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                self.pending,
+            )
+        self.pending.clear()
 
     def window(self, where: EventFilter, newest: int) -> tuple[int, int] | None:
         sql, params = _event_where(where)
@@ -464,6 +475,10 @@ class PgUnitOfWork:
         self.vms = PgVms(db)
         self.admissions = PgAdmissions(db)
         self.hooks: list[Callable[[], None]] = []
+        self.announced: set[tuple[str, str]] = set()
 
     def on_commit(self, hook: Callable[[], None]) -> None:
         self.hooks.append(hook)
+
+    def announce(self, topic: str, key: str) -> None:
+        self.announced.add((topic, key))

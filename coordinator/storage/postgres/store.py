@@ -11,10 +11,14 @@ work; until then each one fails with a StorageFault, as a full disk does.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from typing import Any
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
@@ -28,6 +32,8 @@ MIGRATIONS = migrations.load(f"{__package__}.migrations")
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 LOCK_MIGRATE = 0x6370753300000002  # session advisory lock held while migrating
+LOCK_CLASS_LEASE = 0x63707534  # session advisory locks: once-per-database jobs (the sweep)
+CHANNEL = "cpucompat"  # LISTEN/NOTIFY channel of the coordinators' announcements
 CONNECT_TIMEOUT = 10  # seconds, unless the URL gives connect_timeout
 
 EXPECTED_TABLES = {
@@ -41,6 +47,7 @@ EXPECTED_TABLES = {
 
 # SQLSTATE classes: 53100 disk_full; 08 connection exceptions; 57P0x the server shut down.
 DISK_FULL = "53100"
+log = logging.getLogger("cpucompat.coordinator.storage.postgres")
 _CORRUPT = {"XX001", "XX002"}  # data_corrupted, index_corrupted
 
 
@@ -54,6 +61,15 @@ class PostgresStorage:
         self._durable = durable
         self._lock = threading.RLock()
         self._conn: psycopg.Connection[DictRow] | None = None
+        # Several coordinators: who we are in announcements, who listens, which leases we hold.
+        self.instance = uuid.uuid4().hex
+        self._listeners: list[Callable[[str, str], None]] = []
+        self._listener: threading.Thread | None = None
+        self._listening = threading.Event()
+        self._stop = threading.Event()
+        self._lease_lock = threading.Lock()
+        self._lease_conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._leases: set[str] = set()
         try:
             self._conn = self._connect()
             self._check_not_foreign()
@@ -77,17 +93,12 @@ class PostgresStorage:
 
     # ---- opening -----------------------------------------------------------------------
 
+    def _extra(self) -> dict[str, Any]:
+        return {} if "connect_timeout" in self.url else {"connect_timeout": CONNECT_TIMEOUT}
+
     def _connect(self) -> psycopg.Connection[DictRow]:
-        extra: dict[str, object] = {}
-        if "connect_timeout" not in self.url:
-            extra["connect_timeout"] = CONNECT_TIMEOUT
         try:
-            conn = psycopg.connect(
-                self.url,
-                autocommit=True,
-                row_factory=dict_row,
-                **extra,  # type: ignore[arg-type]
-            )
+            conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row, **self._extra())
         except psycopg.OperationalError as exc:
             raise StoreError(
                 f"cannot reach PostgreSQL database {self.name}: {self._describe(exc)}; start "
@@ -159,8 +170,94 @@ class PostgresStorage:
             self._conn = None
 
     def close(self) -> None:
+        self._stop.set()
+        if self._listener is not None and self._listener.is_alive():
+            self._listener.join(timeout=5)
         with self._lock:
             self._close_quietly()
+        with self._lease_lock:
+            self._drop_lease()
+
+    # ---- several coordinators: announcements and leases ----------------------------------
+
+    def subscribe(self, listener: Callable[[str, str], None]) -> None:
+        """Hear the other coordinators' commits (LISTEN) on a connection of its own."""
+        self._listeners.append(listener)
+        if self._listener is None:
+            self._listener = threading.Thread(
+                target=self._listen_loop, name="postgres-listen", daemon=True
+            )
+            self._listener.start()
+            self._listening.wait(timeout=CONNECT_TIMEOUT)
+
+    def _listen_loop(self) -> None:
+        backoff = 0.1
+        missed = False
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True, **self._extra()) as conn:  # type: ignore[arg-type]
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._listening.set()
+                    backoff = 0.1
+                    if missed:  # announcements sent while we were deaf are lost: reload all
+                        self._dispatch("*", "")
+                    missed = True
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            self._heard(note.payload)
+            except psycopg.Error as exc:
+                self._listening.set()
+                log.warning(
+                    "listening to database %s failed (%s); retrying", self.name, self._describe(exc)
+                )
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _heard(self, payload: str) -> None:
+        try:
+            note = json.loads(payload)
+            if note.get("from") == self.instance:
+                return  # this coordinator's own commit: its hooks already refreshed it
+            self._dispatch(str(note["topic"]), str(note["key"]))
+        except (ValueError, KeyError, AttributeError):
+            log.warning("ignored a malformed announcement on database %s", self.name)
+
+    def _dispatch(self, topic: str, key: str) -> None:
+        for listener in self._listeners:
+            try:
+                listener(topic, key)
+            except Exception:  # one failing refresh must not deafen the coordinator
+                log.exception("refreshing after %s %r from another coordinator failed", topic, key)
+
+    def holds_lease(self, name: str) -> bool:
+        """A session advisory lock on a connection of its own: it ends with the holder's
+        session, so a coordinator killed with -9 frees it as soon as the server notices."""
+        with self._lease_lock:
+            try:
+                if self._lease_conn is None or self._lease_conn.closed or self._lease_conn.broken:
+                    self._drop_lease()
+                    self._lease_conn = psycopg.connect(self.url, autocommit=True, **self._extra())  # type: ignore[arg-type]
+                conn = self._lease_conn
+                if name in self._leases:
+                    conn.execute("SELECT 1")  # still our session: the lock is still ours
+                    return True
+                row = conn.execute(
+                    "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS_LEASE, name)
+                ).fetchone()
+                if row is not None and row[0]:
+                    self._leases.add(name)
+                    return True
+                return False
+            except psycopg.Error:
+                self._drop_lease()
+                return False
+
+    def _drop_lease(self) -> None:
+        self._leases.clear()
+        if self._lease_conn is not None:
+            with suppress(psycopg.Error):
+                self._lease_conn.close()
+            self._lease_conn = None
 
     # ---- migrations (the runner's Schema) --------------------------------------------------
 
@@ -248,6 +345,11 @@ class PostgresStorage:
         with self._transaction(read_only=False) as conn:
             uow = PgUnitOfWork(conn)
             yield uow
+            uow.events.flush()
+            # NOTIFY is transactional: the other coordinators hear it exactly when it commits.
+            for topic, key in sorted(uow.announced):
+                payload = json.dumps({"from": self.instance, "topic": topic, "key": key})
+                conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
         for hook in uow.hooks:
             hook()
 
