@@ -37,6 +37,8 @@ def test_announcements_reach_the_other_coordinators_only_once_committed(
     try:
         two.subscribe(lambda topic, key: heard_by_two.put((topic, key)))
         one.subscribe(lambda topic, key: heard_by_one.put((topic, key)))
+        # Once listening: reload everything (what was committed before was not announced).
+        assert heard_by_two.get(timeout=10) == heard_by_one.get(timeout=10) == ("*", "")
         with pytest.raises(RuntimeError), one.unit_of_work() as uow:
             uow.announce("host", "rolled-back")
             raise RuntimeError("refused")

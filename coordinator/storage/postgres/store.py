@@ -192,16 +192,15 @@ class PostgresStorage:
 
     def _listen_loop(self) -> None:
         backoff = 0.1
-        missed = False
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self.url, autocommit=True, **self._extra()) as conn:  # type: ignore[arg-type]
                     conn.execute(f"LISTEN {CHANNEL}")
                     self._listening.set()
                     backoff = 0.1
-                    if missed:  # announcements sent while we were deaf are lost: reload all
-                        self._dispatch("*", "")
-                    missed = True
+                    # What was committed before we listened (since the services loaded their
+                    # mirrors, or while the connection was down) was not announced to us.
+                    self._dispatch("*", "")
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.5):
                             self._heard(note.payload)
