@@ -194,7 +194,7 @@ class PostgresStorage:
         backoff = 0.1
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True, **self._extra()) as conn:  # type: ignore[arg-type]
+                with psycopg.connect(self.url, autocommit=True, **self._extra()) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self._listening.set()
                     backoff = 0.1
@@ -235,7 +235,7 @@ class PostgresStorage:
             try:
                 if self._lease_conn is None or self._lease_conn.closed or self._lease_conn.broken:
                     self._drop_lease()
-                    self._lease_conn = psycopg.connect(self.url, autocommit=True, **self._extra())  # type: ignore[arg-type]
+                    self._lease_conn = psycopg.connect(self.url, autocommit=True, **self._extra())
                 conn = self._lease_conn
                 if name in self._leases:
                     conn.execute("SELECT 1")  # still our session: the lock is still ours
