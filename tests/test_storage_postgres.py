@@ -21,7 +21,7 @@ from cpucompat.coordinator.storage.postgres import SCHEMA_VERSION, PostgresStora
 from cpucompat.coordinator.storage.postgres.url import redact
 from cpucompat.coordinator.storage.sqlite import SqliteStorage
 
-from .daemons import run_cli, start_coordinator
+from .daemons import run_cli, start_coordinator, wait_until
 from .postgres import PostgresServer
 
 SECRET = "s3cr3t-Pa55"
@@ -133,6 +133,17 @@ def test_a_lost_connection_is_one_fault_then_the_next_unit_of_work_reconnects(
         postgres_server.psql(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             f"WHERE datname = '{database_name(url)}' AND pid <> pg_backend_pid()"
+        )
+        # pg_terminate_backend only signals: wait until the session is really gone.
+        wait_until(
+            lambda: (
+                postgres_server.psql(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    f"WHERE datname = '{database_name(url)}' AND pid <> pg_backend_pid()"
+                )
+                == "0"
+            ),
+            what="the coordinator's session ended",
         )
         with pytest.raises(StorageFault) as lost, storage.unit_of_work() as uow:
             uow.events.add(2.0, "prod", "h1", EventKind.HOST_JOINED, "lost", {})

@@ -255,6 +255,10 @@ class PostgresStorage:
         self._leases.clear()
         if self._lease_conn is not None:
             with suppress(psycopg.Error):
+                if not self._lease_conn.broken:
+                    # Handed over at once; closing alone frees it only once the server's
+                    # backend has noticed the session end.
+                    self._lease_conn.execute("SELECT pg_advisory_unlock_all()")
                 self._lease_conn.close()
             self._lease_conn = None
 
