@@ -16,7 +16,7 @@ from cpucompat.agent.tls import TlsFiles, check_listen_address, server_credentia
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .admissions import ADMISSIONS_TOPIC, Admissions
-from .baseline_pins import BaselinePins
+from .baseline_pins import BASELINE_PIN_TOPIC, BaselinePins
 from .decisions import Decisions
 from .faultlog import FaultLog
 from .limits import Limits
@@ -118,6 +118,8 @@ class Coordinator:
             self.vms.refresh(None if every else key)
         if every or topic == ADMISSIONS_TOPIC:
             self.admissions.refresh(None if every else key)
+        if every or topic == BASELINE_PIN_TOPIC:
+            self.baseline_pins.refresh(None if every else key)
 
     def _sweep_loop(self) -> None:
         """Mark silent hosts stale; an error is logged and retried, never ends the loop.

@@ -18,6 +18,7 @@ from psycopg.rows import DictRow
 from ...domain.hosts import Event, EventKind, HostStatus, ProfileVersion
 from ..interface import (
     Admission,
+    BaselinePinRow,
     EventFilter,
     HostRow,
     NewProfile,
@@ -464,6 +465,50 @@ class PgAdmissions:
             )
 
 
+class PgBaselinePins:
+    def __init__(self, db: Connection) -> None:
+        self.db = db
+
+    @staticmethod
+    def _row(row: DictRow) -> BaselinePinRow:
+        return BaselinePinRow(
+            row["cluster"],
+            row["source"],
+            json.loads(row["baseline"]),
+            float(row["pinned_at"]),
+            row["pinned_by"],
+        )
+
+    def get(self, cluster: str) -> BaselinePinRow | None:
+        row = self.db.execute(
+            "SELECT cluster, source, baseline, pinned_at, pinned_by FROM baseline_pins "
+            "WHERE cluster = %s",
+            (cluster,),
+        ).fetchone()
+        return None if row is None else self._row(row)
+
+    def all(self) -> list[BaselinePinRow]:
+        return [
+            self._row(row)
+            for row in self.db.execute(
+                "SELECT cluster, source, baseline, pinned_at, pinned_by FROM baseline_pins "
+                "ORDER BY cluster"
+            )
+        ]
+
+    def put(self, row: BaselinePinRow) -> None:
+        self.db.execute(
+            "INSERT INTO baseline_pins (cluster, source, baseline, pinned_at, pinned_by) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (cluster) DO UPDATE SET "
+            "source = excluded.source, baseline = excluded.baseline, "
+            "pinned_at = excluded.pinned_at, pinned_by = excluded.pinned_by",
+            (row.cluster, row.source, json.dumps(row.baseline), row.pinned_at, row.pinned_by),
+        )
+
+    def delete(self, cluster: str) -> None:
+        self.db.execute("DELETE FROM baseline_pins WHERE cluster = %s", (cluster,))
+
+
 class PgUnitOfWork:
     """The repositories over one connection's transaction, and the hooks to run once it commits."""
 
@@ -474,6 +519,7 @@ class PgUnitOfWork:
         self.policies = PgPolicies(db, writable)
         self.vms = PgVms(db)
         self.admissions = PgAdmissions(db)
+        self.baseline_pins = PgBaselinePins(db)
         self.hooks: list[Callable[[], None]] = []
         self.announced: set[tuple[str, str]] = set()
 
