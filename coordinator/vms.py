@@ -126,8 +126,11 @@ class VmRegistry:
             self._refresh(name)
             return
         with self.store.read() as uow:
-            rows = uow.vms.all()
-        self._cache = {row.name: self._from_row(row) for row in rows}
+            rows = {row.name: row for row in uow.vms.all()}
+        for gone in set(self._cache) - set(rows):
+            self._cache.pop(gone, None)
+        for vm_name, row in rows.items():
+            self._cache[vm_name] = self._from_row(row)
 
     def _refresh(self, name: str) -> None:
         with self.store.read() as uow:
