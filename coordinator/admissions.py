@@ -22,6 +22,7 @@ from .limits import LimitError, check_name
 from .storage.interface import Admission, Storage
 
 MAX_PATTERNS_PER_REQUEST = 1000
+ADMISSIONS_TOPIC = "admissions"  # announced with the cluster whose admissions changed
 PATTERN = re.compile(r"[A-Za-z0-9*?\[][A-Za-z0-9._:@*?\[\]!-]{0,252}")
 """A host name with fnmatch's `*`, `?` and `[...]`; nothing that could span a line."""
 
@@ -62,11 +63,18 @@ class Admissions:
         self.store = store
         self.clock = clock
         self._lock = threading.Lock()
-        with store.read() as uow:
-            rows = uow.admissions.all()
         self._by_cluster: dict[str, dict[str, Admission]] = {}
+        self.refresh()
+
+    def refresh(self, cluster: str | None = None) -> None:
+        """Mirror the stored list (again: another coordinator changed ``cluster``'s)."""
+        with self.store.read() as uow:
+            rows = uow.admissions.all()
+        by_cluster: dict[str, dict[str, Admission]] = {}
         for item in rows:
-            self._by_cluster.setdefault(item.cluster, {})[item.pattern] = item
+            by_cluster.setdefault(item.cluster, {})[item.pattern] = item
+        with self._lock:
+            self._by_cluster = by_cluster
 
     def allows(self, cluster: str, host_id: str) -> bool:
         with self._lock:
@@ -88,6 +96,7 @@ class Admissions:
             have = self._by_cluster.get(cluster, {})
             new = [Admission(cluster, p, now, by) for p in wanted if p not in have]
             with self.store.unit_of_work() as uow:
+                uow.announce(ADMISSIONS_TOPIC, cluster)
                 uow.admissions.add(new)
             self._by_cluster.setdefault(cluster, {}).update({a.pattern: a for a in new})
             return self._sorted(cluster)
@@ -101,6 +110,7 @@ class Admissions:
                 if pattern not in have:
                     raise AdmissionNotFoundError(self._missing(cluster, pattern, have))
             with self.store.unit_of_work() as uow:
+                uow.announce(ADMISSIONS_TOPIC, cluster)
                 uow.admissions.remove(cluster, wanted)
             for pattern in wanted:
                 del have[pattern]

@@ -69,6 +69,9 @@ class Pin:
         return pinned_requirement(self.baseline)
 
 
+BASELINE_PIN_TOPIC = "baseline-pin"  # announced with the cluster whose pin or flags changed
+
+
 class BaselinePins:
     """Stores pins and measures hosts against them."""
 
@@ -127,6 +130,7 @@ class BaselinePins:
         row = BaselinePinRow(cluster, source, pin_document(baseline, source), now, by)
         pin = _pin(row)
         with self.store.unit_of_work() as uow:
+            uow.announce(BASELINE_PIN_TOPIC, cluster)
             uow.baseline_pins.put(row)
             add_event(
                 uow,
@@ -146,6 +150,7 @@ class BaselinePins:
         pin = self.require(cluster)
         now = self.registry.clock()
         with self.store.unit_of_work() as uow:
+            uow.announce(BASELINE_PIN_TOPIC, cluster)
             uow.baseline_pins.delete(cluster)
             add_event(
                 uow,
@@ -157,6 +162,22 @@ class BaselinePins:
             )
             uow.on_commit(lambda: self._set(cluster, None, frozenset()))
         return pin
+
+    def refresh(self, cluster: str | None = None) -> None:
+        """Another coordinator changed ``cluster``'s pin (None: maybe any): mirror it."""
+        with self.store.read() as uow:
+            rows = {r.cluster: r for r in uow.baseline_pins.all()}
+        with self._lock:
+            known = set(self._pins)
+        for name in (known | set(rows)) if cluster is None else {cluster}:
+            row = rows.get(name)
+            if row is None:
+                self._set(name, None, frozenset())
+                continue
+            pin = _pin(row)
+            with self._lock:
+                self._pins[name] = pin
+            self._set(name, pin, frozenset(m.host_id for m in self.measure(name) if m.below))
 
     # ---- inside the registry's unit of work ------------------------------------------
 
@@ -171,6 +192,7 @@ class BaselinePins:
             with self._lock:
                 before = self._below.get(cluster, frozenset())
             below = self._flag(uow, cluster, pin, before, now, stored=True)
+            uow.announce(BASELINE_PIN_TOPIC, cluster)
             uow.on_commit(partial(self._set, cluster, pin, below))
 
     def _flag(

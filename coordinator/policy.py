@@ -26,6 +26,7 @@ from .registry import OnChange, Registry, UnknownHostError, add_event, check_nam
 from .storage.interface import PolicyRow, Storage, UnitOfWork
 
 POLICY_PAIR_LIMIT = 50
+POLICY_TOPIC = "policy"  # announced with the cluster when a new policy version is stored
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,15 @@ class PolicyEngine:
     # ---- computing -------------------------------------------------------------------
 
     def compute(self, uow: UnitOfWork, cluster: str) -> PolicyDecision:
+        # The cluster's lock first, then its members: a writer that committed a member
+        # change before we got the lock is in what we read (several coordinators).
+        row = uow.policies.get(cluster, for_update=True)
         # A host in maintenance has no say: neither its processor nor its silence counts.
         members = [
             (h.host_id, h.status.value, h.profile_version)
             for h in uow.hosts.in_cluster(cluster)
             if not h.maintenance
         ]
-        row = uow.policies.get(cluster, for_update=True)
         pinned = (
             OfflineAction(row.pinned_action)
             if row is not None and row.pinned_action is not None
@@ -102,6 +105,7 @@ class PolicyEngine:
         if old is not None and old.version > 0 and decision.same_as(self._from_row(old).decision):
             return
         version = (old.version if old is not None else 0) + 1
+        uow.announce(POLICY_TOPIC, decision.cluster)
         details = {
             "blocking_pairs": list(decision.blocking_pairs),
             "stale_hosts": list(decision.stale_hosts),
@@ -191,6 +195,16 @@ class PolicyEngine:
                 if current is None or stored.version > current.version:
                     self._policies[stored.decision.cluster] = stored
             self._changed.notify_all()
+
+    def refresh(self, cluster: str | None = None) -> None:
+        """Another coordinator stored a new policy of ``cluster`` (None: maybe of any):
+        mirror it and wake this coordinator's watchers."""
+        if cluster is not None:
+            self._publish({cluster})
+            return
+        with self.store.read() as uow:
+            clusters = {row.cluster for row in uow.policies.all()}
+        self._publish(clusters)
 
     def _load(self) -> None:
         with self.store.read() as uow:

@@ -61,6 +61,7 @@ from .storage.interface import EventFilter, HostRow, NewProfile, Storage, UnitOf
 OnChange = Callable[[UnitOfWork, set[str], float], None]
 """Called inside the unit of work with the clusters whose membership or profiles changed."""
 
+HOST_TOPIC = "host"  # announced for each host a unit of work changes (several coordinators)
 DEFAULT_HEARTBEAT_INTERVAL = 300.0
 MAINTENANCE_ON = "on"
 MAINTENANCE_ENDING = "ending"
@@ -231,6 +232,11 @@ class Registry:
                 if old is None or record is None or _answer_key(old) != _answer_key(record):
                     self.cache.forget_host(host_id)
 
+    def refresh(self, host_id: str | None = None) -> None:
+        """Another coordinator changed ``host_id`` (None: maybe anything) in the database."""
+        with self._lock:
+            self._load(None if host_id is None else [host_id])
+
     def hosts(self, cluster: str | None = None) -> list[HostRecord]:
         records = list(self._hosts.values())  # one C-level copy: consistent under the GIL
         if cluster:
@@ -301,6 +307,8 @@ class Registry:
             try:
                 with self.store.unit_of_work() as uow:
                     uow.on_commit(lambda: self._load(ids))
+                    for host_id in ids:  # other coordinators on this database refresh them
+                        uow.announce(HOST_TOPIC, host_id)
                     clusters = work(uow, now)
                     if clusters:
                         for hook in self.on_change:

@@ -15,13 +15,13 @@ from grpc_reflection.v1alpha import reflection
 from cpucompat.agent.tls import TlsFiles, check_listen_address, server_credentials
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
-from .admissions import Admissions
-from .baseline_pins import BaselinePins
+from .admissions import ADMISSIONS_TOPIC, Admissions
+from .baseline_pins import BASELINE_PIN_TOPIC, BaselinePins
 from .compatibility import CompatibilityService
 from .faultlog import FaultLog
 from .limits import Limits
-from .policy import PolicyEngine
-from .registry import Registry
+from .policy import POLICY_TOPIC, PolicyEngine
+from .registry import HOST_TOPIC, Registry
 from .security import Authorizer
 from .service.access import SERVICES
 from .service.admission_servicer import AdmissionServicer
@@ -32,8 +32,8 @@ from .service.policy_servicer import PolicyServicer
 from .service.query_servicer import QueryServicer
 from .service.registry_servicer import RegistryServicer
 from .service.vm_servicer import VmServicer
-from .storage import StoreError, open_storage
-from .vms import VmRegistry
+from .storage import StoreError, describe, open_storage
+from .vms import VM_TOPIC, VmRegistry
 
 log = logging.getLogger("cpucompat.coordinator")
 
@@ -44,7 +44,7 @@ RESERVED_WORKERS = 32
 
 @dataclass
 class CoordinatorConfig:
-    db_path: Path
+    db_path: Path | str  # an SQLite file, or a postgresql:// URL
     listen: str = DEFAULT_LISTEN
     tls: TlsFiles = field(default_factory=TlsFiles)
     admins: tuple[str, ...] = ()
@@ -63,6 +63,9 @@ class CoordinatorConfig:
         if self.require_admission is None:
             return bool(self.tls.ca)
         return self.require_admission
+
+
+SWEEP_LEASE = "stale-sweep"
 
 
 class Coordinator:
@@ -91,7 +94,7 @@ class Coordinator:
             if isinstance(exc, StoreError):
                 raise StoreError(str(exc)) from None
             raise StoreError(
-                f"database {config.db_path} holds data this coordinator cannot read ({exc}); "
+                f"database {describe(config.db_path)} holds data this coordinator cannot read ({exc}); "
                 "restore it from a backup"
             ) from None
         self.faults = FaultLog(log)
@@ -100,15 +103,36 @@ class Coordinator:
         self._sweeper = threading.Thread(target=self._sweep_loop, name="stale-sweeper", daemon=True)
 
     def start(self) -> None:
+        # Other coordinators on the same (PostgreSQL) database: mirror what they commit.
+        self.store.subscribe(self._heard)
         self._sweeper.start()
 
+    def _heard(self, topic: str, key: str) -> None:
+        """Another coordinator committed a change to ``topic`` ``key``; ``*``: maybe anything."""
+        every = topic == "*"
+        if every or topic == HOST_TOPIC:
+            self.registry.refresh(None if every else key)
+        if every or topic == POLICY_TOPIC:
+            self.policies.refresh(None if every else key)
+        if every or topic == VM_TOPIC:
+            self.vms.refresh(None if every else key)
+        if every or topic == ADMISSIONS_TOPIC:
+            self.admissions.refresh(None if every else key)
+        if every or topic == BASELINE_PIN_TOPIC:
+            self.baseline_pins.refresh(None if every else key)
+
     def _sweep_loop(self) -> None:
-        """Mark silent hosts stale; an error is logged and retried, never ends the loop."""
+        """Mark silent hosts stale; an error is logged and retried, never ends the loop.
+
+        Several coordinators on one database sweep one at a time: the holder of the
+        ``stale-sweep`` lease; the others ask again each round and take over when it dies.
+        """
         while not self._stop.is_set():
             delay = 1.0
             try:
-                self.registry.sweep()
-                delay = self.registry.next_sweep_in(default=1.0)
+                if self.store.holds_lease(SWEEP_LEASE):
+                    self.registry.sweep()
+                    delay = self.registry.next_sweep_in(default=1.0)
             except Exception as exc:  # a locked or full database must not end stale detection
                 self.faults.log("stale-host sweep failed, retrying", exc)
             self._wake.wait(delay)

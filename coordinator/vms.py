@@ -29,6 +29,8 @@ from .registry import Registry, UnknownHostError, add_event, check_name
 from .storage.interface import Storage, VmRow
 from .vm_actions import VmActions
 
+VM_TOPIC = "vm"  # announced with the VM's name when a unit of work changes it
+
 
 class UnknownVmError(NotFoundError):
     """No VM of that name is registered (NOT_FOUND)."""
@@ -120,6 +122,20 @@ class VmRegistry:
             current_host=row.current_host,
             cpu_definition=row.cpu_definition,
         )
+
+    def refresh(self, name: str | None = None) -> None:
+        """Another coordinator changed VM ``name`` (None: maybe any) in the database."""
+        if name is not None:
+            self._refresh(name)
+            return
+        with self.store.read() as uow:
+            rows = {row.name: row for row in uow.vms.all()}
+        for gone in set(self._vms) - set(rows):
+            self._vms.pop(gone, None)
+            self.registry.cache.forget_vm(gone)
+        for vm_name, row in rows.items():
+            self._vms[vm_name] = self._from_row(row)
+            self.registry.cache.forget_vm(vm_name)
 
     def _refresh(self, name: str) -> None:
         with self.store.read() as uow:
@@ -269,6 +285,7 @@ class VmRegistry:
                 name, cluster, mode, boot_host, base, stamp, registered_at, now, boot_host, definition
             )  # fmt: skip
             with self.store.unit_of_work() as uow:
+                uow.announce(VM_TOPIC, name)
                 uow.vms.put(row)
                 self.actions.recompute_in_tx(
                     uow, {cluster} | ({existing.cluster} if existing else set()), now
@@ -292,6 +309,7 @@ class VmRegistry:
             # needs the processor it booted on, so only its whereabouts change.
             assert existing is not None
             with self.store.unit_of_work() as uow:
+                uow.announce(VM_TOPIC, name)
                 uow.vms.move(name, cluster, boot_host or None)
                 self.actions.recompute_in_tx(uow, {cluster, existing.cluster}, now)
         self._refresh(name)
@@ -301,6 +319,7 @@ class VmRegistry:
         record = self.get(name)
         now = self.registry.clock()
         with self.store.unit_of_work() as uow:
+            uow.announce(VM_TOPIC, name)
             uow.vms.delete(name)
             add_event(
                 uow, now, record.cluster, "", EventKind.VM_REMOVED, f"VM {name} removed", vm=name

@@ -21,6 +21,7 @@ now with `live_host_dump` (`cpucompat probe --raw`, replayed as a dump).
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.profile import Profile
 
 from .support.paths import IS_X86_64
+from .support.postgres import PostgresServer, start_server
 
 if TYPE_CHECKING:
     from .support.inprocess import Running
@@ -84,3 +86,23 @@ def live_coordinator(tmp_path: Path) -> Iterator[Running]:
     running = Running(tmp_path)
     yield running
     running.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the whole session (skips without its binaries)."""
+    server = start_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def coordinator_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A coordinator's ``--db`` under test: an SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "coordinator.db")
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.database()

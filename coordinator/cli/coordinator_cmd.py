@@ -26,7 +26,8 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
         name,
         help=help_text,
         description=(
-            "Run the coordinator: it keeps every host's profile and history in SQLite, answers "
+            "Run the coordinator: it keeps every host's profile and history in SQLite (or "
+            "PostgreSQL with --db postgresql://...), answers "
             "compatibility queries and owns each cluster's fail-over policy. Without TLS it "
             "listens on loopback only unless --insecure is given. Prints 'listening on ADDR' "
             "once ready."
@@ -41,9 +42,11 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
     )
     p.add_argument(
         "--db",
-        metavar="PATH",
+        metavar="PATH|URL",
         help="SQLite file (default STATE_DIR/coordinator.db; STATE_DIR is "
-        "$CPUCOMPAT_STATE_DIR, /var/lib/cpucompat as root, else ~/.local/state/cpucompat)",
+        "$CPUCOMPAT_STATE_DIR, /var/lib/cpucompat as root, else ~/.local/state/cpucompat), or "
+        "a PostgreSQL URL postgresql://USER@HOST[:PORT]/DB (needs cpucompat[postgres]; give "
+        "the password in ~/.pgpass or PGPASSWORD rather than in the URL)",
     )
     p.add_argument(
         "--allow-replayed",
@@ -100,7 +103,13 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s cpucompat coordinator: %(message)s",
         stream=sys.stderr,
     )
-    db = Path(args.db) if args.db else default_state_dir() / "coordinator.db"
+    from cpucompat.coordinator.storage import describe, is_postgres
+
+    db: str | Path
+    if args.db and is_postgres(args.db):
+        db = args.db  # a URL: a Path would fold its "//"
+    else:
+        db = Path(args.db) if args.db else default_state_dir() / "coordinator.db"
     try:
         limits = limits_from_args(args)
     except ValueError as exc:
@@ -147,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     server.start()
     coordinator.start()
     host = config.listen.rsplit(":", 1)[0]
-    print(f"cpucompat coordinator listening on {host}:{port} (db {db})", flush=True)
+    print(f"cpucompat coordinator listening on {host}:{port} (db {describe(db)})", flush=True)
     try:
         while not stopping.wait(0.5):
             pass

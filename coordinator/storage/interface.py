@@ -310,6 +310,12 @@ class UnitOfWork(Protocol):
         """Run ``hook`` after the commit succeeded (in the order added); never on rollback."""
         ...
 
+    def announce(self, topic: str, key: str) -> None:
+        """Tell the other coordinators on this database that ``topic`` ``key`` changed (a
+        host id, a cluster's policy, a VM name, a cluster's admissions), once this unit of
+        work commits. Nothing where this coordinator is the only writer (SQLite)."""
+        ...
+
 
 class Storage(Protocol):
     """An open database. Backend errors surface as StoreError / StorageFault only."""
@@ -324,6 +330,18 @@ class Storage(Protocol):
 
     def damaged(self, what: str) -> StorageFault:
         """The fault to raise when stored data cannot be read back, naming the database."""
+        ...
+
+    def subscribe(self, listener: Callable[[str, str], None]) -> None:
+        """Call ``listener(topic, key)`` for each announcement another coordinator commits;
+        ``("*", "")`` when some may have been missed (a lost connection): reload everything.
+        The listener runs on the backend's own thread. Nothing where no one else writes."""
+        ...
+
+    def holds_lease(self, name: str) -> bool:
+        """Whether this coordinator may do the once-per-database job ``name`` (the stale
+        sweep) now; a lease held by a coordinator that died passes to the next one that
+        asks. Always true where this coordinator is the only writer."""
         ...
 
     def close(self) -> None: ...

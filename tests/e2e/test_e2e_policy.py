@@ -36,10 +36,10 @@ def state(path: Path) -> dict | None:
 
 
 def test_policy_follows_the_processors_and_reaches_every_agent(
-    tmp_path: Path, live_host_dump: Path, live_host_profile: Profile
+    tmp_path: Path, live_host_dump: Path, live_host_profile: Profile, coordinator_db: str
 ) -> None:
     older, lacking = older_processor(live_host_profile)
-    coord = start_coordinator(tmp_path, "--allow-replayed")
+    coord = start_coordinator(tmp_path, "--allow-replayed", db=coordinator_db)
     address = coord.address
     hooks = {h: tmp_path / f"hook-{h}.log" for h in ("new-1", "new-2")}
     states = {h: tmp_path / f"state-{h}.json" for h in ("new-1", "new-2")}
@@ -279,10 +279,12 @@ def test_policy_export_prints_hyperv_commands(tmp_path: Path, live_host_dump: Pa
         coord.stop()
 
 
-def test_agent_resubscribes_after_the_coordinator_restarts(tmp_path: Path) -> None:
+def test_agent_resubscribes_after_the_coordinator_restarts(
+    tmp_path: Path, coordinator_db: str
+) -> None:
 
     address = f"127.0.0.1:{free_port()}"
-    coord = start_coordinator(tmp_path, listen=address, log="c1.log")
+    coord = start_coordinator(tmp_path, listen=address, log="c1.log", db=coordinator_db)
     state_file = tmp_path / "s.json"
     agent = start_agent(
         tmp_path, address, "h", "--interval", "0.5", "--state-file", str(state_file)
@@ -290,7 +292,7 @@ def test_agent_resubscribes_after_the_coordinator_restarts(tmp_path: Path) -> No
     try:
         wait_until(lambda: (state(state_file) or {}).get("action") == "SAVE", what="first policy")
         coord.stop(signal.SIGKILL)
-        coord = start_coordinator(tmp_path, listen=address, log="c2.log")
+        coord = start_coordinator(tmp_path, listen=address, log="c2.log", db=coordinator_db)
         pin = run_cli("policy", "pin", "--cluster", "prod", "SHUTDOWN", "--coordinator", address)
         assert pin.returncode == 0, pin.stderr
         wait_until(

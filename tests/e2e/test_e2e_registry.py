@@ -31,7 +31,7 @@ ROME = SHARED_DUMPS / "instlatx64-AuthenticAMD0830F10_K17_Rome_CPUID.txt"
 MILAN = SHARED_DUMPS / "instlatx64-AuthenticAMD0A00F11_K19_Milan_02_CPUID.txt"
 
 
-def coordinator(tmp_path: Path, *extra: str, db: Path | None = None) -> Daemon:
+def coordinator(tmp_path: Path, *extra: str, db: Path | str | None = None) -> Daemon:
     return start_coordinator(tmp_path, *extra, db=db)
 
 
@@ -51,8 +51,8 @@ def events(address: str) -> list[dict]:
     return json.loads(result.stdout)["events"]
 
 
-def test_cluster_of_live_and_replayed_agents(tmp_path: Path) -> None:
-    coord = coordinator(tmp_path, "--allow-replayed")
+def test_cluster_of_live_and_replayed_agents(tmp_path: Path, coordinator_db: str) -> None:
+    coord = coordinator(tmp_path, "--allow-replayed", db=coordinator_db)
     swap = tmp_path / "swap.txt"
     swappable = ROME.is_file() and MILAN.is_file()
     shutil.copy(ROME if swappable else DEV_DUMP, swap)
@@ -116,8 +116,8 @@ def test_cluster_of_live_and_replayed_agents(tmp_path: Path) -> None:
         assert coord.stop() == 0
 
 
-def test_acknowledged_report_survives_kill_9(tmp_path: Path) -> None:
-    db = tmp_path / "state.db"
+def test_acknowledged_report_survives_kill_9(tmp_path: Path, coordinator_db: str) -> None:
+    db = coordinator_db
     coord = coordinator(tmp_path, "--allow-replayed", db=db)
     one = agent(tmp_path, coord.address, "durable", "--replay-dump", str(DEV_DUMP))
     try:

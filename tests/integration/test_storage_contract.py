@@ -1,8 +1,9 @@
 """What every storage backend promises the services (`coordinator/storage/interface.py`).
 
 Each test runs against every backend in ``BACKENDS`` through the interface alone; a
-new backend (PostgreSQL) joins the parameter list and must pass unchanged. The SQLite
-backend runs on a real file.
+backend joins the parameter list and must pass unchanged. The SQLite backend runs on a
+real file, the PostgreSQL backend on a fresh database of a throwaway server
+(`tests/postgres.py`; skipped only when no PostgreSQL binaries exist).
 """
 
 from __future__ import annotations
@@ -24,14 +25,17 @@ from cpucompat.coordinator.storage.interface import (
     VmRow,
 )
 
-BACKENDS: dict[str, Callable[[Path], Storage]] = {
-    "sqlite": lambda folder: open_storage(folder / "c.db"),
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], Storage]] = {
+    "sqlite": lambda request, folder: open_storage(folder / "c.db"),
+    "postgresql": lambda request, folder: open_storage(
+        request.getfixturevalue("postgres_server").database()
+    ),
 }
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    opened = BACKENDS[request.param](tmp_path)
+    opened = BACKENDS[request.param](request, tmp_path)
     yield opened
     opened.close()
 

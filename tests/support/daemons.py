@@ -71,11 +71,12 @@ def wait_until(
 def start_coordinator(
     folder: Path,
     *extra: str,
-    db: Path | None = None,
+    db: Path | str | None = None,
     listen: str = "127.0.0.1:0",
     log: str = "coordinator.log",
 ) -> Daemon:
-    """A coordinator process on loopback with its database in ``folder``."""
+    """A coordinator process on loopback with its database in ``folder`` (or ``db``: a file,
+    or a PostgreSQL URL such as the ``coordinator_db`` fixture gives)."""
     database = db or folder / "coordinator.db"
     return Daemon(["coordinator", "--listen", listen, "--db", str(database), *extra], folder / log)
 

@@ -1,8 +1,9 @@
-"""The storage seam holds: SQL and `sqlite3` live only in the SQLite backend.
+"""The storage seam holds: SQL and drivers live only in the backends.
 
 Services (registry, policy, VMs, admissions, servicers) speak the repository
-protocols of `coordinator/storage/interface.py`, so a second backend (PostgreSQL)
-needs no change outside `coordinator/storage/`. This walks every module's syntax tree.
+protocols of `coordinator/storage/interface.py`, so a backend (SQLite, PostgreSQL)
+needs no change outside `coordinator/storage/`: `sqlite3` is imported only by the
+SQLite backend, `psycopg` only by the PostgreSQL one. This walks every module's syntax tree.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from tests.support.paths import PROJECT_ROOT
 
 SQLITE_BACKEND = PROJECT_ROOT / "coordinator" / "storage" / "sqlite"
+POSTGRES_BACKEND = PROJECT_ROOT / "coordinator" / "storage" / "postgres"
 SOURCES = [PROJECT_ROOT / "agent", PROJECT_ROOT / "coordinator"]
 
 # SQL as this project writes it: upper-case keywords, SQLite's functions and pragmas.
@@ -35,7 +37,7 @@ def modules() -> list[Path]:
 
 
 def in_backend(path: Path) -> bool:
-    return SQLITE_BACKEND in path.parents
+    return SQLITE_BACKEND in path.parents or POSTGRES_BACKEND in path.parents
 
 
 def imported(tree: ast.AST, path: Path) -> set[str]:
@@ -61,15 +63,16 @@ def sql_strings(tree: ast.AST) -> list[str]:
     ]
 
 
-def test_only_the_sqlite_backend_imports_sqlite3() -> None:
+def test_only_each_backend_imports_its_driver() -> None:
     offenders = []
     for path in modules():
-        if in_backend(path):
-            continue
         names = imported(ast.parse(path.read_text()), path)
-        if "sqlite3" in names or any(n.startswith("sqlite3.") for n in names):
-            offenders.append(str(path.relative_to(PROJECT_ROOT)))
-    assert offenders == [], f"import sqlite3 outside coordinator/storage/sqlite: {offenders}"
+        for driver, home in (("sqlite3", SQLITE_BACKEND), ("psycopg", POSTGRES_BACKEND)):
+            if home in path.parents:
+                continue
+            if driver in names or any(n.startswith(f"{driver}.") for n in names):
+                offenders.append(f"{path.relative_to(PROJECT_ROOT)}: {driver}")
+    assert offenders == [], f"a database driver imported outside its backend: {offenders}"
 
 
 def test_no_sql_outside_the_sqlite_backend() -> None:
@@ -84,7 +87,11 @@ def test_no_sql_outside_the_sqlite_backend() -> None:
 
 
 def test_the_detector_sees_the_backends_sql() -> None:
-    """The two checks above can fail: they find the SQL and the import where they belong."""
+    """The two checks above can fail: they find the SQL and the imports where they belong."""
+    pg = POSTGRES_BACKEND / "repositories.py"
+    pg_tree = ast.parse(pg.read_text())
+    assert len(sql_strings(pg_tree)) >= 25
+    assert "psycopg" in imported(pg_tree, pg)
     repositories = SQLITE_BACKEND / "repositories.py"
     tree = ast.parse(repositories.read_text())
     found = sql_strings(tree)
@@ -103,7 +110,9 @@ def test_services_reach_storage_only_through_the_interface() -> None:
         bad = sorted(
             n
             for n in names
-            if n.removeprefix("cpucompat.").startswith("coordinator.storage.sqlite")
+            if n.removeprefix("cpucompat.").startswith(
+                ("coordinator.storage.sqlite", "coordinator.storage.postgres")
+            )
             or n.removeprefix("cpucompat.") == "coordinator.store.Store"
         )
         if bad:

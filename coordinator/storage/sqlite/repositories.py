@@ -485,3 +485,6 @@ class SqliteUnitOfWork:
 
     def on_commit(self, hook: Callable[[], None]) -> None:
         self.hooks.append(hook)
+
+    def announce(self, topic: str, key: str) -> None:
+        """One coordinator per file (the lock file): nobody else to tell."""

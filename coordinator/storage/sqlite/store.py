@@ -12,7 +12,7 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -201,6 +201,14 @@ class SqliteStorage:
     def close(self) -> None:
         with self._lock:
             self._close_quietly()
+
+    # ---- several coordinators: never on one file (the lock file refuses a second) ---------
+
+    def subscribe(self, listener: Callable[[str, str], None]) -> None:
+        """Nothing to hear: this coordinator is the file's only writer."""
+
+    def holds_lease(self, name: str) -> bool:
+        return True
 
     # ---- migrations (the runner's Schema) --------------------------------------------------
 

@@ -1,0 +1,2 @@
+-- The libvirt CPU definition a VM booted with (`vm register --libvirt-xml`), one line.
+ALTER TABLE vms ADD COLUMN cpu_definition text;
