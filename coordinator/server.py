@@ -95,6 +95,7 @@ class Coordinator:
                 "restore it from a backup"
             ) from None
         self.faults = FaultLog(log)
+        self._stopping = threading.Event()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="stale-sweeper", daemon=True)
@@ -113,6 +114,37 @@ class Coordinator:
                 self.faults.log("stale-host sweep failed, retrying", exc)
             self._wake.wait(delay)
             self._wake.clear()
+
+    def request_stop(self) -> None:
+        """Ask `run()` to stop; safe from a signal handler or another thread."""
+        self._stopping.set()
+
+    def run(self) -> None:
+        """Serve until `request_stop()`, then stop cleanly and close the database.
+
+        Binding fails with ValueError/OSError/RuntimeError (database closed by then);
+        prints "cpucompat coordinator listening on ADDR" once serving, as launchers expect.
+        """
+        try:
+            server, port = build_server(self)
+        except (ValueError, OSError, RuntimeError):
+            self.close()
+            raise
+        server.start()
+        self.start()
+        host = self.config.listen.rsplit(":", 1)[0]
+        print(
+            f"cpucompat coordinator listening on {host}:{port} (db {self.config.db_path})",
+            flush=True,
+        )
+        try:
+            while not self._stopping.wait(0.5):
+                pass
+        finally:
+            self.health.enter_graceful_shutdown()  # type: ignore[attr-defined]
+            server.stop(grace=2).wait(5)
+            self.close()
+        print("cpucompat coordinator stopped", flush=True)
 
     def close(self) -> None:
         self.policies.close()
