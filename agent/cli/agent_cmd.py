@@ -15,6 +15,7 @@ from .common import (
     address_type,
     default_state_dir,
     number_in,
+    on_reload_signal,
     on_stop_signal,
     print_config,
     resolve_config,
@@ -127,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         agent = Agent(config)
     except AgentError as exc:
         raise CliError(str(exc)) from None
+    on_reload_signal(agent.request_reload)
     on_stop_signal(agent.request_stop)
     agent.run()
     return EXIT_OK

@@ -296,3 +296,8 @@ def on_stop_signal(stop: Callable[[], object] | None = None) -> threading.Event:
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     return done
+
+
+def on_reload_signal(reload: Callable[[], object]) -> None:
+    """Call ``reload`` on SIGHUP (systemd's `ExecReload=kill -HUP $MAINPID`)."""
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: reload())

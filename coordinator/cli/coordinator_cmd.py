@@ -17,6 +17,7 @@ from cpucompat.agent.cli.common import (
     address_type,
     default_state_dir,
     number_in,
+    on_reload_signal,
     on_stop_signal,
     print_config,
     resolve_config,
@@ -145,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
             "refused until `cpucompat cluster admit CLUSTER HOST`",
             file=sys.stderr,
         )
+    on_reload_signal(coordinator.request_reload)
     on_stop_signal(coordinator.request_stop)  # before the ready line: a SIGTERM after it is clean
     try:
         coordinator.run()
