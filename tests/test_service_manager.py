@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -207,7 +208,8 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed (Debian package systemd)")
-    cli = shutil.which("cpucompat")
+    beside = Path(sys.executable).parent / "cpucompat"  # this interpreter's own script first
+    cli = str(beside) if beside.exists() else shutil.which("cpucompat")
     if cli is None:
         pytest.skip("the cpucompat script is not on PATH (pip install -e .)")
     for name in ("cpucompat-coordinator.service", "cpucompat-agent.service"):
