@@ -19,10 +19,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from .certs import TestCA
-from .daemons import Daemon, wait_until
+from tests.support.certs import TestCA
+from tests.support.daemons import Daemon, wait_until
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "docs" / "systemd"
 
 

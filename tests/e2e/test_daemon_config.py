@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from tests.daemons import Daemon, run_cli
+from tests.support.daemons import Daemon, run_cli
 
 
 def _write(path: Path, text: str) -> Path:
