@@ -74,3 +74,68 @@ def check_listen_address(listen: str, tls: TlsFiles, insecure: bool) -> None:
             "loopback address; give --tls-cert and --tls-key (and --tls-ca for mutual TLS), "
             "listen on 127.0.0.1, or pass --insecure"
         )
+
+
+def check_server_pair(cert: bytes, key: bytes, ca: bytes | None) -> None:
+    """Refuse PEM that gRPC would take now and fail on at the next handshake."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        PublicFormat,
+        load_pem_private_key,
+    )
+
+    try:
+        leaf = x509.load_pem_x509_certificate(cert)
+        private = load_pem_private_key(key, password=None)
+        if ca is not None:
+            x509.load_pem_x509_certificates(ca)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"unusable TLS certificate, key or CA: {exc}") from None
+    spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    if leaf.public_key().public_bytes(*spki) != private.public_key().public_bytes(*spki):
+        raise InputError("the TLS key does not belong to the certificate")
+
+
+class ReloadableServerTls:
+    """Server credentials whose files are re-read on `reload()` (SIGHUP) for new connections.
+
+    gRPC asks the fetcher at every handshake; it hands over a new configuration once
+    after a successful reload, else None (keep the current one). A bad new file keeps
+    the old certificates and says why.
+    """
+
+    def __init__(self, tls: TlsFiles) -> None:
+        import threading
+
+        self.tls = tls
+        self._lock = threading.Lock()
+        self._pending: grpc.ServerCertificateConfiguration | None = None
+        self._initial = self._load()
+
+    def _load(self) -> grpc.ServerCertificateConfiguration:
+        cert, key, ca = self.tls.read()
+        if not cert or not key:
+            raise InputError("TLS needs both --tls-cert and --tls-key")
+        check_server_pair(cert, key, ca)
+        return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.dynamic_ssl_server_credentials(
+            self._initial, self._fetch, require_client_authentication=self.tls.ca is not None
+        )
+
+    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+        return pending
+
+    def reload(self) -> str:
+        """Re-read the files; one line for the log saying what happened."""
+        try:
+            loaded = self._load()
+        except InputError as exc:
+            return f"TLS reload failed, keeping the previous certificates: {exc}"
+        with self._lock:
+            self._pending = loaded
+        return f"TLS certificates reloaded from {self.tls.cert} (new connections use them)"

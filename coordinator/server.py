@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -12,7 +13,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from cpucompat.agent.tls import TlsFiles, check_listen_address, server_credentials
+from cpucompat.agent.sdnotify import Watchdog, notify
+from cpucompat.agent.tls import ReloadableServerTls, TlsFiles, check_listen_address
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .admissions import ADMISSIONS_TOPIC, Admissions
@@ -98,6 +100,9 @@ class Coordinator:
                 "restore it from a backup"
             ) from None
         self.faults = FaultLog(log)
+        self._stopping = threading.Event()
+        self._reload = threading.Event()
+        self.server_tls: ReloadableServerTls | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="stale-sweeper", daemon=True)
@@ -137,6 +142,56 @@ class Coordinator:
                 self.faults.log("stale-host sweep failed, retrying", exc)
             self._wake.wait(delay)
             self._wake.clear()
+
+    def request_stop(self) -> None:
+        """Ask `run()` to stop; safe from a signal handler or another thread."""
+        self._stopping.set()
+
+    def request_reload(self) -> None:
+        """Ask `run()` to re-read the TLS files (SIGHUP); safe from a signal handler."""
+        self._reload.set()
+
+    def reload_tls(self) -> None:
+        """New connections get the re-read certificates; a bad file keeps the old ones."""
+        if self.server_tls is None:
+            log.warning("reload: no TLS certificate to re-read (plaintext)")
+            return
+        log.warning("%s", self.server_tls.reload())
+
+    def run(self) -> None:
+        """Serve until `request_stop()`, then stop cleanly and close the database.
+
+        Binding fails with ValueError/OSError/RuntimeError (database closed by then);
+        prints "cpucompat coordinator listening on ADDR" once serving, as launchers expect.
+        """
+        try:
+            server, port = build_server(self)
+        except (ValueError, OSError, RuntimeError):
+            self.close()
+            raise
+        server.start()
+        self.start()
+        host = self.config.listen.rsplit(":", 1)[0]
+        print(
+            f"cpucompat coordinator listening on {host}:{port} (db {describe(self.config.db_path)})",
+            flush=True,
+        )
+        notify(f"READY=1\nSTATUS=listening on {host}:{port}\nMAINPID={os.getpid()}")
+        watchdog = Watchdog()
+        watchdog.start()
+        try:
+            while not self._stopping.wait(0.5):
+                watchdog.beat()
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self.reload_tls()
+        finally:
+            notify("STOPPING=1")
+            watchdog.stop()
+            self.health.enter_graceful_shutdown()  # type: ignore[attr-defined]
+            server.stop(grace=2).wait(5)
+            self.close()
+        print("cpucompat coordinator stopped", flush=True)
 
     def close(self) -> None:
         self.policies.close()
@@ -204,7 +259,8 @@ def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:
         [*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
     if config.tls.enabled:
-        port = server.add_secure_port(config.listen, server_credentials(config.tls))
+        coordinator.server_tls = ReloadableServerTls(config.tls)
+        port = server.add_secure_port(config.listen, coordinator.server_tls.credentials())
     else:
         port = server.add_insecure_port(config.listen)
     if port == 0:

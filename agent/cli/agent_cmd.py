@@ -10,11 +10,15 @@ from typing import Any
 from .common import (
     EXIT_OK,
     CliError,
+    add_config_options,
     add_tls_options,
     address_type,
     default_state_dir,
     number_in,
+    on_reload_signal,
     on_stop_signal,
+    print_config,
+    resolve_config,
     tls_files,
 )
 
@@ -92,10 +96,14 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log every report and heartbeat")
     add_tls_options(p, "agent")
+    add_config_options(p)  # last: every option above becomes a key and a variable
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    args = resolve_config(args)
+    if args.print_config:
+        return print_config(args)
     from ..daemon.agent import Agent, AgentConfig, AgentError
 
     logging.basicConfig(
@@ -120,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         agent = Agent(config)
     except AgentError as exc:
         raise CliError(str(exc)) from None
+    on_reload_signal(agent.request_reload)
     on_stop_signal(agent.request_stop)
     agent.run()
     return EXIT_OK

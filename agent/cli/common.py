@@ -26,6 +26,9 @@ from ..errors import EXIT_NO as EXIT_NO
 from ..errors import EXIT_OK as EXIT_OK
 from ..errors import EXIT_USAGE as EXIT_USAGE
 from ..errors import CpucompatError
+from .config import add_config_options as add_config_options
+from .config import print_config as print_config
+from .config import resolve_config as resolve_config
 
 TABLE_WIDTH = 100
 MORE = "\u2026 and {n} more"
@@ -220,6 +223,7 @@ def number_in(low: float, high: float, integer: bool = False, unit: str = "") ->
             )
         return value
 
+    parse.__dict__["expects"] = "int" if integer else "number"  # for config files' types
     return parse
 
 
@@ -292,3 +296,8 @@ def on_stop_signal(stop: Callable[[], object] | None = None) -> threading.Event:
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     return done
+
+
+def on_reload_signal(reload: Callable[[], object]) -> None:
+    """Call ``reload`` on SIGHUP (systemd's `ExecReload=kill -HUP $MAINPID`)."""
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: reload())

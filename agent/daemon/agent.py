@@ -9,6 +9,8 @@ failure leaves nothing running; `run()` starts the threads and blocks until
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,11 +20,20 @@ import grpc
 from ..addresses import listen_error
 from ..names import valid_name
 from ..raw import RawCapture, RawDataError
-from ..tls import TlsFiles, channel_credentials, check_listen_address
+from ..sdnotify import Watchdog, notify
+from ..tls import (
+    ReloadableServerTls,
+    TlsFiles,
+    channel_credentials,
+    check_listen_address,
+    serves_tls,
+)
 from .policy_watch import PolicyWatcher
 from .reporter import Reporter
 from .service import AgentServicer, build_agent_server
 from .state import ProfileHolder, default_host_id
+
+log = logging.getLogger("cpucompat.agent")
 
 DEFAULT_LISTEN = "127.0.0.1:7444"
 DEFAULT_INTERVAL = 300.0  # as `cpucompat agent --interval`
@@ -107,8 +118,9 @@ class Agent:
         self.version = getattr(agent_pkg, "__version__", "0.1.0")
         self.servicer = AgentServicer(self.holder, self.host_id, config.cluster, self.version)
         try:
+            self.server_tls = ReloadableServerTls(config.tls) if serves_tls(config.tls) else None
             self.server, port, self.health = build_agent_server(
-                self.servicer, config.listen, config.tls
+                self.servicer, config.listen, config.tls, self.server_tls
             )
         except (ValueError, RuntimeError, OSError) as exc:
             self.channel.close()
@@ -133,6 +145,7 @@ class Agent:
         )
         self.watcher.on_refused = self.reporter.check_now  # revoked: the reporter asks now
         self._stopping = threading.Event()
+        self._reload = threading.Event()
 
     def ready_line(self) -> str:
         """What the daemon prints once it serves; launchers wait for "listening on ADDR"."""
@@ -151,6 +164,17 @@ class Agent:
         """Ask `run()` to stop; safe from a signal handler or another thread."""
         self._stopping.set()
 
+    def request_reload(self) -> None:
+        """Ask `run()` to re-read the TLS files (SIGHUP); safe from a signal handler."""
+        self._reload.set()
+
+    def reload_tls(self) -> None:
+        """The agent's own port serves new connections with the re-read certificates."""
+        if self.server_tls is None:
+            log.warning("reload: this agent serves no TLS certificate to re-read")
+            return
+        log.warning("%s", self.server_tls.reload())
+
     def stop(self) -> None:
         """Stop serving, tell the coordinator this host leaves, close the channel."""
         self.health.enter_graceful_shutdown()
@@ -163,9 +187,17 @@ class Agent:
         """Serve and report until `request_stop()`, then stop cleanly."""
         self.start()
         print(self.ready_line(), flush=True)
+        notify(f"READY=1\nSTATUS=listening on {self.address}\nMAINPID={os.getpid()}")
+        watchdog = Watchdog()
+        watchdog.start()
         try:
             while not self._stopping.wait(0.5):
-                pass
+                watchdog.beat()
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self.reload_tls()
         finally:
+            notify("STOPPING=1")
+            watchdog.stop()
             self.stop()
         print("cpucompat agent stopped", flush=True)

@@ -11,7 +11,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from cpucompat.v1 import agent_service_pb2 as pb
 from cpucompat.v1 import agent_service_pb2_grpc as pb_grpc
 
-from ..tls import TlsFiles, server_credentials, serves_tls
+from ..tls import ReloadableServerTls, TlsFiles, serves_tls
 from ..wire import capture_to_proto, profile_to_proto
 from .state import ProfileHolder, Snapshot
 
@@ -61,9 +61,15 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
 
 
 def build_agent_server(
-    servicer: AgentServicer, listen: str, tls: TlsFiles
+    servicer: AgentServicer,
+    listen: str,
+    tls: TlsFiles,
+    server_tls: ReloadableServerTls | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """The agent's server on ``listen`` (port 0 picks one); returns (server, port, health)."""
+    """The agent's server on ``listen`` (port 0 picks one); returns (server, port, health).
+
+    ``server_tls`` (made from ``tls`` when not given) lets the caller re-read the files.
+    """
     # No SO_REUSEPORT: a second agent on a taken port must fail, not share it silently.
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)]
@@ -76,7 +82,9 @@ def build_agent_server(
     # A CA alone is for dialing the coordinator: this port then stays plaintext, which
     # check_listen_address allows on loopback only.
     if serves_tls(tls):
-        port = server.add_secure_port(listen, server_credentials(tls))
+        port = server.add_secure_port(
+            listen, (server_tls or ReloadableServerTls(tls)).credentials()
+        )
     else:
         port = server.add_insecure_port(listen)
     if port == 0:

@@ -12,11 +12,15 @@ from cpucompat.agent.addresses import listen_error
 from cpucompat.agent.cli.common import (
     EXIT_OK,
     CliError,
+    add_config_options,
     add_tls_options,
     address_type,
     default_state_dir,
     number_in,
+    on_reload_signal,
     on_stop_signal,
+    print_config,
+    resolve_config,
     tls_files,
 )
 
@@ -90,12 +94,16 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
 
     add_limit_options(p)
     add_tls_options(p, "coordinator")
+    add_config_options(p)  # last: every option above becomes a key and a variable
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    args = resolve_config(args)
+    if args.print_config:
+        return print_config(args)
     from cpucompat.coordinator.limits import limits_from_args
-    from cpucompat.coordinator.server import Coordinator, CoordinatorConfig, build_server
+    from cpucompat.coordinator.server import Coordinator, CoordinatorConfig
     from cpucompat.coordinator.store import StoreError
 
     logging.basicConfig(
@@ -103,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s cpucompat coordinator: %(message)s",
         stream=sys.stderr,
     )
-    from cpucompat.coordinator.storage import describe, is_postgres
+    from cpucompat.coordinator.storage import is_postgres
 
     db: str | Path
     if args.db and is_postgres(args.db):
@@ -147,22 +155,10 @@ def run(args: argparse.Namespace) -> int:
             "refused until `cpucompat cluster admit CLUSTER HOST`",
             file=sys.stderr,
         )
+    on_reload_signal(coordinator.request_reload)
+    on_stop_signal(coordinator.request_stop)  # before the ready line: a SIGTERM after it is clean
     try:
-        server, port = build_server(coordinator)
+        coordinator.run()
     except (ValueError, OSError, RuntimeError) as exc:
-        coordinator.close()
         raise CliError(listen_error(args.listen, exc)) from None
-    stopping = on_stop_signal()  # before the ready line: a SIGTERM right after it is clean
-    server.start()
-    coordinator.start()
-    host = config.listen.rsplit(":", 1)[0]
-    print(f"cpucompat coordinator listening on {host}:{port} (db {describe(db)})", flush=True)
-    try:
-        while not stopping.wait(0.5):
-            pass
-    finally:
-        coordinator.health.enter_graceful_shutdown()  # type: ignore[attr-defined]
-        server.stop(grace=2).wait(5)
-        coordinator.close()
-    print("cpucompat coordinator stopped", flush=True)
     return EXIT_OK

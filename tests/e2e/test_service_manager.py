@@ -1,0 +1,229 @@
+"""The daemons under a service manager: sd_notify readiness and watchdog, SIGHUP reloads TLS.
+
+systemd is played by a real AF_UNIX datagram socket named in $NOTIFY_SOCKET; the
+certificates are real, made by tests/certs.py, and checked by real TLS handshakes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.support.certs import TestCA
+from tests.support.daemons import Daemon, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+UNITS = REPO / "docs" / "systemd"
+
+
+@contextmanager
+def notify_socket(path: str) -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(30)
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def _messages(sock: socket.socket, until: str) -> list[str]:
+    """Datagrams received until one contains ``until`` (the socket's timeout bounds a hang)."""
+    seen: list[str] = []
+    while not any(until in m for m in seen):
+        seen.append(sock.recv(4096).decode())
+    return seen
+
+
+def test_coordinator_notifies_ready_watchdog_and_stopping(tmp_path: Path) -> None:
+    path = str(tmp_path / "notify.sock")
+    with notify_socket(path) as sock:
+        env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"}
+        daemon = Daemon(
+            ["coordinator", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "c.db")],
+            tmp_path / "c.log",
+            env=env,
+        )
+        try:
+            first = _messages(sock, "READY=1")
+            ready = next(m for m in first if "READY=1" in m)
+            assert f"STATUS=listening on {daemon.address}" in ready
+            assert f"MAINPID={daemon.proc.pid}" in ready
+            pings = [m for m in _messages(sock, "WATCHDOG=1") if m == "WATCHDOG=1"]
+            pings += [m for m in _messages(sock, "WATCHDOG=1") if m == "WATCHDOG=1"]
+            assert len(pings) >= 2
+        finally:
+            assert daemon.stop() == 0
+        assert "STOPPING=1" in _messages(sock, "STOPPING=1")
+
+
+def test_agent_notifies_ready_on_an_abstract_socket(tmp_path: Path) -> None:
+    name = f"cpucompat-test-{tmp_path.name}"
+    with notify_socket("\0" + name) as sock:
+        coordinator = Daemon(
+            ["coordinator", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "c.db")],
+            tmp_path / "c.log",
+        )
+        try:
+            agent = Daemon(
+                [
+                    "agent",
+                    "--coordinator",
+                    coordinator.address,
+                    "--cluster",
+                    "prod",
+                    "--host-id",
+                    "h1",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--state-file",
+                    str(tmp_path / "policy.json"),
+                ],
+                tmp_path / "a.log",
+                env={"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "400000"},
+            )
+            try:
+                messages = _messages(sock, "READY=1")
+                assert any(f"STATUS=listening on {agent.address}" in m for m in messages)
+                assert "WATCHDOG=1" in _messages(sock, "WATCHDOG=1")
+            finally:
+                assert agent.stop() == 0
+        finally:
+            coordinator.stop()
+
+
+def _handshake(address: str, ca: Path) -> bool:
+    """A new TLS connection trusting only ``ca``; True when the health check answers."""
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    creds = grpc.ssl_channel_credentials(ca.read_bytes())
+    with grpc.secure_channel(address, creds, options=options) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=10
+            )
+        except grpc.RpcError:
+            return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_sighup_reloads_certificates_for_new_connections(tmp_path: Path) -> None:
+    old = TestCA(tmp_path / "old")
+    cert, key = old.issue("coordinator", dns=["localhost"], ip=["127.0.0.1"])
+    live_cert, live_key = tmp_path / "server.pem", tmp_path / "server.key"
+    shutil.copy(cert, live_cert)
+    shutil.copy(key, live_key)
+    daemon = Daemon(
+        [
+            "coordinator",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            str(tmp_path / "c.db"),
+            "--tls-cert",
+            str(live_cert),
+            "--tls-key",
+            str(live_key),
+        ],
+        tmp_path / "c.log",
+    )
+    try:
+        assert _handshake(daemon.address, old.ca_path)
+        new = TestCA(tmp_path / "new")
+        assert not _handshake(daemon.address, new.ca_path)
+
+        cert, key = new.issue("coordinator", dns=["localhost"], ip=["127.0.0.1"])
+        shutil.copy(cert, live_cert)
+        shutil.copy(key, live_key)
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "TLS certificates reloaded" in daemon.output(), what="reload line")
+        assert _handshake(daemon.address, new.ca_path)
+        assert not _handshake(daemon.address, old.ca_path)
+
+        # a broken new certificate keeps the working one and says why
+        live_cert.write_text("not a certificate\n")
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "TLS reload failed" in daemon.output(), what="refusal line")
+        assert "keeping the previous certificates" in daemon.output()
+        assert daemon.proc.poll() is None
+        assert _handshake(daemon.address, new.ca_path)
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_agent_sighup_reloads_its_own_certificate(tmp_path: Path) -> None:
+    old = TestCA(tmp_path / "old")
+    cert, key = old.issue("h1", dns=["h1"], ip=["127.0.0.1"])
+    coordinator = Daemon(
+        ["coordinator", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "c.db")],
+        tmp_path / "c.log",
+    )
+    try:
+        agent = Daemon(
+            [
+                "agent",
+                "--coordinator",
+                coordinator.address,
+                "--cluster",
+                "prod",
+                "--host-id",
+                "h1",
+                "--listen",
+                "127.0.0.1:0",
+                "--state-file",
+                str(tmp_path / "policy.json"),
+                "--tls-cert",
+                str(cert),
+                "--tls-key",
+                str(key),
+            ],
+            tmp_path / "a.log",
+        )
+        try:
+            assert _handshake(agent.address, old.ca_path)
+            new = TestCA(tmp_path / "new")
+            new_cert, new_key = new.issue("h1", dns=["h1"], ip=["127.0.0.1"])
+            shutil.copy(new_cert, cert)
+            shutil.copy(new_key, key)
+            agent.proc.send_signal(signal.SIGHUP)
+            wait_until(lambda: "TLS certificates reloaded" in agent.output(), what="reload")
+            assert _handshake(agent.address, new.ca_path)
+            assert agent.proc.poll() is None
+        finally:
+            assert agent.stop() == 0
+    finally:
+        coordinator.stop()
+
+
+def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
+    beside = Path(sys.executable).parent / "cpucompat"  # this interpreter's own script first
+    cli = str(beside) if beside.exists() else shutil.which("cpucompat")
+    if cli is None:
+        pytest.skip("the cpucompat script is not on PATH (pip install -e .)")
+    for name in ("cpucompat-coordinator.service", "cpucompat-agent.service"):
+        text = (UNITS / name).read_text()
+        assert "/usr/local/bin/cpucompat" in text
+        # verify needs ExecStart's binary to exist: point it at the installed script
+        unit = tmp_path / name
+        unit.write_text(text.replace("/usr/local/bin/cpucompat", cli))
+        done = subprocess.run(
+            [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=120
+        )
+        problems = [
+            line
+            for line in (done.stdout + done.stderr).splitlines()
+            if name in line or "Unknown" in line or "Failed" in line
+        ]
+        assert done.returncode == 0 and not problems, done.stdout + done.stderr
