@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from cpucompat.agent.errors import NotFoundError
 
 from .domain.audit import HostInput, audit
-from .domain.hosts import EventKind
+from .domain.hosts import EventKind, HostStatus
 from .domain.policy import (
     HostState,
     OfflineAction,
@@ -22,6 +22,7 @@ from .domain.policy import (
     check_pin,
     policy_decision,
 )
+from .domain.vm_action import has_no_say
 from .registry import OnChange, Registry, UnknownHostError, add_event, check_name
 from .storage.interface import PolicyRow, Storage, UnitOfWork
 
@@ -67,7 +68,7 @@ class PolicyEngine:
         members = [
             (h.host_id, h.status.value, h.profile_version)
             for h in uow.hosts.in_cluster(cluster)
-            if not h.maintenance
+            if not has_no_say(h.maintenance, h.status == HostStatus.ONLINE)
         ]
         pinned = (
             OfflineAction(row.pinned_action)

@@ -656,13 +656,17 @@ class Registry:
     def sweep(self) -> set[str]:
         """Mark online hosts whose heartbeats stopped as stale; returns touched clusters.
 
-        Hosts in maintenance are skipped: their agents may stop for the work.
+        Hosts in maintenance are skipped: their agents may stop for the work. A host whose
+        maintenance is ending (off asked, no fresh report yet) is swept like any other: if
+        its agent did not come back, it goes stale and counts as refusing (fail-safe).
         """
         now = self.clock()
         due = [
             r.host_id
             for r in self.hosts()
-            if r.status == HostStatus.ONLINE and not r.in_maintenance and now > self._stale_after(r)
+            if r.status == HostStatus.ONLINE
+            and r.maintenance != MAINTENANCE_ON
+            and now > self._stale_after(r)
         ]
         if not due:
             return set()
@@ -676,7 +680,7 @@ class Registry:
         waits = [
             self._stale_after(r) - now
             for r in self.hosts()
-            if r.status == HostStatus.ONLINE and not r.in_maintenance
+            if r.status == HostStatus.ONLINE and r.maintenance != MAINTENANCE_ON
         ]
         return max(0.05, min([default, *waits])) if waits else default
 

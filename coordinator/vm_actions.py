@@ -19,7 +19,7 @@ from .domain.hosts import EventKind, HostStatus
 from .domain.policy import OfflineAction
 from .domain.requirement import Requirement
 from .domain.stamp import load_stamp
-from .domain.vm_action import Member, VmAction, vm_action
+from .domain.vm_action import Member, VmAction, has_no_say, vm_action
 from .policy import PolicyEngine
 from .registry import Registry, add_event
 from .storage.interface import Storage, UnitOfWork, VmRow
@@ -87,14 +87,14 @@ class VmActions:
         members = []
         for row in uow.hosts.in_cluster(cluster):
             record = self.registry.record_of(uow, row)
-            if record is None:
-                continue  # its profile is not stored: it cannot accept anything
+            online = row.status == HostStatus.ONLINE
             members.append(
                 Member(
                     host_id=row.host_id,
-                    online=row.status == HostStatus.ONLINE,
-                    maintenance=bool(row.maintenance),
-                    view=self.decisions.host_view(record),
+                    online=online,
+                    maintenance=has_no_say(row.maintenance, online),
+                    # No stored profile: it cannot accept anything (a refusal, fail-safe).
+                    view=None if record is None else self.decisions.host_view(record),
                 )
             )
         return members

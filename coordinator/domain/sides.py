@@ -156,7 +156,8 @@ def requirement_of_domain(
         for index in XSAVE_FOR_FEATURE.get(feature, ()):
             mask |= 1 << index
     mask = _without_components_of(mask, removed)
-    invtsc = cpu.invtsc
+    # An optional invtsc the boot host has (or may have: no boot host) reaches the guest.
+    invtsc = cpu.invtsc or "invariant_tsc" in optional
     boot_invtsc = boot.invariant_tsc if isinstance(boot, Profile) else False
     if invtsc and boot is not None and not boot_invtsc:
         if "invariant_tsc" in cpu.added:

@@ -40,6 +40,17 @@ def in_maintenance(verdict: Verdict, host_id: str, why: str = "") -> Verdict:
     )
 
 
+def has_no_say(maintenance: str, online: bool) -> bool:
+    """Whether a host's processor and silence are left out of every action.
+
+    In maintenance ("on"): left out. Maintenance ending (off asked, its next fresh
+    report ends it): still left out while it is online, but once it has gone stale (its
+    agent never came back) it counts again, as a host that refuses: otherwise a host
+    that died during maintenance would keep its cluster at SAVE for ever.
+    """
+    return maintenance == "on" or (maintenance == "ending" and online)
+
+
 @dataclass(frozen=True)
 class Member:
     """One host of the VM's cluster as the VM's action sees it."""
@@ -47,7 +58,7 @@ class Member:
     host_id: str
     online: bool
     maintenance: bool
-    view: TargetView
+    view: TargetView | None  # None: no stored profile, so it accepts nothing (fail-safe)
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,10 @@ def vm_action(
         if not m.online:
             refusing.append(m.host_id)
             why.append(f"{m.host_id}: not online (unknown means shutdown)")
+            continue
+        if m.view is None:
+            refusing.append(m.host_id)
+            why.append(f"{m.host_id}: no stored profile (unknown means shutdown)")
             continue
         verdict = check(requirement, m.view)
         if not verdict.compatible:

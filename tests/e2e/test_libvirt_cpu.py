@@ -119,6 +119,27 @@ def test_host_model_drops_invtsc_where_passthrough_without_migration_keeps_it(
     assert rc == 3 and codes(doc) == ["TSC_FREQUENCY_DIFFERS"]
 
 
+def test_an_optional_invtsc_the_boot_host_has_reaches_the_guest(tmp_path: Path) -> None:
+    """libvirt gives an optional feature wherever the host has it: the TSC rule applies."""
+    boot = f"dump:{shared_dump(SUNNY_COVE)}"
+    optional = domain(
+        tmp_path,
+        "<cpu mode='custom' match='exact'><model fallback='forbid'>Icelake-Server-noTSX</model>"
+        "<feature policy='optional' name='invtsc'/></cpu>",
+        "o.xml",
+    )
+    required = domain(
+        tmp_path,
+        "<cpu mode='custom' match='exact'><model fallback='forbid'>Icelake-Server-noTSX</model>"
+        "<feature policy='require' name='invtsc'/></cpu>",
+        "r.xml",
+    )
+    rc_required, doc_required = check(required, SAPPHIRE_RAPIDS, "--boot-host", boot)
+    rc_optional, doc_optional = check(optional, SAPPHIRE_RAPIDS, "--boot-host", boot)
+    assert "TSC_FREQUENCY_DIFFERS" in codes(doc_required)
+    assert (rc_optional, codes(doc_optional)) == (rc_required, codes(doc_required))
+
+
 def test_host_passthrough_is_its_boot_hosts_requirement(tmp_path: Path) -> None:
     xml = domain(tmp_path, "<cpu mode='host-passthrough' check='none'/>")
     rc, doc = check(xml, ROME, "--boot-host", f"dump:{shared_dump(MILAN)}")

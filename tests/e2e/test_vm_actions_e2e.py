@@ -163,18 +163,21 @@ def test_each_vm_gets_its_own_action_and_maintenance_takes_a_host_out(tmp_path: 
         assert action_of(address, "web-1") == ("SAVE", [])
         assert cli_json(address, "policy", "show", "--cluster", "prod")["action"] == "SAVE"
 
-        # Off takes effect at Rome's next report: until then db-1 stays SAVE.
+        # Off while its agent is away: Rome counts again as a host that is not online
+        # (fail-safe: a host that never comes back must not keep VMs at SAVE); its next
+        # fresh report ends maintenance and its processor decides again.
         off = run_cli("host", "maintenance", "rome-1", "off", "--coordinator", address)
         assert off.returncode == 0, off.stderr
         assert host(address, "rome-1")["maintenance_ending"] is True
-        assert action_of(address, "db-1") == ("SAVE", [])
+        assert action_of(address, "db-1") == ("SHUTDOWN", ["rome-1"])
+        assert action_of(address, "web-1") == ("SHUTDOWN", ["rome-1"])
         agents["rome-1"] = agent("rome-1", rome)
         wait_until(
-            lambda: action_of(address, "db-1") == ("SHUTDOWN", ["rome-1"]),
-            what="db-1 SHUTDOWN again",
+            lambda: host(address, "rome-1")["maintenance"] is False,
+            what="rome-1 out of maintenance",
         )
-        assert host(address, "rome-1")["maintenance"] is False
-        assert action_of(address, "web-1") == ("SAVE", [])
+        wait_until(lambda: action_of(address, "web-1") == ("SAVE", []), what="web-1 SAVE again")
+        assert action_of(address, "db-1") == ("SHUTDOWN", ["rome-1"])
         wait_until(lambda: state_action(state_file, "db-1") == "SHUTDOWN", what="state again")
 
         events = cli_json(address, "events", "--cluster", "prod")["events"]

@@ -111,3 +111,38 @@ def test_a_pin_and_a_move_recompute_the_vms_actions(tmp_path: Path) -> None:
         assert stack.vms.actions.get("db-1") is None
     finally:
         stack.close()
+
+
+def test_a_host_whose_agent_never_returns_from_maintenance_goes_stale_and_refuses(
+    tmp_path: Path,
+) -> None:
+    """Off asked, no fresh report: the sweep judges it as any host (fail-safe, not SAVE)."""
+    milan, rome = load_dump(shared_dump(MILAN)), load_dump(shared_dump(ROME))
+    clock = [1000.0]
+    stack = Stack(tmp_path / "c.db", clock)
+    try:
+        for host, capture in (("milan-1", milan), ("milan-2", milan), ("rome-1", rome)):
+            stack.registry.report(host, "prod", capture, heartbeat_interval=10)
+        stack.vms.register("db-1", "prod", boot_host="milan-1")
+        stack.registry.set_maintenance("rome-1", True, "new CPU")
+        assert stack.action("db-1") == (OfflineAction.SAVE, ())
+        # Rome's agent dies during the work; the others keep reporting.
+        for _ in range(4):
+            clock[0] += 10
+            for host in ("milan-1", "milan-2"):
+                stack.registry.report(host, "prod", milan, heartbeat_interval=10)
+            stack.registry.sweep()
+        assert stack.registry.host("rome-1").status == HostStatus.ONLINE  # maintenance: kept
+        assert stack.registry.host("milan-2").status == HostStatus.ONLINE
+        stack.registry.set_maintenance("rome-1", False)
+        assert stack.action("db-1") == (OfflineAction.SAVE, ())  # until the next sweep
+        stack.registry.sweep()
+        assert stack.registry.host("rome-1").status == HostStatus.STALE
+        assert stack.action("db-1") == (OfflineAction.SHUTDOWN, ("rome-1",))
+        assert stack.policies.get("prod").decision.action == OfflineAction.SHUTDOWN
+        # Its agent comes back: the report ends maintenance and the processor decides.
+        stack.registry.report("rome-1", "prod", rome, heartbeat_interval=10)
+        assert stack.registry.host("rome-1").maintenance == ""
+        assert stack.action("db-1") == (OfflineAction.SHUTDOWN, ("rome-1",))
+    finally:
+        stack.close()
