@@ -80,6 +80,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cpucompat.coordinator.cli.policy_cmd:add_failover_parser",
         "plan a VM's fail-over: SAVE or SHUTDOWN",
     ),
+    "completion": (
+        "cpucompat.agent.cli.completion_cmd",
+        "print a bash or zsh completion script (cpucompat completion bash)",
+    ),
 }
 
 
