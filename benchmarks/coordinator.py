@@ -29,6 +29,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from cpucompat.agent.cli.progress import Progress
 from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.raw import RawCapture
 from cpucompat.agent.wire import capture_to_proto
@@ -69,13 +70,15 @@ def seed(db: Path, hosts: int, cluster_size: int, captures: list[RawCapture]) ->
     registry: Registry = coordinator.registry
     rng = random.Random(7)
     ids = []
-    for n in range(hosts):
-        cluster = n // cluster_size
-        uniform = cluster % 5 != 0
-        capture = captures[cluster % len(captures)] if uniform else rng.choice(captures)
-        host_id = f"h{n:05d}"
-        registry.report(host_id, f"c{cluster:04d}", capture, heartbeat_interval=3600)
-        ids.append(host_id)
+    with Progress("seeding hosts", hosts) as seeding:  # stderr, on a terminal only
+        for n in range(hosts):
+            cluster = n // cluster_size
+            uniform = cluster % 5 != 0
+            capture = captures[cluster % len(captures)] if uniform else rng.choice(captures)
+            host_id = f"h{n:05d}"
+            registry.report(host_id, f"c{cluster:04d}", capture, heartbeat_interval=3600)
+            ids.append(host_id)
+            seeding.advance()
     coordinator.vms.register("bench-vm", "c0001", boot_host=ids[cluster_size])
     coordinator.close()
     return ids

@@ -269,11 +269,20 @@ def _host_input(record: HostRecord) -> HostInput:
     )
 
 
-def audit_offline(refs: list[Ref], hypervisor: Hypervisor = Hypervisor.GENERIC) -> AuditReport:
-    """An audit of dumps and models only: no coordinator involved."""
+def audit_offline(
+    refs: list[Ref],
+    hypervisor: Hypervisor = Hypervisor.GENERIC,
+    on_input: Callable[[], object] | None = None,
+) -> AuditReport:
+    """An audit of dumps and models only: no coordinator involved.
+
+    ``on_input`` is called after each input is decoded (the CLI's progress).
+    """
     inputs: list[HostInput] = []
     for ref in refs:
         if ref.kind == "host":
             raise InputError(f"{ref.label}: registered hosts need a coordinator")
         inputs.append(HostInput(ref.label, _side(ref), kind=ref.kind))
+        if on_input is not None:
+            on_input()
     return audit(inputs, hypervisor=hypervisor)

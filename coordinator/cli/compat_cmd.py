@@ -20,6 +20,7 @@ from cpucompat.agent.cli.common import (
     table,
     wrap,
 )
+from cpucompat.agent.cli.progress import Progress
 
 from .client import add_client_options, call, channel_for
 from .refs import (
@@ -366,7 +367,13 @@ def run_audit(args: argparse.Namespace) -> int:
     if offline:
         from cpucompat.coordinator.compatibility import audit_offline
 
-        report = audit_offline([domain_ref(a, args.vendor) for a in args.hosts], hypervisor)
+        refs = []
+        with Progress("reading", len(args.hosts)) as reading:
+            for arg in args.hosts:
+                refs.append(domain_ref(arg, args.vendor))
+                reading.advance()
+        with Progress("decoding", len(refs)) as decoding:
+            report = audit_offline(refs, hypervisor, on_input=decoding.advance)
         doc = report.to_json()
     else:
         from cpucompat.v1 import coordinator_service_pb2 as pb
@@ -375,7 +382,7 @@ def run_audit(args: argparse.Namespace) -> int:
         stub = pb_grpc.DecisionServiceStub(channel_for(args))
         request = pb.AuditRequest(
             cluster=args.cluster or "",
-            extra_hosts=[proto_ref(a, args.vendor) for a in args.hosts],
+            extra_hosts=_proto_refs(args.hosts, args.vendor),
             hypervisor=hypervisor_wire(args),
         )
         from cpucompat.coordinator.convert import audit_from_proto
@@ -388,6 +395,16 @@ def run_audit(args: argparse.Namespace) -> int:
     else:
         print(render_audit(doc))
     return EXIT_OK if doc["offline_action"] == "SAVE" else EXIT_NO
+
+
+def _proto_refs(args: list[str], vendor: str | None) -> list[Any]:
+    """Each argument as a HostRef; reading many dumps shows progress on a terminal."""
+    refs = []
+    with Progress("reading", len(args)) as reading:
+        for arg in args:
+            refs.append(proto_ref(arg, vendor))
+            reading.advance()
+    return refs
 
 
 def write_report_files(args: argparse.Namespace, doc: dict[str, Any]) -> None:
