@@ -29,6 +29,7 @@ from ..errors import CpucompatError
 from .config import add_config_options as add_config_options
 from .config import print_config as print_config
 from .config import resolve_config as resolve_config
+from .progress import Progress as Progress
 
 TABLE_WIDTH = 100
 MORE = "\u2026 and {n} more"

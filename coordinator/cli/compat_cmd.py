@@ -14,13 +14,13 @@ from cpucompat.agent.cli.common import (
     EXIT_OK,
     MORE,
     CliError,
+    Progress,
     file_label,
     more,
     print_json,
     table,
     wrap,
 )
-from cpucompat.agent.cli.progress import Progress
 
 from .client import add_client_options, call, channel_for
 from .refs import (
