@@ -26,6 +26,7 @@ from ..interface import (
     StoredRaw,
     VmRow,
 )
+from ..rows import host_row, policy_row, vm_row
 
 MAX_EVENTS_PER_QUERY = 100_000
 
@@ -35,26 +36,6 @@ LOCK_CLASS_POLICY = 0x63707532  # a cluster's policy, while it is recomputed
 LOCK_EVENTS = 0x6370753300000001  # the event log's tail: ids become visible in order
 
 Connection = psycopg.Connection[DictRow]
-
-
-def _host(row: DictRow) -> HostRow:
-    return HostRow(
-        host_id=row["host_id"],
-        cluster=row["cluster"],
-        agent_address=row["agent_address"],
-        agent_version=row["agent_version"],
-        status=HostStatus(row["status"]),
-        replayed=bool(row["replayed"]),
-        fingerprint=row["fingerprint"],
-        agent_fingerprint=row["agent_fingerprint"],
-        profile_version=int(row["profile_version"]),
-        first_seen=float(row["first_seen"]),
-        last_seen=float(row["last_seen"]),
-        heartbeat_interval=float(row["heartbeat_interval"]),
-        pruned_versions=int(row["pruned_versions"]),
-        maintenance=row["maintenance"],
-        maintenance_reason=row["maintenance_reason"],
-    )
 
 
 class PgHosts:
@@ -71,16 +52,16 @@ class PgHosts:
             )
         query = "SELECT * FROM hosts WHERE host_id = %s" + (" FOR UPDATE" if for_update else "")
         row = self.db.execute(query, (host_id,)).fetchone()
-        return None if row is None else _host(row)
+        return None if row is None else host_row(row)
 
     def all(self) -> list[HostRow]:
-        return [_host(row) for row in self.db.execute("SELECT * FROM hosts ORDER BY host_id")]
+        return [host_row(row) for row in self.db.execute("SELECT * FROM hosts ORDER BY host_id")]
 
     def in_cluster(self, cluster: str) -> list[HostRow]:
         rows = self.db.execute(
             "SELECT * FROM hosts WHERE cluster = %s ORDER BY host_id", (cluster,)
         ).fetchall()
-        return [_host(row) for row in rows]
+        return [host_row(row) for row in rows]
 
     def upsert(self, row: HostRow) -> None:
         self.db.execute(
@@ -299,19 +280,6 @@ class PgEvents:
         ]
 
 
-def _policy(row: DictRow) -> PolicyRow:
-    return PolicyRow(
-        cluster=row["cluster"],
-        action=int(row["action"]),
-        computed_action=int(row["computed_action"]),
-        pinned_action=None if row["pinned_action"] is None else int(row["pinned_action"]),
-        reason=row["reason"],
-        details=json.loads(row["details"]),
-        version=int(row["version"]),
-        updated_at=float(row["updated_at"]),
-    )
-
-
 class PgPolicies:
     def __init__(self, db: Connection, writable: bool = True) -> None:
         self.db = db
@@ -329,10 +297,12 @@ class PgPolicies:
             self._lock(cluster)
         query = "SELECT * FROM policies WHERE cluster = %s" + (" FOR UPDATE" if for_update else "")
         row = self.db.execute(query, (cluster,)).fetchone()
-        return None if row is None else _policy(row)
+        return None if row is None else policy_row(row)
 
     def all(self) -> list[PolicyRow]:
-        return [_policy(row) for row in self.db.execute("SELECT * FROM policies ORDER BY cluster")]
+        return [
+            policy_row(row) for row in self.db.execute("SELECT * FROM policies ORDER BY cluster")
+        ]
 
     def put(self, row: PolicyRow) -> None:
         self.db.execute(
@@ -384,40 +354,22 @@ class PgPolicies:
         )
 
 
-def _vm(row: DictRow) -> VmRow:
-    return VmRow(
-        name=row["name"],
-        cluster=row["cluster"],
-        mode=row["mode"],
-        boot_host=row["boot_host"],
-        baseline=row["baseline"],
-        requirement=row["requirement"],
-        registered_at=float(row["registered_at"]),
-        booted_at=float(row["booted_at"]),
-        current_host=row["current_host"],
-        cpu_definition=row["cpu_definition"],
-        offline_action=None if row["offline_action"] is None else int(row["offline_action"]),
-        refusing_hosts=tuple(json.loads(row["refusing_hosts"])),
-        action_reason=row["action_reason"],
-    )
-
-
 class PgVms:
     def __init__(self, db: Connection) -> None:
         self.db = db
 
     def get(self, name: str) -> VmRow | None:
         row = self.db.execute("SELECT * FROM vms WHERE name = %s", (name,)).fetchone()
-        return None if row is None else _vm(row)
+        return None if row is None else vm_row(row)
 
     def all(self) -> list[VmRow]:
-        return [_vm(row) for row in self.db.execute("SELECT * FROM vms ORDER BY name")]
+        return [vm_row(row) for row in self.db.execute("SELECT * FROM vms ORDER BY name")]
 
     def in_cluster(self, cluster: str) -> list[VmRow]:
         rows = self.db.execute(
             "SELECT * FROM vms WHERE cluster = %s ORDER BY name", (cluster,)
         ).fetchall()
-        return [_vm(row) for row in rows]
+        return [vm_row(row) for row in rows]
 
     def set_action(
         self, name: str, action: int, refusing_hosts: Sequence[str], reason: str

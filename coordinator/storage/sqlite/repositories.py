@@ -18,28 +18,9 @@ from ..interface import (
     StoredRaw,
     VmRow,
 )
+from ..rows import host_row, policy_row, vm_row
 
 MAX_EVENTS_PER_QUERY = 100_000
-
-
-def _host(row: sqlite3.Row) -> HostRow:
-    return HostRow(
-        host_id=row["host_id"],
-        cluster=row["cluster"],
-        agent_address=row["agent_address"],
-        agent_version=row["agent_version"],
-        status=HostStatus(row["status"]),
-        replayed=bool(row["replayed"]),
-        fingerprint=row["fingerprint"],
-        agent_fingerprint=row["agent_fingerprint"],
-        profile_version=int(row["profile_version"]),
-        first_seen=float(row["first_seen"]),
-        last_seen=float(row["last_seen"]),
-        heartbeat_interval=float(row["heartbeat_interval"]),
-        pruned_versions=int(row["pruned_versions"]),
-        maintenance=row["maintenance"],
-        maintenance_reason=row["maintenance_reason"],
-    )
 
 
 class SqliteHosts:
@@ -49,16 +30,16 @@ class SqliteHosts:
     def get(self, host_id: str, *, for_update: bool = False) -> HostRow | None:
         # for_update needs nothing here: BEGIN IMMEDIATE already serialises every writer.
         row = self.db.execute("SELECT * FROM hosts WHERE host_id = ?", (host_id,)).fetchone()
-        return None if row is None else _host(row)
+        return None if row is None else host_row(row)
 
     def all(self) -> list[HostRow]:
-        return [_host(row) for row in self.db.execute("SELECT * FROM hosts ORDER BY host_id")]
+        return [host_row(row) for row in self.db.execute("SELECT * FROM hosts ORDER BY host_id")]
 
     def in_cluster(self, cluster: str) -> list[HostRow]:
         rows = self.db.execute(
             "SELECT * FROM hosts WHERE cluster = ? ORDER BY host_id", (cluster,)
         ).fetchall()
-        return [_host(row) for row in rows]
+        return [host_row(row) for row in rows]
 
     def upsert(self, row: HostRow) -> None:
         self.db.execute(
@@ -263,19 +244,6 @@ def _action(value: int | None) -> str | None:
     return None if value is None else str(int(value))
 
 
-def _policy(row: sqlite3.Row) -> PolicyRow:
-    return PolicyRow(
-        cluster=row["cluster"],
-        action=int(row["action"]),
-        computed_action=int(row["computed_action"]),
-        pinned_action=None if row["pinned_action"] is None else int(row["pinned_action"]),
-        reason=row["reason"],
-        details=json.loads(row["details"]),
-        version=int(row["version"]),
-        updated_at=float(row["updated_at"]),
-    )
-
-
 class SqlitePolicies:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
@@ -283,10 +251,12 @@ class SqlitePolicies:
     def get(self, cluster: str, *, for_update: bool = False) -> PolicyRow | None:
         # for_update needs nothing here: BEGIN IMMEDIATE already serialises every writer.
         row = self.db.execute("SELECT * FROM policies WHERE cluster = ?", (cluster,)).fetchone()
-        return None if row is None else _policy(row)
+        return None if row is None else policy_row(row)
 
     def all(self) -> list[PolicyRow]:
-        return [_policy(row) for row in self.db.execute("SELECT * FROM policies ORDER BY cluster")]
+        return [
+            policy_row(row) for row in self.db.execute("SELECT * FROM policies ORDER BY cluster")
+        ]
 
     def put(self, row: PolicyRow) -> None:
         self.db.execute(
@@ -330,40 +300,22 @@ class SqlitePolicies:
         )
 
 
-def _vm(row: sqlite3.Row) -> VmRow:
-    return VmRow(
-        name=row["name"],
-        cluster=row["cluster"],
-        mode=row["mode"],
-        boot_host=row["boot_host"],
-        baseline=row["baseline"],
-        requirement=row["requirement"],
-        registered_at=float(row["registered_at"]),
-        booted_at=float(row["booted_at"]),
-        current_host=row["current_host"],
-        cpu_definition=row["cpu_definition"],
-        offline_action=None if row["offline_action"] is None else int(row["offline_action"]),
-        refusing_hosts=tuple(json.loads(row["refusing_hosts"])),
-        action_reason=row["action_reason"],
-    )
-
-
 class SqliteVms:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
 
     def get(self, name: str) -> VmRow | None:
         row = self.db.execute("SELECT * FROM vms WHERE name = ?", (name,)).fetchone()
-        return None if row is None else _vm(row)
+        return None if row is None else vm_row(row)
 
     def all(self) -> list[VmRow]:
-        return [_vm(row) for row in self.db.execute("SELECT * FROM vms ORDER BY name")]
+        return [vm_row(row) for row in self.db.execute("SELECT * FROM vms ORDER BY name")]
 
     def in_cluster(self, cluster: str) -> list[VmRow]:
         rows = self.db.execute(
             "SELECT * FROM vms WHERE cluster = ? ORDER BY name", (cluster,)
         ).fetchall()
-        return [_vm(row) for row in rows]
+        return [vm_row(row) for row in rows]
 
     def set_action(
         self, name: str, action: int, refusing_hosts: Sequence[str], reason: str
