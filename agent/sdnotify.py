@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 
 def notify(state: str, environ: Mapping[str, str] | None = None) -> bool:
@@ -69,3 +69,29 @@ class Watchdog:
         while not self._stop.wait(self.interval):
             if time.monotonic() - self._last < allowed:
                 notify("WATCHDOG=1")
+
+
+def serve_until_stopped(
+    address: str,
+    stopping: threading.Event,
+    reload: threading.Event,
+    on_reload: Callable[[], None],
+) -> None:
+    """A daemon's main loop under a service manager: ready, watchdog, SIGHUP, stopping.
+
+    Tells systemd READY=1 (with ``address``), pings the watchdog while this loop runs,
+    calls ``on_reload`` when ``reload`` is set, and returns once ``stopping`` is set,
+    after telling systemd STOPPING=1. The caller stops its own servers afterwards.
+    """
+    notify(f"READY=1\nSTATUS=listening on {address}\nMAINPID={os.getpid()}")
+    watchdog = Watchdog()
+    watchdog.start()
+    try:
+        while not stopping.wait(0.5):
+            watchdog.beat()
+            if reload.is_set():
+                reload.clear()
+                on_reload()
+    finally:
+        notify("STOPPING=1")
+        watchdog.stop()

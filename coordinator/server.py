@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from cpucompat.agent.sdnotify import Watchdog, notify
+from cpucompat.agent.sdnotify import serve_until_stopped
 from cpucompat.agent.tls import ReloadableServerTls, TlsFiles, check_listen_address
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
@@ -176,18 +175,9 @@ class Coordinator:
             f"cpucompat coordinator listening on {host}:{port} (db {describe(self.config.db_path)})",
             flush=True,
         )
-        notify(f"READY=1\nSTATUS=listening on {host}:{port}\nMAINPID={os.getpid()}")
-        watchdog = Watchdog()
-        watchdog.start()
         try:
-            while not self._stopping.wait(0.5):
-                watchdog.beat()
-                if self._reload.is_set():
-                    self._reload.clear()
-                    self.reload_tls()
+            serve_until_stopped(f"{host}:{port}", self._stopping, self._reload, self.reload_tls)
         finally:
-            notify("STOPPING=1")
-            watchdog.stop()
             self.health.enter_graceful_shutdown()  # type: ignore[attr-defined]
             server.stop(grace=2).wait(5)
             self.close()

@@ -10,7 +10,6 @@ failure leaves nothing running; `run()` starts the threads and blocks until
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +19,7 @@ import grpc
 from ..addresses import listen_error
 from ..names import valid_name
 from ..raw import RawCapture, RawDataError
-from ..sdnotify import Watchdog, notify
+from ..sdnotify import serve_until_stopped
 from ..tls import (
     ReloadableServerTls,
     TlsFiles,
@@ -187,17 +186,8 @@ class Agent:
         """Serve and report until `request_stop()`, then stop cleanly."""
         self.start()
         print(self.ready_line(), flush=True)
-        notify(f"READY=1\nSTATUS=listening on {self.address}\nMAINPID={os.getpid()}")
-        watchdog = Watchdog()
-        watchdog.start()
         try:
-            while not self._stopping.wait(0.5):
-                watchdog.beat()
-                if self._reload.is_set():
-                    self._reload.clear()
-                    self.reload_tls()
+            serve_until_stopped(self.address, self._stopping, self._reload, self.reload_tls)
         finally:
-            notify("STOPPING=1")
-            watchdog.stop()
             self.stop()
         print("cpucompat agent stopped", flush=True)
