@@ -688,9 +688,9 @@ class Registry:
         """Put a host in maintenance, or ask for it to end at its next fresh report.
 
         In maintenance a host is no fail-over target, counts towards no action and is
-        never swept stale; `off` only marks it "ending": it counts again once its agent
-        has reported (or sent a heartbeat) after the request, so a host whose agent is
-        still stopped never makes a cluster fail-safe by surprise.
+        never swept stale; `off` only marks it "ending": while online it still has no say
+        until its agent reports (or sends a heartbeat), but it is swept again, and once
+        not online it counts as a host that refuses (`domain.vm_action.has_no_say`).
         """
         check_name(host_id, "host id")
         try:
