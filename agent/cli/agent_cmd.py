@@ -13,6 +13,7 @@ from .common import (
     add_config_options,
     add_tls_options,
     address_type,
+    coordinators_type,
     default_state_dir,
     number_in,
     on_reload_signal,
@@ -39,10 +40,12 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
     )
     p.add_argument(
         "--coordinator",
-        metavar="HOST:PORT",
+        metavar="HOST:PORT[,HOST:PORT...]",
         required=True,
-        type=address_type("dial"),
-        help="the coordinator's address (port 7443 when none is given)",
+        type=coordinators_type(),
+        help="the coordinator's address (port 7443 when none is given); several "
+        "coordinators on one PostgreSQL database as a comma-separated list: the agent "
+        "stays on the one that answers and moves on in order when it fails",
     )
     p.add_argument("--cluster", required=True, help="the cluster this host belongs to")
     p.add_argument(

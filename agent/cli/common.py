@@ -264,6 +264,21 @@ def address_type(kind: str) -> Any:
     return parse
 
 
+def coordinators_type() -> Any:
+    """An argparse type for --coordinator: ``HOST:PORT[,HOST:PORT...]`` as a tuple of dial
+    addresses, in order (agent/coordinators.py); a bad entry is a usage error naming it."""
+    from ..coordinators import parse_coordinators
+
+    def parse(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            return parse_coordinators(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__dict__["expects"] = "addresses"  # a config file may give a string or a list
+    return parse
+
+
 def tls_files(args: argparse.Namespace) -> Any:
     from ..tls import TlsFiles
 

@@ -50,7 +50,8 @@ class Setting:
 
     @property
     def kind(self) -> str:
-        """What a file must give: "bool", "list", "int", "number" or "string"."""
+        """What a file must give: "bool", "list", "int", "number", "addresses" (one string
+        of comma-separated addresses, or a list of them) or "string"."""
         if isinstance(self.action, argparse.BooleanOptionalAction) or (
             isinstance(self.action, argparse._StoreConstAction)
             and isinstance(self.action.const, bool)
@@ -71,6 +72,7 @@ _EXPECTED = {
     "int": "a whole number",
     "number": "a number",
     "string": "a string",
+    "addresses": 'a string "HOST:PORT[,HOST:PORT...]" or a list of such strings',
 }
 
 
@@ -196,6 +198,12 @@ def _from_file(s: Setting, value: Any, path: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise wrong
         return [_convert(s, v, where) for v in value]
+    if s.kind == "addresses":
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return _convert(s, ",".join(value), where)
+        if not isinstance(value, str):
+            raise wrong
+        return _convert(s, value, where)
     if s.kind in ("int", "number"):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise wrong

@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 
 from ..addresses import listen_error
+from ..coordinators import FailoverChannel, parse_coordinators
 from ..names import valid_name
 from ..raw import RawCapture, RawDataError
 from ..sdnotify import serve_until_stopped
@@ -44,7 +45,8 @@ class AgentError(Exception):
 
 @dataclass(frozen=True)
 class AgentConfig:
-    coordinator: str  # the coordinator's dial address
+    # The coordinators' dial addresses in failover order: "A,B" or ("A", "B")
+    coordinator: str | tuple[str, ...]
     cluster: str
     listen: str = DEFAULT_LISTEN  # the agent's own gRPC service; port 0 picks one
     host_id: str | None = None  # None: /etc/machine-id, else the hostname
@@ -79,21 +81,34 @@ def capture_fn(config: AgentConfig) -> Any:
     return capture
 
 
-def _channel(config: AgentConfig) -> grpc.Channel:
+def make_channel(address: str, tls: TlsFiles, interval: float) -> grpc.Channel:
+    """One channel to one coordinator, made again by `FailoverChannel.reconnect()`.
+
+    The TLS files are read at each call; the server's certificate must name ``address``.
+    """
     # gRPC's own reconnect backoff grows to 120 s; after a coordinator outage the channel
     # would fail calls fast until its next attempt, outlasting the coordinator's restart
     # grace of three intervals. Bound it by the interval like the reporter's retries.
-    reconnect_ms = int(min(120.0, config.interval) * 1000)
+    reconnect_ms = int(min(120.0, interval) * 1000)
     options = [
         ("grpc.initial_reconnect_backoff_ms", max(100, min(1000, reconnect_ms // 4))),
         ("grpc.min_reconnect_backoff_ms", max(100, min(1000, reconnect_ms // 4))),
         ("grpc.max_reconnect_backoff_ms", max(100, reconnect_ms)),
     ]
+    if tls.enabled:
+        return grpc.secure_channel(address, channel_credentials(tls), options=options)
+    return grpc.insecure_channel(address, options=options)
+
+
+def coordinator_channel(config: AgentConfig) -> FailoverChannel:
+    """The agent's one channel to its coordinators, shared by the reporter and the policy
+    watch so that both stay on the same coordinator and a switch is logged once."""
+    addresses = parse_coordinators(config.coordinator)
     if config.tls.enabled:
-        return grpc.secure_channel(
-            config.coordinator, channel_credentials(config.tls), options=options
-        )
-    return grpc.insecure_channel(config.coordinator, options=options)
+        channel_credentials(config.tls)  # unreadable TLS files: refused now, not at a call
+    return FailoverChannel(
+        addresses, lambda address: make_channel(address, config.tls, config.interval), log=log
+    )
 
 
 class Agent:
@@ -111,7 +126,7 @@ class Agent:
             valid_name(config.cluster, "cluster name")
             check_listen_address(config.listen, config.tls, config.insecure)
             self.holder = ProfileHolder(capture_fn(config))
-            self.channel = _channel(config)
+            self.channel = coordinator_channel(config)
         except (ValueError, ProbeError, RawDataError) as exc:
             raise AgentError(str(exc)) from None
         self.version = getattr(agent_pkg, "__version__", "0.1.0")

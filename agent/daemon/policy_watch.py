@@ -24,6 +24,7 @@ from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from ..atomic_file import atomic_write
+from ..coordinators import FailoverChannel
 from ..wire import enum_name
 from .state import Backoff
 
@@ -84,6 +85,8 @@ class PolicyWatcher:
         host_id: str = "",
     ) -> None:
         self.stub = pb_grpc.PolicyServiceStub(channel)
+        if isinstance(channel, FailoverChannel):
+            channel.on_switch(self._moved)
         self.cluster = cluster
         self.host_id = host_id
         self.state_file = Path(state_file) if state_file else None
@@ -107,6 +110,19 @@ class PolicyWatcher:
         if self._call is not None:
             self._call.cancel()
         self._thread.join(timeout=5)
+
+    def _moved(self, address: str) -> None:
+        """The reporter (or this watch) moved to ``address``: a stream still open on another
+        coordinator ends, and the watch resubscribes there (a hung coordinator's stream
+        would otherwise hold the watch)."""
+        call = self._call
+        if (
+            call is not None
+            and getattr(call, "started", False)  # still choosing: it fails over itself
+            and getattr(call, "address", address) != address
+        ):
+            log.info("policy watch follows the switch to coordinator %s", address)
+            call.cancel()
 
     def _apply(self, policy: pb.ClusterPolicy, vm_actions: Sequence[pb.VmAction] = ()) -> None:
         doc = policy_document(policy, vm_actions, self.host_id)

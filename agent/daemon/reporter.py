@@ -15,6 +15,7 @@ from google.protobuf.duration_pb2 import Duration
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
+from ..coordinators import FailoverChannel
 from ..wire import capture_to_proto, profile_to_proto
 from .state import Backoff, ProfileHolder, Snapshot
 
@@ -54,6 +55,8 @@ class Reporter:
         backoff: Backoff | None = None,
     ) -> None:
         self.holder = holder
+        # Several coordinators: the channel fails over and logs each switch itself.
+        self.several = isinstance(channel, FailoverChannel) and len(channel.addresses) > 1
         self.stub = pb_grpc.RegistryServiceStub(channel)
         self.host_id = host_id
         self.cluster = cluster
@@ -167,8 +170,12 @@ class Reporter:
         code = exc.code() if hasattr(exc, "code") else None
         detail = exc.details() if hasattr(exc, "details") else str(exc)
         name = code.name if code else "error"
-        with self._lock:
-            self._need_report = True
+        if code not in TRANSIENT:
+            # A refusal or an error: report in full once it is cured. After a transient
+            # failure a failed report is still due, and a heartbeat's answer says whether
+            # the coordinator (perhaps another one now) wants a full report.
+            with self._lock:
+                self._need_report = True
         if code == grpc.StatusCode.PERMISSION_DENIED:
             # An administrator's admit cures it at any moment: retry at the bounded backoff so
             # the host is back within one interval of being admitted, and say so once.
@@ -195,7 +202,9 @@ class Reporter:
                 self._last_refusal = (name, detail)
             return delay
         delay = self.backoff.next_delay()
-        if code in TRANSIENT:
+        if code in TRANSIENT and self.several:  # the channel said which failed, once
+            log.info("no coordinator answers (%s: %s); retrying in %.1fs", name, detail, delay)
+        elif code in TRANSIENT:
             log.warning("coordinator unavailable (%s: %s); retrying in %.1fs", name, detail, delay)
         else:
             log.error("coordinator error (%s: %s); retrying in %.1fs", name, detail, delay)

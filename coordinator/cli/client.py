@@ -12,7 +12,7 @@ from cpucompat.agent.cli.common import (
     EXIT_USAGE,
     CliError,
     add_tls_options,
-    address_type,
+    coordinators_type,
 )
 from cpucompat.agent.errors import status_outcome
 
@@ -25,18 +25,26 @@ TIMEOUT = 30.0
 def add_client_options(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
     p.add_argument(
         "--coordinator",
-        metavar="HOST:PORT",
+        metavar="HOST:PORT[,HOST:PORT...]",
         default=os.environ.get(ENV_COORDINATOR, DEFAULT_COORDINATOR),
-        type=address_type("dial"),
+        type=coordinators_type(),
         help=f"coordinator address (default ${ENV_COORDINATOR} or {DEFAULT_COORDINATOR}; "
-        "port 7443 when none is given)",
+        "port 7443 when none is given); a comma-separated list tries each in order "
+        "until one answers",
     )
     if json_flag:
         p.add_argument("--json", action="store_true", help="print JSON for scripts")
     add_tls_options(p, "client")
 
 
-def channel_for(args: argparse.Namespace) -> Any:
+def addresses(args: argparse.Namespace) -> tuple[str, ...]:
+    """The coordinators given, in order (a plain string still works for callers' args)."""
+    value = args.coordinator
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def make_channel(args: argparse.Namespace, address: str) -> Any:
+    """One channel to one coordinator; TLS checks the server's name against ``address``."""
     import grpc
 
     from cpucompat.agent.tls import TlsFiles, channel_credentials
@@ -44,8 +52,28 @@ def channel_for(args: argparse.Namespace) -> Any:
     tls = TlsFiles(cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca)
     options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
     if tls.enabled:  # unreadable TLS files: an InputError, exit 2
-        return grpc.secure_channel(args.coordinator, channel_credentials(tls), options=options)
-    return grpc.insecure_channel(args.coordinator, options=options)
+        return grpc.secure_channel(address, channel_credentials(tls), options=options)
+    return grpc.insecure_channel(address, options=options)
+
+
+def channel_for(args: argparse.Namespace) -> Any:
+    """The command's channel: the first listed coordinator that answers takes each call,
+    and later calls of the same command start with it (agent/coordinators.py)."""
+    from cpucompat.agent.coordinators import FailoverChannel
+
+    channel = getattr(args, "_channel", None)
+    if channel is None:
+        listed = addresses(args)
+        make_channel(args, listed[0])  # unreadable TLS files fail here, before any call
+        channel = FailoverChannel(listed, lambda address: make_channel(args, address))
+        args._channel = channel
+    return channel
+
+
+def _last_address(args: argparse.Namespace) -> str:
+    """The coordinator the latest call went to (the one whose answer is being explained)."""
+    channel = getattr(args, "_channel", None)
+    return channel.last_address if channel is not None else addresses(args)[0]
 
 
 def call(args: argparse.Namespace, fn: Callable[..., T], request: Any) -> T:
@@ -57,15 +85,17 @@ def call(args: argparse.Namespace, fn: Callable[..., T], request: Any) -> T:
     except grpc.RpcError as exc:
         code = exc.code()
         detail = exc.details() or code.name
+        address = _last_address(args)
+        listed = addresses(args)
         if code in (
             grpc.StatusCode.UNAVAILABLE,
             grpc.StatusCode.RESOURCE_EXHAUSTED,
         ) and detail.startswith("the coordinator's database"):
             # Reached, but its storage failed (full disk, damaged file): not the caller's fault.
             raise CliError(detail, EXIT_FAILURE) from None
-        if code == grpc.StatusCode.UNIMPLEMENTED and _is_agent(args):
+        if code == grpc.StatusCode.UNIMPLEMENTED and _is_agent(args, address):
             raise CliError(
-                f"{args.coordinator} is a cpucompat agent, not the coordinator: pass the "
+                f"{address} is a cpucompat agent, not the coordinator: pass the "
                 f"coordinator's address with --coordinator or ${ENV_COORDINATOR}",
                 EXIT_USAGE,
             ) from None
@@ -73,14 +103,14 @@ def call(args: argparse.Namespace, fn: Callable[..., T], request: Any) -> T:
             sign in detail.lower() for sign in ("server name", "hostname verification")
         ):
             raise CliError(
-                f"the coordinator's certificate does not name {args.coordinator}: issue it with "
+                f"the coordinator's certificate does not name {address}: issue it with "
                 "that DNS name or IP address as a SAN (cpucompat pki issue coordinator --dns/--ip)",
                 EXIT_USAGE,
             ) from None
-        if code == grpc.StatusCode.UNAVAILABLE and not args.tls_ca and _speaks_tls(args):
+        if code == grpc.StatusCode.UNAVAILABLE and not args.tls_ca and _speaks_tls(address):
             raise CliError(
                 f"the coordinator speaks TLS: pass --tls-ca (and --tls-cert/--tls-key for "
-                f"mutual TLS) to reach {args.coordinator}",
+                f"mutual TLS) to reach {address}",
                 EXIT_USAGE,
             ) from None
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
@@ -89,9 +119,14 @@ def call(args: argparse.Namespace, fn: Callable[..., T], request: Any) -> T:
                 if args.tls_ca or args.tls_cert
                 else ""
             )
+            where = (
+                f"the coordinator at {listed[0]} ({detail}); start it"
+                if len(listed) == 1
+                else f"any of the coordinators {', '.join(listed)} (last error, from "
+                f"{address}: {detail}); start one"
+            )
             raise CliError(
-                f"cannot reach the coordinator at {args.coordinator} ({detail}); start it or "
-                f"pass --coordinator / set {ENV_COORDINATOR}{tls_hint}",
+                f"cannot reach {where} or pass --coordinator / set {ENV_COORDINATOR}{tls_hint}",
                 EXIT_FAILURE,
             ) from None
         exit_code, message = status_outcome(code.name, detail)  # the hierarchy's own table
@@ -112,35 +147,38 @@ def call_pages(
             return entries
         if token in seen:
             raise CliError(
-                f"the coordinator at {args.coordinator} repeated a page token; listing stopped",
+                f"the coordinator at {_last_address(args)} repeated a page token; listing stopped",
                 EXIT_FAILURE,
             )
         seen.add(token)
         request.page_token = token
 
 
-def _is_agent(args: argparse.Namespace) -> bool:
+def _is_agent(args: argparse.Namespace, address: str) -> bool:
     """Whether the address answers health checks for the agent's service."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    channel = make_channel(args, address)
     try:
-        reply = health_pb2_grpc.HealthStub(channel_for(args)).Check(
+        reply = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service="cpucompat.v1.AgentService"), timeout=5
         )
     except grpc.RpcError:
         return False
+    finally:
+        channel.close()
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def _speaks_tls(args: argparse.Namespace) -> bool:
+def _speaks_tls(address: str) -> bool:
     """Whether the address answers a TLS handshake (a plaintext client's call then fails)."""
     import socket
     import ssl
 
     from cpucompat.agent.addresses import split_host_port
 
-    host, port = split_host_port(args.coordinator)
+    host, port = split_host_port(address)
     if port is None or not port.isdigit():
         return False
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
