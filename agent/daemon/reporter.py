@@ -203,7 +203,7 @@ class Reporter:
             return delay
         delay = self.backoff.next_delay()
         if code in TRANSIENT and self.several:  # the channel said which failed, once
-            log.info("no coordinator answers (%s: %s); retrying in %.1fs", name, detail, delay)
+            log.info("coordinators unavailable (%s: %s); retrying in %.1fs", name, detail, delay)
         elif code in TRANSIENT:
             log.warning("coordinator unavailable (%s: %s); retrying in %.1fs", name, detail, delay)
         else:
