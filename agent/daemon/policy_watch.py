@@ -94,6 +94,7 @@ class PolicyWatcher:
         self.backoff = Backoff(base=0.2, cap=10.0)
         self._hooked: tuple[str, str] | None = None  # (cluster action, VM actions) last hooked
         self._hook_pending = True
+        self._source: tuple[str | None, int] | None = None  # (coordinator, version) followed
         self._stop = threading.Event()
         self._call: Any = None
         self._last_refusal: tuple[str, str] | None = None
@@ -123,6 +124,27 @@ class PolicyWatcher:
         ):
             log.info("policy watch follows the switch to coordinator %s", address)
             call.cancel()
+
+    def _behind(self, policy: pb.ClusterPolicy) -> bool:
+        """Whether a coordinator just switched to sends an older version than the state
+        file holds (its mirror of the shared database lags by a moment): keep the newer
+        one; the lagging coordinator sends the current version as soon as it has it. One
+        coordinator's own versions are always taken (a database restored from a backup)."""
+        address = getattr(self._call, "address", None)
+        last, self._source = self._source, (address, policy.version)
+        if last is None or address is None or last[0] in (None, address):
+            return False
+        if policy.version < last[1]:
+            log.info(
+                "coordinator %s sent policy version %d, older than version %d already "
+                "followed; keeping it until that coordinator catches up",
+                address,
+                policy.version,
+                last[1],
+            )
+            self._source = last
+            return True
+        return False
 
     def _apply(self, policy: pb.ClusterPolicy, vm_actions: Sequence[pb.VmAction] = ()) -> None:
         doc = policy_document(policy, vm_actions, self.host_id)
@@ -175,6 +197,8 @@ class PolicyWatcher:
                 for message in self._call:
                     self.backoff.reset()
                     self._last_refusal = None
+                    if self._behind(message.policy):
+                        continue
                     self._apply(message.policy, message.vm_actions)
                     if self._stop.is_set():
                         break
