@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.certs import TestCA
 from tests.support.daemons import Daemon, free_port, run_cli, start_agent, start_coordinator
 from tests.support.daemons import wait_until as wait_for
 from tests.support.paths import FIXTURES
@@ -184,3 +185,45 @@ def test_cli_commands_answer_from_the_first_coordinator_that_answers(tmp_path: P
         assert dead in none.stderr and dead_too in none.stderr
     finally:
         live.stop()
+
+
+@pytest.mark.e2e
+def test_each_coordinators_certificate_is_checked_against_its_own_address(tmp_path: Path) -> None:
+    ca = TestCA(tmp_path / "pki")
+    tls_ca = ["--tls-ca", str(ca.ca_path)]
+
+    def tls(cert: tuple[Path, Path]) -> list[str]:
+        return ["--tls-cert", str(cert[0]), "--tls-key", str(cert[1]), *tls_ca]
+
+    # A's certificate names another host, not the 127.0.0.1 the agents dial; B's names it.
+    misnamed = tls(ca.issue("coordinator-a", dns=["coordinator-a.invalid"]))
+    named = tls(ca.issue("coordinator-b", ip=["127.0.0.1"]))
+    admin, host = tls(ca.issue("ops")), tls(ca.issue("host-a"))
+    a = start_coordinator(tmp_path, "--allow-replayed", "--admin", "ops", *misnamed, log="a.log")
+    b = start_coordinator(
+        tmp_path, "--allow-replayed", "--admin", "ops", *named, db=tmp_path / "b.db", log="b.log"
+    )
+    both = f"{a.address},{b.address}"
+    h1: Daemon | None = None
+    try:
+        alone = run_cli("hosts", "--coordinator", a.address, *admin)
+        assert alone.returncode == 2 and "does not name" in alone.stderr, alone.stderr
+        admit = run_cli("cluster", "admit", "prod", "host-a", "--coordinator", both, *admin)
+        assert admit.returncode == 0, admit.stderr  # the same client certificate, through B
+
+        h1 = start_agent(
+            tmp_path, both, "host-a", "--interval", INTERVAL, "--replay-dump", str(DEV_DUMP), *host
+        )
+
+        def listed() -> dict[str, dict]:
+            done = run_cli("hosts", "--coordinator", b.address, "--json", *admin)
+            assert done.returncode == 0, done.stderr
+            return {h["host_id"]: h for h in json.loads(done.stdout)}
+
+        wait_until(lambda: listed().get("host-a", {}).get("status") == "online", "host-a via B")
+        assert any(f"coordinator {a.address} failed" in line for line in h1.lines), h1.output()
+    finally:
+        if h1 is not None:
+            h1.kill()
+        a.stop()
+        b.stop()
