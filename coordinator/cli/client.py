@@ -64,7 +64,7 @@ def channel_for(args: argparse.Namespace) -> Any:
     channel = getattr(args, "_channel", None)
     if channel is None:
         listed = addresses(args)
-        make_channel(args, listed[0])  # unreadable TLS files fail here, before any call
+        make_channel(args, listed[0]).close()  # unreadable TLS files: exit 2 before any call
         channel = FailoverChannel(listed, lambda address: make_channel(args, address))
         args._channel = channel
     return channel
