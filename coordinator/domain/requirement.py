@@ -19,7 +19,7 @@ from cpucompat.agent.decode import FEATURE_CLASS, XSAVE_COMPONENT_NAMES
 from cpucompat.agent.feature_table import FEATURE_BITS, FeatureClass
 from cpucompat.agent.profile import Profile, Xsave
 
-from .kvm_offerable import GENERIC_VIEW, Hypervisor, guest_sees, view_label
+from .kvm_offerable import GENERIC_VIEW, Hypervisor, guest_sees, kvm_synthesises, view_label
 from .mitigations import as_guest_sees, kernel_decides
 
 LEGACY_XSAVE_MASK = 0b11
@@ -218,7 +218,8 @@ class Requirement:
         gate are dropped with them. Callers go through `sides.requirement_of`.
         Without guest configuration: no invariant TSC (QEMU's ``-cpu host`` does not
         expose it by default) and no enclave page cache; see `with_guest`.
-        ``hypervisor`` KVM keeps only what KVM can ever offer (`kvm_offerable`).
+        ``hypervisor`` KVM keeps only what KVM can ever offer (`kvm_offerable`), plus
+        the speculation-control bits KVM makes up from the host's (`kvm_synthesises`).
 
         Where the host's hypervisor offer is known, it decides instead: the guest saw
         only what both the processor and the offer give (KVM_GET_SUPPORTED_CPUID is
@@ -227,10 +228,14 @@ class Requirement:
         """
         offer = profile.hypervisor_offer
         seen = as_guest_sees(profile, profile.features)
+        # Under KVM the guest also saw the other vendor's names for the speculation
+        # controls the host has (`kvm_synthesises`): by the table without an offer, as the
+        # offer says with one.
+        made_up = kvm_synthesises(profile.features) if hypervisor is Hypervisor.KVM else frozenset()
         if offer is None:
-            seen = guest_sees(seen, hypervisor)
+            seen = guest_sees(seen, hypervisor) | made_up
         else:
-            seen &= offer.features
+            seen = (seen & offer.features) | (made_up & offer.features)
         view = view_label(hypervisor) if offer is None else offer_view(offer.kind)
         features, sgx = split_sgx(guest_visible(seen), sgx_epc=False)
         return cls(
