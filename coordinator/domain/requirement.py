@@ -205,6 +205,10 @@ class Requirement:
     stepping: int | None = None
     nested: bool = False
     """The boot host offered nested virtualisation (``vmx``/``svm``); only ever warns."""
+    tsc_fixed: bool = False
+    """The VM's TSC rate is its own configuration (libvirt ``<timer name='tsc'
+    frequency>``, QEMU ``tsc-frequency``), held in ``tsc_hz``: it pins the guest to that
+    rate as invtsc pins it to the boot host's."""
 
     @classmethod
     def from_profile(
@@ -303,7 +307,8 @@ class Requirement:
             self.family,
             self.model,
             self.invariant_tsc,
-            self.tsc_hz if self.invariant_tsc else None,
+            self.tsc_hz if self.invariant_tsc or self.tsc_fixed else None,
+            self.tsc_fixed,
             self.guest_physical_bits,
             self.avx10_version,
             self.view,
@@ -337,4 +342,5 @@ class Requirement:
             "kernel_mitigations": self.kernel_mitigations,
             "stepping": self.stepping,
             "nested": self.nested,
+            "tsc_fixed": self.tsc_fixed,
         }

@@ -186,6 +186,9 @@ def requirement_of_domain(
         physical_bits=physical_bits,
         baseline=cpu.summary(),
     )
+    if cpu.tsc_hz is not None:
+        # A fixed TSC rate (tsc-frequency) is the guest's wherever it runs.
+        req = replace(req, tsc_hz=cpu.tsc_hz, tsc_fixed=True)
     return req.with_guest(invtsc=invtsc, sgx_epc=cpu.sgx_epc)
 
 
