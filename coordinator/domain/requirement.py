@@ -17,6 +17,7 @@ from typing import Any
 
 from cpucompat.agent.decode import FEATURE_CLASS, XSAVE_COMPONENT_NAMES
 from cpucompat.agent.feature_table import FEATURE_BITS, FeatureClass
+from cpucompat.agent.microarchitecture import decides  # one rule for agent and coordinator
 from cpucompat.agent.profile import Profile, Xsave
 
 from .kvm_offerable import GENERIC_VIEW, Hypervisor, guest_sees, kvm_synthesises, view_label
@@ -56,16 +57,6 @@ class Mode(StrEnum):
 def feature_class(name: str) -> FeatureClass | None:
     """The table's class for a canonical feature name; None when the table does not know it."""
     return FEATURE_CLASS.get(name)
-
-
-def decides(name: str) -> bool:
-    """True when a feature takes part in compatibility decisions.
-
-    Guest-visible features decide; so do names the table does not know (a
-    stamp written by a newer table, say): refusing on them is the safe side.
-    """
-    cls = FEATURE_CLASS.get(name)
-    return cls is None or cls is FeatureClass.GUEST_VISIBLE
 
 
 def guest_visible(names: Iterable[str]) -> frozenset[str]:
