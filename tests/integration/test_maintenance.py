@@ -134,19 +134,11 @@ def test_a_host_whose_agent_never_returns_from_maintenance_goes_stale_and_refuse
 ) -> None:
     """Off asked, no fresh report: the sweep judges it as any host (fail-safe, not SAVE)."""
     milan, rome = load_dump(shared_dump(MILAN)), load_dump(shared_dump(ROME))
-    # What an agent sends with its reports and heartbeats (agent/daemon/reporter.py).
-    milan_fp = decode(milan).report_fingerprint
     clock = [1000.0]
     stack = Stack(tmp_path / "c.db", clock)
     try:
         for host, capture in (("milan-1", milan), ("milan-2", milan), ("rome-1", rome)):
-            stack.registry.report(
-                host,
-                "prod",
-                capture,
-                heartbeat_interval=10,
-                agent_fingerprint=decode(capture).report_fingerprint,
-            )
+            stack.registry.report(host, "prod", capture, heartbeat_interval=10)
         stack.vms.register("db-1", "prod", boot_host="milan-1")
         stack.registry.set_maintenance("rome-1", True, "new CPU")
         assert stack.action("db-1") == (OfflineAction.SAVE, ())

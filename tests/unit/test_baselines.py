@@ -219,7 +219,7 @@ def test_the_agent_names_the_microarchitecture_the_coordinator_names() -> None:
             profiles.append(shared_profile(entry["file"]))
         except RawDataError:
             continue  # a dump the importer refuses names no processor
-    for profile in profiles:
-        coordinator = requirement_of(profile, "h")
-        expected = nearest_microarchitecture(coordinator.features, profile.vendor)
-        assert of_profile(profile) == expected, profile.brand
+    for host in profiles:
+        coordinator = requirement_of(host, "h")
+        expected = nearest_microarchitecture(coordinator.features, host.vendor)
+        assert of_profile(host) == expected, host.brand
