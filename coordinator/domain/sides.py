@@ -74,8 +74,9 @@ def target_of(
 
     Under ``hypervisor`` KVM a target without a hypervisor offer offers only what
     KVM can ever offer a guest there, plus what KVM emulates everywhere and the
-    other vendor's names for its speculation controls (`kvm_offerable`); a target with an offer is judged by its offer alone (the
-    real answer takes precedence over the table).
+    other vendor's names for its speculation controls (`kvm_offerable`); a target
+    with an offer is judged by its offer alone (the real answer takes precedence
+    over the table).
     """
     if isinstance(side, Profile):
         view = TargetView.from_profile(side, name, stale=stale, replayed=replayed)
