@@ -165,6 +165,8 @@ class PolicyEngine:
         if row is None:
             return
         uow.policies.put(replace(row, version=row.version + 1, updated_at=now))
+        # Other coordinators' watchers must hear of it too (they mirror the VM actions first).
+        uow.announce(POLICY_TOPIC, cluster)
         uow.on_commit(lambda: self._publish({cluster}))
 
     @staticmethod

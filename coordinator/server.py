@@ -117,6 +117,8 @@ class Coordinator:
         if every or topic == HOST_TOPIC:
             self.registry.refresh(None if every else key)
         if every or topic == POLICY_TOPIC:
+            # The VM actions first: the policy's watchers send them as soon as they wake.
+            self.vms.actions.refresh(None if every else key)
             self.policies.refresh(None if every else key)
         if every or topic == VM_TOPIC:
             self.vms.refresh(None if every else key)

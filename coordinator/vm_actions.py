@@ -73,6 +73,36 @@ class VmActions:
         with self._lock:
             self._actions.pop(name, None)
 
+    def refresh(self, cluster: str | None = None) -> None:
+        """Another coordinator stored the VM actions of ``cluster`` (None: maybe of any).
+
+        Its unit of work announced the cluster's new policy version with them, so this
+        runs before the policy engine wakes this coordinator's watchers (`server`), and
+        they send the stored actions, not this mirror's old ones.
+        """
+        with self.store.read() as uow:
+            rows = uow.vms.all() if cluster is None else uow.vms.in_cluster(cluster)
+        fresh = {row.name: _stored(row) for row in rows if row.offline_action is not None}
+        with self._lock:
+            stale = [
+                name
+                for name, action in self._actions.items()
+                if name not in fresh and (cluster is None or action.cluster == cluster)
+            ]
+            for name in stale:
+                del self._actions[name]
+            self._actions.update(fresh)
+
+    def refresh_vm(self, name: str) -> None:
+        """Another coordinator changed VM ``name``: mirror its stored action (or its absence)."""
+        with self.store.read() as uow:
+            row = uow.vms.get(name)
+        with self._lock:
+            if row is None or row.offline_action is None:
+                self._actions.pop(name, None)
+            else:
+                self._actions[name] = _stored(row)
+
     # ---- computing ----------------------------------------------------------------------
 
     def _requirement(self, stamp: str) -> Requirement:

@@ -127,7 +127,9 @@ class VmRegistry:
         """Another coordinator changed VM ``name`` (None: maybe any) in the database."""
         if name is not None:
             self._refresh(name)
+            self.actions.refresh_vm(name)
             return
+        self.actions.refresh()
         with self.store.read() as uow:
             rows = {row.name: row for row in uow.vms.all()}
         for gone in set(self._vms) - set(rows):

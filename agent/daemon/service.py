@@ -11,6 +11,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from cpucompat.v1 import agent_service_pb2 as pb
 from cpucompat.v1 import agent_service_pb2_grpc as pb_grpc
 
+from ..microarchitecture import of_profile
 from ..tls import ReloadableServerTls, TlsFiles, serves_tls
 from ..wire import capture_to_proto, profile_to_proto
 from .state import ProfileHolder, Snapshot
@@ -38,7 +39,7 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
     ) -> pb.GetProfileResponse:
         snap = self.holder.current
         return pb.GetProfileResponse(
-            profile=profile_to_proto(snap.profile),
+            profile=profile_to_proto(snap.profile, of_profile(snap.profile) or ""),
             raw=capture_to_proto(snap.profile.raw, snap.taken_at),
             host_id=self.host_id,
             cluster=self.cluster,

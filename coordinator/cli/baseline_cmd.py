@@ -102,12 +102,18 @@ def run_baseline(args: argparse.Namespace) -> int:
                 print(render_libvirt(baseline, fit), end="")
             else:
                 print(render_qemu(baseline, fit))
-            if fit.not_expressible:
-                import sys
+            import sys
 
+            if fit.not_expressible:
                 print(
                     f"note: QEMU {_qemu_version()} has no name for "
                     f"{' '.join(sorted(fit.not_expressible))}: left out (the guest sees less)",
+                    file=sys.stderr,
+                )
+            if fit.not_offered:
+                print(
+                    f"note: no KVM guest sees {' '.join(sorted(fit.not_offered))} (Linux "
+                    "kvm_set_cpu_caps): left out, QEMU would refuse to start a VM requiring it",
                     file=sys.stderr,
                 )
     except ClusterBaselineError as exc:

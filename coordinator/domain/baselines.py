@@ -33,11 +33,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import archspec.cpu
+import archspec
 
 from cpucompat.agent.decode import LEVEL_FEATURES
 from cpucompat.agent.errors import InputError
-from cpucompat.agent.feature_table import UnknownFeatureError, canonical_name
+from cpucompat.agent.microarchitecture import (
+    X86_64_ARCHITECTURAL,
+    Parts,
+    archspec_targets,
+    map_feature_names,
+    nearest,
+    target_parts,
+)
 
 from ..cache import memo
 from .qemu_models import QEMU_PREFIX, QemuModelError, qemu_model_names
@@ -47,14 +54,11 @@ from .requirement import (
     XSAVE_FEATURE,
     Mode,
     Requirement,
-    decides,
-    feature_class,
     split_sgx,
 )
 
 LEVEL_PREFIX = "level:"
 MODEL_PREFIX = "model:"
-ARCHSPEC_FAMILY = "x86_64"
 
 VENDOR_ALIASES: Mapping[str, str] = {
     "intel": "GenuineIntel",
@@ -144,28 +148,6 @@ def normalize_vendor(vendor: str) -> str:
     raise BaselineError(f"unknown vendor {vendor!r}; use one of {', '.join(known)}")
 
 
-Mapped = tuple[frozenset[str], tuple[tuple[str, str], ...], tuple[str, ...]]
-
-
-def map_feature_names(names: Iterable[str]) -> Mapped:
-    """Split names (any spelling) into (guest-visible canonical, ignored with class, unmapped)."""
-    kept: set[str] = set()
-    ignored: set[tuple[str, str]] = set()
-    unmapped: set[str] = set()
-    for raw in names:
-        try:
-            name = canonical_name(raw)
-        except UnknownFeatureError:
-            unmapped.add(raw)
-            continue
-        if decides(name):
-            kept.add(name)
-        else:
-            cls = feature_class(name)
-            ignored.add((name, cls.value if cls is not None else "unknown"))
-    return frozenset(kept), tuple(sorted(ignored)), tuple(sorted(unmapped))
-
-
 # --- psABI levels --------------------------------------------------------------------------
 
 
@@ -181,16 +163,6 @@ def level_features(level: str) -> frozenset[str]:
         if name == level:
             return map_feature_names(wanted)[0]
     raise BaselineError(f"unknown x86-64 level {level!r}; use one of {', '.join(LEVEL_NAMES)}")
-
-
-# What every x86-64 (AMD64) processor has, beyond the psABI lists: archspec and the levels
-# leave these implicit, yet a named baseline used as a target must offer them.
-X86_64_ARCHITECTURAL = frozenset(
-    {
-        "fpu", "vme", "de", "pse", "tsc", "msr", "pae", "mce", "cx8", "apic", "sep", "mtrr",
-        "pge", "mca", "cmov", "pat", "pse36", "clflush", "mmx", "fxsr", "sse", "sse2", "nx", "lm",
-    }
-)  # fmt: skip
 
 
 def _level_baseline(level: str, vendor: str | None) -> Baseline:
@@ -234,25 +206,12 @@ def nearest_level(features: Iterable[str]) -> str | None:
 
 @memo("archspec targets", maxsize=1)
 def _archspec_targets() -> dict[str, Any]:
-    return {
-        name: target
-        for name, target in archspec.cpu.TARGETS.items()
-        if target.family.name == ARCHSPEC_FAMILY
-    }
+    return archspec_targets()
 
 
 @memo("archspec model features", maxsize=256)
-def _model_parts(
-    name: str,
-) -> tuple[str | None, frozenset[str], tuple[tuple[str, str], ...], tuple[str, ...]]:
-    target = _archspec_targets()[name]
-    vendor = None if target.vendor == "generic" else str(target.vendor)
-    features, ignored, unmapped = map_feature_names(target.features)
-    # archspec's x86_64 root lists no features, yet every x86-64 target has the
-    # architectural basics (lm, cmov, cx8, fpu, fxsr, sse2, nx, ...): add them, or no model
-    # would reach a psABI level or accept a real host's VMs.
-    base, _, _ = map_feature_names(X86_64_ARCHITECTURAL)
-    return vendor, features | base, ignored, unmapped
+def _model_parts(name: str) -> Parts:
+    return target_parts(_archspec_targets()[name])
 
 
 def model_names() -> tuple[str, ...]:
@@ -299,20 +258,9 @@ def nearest_microarchitecture(features: Iterable[str], vendor: str | None) -> st
     (``model:`` + it resolves as a baseline); None only if not even the
     generic ``x86_64`` fits, which cannot happen.
     """
-    have = frozenset(features)
     if vendor is not None:
         vendor = VENDOR_ALIASES.get(vendor.strip().lower(), vendor)
-    best: tuple[int, int, str] | None = None
-    for name in model_names():
-        arch_vendor, needed, _, _ = _model_parts(name)
-        if arch_vendor is not None and arch_vendor != vendor:
-            continue
-        if not needed <= have:
-            continue
-        rank = (len(needed), 0 if arch_vendor is None else 1, name)
-        if best is None or rank[:2] > best[:2] or (rank[:2] == best[:2] and name < best[2]):
-            best = rank
-    return None if best is None else best[2]
+    return nearest(features, vendor, {name: _model_parts(name)[:2] for name in model_names()})
 
 
 # --- QEMU models -------------------------------------------------------------------------

@@ -18,7 +18,11 @@ This module only writes it out:
 
 A baseline feature QEMU has no name for cannot be given to a guest by QEMU or
 libvirt; it is left out (the guest sees less, which every member accepts) and
-listed as ``not_expressible``.
+listed as ``not_expressible``. A feature no KVM guest ever sees
+(`kvm_offerable.NEVER_OFFERED`, ``tce`` on AMD) is left out of the libvirt and
+QEMU definitions likewise and listed as ``not_offered``: the generic view keeps
+it in the baseline, but QEMU refuses to start a guest that requires (``enforce``,
+libvirt ``check='full'``) a bit KVM does not offer.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from .baselines import (
     nearest_microarchitecture,
     resolve_baseline,
 )
+from .kvm_offerable import NEVER_OFFERED
 from .qemu_models import table as qemu_table
 from .requirement import Requirement, component_names
 from .sides import requirement_of
@@ -104,15 +109,22 @@ class ModelFit:
     remove: frozenset[str]  # model features the baseline lacks (disable / -feat)
     not_expressible: frozenset[str]  # of ``add``: no QEMU name, left out
     subset: bool
+    not_offered: frozenset[str] = frozenset()  # of ``add``: no KVM guest sees it, left out
+
+    @property
+    def required(self) -> frozenset[str]:
+        """What the written definition adds to the model: ``add`` minus what is left out."""
+        return self.add - self.not_expressible - self.not_offered
 
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.name,
             "version": self.model,
             "subset": self.subset,
-            "require": sorted(self.add - self.not_expressible),
+            "require": sorted(self.required),
             "disable": sorted(self.remove),
             "not_expressible": sorted(self.not_expressible),
+            "not_offered": sorted(self.not_offered),
         }
 
 
@@ -196,8 +208,9 @@ def _fit(baseline: ClusterBaseline, versioned: str) -> ModelFit:
         name=_alias_for(versioned),
         add=frozenset(add),
         remove=frozenset(remove),
-        not_expressible=frozenset(f for f in add if qemu_spelling(f) is None),
+        not_expressible=frozenset(f for f in add - NEVER_OFFERED if qemu_spelling(f) is None),
         subset=not remove,
+        not_offered=frozenset(add & NEVER_OFFERED),
     )
 
 
@@ -218,11 +231,17 @@ def render_libvirt(baseline: ClusterBaseline, fit: ModelFit) -> str:
             + escape(" ".join(sorted(fit.not_expressible)))
             + " -->"
         )
+    if fit.not_offered:
+        lines.append(
+            "<!-- left out, no KVM guest sees them (libvirt would refuse to start): "
+            + escape(" ".join(sorted(fit.not_offered)))
+            + " -->"
+        )
     lines.append("<cpu mode='custom' match='exact'>")
     lines.append(f"  <model fallback='forbid'>{escape(fit.name)}</model>")
     if baseline.physical_bits is not None:
         lines.append(f"  <maxphysaddr mode='emulate' bits='{baseline.physical_bits}'/>")
-    for name in _sorted_names(fit.add - fit.not_expressible, libvirt_spelling):
+    for name in _sorted_names(fit.required, libvirt_spelling):
         lines.append(f"  <feature policy='require' name='{_attr(name)}'/>")
     for name in _sorted_names(fit.remove, _libvirt_or_project):
         lines.append(f"  <feature policy='disable' name='{_attr(name)}'/>")
@@ -245,7 +264,7 @@ def _qemu_or_project(feature: str) -> str:
 def render_qemu(baseline: ClusterBaseline, fit: ModelFit) -> str:
     """QEMU's ``-cpu`` value: the model, +features, -features and phys-bits."""
     parts = [fit.name]
-    parts += [f"+{n}" for n in _sorted_names(fit.add - fit.not_expressible, qemu_spelling)]
+    parts += [f"+{n}" for n in _sorted_names(fit.required, qemu_spelling)]
     parts += [f"-{n}" for n in _sorted_names(fit.remove, _qemu_or_project)]
     if baseline.physical_bits is not None:
         parts.append(f"phys-bits={baseline.physical_bits}")

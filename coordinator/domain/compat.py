@@ -377,6 +377,8 @@ class _Compiled:
     kernel_bits: frozenset[str] = frozenset()
     """What this side's host kernel may set of the kernel-synthesised bits (none with an
     offer: `mitigations.kernel_may_set`)."""
+    tsc_fixed: bool = False
+    """A requirement whose TSC rate is the VM's own (``Requirement.tsc_fixed``)."""
 
 
 class _Compiler:
@@ -432,6 +434,7 @@ class _Compiler:
                 stepping=req.stepping,
                 nested=req.nested,
                 kernel_bits=_kernel_bits(req.kernel_mitigations, req.vendor, req.family),
+                tsc_fixed=req.tsc_fixed,
             )
             c = self._requirements.put(key, c)
         return c
@@ -577,33 +580,41 @@ def _judge(req: _Compiled, tgt: _Compiled) -> Verdict:
                 )
             )
     real_target = tgt.family is not None  # a named baseline has no family, model or TSC
-    # 4c. TSC rate of a guest with invariant TSC (QEMU invtsc): see TSC_TOLERANCE_PPM.
-    if req.invariant_tsc and real_target and tgt.tsc_scaling is not True:
+    # 4c. TSC rate of a guest with invariant TSC (QEMU invtsc) or a fixed rate (QEMU
+    # tsc-frequency, libvirt <timer name='tsc' frequency>): see TSC_TOLERANCE_PPM.
+    pinned = req.invariant_tsc or req.tsc_fixed
+    if pinned and real_target and tgt.tsc_scaling is not True:
         how = "cannot scale" if tgt.tsc_scaling is False else "is not known to scale"
         data = {
             "required_hz": req.tsc_hz,
             "target_hz": tgt.tsc_hz,
             "tsc_scaling": tgt.tsc_scaling,
             "tolerance_ppm": TSC_TOLERANCE_PPM,
+            "tsc_fixed": req.tsc_fixed,
         }
+        guest = "a fixed TSC rate" if req.tsc_fixed else "an invariant TSC"
         if not req.tsc_hz or not tgt.tsc_hz:
             side = "the guest's" if not req.tsc_hz else "the target's"
             reasons.append(
                 Reason(
                     TSC_FREQUENCY_UNKNOWN,
-                    f"the guest has an invariant TSC, {side} TSC rate is unknown and the "
+                    f"the guest has {guest}, {side} TSC rate is unknown and the "
                     f"target {how} a guest's TSC; probe the host live (its kernel states "
                     "the rate)",
                     data=data,
                 )
             )
         elif abs(req.tsc_hz - tgt.tsc_hz) * 1_000_000 > TSC_TOLERANCE_PPM * tgt.tsc_hz:
+            runs = (
+                f"the guest's TSC is fixed at {req.tsc_hz} Hz (tsc-frequency)"
+                if req.tsc_fixed
+                else f"the guest's invariant TSC runs at {req.tsc_hz} Hz"
+            )
             reasons.append(
                 Reason(
                     TSC_FREQUENCY_DIFFERS,
-                    f"the guest's invariant TSC runs at {req.tsc_hz} Hz, the target's at "
-                    f"{tgt.tsc_hz} Hz (beyond KVM's {TSC_TOLERANCE_PPM} ppm) and the target "
-                    f"{how} a guest's TSC",
+                    f"{runs}, the target's at {tgt.tsc_hz} Hz (beyond KVM's "
+                    f"{TSC_TOLERANCE_PPM} ppm) and the target {how} a guest's TSC",
                     data=data,
                 )
             )

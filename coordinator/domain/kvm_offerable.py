@@ -81,6 +81,36 @@ ALWAYS_OFFERED: frozenset[str] = frozenset({"arch_capabilities"})
 them, whatever the processor reports."""
 
 
+SYNTHESISED_FROM: tuple[tuple[str, frozenset[str]], ...] = (
+    # kvm_set_cpu_caps() after kvm_cpu_cap_init(CPUID_7_EDX): SPEC_CTRL when the host has
+    # AMD_IBPB_RET, AMD_IBPB and AMD_IBRS (kernels before that test had IBPB && IBRS, a
+    # weaker one: every host meeting this one met it); INTEL_STIBP from the kernel's STIBP
+    # (common.c init_speculation_control sets it from AMD_STIBP or INTEL_STIBP);
+    # SPEC_CTRL_SSBD from AMD_SSBD.
+    ("spec_ctrl", frozenset({"amd_ibpb_ret", "amd_ibpb", "amd_ibrs"})),
+    ("intel_stibp", frozenset({"amd_stibp"})),
+    ("spec_ctrl_ssbd", frozenset({"amd_ssbd"})),
+    # After kvm_cpu_cap_init(CPUID_8000_0008_EBX), the other way: AMD_IBPB and AMD_IBRS
+    # from the kernel's IBPB and IBRS (init_speculation_control: both from SPEC_CTRL),
+    # AMD_STIBP from STIBP, AMD_SSBD from SPEC_CTRL_SSBD.
+    ("amd_ibpb", frozenset({"spec_ctrl"})),
+    ("amd_ibrs", frozenset({"spec_ctrl"})),
+    ("amd_stibp", frozenset({"intel_stibp"})),
+    ("amd_ssbd", frozenset({"spec_ctrl_ssbd"})),
+)
+"""(bit KVM offers, host CPUID bits that make it offer it): the other vendor's name for a
+speculation control the host has, which KVM's supported CPUID carries whatever raw CPUID
+says (Linux 6.16 arch/x86/kvm/cpuid.c `kvm_set_cpu_caps`)."""
+
+
+def kvm_synthesises(host: frozenset[str]) -> frozenset[str]:
+    """The bits KVM offers a guest on a host whose CPUID has ``host`` though CPUID lacks them.
+
+    Only for a processor's own CPUID (a host-mode guest): a named model gets its bits.
+    """
+    return frozenset(bit for bit, needs in SYNTHESISED_FROM if needs <= host) - host
+
+
 def view_label(hypervisor: Hypervisor) -> str:
     """The name a verdict gives the view that decided."""
     return KVM_VIEW if hypervisor is Hypervisor.KVM else GENERIC_VIEW
@@ -92,7 +122,11 @@ def hypervisor_of_view(view: str) -> Hypervisor:
 
 
 def guest_sees(features: frozenset[str], hypervisor: Hypervisor) -> frozenset[str]:
-    """The processor features ``features`` as a guest under ``hypervisor`` sees them."""
+    """The processor features ``features`` as a guest under ``hypervisor`` sees them.
+
+    Also for named baselines, so it adds no `kvm_synthesises` bits: callers holding a
+    processor's CPUID add those themselves.
+    """
     if hypervisor is Hypervisor.GENERIC:
         return features
     return (features - NEVER_OFFERED) | ALWAYS_OFFERED

@@ -15,6 +15,9 @@ target/i386/cpu.c), with their sources in docs/design-notes.md:
   (`qemu_models`), the default ``qemu64`` without ``<model>`` or without
   ``<cpu>`` at all (QEMU ``TARGET_DEFAULT_CPU_TYPE``); ``match='minimum'``
   lets the guest see more than the model, so it is read as host-model.
+- ``<clock><timer name='tsc' frequency='HZ'/>``: the guest's TSC runs at that
+  rate wherever it is restored (QEMU ``tsc-frequency``), so it is part of the
+  requirement (``tsc_fixed``).
 - ``<feature policy=...>``: ``require`` (the default) and ``force`` add,
   ``disable`` and ``forbid`` remove; ``optional`` adds when the boot host
   offers it, or (no boot host known) adds: the stricter side.
@@ -101,6 +104,7 @@ class DomainCpu:
     phys_bits: int | None  # <maxphysaddr mode='emulate' bits='N'/>
     host_phys_bits: bool  # <maxphysaddr mode='passthrough'/>
     sgx_epc: bool  # a <memory model='sgx-epc'> device
+    tsc_hz: int | None = None  # <clock><timer name='tsc' frequency='HZ'/>: QEMU tsc-frequency
 
     @property
     def needs_boot_host(self) -> bool:
@@ -123,6 +127,8 @@ class DomainCpu:
             what += " migratable=off"
         edits = [f"+{n}" for n in sorted(self.added)] + [f"-{n}" for n in sorted(self.removed)]
         edits += [f"?{n}" for n in sorted(self.optional)]
+        if self.tsc_hz is not None:
+            edits.append(f"tsc-frequency={self.tsc_hz}")
         return " ".join(["libvirt", what, *edits])
 
 
@@ -217,6 +223,30 @@ def _sgx_epc(root: ET.Element) -> bool:
     return any(m.get("model") == "sgx-epc" for m in devices.findall("memory"))
 
 
+def _tsc_hz(root: ET.Element, source: str) -> int | None:
+    """``<clock><timer name='tsc' frequency='HZ'/>``: the guest's fixed TSC rate, in Hz.
+
+    libvirt passes it to QEMU as ``tsc-frequency`` (Hz), which makes QEMU set the vCPU's
+    rate with KVM_SET_TSC_KHZ at start and after a restore (target/i386/kvm/kvm.c,
+    ``kvm_arch_set_tsc_khz``): a host whose rate differs and cannot scale a guest's TSC
+    fails the vCPU. A timer without ``frequency`` fixes nothing.
+    """
+    clock = root.find("clock") if root.tag == "domain" else None
+    if clock is None:
+        return None
+    for timer in clock.findall("timer"):
+        if timer.get("name") != "tsc" or timer.get("frequency") is None:
+            continue
+        text = (timer.get("frequency") or "").strip()
+        if not text.isdigit() or not 0 < int(text) < 1 << 64:
+            raise LibvirtCpuError(
+                f"{source}: <timer name='tsc' frequency={text!r}> is not a rate in Hz "
+                "(libvirt: a positive integer, e.g. frequency='2450000000')"
+            )
+        return int(text)
+    return None
+
+
 def _phys(cpu: ET.Element | None, source: str) -> tuple[int | None, bool]:
     node = None if cpu is None else cpu.find("maxphysaddr")
     if node is None:
@@ -239,12 +269,13 @@ def parse_domain_cpu(text: str, source: str = "domain XML") -> DomainCpu:
     cpu = root if root.tag == "cpu" else root.find("cpu")
     sgx_epc = root.tag == "domain" and _sgx_epc(root)
     phys_bits, host_phys = _phys(cpu, source)
+    tsc_hz = _tsc_hz(root, source)
     if cpu is None:
         return DomainCpu(
             source=source, mode=CUSTOM, model=QEMU_DEFAULT_MODEL, vendor=None,
             added=frozenset(), removed=frozenset(), optional=frozenset(), kept_aside=(),
             migratable=True, match=None, check=None, phys_bits=phys_bits,
-            host_phys_bits=host_phys, sgx_epc=sgx_epc,
+            host_phys_bits=host_phys, sgx_epc=sgx_epc, tsc_hz=tsc_hz,
         )  # fmt: skip
     mode = cpu.get("mode") or CUSTOM
     if mode not in MODES:
@@ -298,4 +329,5 @@ def parse_domain_cpu(text: str, source: str = "domain XML") -> DomainCpu:
         phys_bits=phys_bits,
         host_phys_bits=host_phys,
         sgx_epc=sgx_epc,
+        tsc_hz=tsc_hz,
     )

@@ -17,9 +17,10 @@ from typing import Any
 
 from cpucompat.agent.decode import FEATURE_CLASS, XSAVE_COMPONENT_NAMES
 from cpucompat.agent.feature_table import FEATURE_BITS, FeatureClass
+from cpucompat.agent.microarchitecture import decides  # one rule for agent and coordinator
 from cpucompat.agent.profile import Profile, Xsave
 
-from .kvm_offerable import GENERIC_VIEW, Hypervisor, guest_sees, view_label
+from .kvm_offerable import GENERIC_VIEW, Hypervisor, guest_sees, kvm_synthesises, view_label
 from .mitigations import as_guest_sees, kernel_decides
 
 LEGACY_XSAVE_MASK = 0b11
@@ -56,16 +57,6 @@ class Mode(StrEnum):
 def feature_class(name: str) -> FeatureClass | None:
     """The table's class for a canonical feature name; None when the table does not know it."""
     return FEATURE_CLASS.get(name)
-
-
-def decides(name: str) -> bool:
-    """True when a feature takes part in compatibility decisions.
-
-    Guest-visible features decide; so do names the table does not know (a
-    stamp written by a newer table, say): refusing on them is the safe side.
-    """
-    cls = FEATURE_CLASS.get(name)
-    return cls is None or cls is FeatureClass.GUEST_VISIBLE
 
 
 def guest_visible(names: Iterable[str]) -> frozenset[str]:
@@ -205,6 +196,10 @@ class Requirement:
     stepping: int | None = None
     nested: bool = False
     """The boot host offered nested virtualisation (``vmx``/``svm``); only ever warns."""
+    tsc_fixed: bool = False
+    """The VM's TSC rate is its own configuration (libvirt ``<timer name='tsc'
+    frequency>``, QEMU ``tsc-frequency``), held in ``tsc_hz``: it pins the guest to that
+    rate as invtsc pins it to the boot host's."""
 
     @classmethod
     def from_profile(
@@ -218,7 +213,8 @@ class Requirement:
         gate are dropped with them. Callers go through `sides.requirement_of`.
         Without guest configuration: no invariant TSC (QEMU's ``-cpu host`` does not
         expose it by default) and no enclave page cache; see `with_guest`.
-        ``hypervisor`` KVM keeps only what KVM can ever offer (`kvm_offerable`).
+        ``hypervisor`` KVM keeps only what KVM can ever offer (`kvm_offerable`), plus
+        the speculation-control bits KVM makes up from the host's (`kvm_synthesises`).
 
         Where the host's hypervisor offer is known, it decides instead: the guest saw
         only what both the processor and the offer give (KVM_GET_SUPPORTED_CPUID is
@@ -227,10 +223,14 @@ class Requirement:
         """
         offer = profile.hypervisor_offer
         seen = as_guest_sees(profile, profile.features)
+        # Under KVM the guest also saw the other vendor's names for the speculation
+        # controls the host has (`kvm_synthesises`): by the table without an offer, as the
+        # offer says with one.
+        made_up = kvm_synthesises(profile.features) if hypervisor is Hypervisor.KVM else frozenset()
         if offer is None:
-            seen = guest_sees(seen, hypervisor)
+            seen = guest_sees(seen, hypervisor) | made_up
         else:
-            seen &= offer.features
+            seen = (seen & offer.features) | (made_up & offer.features)
         view = view_label(hypervisor) if offer is None else offer_view(offer.kind)
         features, sgx = split_sgx(guest_visible(seen), sgx_epc=False)
         return cls(
@@ -298,7 +298,8 @@ class Requirement:
             self.family,
             self.model,
             self.invariant_tsc,
-            self.tsc_hz if self.invariant_tsc else None,
+            self.tsc_hz if self.invariant_tsc or self.tsc_fixed else None,
+            self.tsc_fixed,
             self.guest_physical_bits,
             self.avx10_version,
             self.view,
@@ -332,4 +333,5 @@ class Requirement:
             "kernel_mitigations": self.kernel_mitigations,
             "stepping": self.stepping,
             "nested": self.nested,
+            "tsc_fixed": self.tsc_fixed,
         }

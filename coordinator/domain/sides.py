@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from cpucompat.agent.profile import Profile
 
 from .compat import TargetView
-from .kvm_offerable import Hypervisor, guest_sees
+from .kvm_offerable import Hypervisor, guest_sees, kvm_synthesises
 from .mitigations import arch_capabilities_no, as_guest_sees, satisfied
 from .requirement import (
     SUPERVISOR_XSAVE_FEATURES,
@@ -73,9 +73,10 @@ def target_of(
     """What ``side`` offers a restore (``replayed`` None: a profile's own flag).
 
     Under ``hypervisor`` KVM a target without a hypervisor offer offers only what
-    KVM can ever offer a guest there, plus what KVM emulates everywhere
-    (`kvm_offerable`); a target with an offer is judged by its offer alone (the
-    real answer takes precedence over the table).
+    KVM can ever offer a guest there, plus what KVM emulates everywhere and the
+    other vendor's names for its speculation controls (`kvm_offerable`); a target
+    with an offer is judged by its offer alone (the real answer takes precedence
+    over the table).
     """
     if isinstance(side, Profile):
         view = TargetView.from_profile(side, name, stale=stale, replayed=replayed)
@@ -84,6 +85,9 @@ def target_of(
         seen = as_guest_sees(side, view.features)
         if side.hypervisor_offer is None:
             seen = guest_sees(seen, hypervisor)
+            if hypervisor is Hypervisor.KVM:
+                # KVM offers the other vendor's names for the host's speculation controls.
+                seen |= kvm_synthesises(side.features)
         seen |= satisfied(seen, arch_capabilities_no(side.hypervisor_offer))
         if seen == view.features:
             return view
@@ -144,7 +148,9 @@ def requirement_of_domain(
     offered = every
     if isinstance(boot, Profile):
         offer = boot.hypervisor_offer
-        offered = boot.features if offer is None else boot.features & offer.features
+        made_up = kvm_synthesises(boot.features) if hypervisor is Hypervisor.KVM else frozenset()
+        own = boot.features | made_up
+        offered = own if offer is None else own & offer.features
     elif boot is not None:
         offered = boot.features
     optional = cpu.optional if boot is None else cpu.optional & offered
@@ -181,6 +187,9 @@ def requirement_of_domain(
         physical_bits=physical_bits,
         baseline=cpu.summary(),
     )
+    if cpu.tsc_hz is not None:
+        # A fixed TSC rate (tsc-frequency) is the guest's wherever it runs.
+        req = replace(req, tsc_hz=cpu.tsc_hz, tsc_fixed=True)
     return req.with_guest(invtsc=invtsc, sgx_epc=cpu.sgx_epc)
 
 

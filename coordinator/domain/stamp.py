@@ -161,6 +161,7 @@ def _requirement(req: dict[str, Any]) -> Requirement:
     kernel_mitigations = _optional(req, "kernel_mitigations", (bool,), False)
     stepping = _optional(req, "stepping", (int, type(None)), None)
     nested = _optional(req, "nested", (bool,), False)
+    tsc_fixed = _optional(req, "tsc_fixed", (bool,), False)
     for key, value in (("guest_physical_bits", guest_physical_bits), ("avx10", avx10_version)):
         if value is not None and not 0 < value < 256:
             raise StampError(f"stamp requirement {key} {value} is not 1..255")
@@ -199,6 +200,7 @@ def _requirement(req: dict[str, Any]) -> Requirement:
         kernel_mitigations=kernel_mitigations,
         stepping=stepping,
         nested=nested,
+        tsc_fixed=tsc_fixed,
     )
 
 

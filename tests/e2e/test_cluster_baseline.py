@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from cpucompat.coordinator.domain.kvm_offerable import NEVER_OFFERED
+from cpucompat.coordinator.domain.libvirt_cpu import map_feature
 from cpucompat.coordinator.domain.qemu_models import table as qemu_table
 from cpucompat.coordinator.domain.sides import requirement_of
 from cpucompat.coordinator.qemu_qmp import Qmp, qemu_binary
@@ -108,13 +110,17 @@ def _qemu_props(value: str) -> tuple[str, dict[str, object]]:
     return model, props
 
 
+@pytest.mark.parametrize("hypervisor", ["generic", "kvm"])
 @pytest.mark.parametrize("members", [(MILAN, ROME), (MILAN, ROME, ZEN4)])
-def test_qemu_accepts_the_cpu_value(members: tuple[str, ...]) -> None:
-    if qemu_binary() is None:
-        pytest.skip("qemu-system-x86_64 not installed (Debian package qemu-system-x86)")
-    value = _baseline(members, "qemu").strip()
+def test_qemu_accepts_the_cpu_value(members: tuple[str, ...], hypervisor: str) -> None:
+    value = _baseline(members, "qemu", "--hypervisor", hypervisor).strip()
     assert "\n" not in value and " " not in value
     model, props = _qemu_props(value)
+    # Nothing it asks for is a bit no KVM guest sees: QEMU's enforce would refuse to start.
+    required = {map_feature(name)[1] for name, wanted in props.items() if wanted is True}
+    assert not required & NEVER_OFFERED, value
+    if qemu_binary() is None:
+        pytest.skip("qemu-system-x86_64 not installed (Debian package qemu-system-x86)")
     # QEMU starts a vCPU with it (a name it does not know makes it exit with an error) ...
     with Qmp(["-machine", "pc", "-accel", "tcg", "-S", "-display", "none", "-cpu", value]) as q:
         path = q.command("query-cpus-fast")[0]["qom-path"]
@@ -156,6 +162,25 @@ def test_no_hosts_is_a_usage_error() -> None:
 def test_json_and_another_format_is_a_usage_error() -> None:
     result = run_cli("baseline", "model:qemu/EPYC-Rome", "--json", "--format", "libvirt")
     assert result.returncode == 2 and result.stdout == "" and "give one" in result.stderr
+
+
+def test_applied_baselines_leave_out_and_name_what_no_kvm_guest_sees() -> None:
+    """Milan + Rome share tce and mcommit (AMD 0x80000001 ECX[17], 0x80000008 EBX[8]); the
+    generic baseline keeps them, but KVM offers neither, so libvirt and QEMU would refuse a
+    VM requiring them: the definitions to apply leave them out and say why."""
+    doc = json.loads(_baseline((MILAN, ROME), "json"))
+    assert {"tce", "mcommit"} <= set(doc["features"])
+    nearest = doc["qemu_models"][0]
+    assert {"tce", "mcommit"} <= set(nearest["not_offered"])
+    assert not set(nearest["require"]) & NEVER_OFFERED
+    assert not set(nearest["not_expressible"]) & NEVER_OFFERED
+    result = run_cli("baseline", *_args((MILAN, ROME)), "--format", "libvirt")
+    assert result.returncode == 0, result.stderr
+    cpu = ET.fromstring(result.stdout)
+    required = {map_feature(f.get("name") or "")[1] for f in cpu.findall("feature")}
+    assert not required & NEVER_OFFERED
+    assert "no KVM guest sees them" in result.stdout and "tce" in result.stdout
+    assert "no KVM guest sees mcommit tce" in result.stderr
 
 
 def test_kvm_view_drops_what_no_kvm_guest_sees() -> None:

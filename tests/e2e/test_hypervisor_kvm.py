@@ -12,16 +12,22 @@ from cpucompat.coordinator.domain.kvm_offerable import (
     ALWAYS_OFFERED,
     KVM_TABLE_KERNEL,
     NEVER_OFFERED,
+    SYNTHESISED_FROM,
     Hypervisor,
+    kvm_synthesises,
 )
 from cpucompat.coordinator.domain.requirement import decides
 from cpucompat.coordinator.domain.sides import requirement_of, target_of
 from tests.support.daemons import Daemon, run_cli, start_agent, start_coordinator, wait_until
+from tests.support.paths import FIXTURES
 from tests.support.shared import shared_dump, shared_profile
 
 ROME = "instlatx64-AuthenticAMD0830F10_K17_Rome_CPUID.txt"
 MILAN = "instlatx64-AuthenticAMD0A00F11_K19_Milan_02_CPUID.txt"
 ZEN4 = "amd-zen4-amd-ryzen-9-7900x-12-core-processor.txt"  # stand-in for Genoa (Zen 4)
+ZEN1 = "amd-zen-amd-ryzen-5-1500x-quad-core-processor.txt"  # no AMD STIBP/SSBD bits
+ZEN5 = "amd-zen5-amd-ryzen-9-9950x-16-core-processor.txt"  # AMD IBPB_RET: KVM offers SPEC_CTRL
+MILAN_HOST_MODEL = FIXTURES / "libvirt" / "epyc-milan-host-model-expanded.xml"
 MILAN_LACKS_ON_ROME = {"erms", "fsrm", "invpcid", "pku", "vaes", "vpclmulqdq"}
 
 
@@ -75,6 +81,9 @@ def test_every_table_name_is_a_guest_visible_row_of_the_feature_table() -> None:
     rows = {fb.name: fb.cls for fb in FEATURE_BITS}
     for name in NEVER_OFFERED | ALWAYS_OFFERED:
         assert rows.get(name) is FeatureClass.GUEST_VISIBLE, name
+    for bit, needs in SYNTHESISED_FROM:
+        for name in needs | {bit}:
+            assert rows.get(name) is FeatureClass.GUEST_VISIBLE, name
 
 
 def test_bits_some_kvm_offers_are_never_dropped() -> None:
@@ -252,3 +261,62 @@ def test_a_recorded_offer_decides_under_either_view_as_source_and_as_target() ->
     generic_view = target_of(recorded, "dev")
     kvm_view = target_of(recorded, "dev", hypervisor=Hypervisor.KVM)
     assert kvm_view.features == generic_view.features and kvm_view.view == "offer: kvm"
+
+
+# --- speculation controls KVM makes up from the other vendor's bits ------------------------------
+
+
+@pytest.mark.parametrize("dump", [ROME, MILAN, ZEN4, ZEN5])
+def test_an_amd_kvm_target_offers_the_intel_names_of_its_speculation_controls(dump: str) -> None:
+    host = shared_profile(dump)
+    assert {"amd_stibp", "amd_ssbd"} <= host.features  # the AMD bits, as raw CPUID has them
+    assert not {"intel_stibp", "spec_ctrl_ssbd"} & host.features
+    kvm = target_of(host, "t", hypervisor=Hypervisor.KVM).features
+    assert {"intel_stibp", "spec_ctrl_ssbd"} <= kvm
+    generic = target_of(host, "t").features
+    assert not {"intel_stibp", "spec_ctrl_ssbd"} & generic
+    # SPEC_CTRL only where KVM sets it: with AMD IBPB_RET (Zen 5), not on Rome/Milan/Zen 4.
+    assert ("spec_ctrl" in kvm) == ("amd_ibpb_ret" in host.features)
+    # A guest on that host saw them: the requirement holds them too.
+    assert {"intel_stibp", "spec_ctrl_ssbd"} <= requirement_of(
+        host, "s", hypervisor=Hypervisor.KVM
+    ).features
+
+
+def test_no_speculation_control_is_made_up_for_a_host_without_the_amd_bits() -> None:
+    zen1 = shared_profile(ZEN1)
+    assert not kvm_synthesises(zen1.features)
+    assert not {"intel_stibp", "spec_ctrl_ssbd", "spec_ctrl"} & (
+        target_of(zen1, "zen1", hypervisor=Hypervisor.KVM).features
+    )
+
+
+def test_a_milan_guest_that_saw_stibp_and_ssbd_restores_on_milan_under_kvm_only() -> None:
+    """libvirt's host-model on a Milan KVM host requires stibp and ssbd (7.0 EDX[27], [31]),
+    which KVM makes up from AMD_STIBP/AMD_SSBD: refused before, accepted now under kvm."""
+    source, milan = f"libvirt:{MILAN_HOST_MODEL}", f"dump:{shared_dump(MILAN)}"
+    rc, doc = _check(source, milan, "--hypervisor", "kvm")
+    assert rc == 0 and doc["compatible"], doc
+    # The feature classes alone know nothing of KVM: still refused, for exactly those bits.
+    rc, doc = _check(source, milan)
+    assert rc == 3
+    assert {f for r in doc["reasons"] for f in r.get("features", [])} == {
+        "intel_stibp",
+        "spec_ctrl_ssbd",
+    }
+
+
+def test_a_target_without_the_amd_bits_still_refuses_the_made_up_ones() -> None:
+    source, zen1 = f"libvirt:{MILAN_HOST_MODEL}", f"dump:{shared_dump(ZEN1)}"
+    rc, doc = _check(source, zen1, "--hypervisor", "kvm")
+    assert rc == 3
+    missing = {f for r in doc["reasons"] for f in r.get("features", [])}
+    assert {"intel_stibp", "spec_ctrl_ssbd", "amd_stibp", "amd_ssbd"} <= missing
+
+
+def test_a_zen5_guest_saw_spec_ctrl_and_a_zen4_target_does_not_offer_it() -> None:
+    rc, doc = _check(
+        f"dump:{shared_dump(ZEN5)}", f"dump:{shared_dump(ZEN4)}", "--hypervisor", "kvm"
+    )
+    assert rc == 3
+    assert "spec_ctrl" in {f for r in doc["reasons"] for f in r.get("features", [])}

@@ -228,3 +228,17 @@ def test_live_agent_reports_its_offer(offer: RawOffer, tmp_path: Path) -> None:
     finally:
         node.kill()
         assert coord.stop() == 0
+
+
+def test_offer_carries_the_speculation_controls_the_kvm_table_says_it_makes_up(
+    offer: RawOffer,
+) -> None:
+    """Where this host's KVM offers the bits a rule needs, it offers the bit the rule adds
+    (`kvm_offerable.SYNTHESISED_FROM`, Linux kvm_set_cpu_caps): the table never claims a
+    made-up bit this KVM does not give. Vacuous on a host whose CPUID has none of them."""
+    from cpucompat.coordinator.domain.kvm_offerable import SYNTHESISED_FROM
+
+    offered = decode_offer(offer, replayed=False).features
+    for bit, needs in SYNTHESISED_FROM:
+        if needs <= offered:
+            assert bit in offered, (bit, sorted(needs))

@@ -232,6 +232,15 @@ def test_vm_register_takes_its_requirement_from_the_domain_and_keeps_it(tmp_path
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["vm"]["requirement"]["invariant_tsc"] is True
         assert targets("pin-1") == {"spr-1": ["TSC_FREQUENCY_DIFFERS"]}
+        fixed = domain(
+            tmp_path,
+            custom("Skylake-Client") + "<clock><timer name='tsc' frequency='1497600000'/></clock>",
+            "tsc.xml",
+        )
+        out = register("tsc-1", fixed)  # fixed at the Ice Lake laptop's 1.4976 GHz
+        assert out.returncode == 0, out.stderr
+        assert "TSC_FREQUENCY_DIFFERS" in targets("tsc-1")["spr-1"]
+        assert "TSC_FREQUENCY_DIFFERS" not in targets("tsc-1")["icl-1"]
         out = register("bad-1", bad)
         assert out.returncode == 2 and "avx9000" in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1
@@ -243,7 +252,7 @@ def test_vm_register_takes_its_requirement_from_the_domain_and_keeps_it(tmp_path
             pb_grpc.VmServiceStub(channel).RegisterVm(request)
         assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert "avx9000" in (refused.value.details() or "")
-        assert set(vms()) == {"vnni-1", "pin-1"}  # nothing stored for either refusal
+        assert set(vms()) == {"vnni-1", "pin-1", "tsc-1"}  # nothing stored for either refusal
         changed = register("vnni-1", domain(tmp_path, custom("Skylake-Client"), "plain.xml"))
         assert changed.returncode == 2 and "--rebooted" in changed.stderr
     finally:
@@ -258,6 +267,9 @@ def test_vm_register_takes_its_requirement_from_the_domain_and_keeps_it(tmp_path
         assert kept["vnni-1"]["cpu_definition"] == "libvirt custom Skylake-Client +avx512_vnni"
         assert "avx512_vnni" in kept["vnni-1"]["requirement"]["features"]
         assert kept["pin-1"]["requirement"]["invariant_tsc"] is True
+        assert kept["tsc-1"]["cpu_definition"] == (
+            "libvirt custom Skylake-Client tsc-frequency=1497600000"
+        )
     finally:
         restarted.stop()
 
@@ -404,3 +416,59 @@ def test_a_schema_4_database_keeps_its_vms_and_gains_the_definition_column(
         assert store.schema_version() >= 5  # cpu_definition arrived in version 5
     finally:
         store.close()
+
+
+# --- <clock><timer name='tsc' frequency='HZ'/>: a fixed TSC rate -----------------------------
+
+
+FIXED_TSC = FIXTURES / "libvirt" / "skylake-fixed-tsc.xml"  # 3.0 GHz, Skylake-Server, invtsc
+
+
+def test_a_fixed_tsc_rate_restores_only_where_the_rate_matches_or_scales() -> None:
+    # Skylake Xeon's TSC runs at 3.0 GHz (CPUID 0x15): the same rate, no scaling needed.
+    rc, doc = check(FIXED_TSC, SKYLAKE_SP)
+    assert rc == 0 and doc["compatible"], doc
+    # Sapphire Rapids runs at 2.592 GHz and CPUID cannot tell whether it scales a guest's TSC.
+    rc, doc = check(FIXED_TSC, SAPPHIRE_RAPIDS)
+    assert rc == 3 and codes(doc) == ["TSC_FREQUENCY_DIFFERS"]
+    reason = doc["reasons"][0]
+    assert "3000000000 Hz" in reason["detail"] and "2592000000 Hz" in reason["detail"]
+    assert "fixed" in reason["detail"]
+    assert reason["data"]["required_hz"] == 3_000_000_000 and reason["data"]["tsc_fixed"] is True
+    human = run_cli("check", f"libvirt:{FIXED_TSC}", f"dump:{shared_dump(SAPPHIRE_RAPIDS)}")
+    assert human.returncode == 3 and "2592000000 Hz" in human.stdout
+
+
+def test_the_timer_alone_pins_the_rate_without_invtsc(tmp_path: Path) -> None:
+    clock = "<clock offset='utc'><timer name='tsc' frequency='{hz}'/></clock>"
+    model = "<cpu mode='custom' match='exact'><model fallback='forbid'>Skylake-Server</model></cpu>"
+    plain = domain(tmp_path, model, "plain.xml")
+    assert check(plain, SAPPHIRE_RAPIDS)[0] == 0  # no fixed rate: the target's own is used
+    fixed = domain(tmp_path, model + clock.format(hz=3_000_000_000), "fixed.xml")
+    rc, doc = check(fixed, SAPPHIRE_RAPIDS)
+    assert rc == 3 and codes(doc) == ["TSC_FREQUENCY_DIFFERS"]
+    # Within KVM's 250 ppm of the host's rate KVM needs no scaling (kvm_set_tsc_khz).
+    near = domain(tmp_path, model + clock.format(hz=2_592_500_000), "near.xml")
+    assert check(near, SAPPHIRE_RAPIDS)[0] == 0
+
+
+def test_a_target_that_scales_the_tsc_takes_any_fixed_rate(tmp_path: Path) -> None:
+    rome = (
+        "<cpu mode='custom' match='exact'><model fallback='forbid'>EPYC-Rome</model></cpu>"
+        "<clock offset='utc'><timer name='tsc' frequency='2250000000'/></clock>"
+    )
+    # Milan's CPUID states TSC rate control (0x8000000A EDX[4] TscRateMsr): KVM scales.
+    rc, doc = check(domain(tmp_path, rome), MILAN)
+    assert rc == 0 and doc["compatible"], doc
+
+
+@pytest.mark.parametrize("frequency", ["fast", "-1", "0", "2.4e9", ""])
+def test_a_tsc_timer_frequency_that_is_not_hz_is_refused(tmp_path: Path, frequency: str) -> None:
+    xml = domain(
+        tmp_path,
+        "<cpu mode='custom'><model>EPYC-Rome</model></cpu>"
+        f"<clock offset='utc'><timer name='tsc' frequency='{frequency}'/></clock>",
+    )
+    out = run_cli("check", f"libvirt:{xml}", f"dump:{shared_dump(MILAN)}")
+    assert out.returncode == 2 and out.stdout == ""
+    assert "frequency" in out.stderr and len(out.stderr.strip().splitlines()) == 1

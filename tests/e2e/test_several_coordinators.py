@@ -22,6 +22,7 @@ from cpucompat.coordinator.storage.postgres.store import LOCK_CLASS_LEASE
 from tests.support.daemons import Daemon, run_cli, start_agent, start_coordinator, wait_until
 from tests.support.paths import FIXTURES
 from tests.support.postgres import PostgresServer
+from tests.support.shared import MILAN, ROME, shared_dump
 
 DEV_DUMP = FIXTURES / "processors" / "dev-amd-epyc-kvm.cpuid-r.txt"
 
@@ -164,4 +165,62 @@ def test_two_coordinators_answer_alike_push_policy_and_sweep_once(
         for agent in agents:
             agent.kill()
         for c in coordinators:
+            c.stop()
+
+
+def state_action(path: Path, vm: str) -> str | None:
+    return next((v["offline_action"] for v in state(path).get("vms", []) if v["vm"] == vm), None)
+
+
+@pytest.mark.e2e
+def test_vm_actions_changed_through_one_coordinator_reach_agents_watching_another(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """A VM registered, moved and removed through B: milan-1's agent, watching A, gets
+    each of its VMs' actions from A's mirror, refreshed by B's announcements."""
+    url = postgres_server.database()
+    a = start_coordinator(tmp_path, "--allow-replayed", db=url, log="a.log")
+    b = start_coordinator(tmp_path, "--allow-replayed", db=url, log="b.log")
+    state_file = tmp_path / "state-milan-1.json"
+    milan, rome = str(shared_dump(MILAN)), str(shared_dump(ROME))
+
+    def agent(address: str, name: str, dump: str, *extra: str) -> Daemon:
+        # Heartbeats every 5 s: a loaded machine must not make a host stale mid-test.
+        return start_agent(tmp_path, address, name, "--replay-dump", dump, "--interval", "5",
+                           *extra)  # fmt: skip
+
+    agents = [
+        agent(a.address, "milan-1", milan, "--state-file", str(state_file)),
+        agent(b.address, "milan-2", milan),
+        agent(b.address, "rome-1", rome),
+    ]
+
+    def through_b(*args: str) -> None:
+        done = run_cli("vm", *args, "--coordinator", b.address)
+        assert done.returncode == 0, done.stderr
+
+    try:
+        for c in (a, b):
+            wait_until(lambda c=c: len(hosts(c.address)) == 3, what="three hosts on each")
+        wait_until(lambda: "host_id" in state(state_file), what="milan-1 watching A")
+        # Booted on Milan: Rome cannot take it, so SHUTDOWN; it runs on milan-1.
+        through_b("register", "db-1", "--cluster", "prod", "--boot-host", "milan-1")
+        wait_until(lambda: state_action(state_file, "db-1") == "SHUTDOWN", what="db-1 on A")
+        # Moved to milan-2 through B: milan-1's agent no longer applies it ...
+        through_b("register", "db-1", "--cluster", "prod", "--boot-host", "milan-2")
+        wait_until(lambda: state_action(state_file, "db-1") is None, what="db-1 moved away")
+        # ... and back: it does again; removed through B: it is gone from milan-1's list.
+        through_b("register", "db-1", "--cluster", "prod", "--boot-host", "milan-1")
+        wait_until(lambda: state_action(state_file, "db-1") == "SHUTDOWN", what="db-1 back")
+        listed = run_cli("vm", "list", "--json", "--coordinator", a.address)
+        assert [(v["name"], v["offline_action"]) for v in json.loads(listed.stdout)] == [
+            ("db-1", "SHUTDOWN")
+        ]
+        through_b("remove", "db-1")
+        wait_until(lambda: state_action(state_file, "db-1") is None, what="db-1 removed")
+        assert json.loads(run_cli("vm", "list", "--json", "--coordinator", a.address).stdout) == []
+    finally:
+        for one in agents:
+            one.kill()
+        for c in (a, b):
             c.stop()

@@ -80,6 +80,9 @@ def test_an_agent_object_reports_serves_and_leaves(
                 agent_service_pb2.GetProfileRequest(), timeout=10
             )
         assert served.profile.fingerprint == host.fingerprint
+        # It names the microarchitecture the coordinator names for it (one rule).
+        assert served.profile.microarchitecture
+        assert served.profile.microarchitecture == host.summary.microarchitecture
         # The policy watch wrote the cluster's action where the config said.
         wait_until(state_file.exists, what="the policy state file")
         assert json.loads(state_file.read_text())["cluster"] == "prod"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cpucompat.agent.decode import decode
 from cpucompat.agent.dumps import load_dump
 from cpucompat.coordinator.compatibility import CompatibilityService
 from cpucompat.coordinator.domain.hosts import EventKind, HostStatus
@@ -44,11 +45,19 @@ def test_maintenance_skips_the_sweep_survives_a_restart_and_ends_at_a_report(
     tmp_path: Path,
 ) -> None:
     milan, rome = load_dump(shared_dump(MILAN)), load_dump(shared_dump(ROME))
+    # What an agent sends with its reports and heartbeats (agent/daemon/reporter.py).
+    milan_fp = decode(milan).report_fingerprint
     clock = [1000.0]
     stack = Stack(tmp_path / "c.db", clock)
     try:
         for host, capture in (("milan-1", milan), ("milan-2", milan), ("rome-1", rome)):
-            stack.registry.report(host, "prod", capture, heartbeat_interval=10)
+            stack.registry.report(
+                host,
+                "prod",
+                capture,
+                heartbeat_interval=10,
+                agent_fingerprint=decode(capture).report_fingerprint,
+            )
         stack.vms.register("db-1", "prod", boot_host="milan-1")
         assert stack.action("db-1") == (OfflineAction.SHUTDOWN, ("rome-1",))
         assert stack.policies.get("prod").decision.action == OfflineAction.SHUTDOWN
@@ -57,11 +66,18 @@ def test_maintenance_skips_the_sweep_survives_a_restart_and_ends_at_a_report(
         assert stack.action("db-1") == (OfflineAction.SAVE, ())
         assert stack.policies.get("prod").decision.action == OfflineAction.SAVE
 
-        # Rome's agent falls silent: three intervals later the others are swept, Rome not.
+        # Rome's agent falls silent; the Milan agents send one heartbeat, which counts.
         clock[0] += 5
         for host in ("milan-1", "milan-2"):
-            stack.registry.heartbeat(host, "prod", stack.registry.host(host).fingerprint)
-        clock[0] += 31
+            record, wants_report = stack.registry.heartbeat(host, "prod", milan_fp)
+            assert record is not None and not wants_report
+            assert stack.registry.host(host).last_seen == clock[0]
+        # 31 s after the reports, 26 s after the heartbeats: nobody is swept yet.
+        clock[0] += 26
+        stack.registry.sweep()
+        assert stack.registry.host("milan-1").status == HostStatus.ONLINE
+        # Three intervals after the heartbeats the Milans are swept; Rome, in maintenance, not.
+        clock[0] += 5
         stack.registry.sweep()
         assert stack.registry.host("rome-1").status == HostStatus.ONLINE
         assert stack.registry.host("milan-1").status == HostStatus.STALE

@@ -199,3 +199,27 @@ def test_model_baselines_carry_the_psabi_basics_archspec_leaves_implicit() -> No
         base = resolve_baseline(name)
         assert {"lm", "cmov", "cx8", "fpu", "fxsr", "sse2"} <= base.features, name
         assert nearest_level(base.features) == level, name
+
+
+def test_the_agent_names_the_microarchitecture_the_coordinator_names() -> None:
+    """`GetProfile` (agent) and `hosts` (coordinator) name one microarchitecture per host,
+    on every project fixture and shared dump, with and without a hypervisor offer."""
+    from cpucompat.agent.dumps import load_dump_profile
+    from cpucompat.agent.microarchitecture import of_profile
+    from cpucompat.agent.raw import RawDataError
+    from cpucompat.coordinator.domain.baselines import nearest_microarchitecture
+    from cpucompat.coordinator.domain.sides import requirement_of
+    from tests.support.paths import PROCESSORS
+    from tests.support.shared import manifest_entries, shared_profile
+
+    profiles = [load_dump_profile(path) for path in sorted(PROCESSORS.iterdir())]
+    assert any(p.hypervisor_offer is not None for p in profiles)
+    for entry in manifest_entries():
+        try:
+            profiles.append(shared_profile(entry["file"]))
+        except RawDataError:
+            continue  # a dump the importer refuses names no processor
+    for host in profiles:
+        coordinator = requirement_of(host, "h")
+        expected = nearest_microarchitecture(coordinator.features, host.vendor)
+        assert of_profile(host) == expected, host.brand

@@ -136,3 +136,17 @@ def test_a_stamp_carries_the_requirements_json_with_xsave_as_index_lists(invtsc:
     assert body["xsave_components"] == [c["index"] for c in doc["xsave_components"]]
     assert body["xsave_component_names"] == [c["name"] for c in doc["xsave_components"]]
     assert load_stamp(stamp_text(make_stamp(req, CREATED, "dev"))) == req
+
+
+def test_a_fixed_tsc_rate_survives_the_stamp() -> None:
+    """A registered VM's requirement is stored as a stamp: its fixed TSC rate must come back."""
+    from dataclasses import replace
+
+    req = replace(
+        Requirement.from_profile(profile(SKYLAKE_SP), "rt"), tsc_hz=2_000_000_000, tsc_fixed=True
+    )
+    loaded = load_stamp(stamp_text(make_stamp(req, CREATED, "rt")))
+    assert loaded.tsc_fixed and loaded.tsc_hz == 2_000_000_000 and loaded == req
+    target = TargetView.from_profile(profile(SKYLAKE_SP), "skx")  # 3.0 GHz, scaling unknown
+    assert not check(loaded, target).compatible
+    assert check(replace(loaded, tsc_fixed=False), target).compatible
