@@ -17,13 +17,13 @@ import pytest
 
 from cpucompat.agent.decode import decode
 from cpucompat.agent.dumps import load_dump
+from cpucompat.agent.raw import RawCapture
+from cpucompat.agent.rawjson import capture_to_json
 from cpucompat.coordinator.domain.hosts import EventKind, HostStatus
 from cpucompat.coordinator.domain.policy import OfflineAction
 from cpucompat.coordinator.policy import PolicyEngine
 from cpucompat.coordinator.registry import Registry
 from cpucompat.coordinator.storage import StoreError, open_storage
-from cpucompat.agent.raw import RawCapture
-from cpucompat.agent.rawjson import capture_to_json
 from cpucompat.coordinator.storage.blobs import pack_raw
 from cpucompat.coordinator.storage.migrations import Migration, load, migrate, statements
 from cpucompat.coordinator.storage.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStorage
