@@ -92,11 +92,12 @@ def split_cpus(cpus: Sequence[LogicalCpu]) -> SplitCpus:
             number = by_content[content] = len(classes)
             classes.append(leaves)
         # Only the per-CPU leaves can differ: the rest is equal to the class by its key.
+        base = classes[number]
         overrides = tuple(
             (key[0], key[1], i, cpu.leaves[key][i])
             for key in own
             for i in range(4)
-            if cpu.leaves[key][i] != leaves[key][i]
+            if cpu.leaves[key][i] != base[key][i]
         )
         members.append(ClassMember(cpu.index, number, cpu.xcr0, overrides))
     return SplitCpus(tuple(classes), tuple(members))
