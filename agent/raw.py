@@ -196,6 +196,7 @@ def validate_capture(capture: RawCapture) -> None:
     if len(capture.cpus) > MAX_LOGICAL_CPUS:
         raise RawDataError(f"{len(capture.cpus)} logical CPUs is more than {MAX_LOGICAL_CPUS}")
     seen: set[int] = set()
+    checked: set[tuple[LeafKey, Regs]] = set()  # CPUs of one class share most leaves
     for cpu in capture.cpus:
         where = f"logical CPU {cpu.index}"
         if cpu.index in seen:
@@ -209,7 +210,10 @@ def validate_capture(capture: RawCapture) -> None:
         vendor = vendor_string(head).encode("latin-1")
         if len(vendor.rstrip(b"\0")) != 12 or not all(0x20 <= b < 0x7F for b in vendor):
             raise RawDataError(f"{where}: vendor string {vendor!r} is not 12 printable characters")
-        for (leaf, sub), regs in cpu.leaves.items():
+        for item in cpu.leaves.items():
+            if item in checked:
+                continue
+            (leaf, sub), regs = item
             base = leaf & 0xF000_0000
             if base not in VENDOR_RANGES and leaf not in (0x2000_0000, 0x8086_0000):
                 raise RawDataError(f"{where}: leaf 0x{leaf:08x} is outside the CPUID ranges")
@@ -224,6 +228,7 @@ def validate_capture(capture: RawCapture) -> None:
                     f"{where}: leaf 0x{leaf:08x} subleaf {sub} is beyond any processor"
                 )
             check_regs(regs)
+            checked.add(item)
         if head[0] >= MAX_LEAVES_IN_RANGE:
             raise RawDataError(f"{where}: leaf 0 claims 0x{head[0]:x} standard leaves")
     if capture.host_tsc is not None:

@@ -160,8 +160,14 @@ def _hex(value: Any, what: str, limit: int = 0xFFFF_FFFF) -> int:
     return number
 
 
-def capture_from_json(doc: Any, origin: str | None = None) -> RawCapture:
-    """Parse the dict produced by :func:`capture_to_json` (or `probe --json`'s "raw")."""
+def capture_from_json(
+    doc: Any, origin: str | None = None, cpus: tuple[LogicalCpu, ...] | None = None
+) -> RawCapture:
+    """Parse the dict produced by :func:`capture_to_json` (or `probe --json`'s "raw").
+
+    ``cpus`` given: the logical CPUs come from elsewhere (the coordinator's store keeps
+    them as leaf classes) and the document's "cpus" is not read.
+    """
     if isinstance(doc, dict) and "raw" in doc and "format" not in doc:
         doc = doc["raw"]  # a whole `probe --json` document
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
@@ -170,7 +176,12 @@ def capture_from_json(doc: Any, origin: str | None = None) -> RawCapture:
         raise RawDataError(
             f"{FORMAT_NAME} version {doc.get('version')!r} is not supported; expected {FORMAT_VERSION}"
         )
-    cpus_doc = doc.get("cpus")
+    if cpus is None:
+        cpus = _cpus_from_json(doc.get("cpus"))
+    return _capture_fields_from_json(doc, origin, cpus)
+
+
+def _cpus_from_json(cpus_doc: Any) -> tuple[LogicalCpu, ...]:
     if not isinstance(cpus_doc, list) or not cpus_doc:
         raise RawDataError('"cpus" must be a non-empty list')
     cpus: list[LogicalCpu] = []
@@ -185,6 +196,12 @@ def capture_from_json(doc: Any, origin: str | None = None) -> RawCapture:
         xcr0 = None if xcr0_doc is None else _hex(xcr0_doc, f"{where}.xcr0", 2**64 - 1)
         leaves = _leaves_from_json(cpu_doc.get("leaves"), f"{where}.leaves")
         cpus.append(LogicalCpu(index=index, leaves=leaves, xcr0=xcr0))
+    return tuple(cpus)
+
+
+def _capture_fields_from_json(
+    doc: dict[str, Any], origin: str | None, cpus: tuple[LogicalCpu, ...]
+) -> RawCapture:
     source = doc.get("source")
     if not isinstance(source, str):
         source = "unknown"
@@ -197,7 +214,7 @@ def capture_from_json(doc: Any, origin: str | None = None) -> RawCapture:
     offer_doc = doc.get("hypervisor_offer")
     missing = doc.get("hypervisor_offer_missing")
     return RawCapture(
-        cpus=tuple(cpus),
+        cpus=cpus,
         source=source,
         microcode=microcode if isinstance(microcode, str) else None,
         origin=origin,

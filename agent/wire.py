@@ -13,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from cpucompat.v1 import profile_pb2
 
+from .cpu_classes import ClassMember, SplitCpus, expand_cpus, split_cpus
 from .profile import FEATURE_MSR_NAMES, HypervisorOffer, Profile
 from .raw import HostTsc, LeafKey, LogicalCpu, RawCapture, RawDataError, RawOffer, Regs
 
@@ -97,15 +98,18 @@ def decoded_offer_to_proto(offer: HypervisorOffer) -> profile_pb2.HypervisorOffe
 
 
 def capture_to_proto(
-    capture: RawCapture, captured_at: float | None = None
+    capture: RawCapture, captured_at: float | None = None, *, compact: bool = False
 ) -> profile_pb2.RawCapture:
+    """The wire form; ``compact`` sends each distinct class of CPUs once (reports do)."""
     msg = profile_pb2.RawCapture(
         source=capture.source,
         microcode=capture.microcode or "",
         origin=capture.origin or "",
         extra=dict(capture.extra),
     )
-    for cpu in capture.cpus:
+    if compact:
+        _split_to_proto(split_cpus(capture.cpus), msg)
+    for cpu in () if compact else capture.cpus:
         out = msg.cpus.add(cpu=cpu.index)
         if cpu.xcr0 is not None:
             out.xcr0 = cpu.xcr0
@@ -133,20 +137,58 @@ def capture_to_proto(
     return msg
 
 
+def _split_to_proto(split: SplitCpus, msg: profile_pb2.RawCapture) -> None:
+    for leaves in split.classes:
+        msg.cpu_classes.add().leaves.extend(_leaves_to_proto(leaves))
+    for member in split.members:
+        out = msg.compact_cpus.add(cpu=member.index, cpu_class=member.cpu_class)
+        if member.xcr0 is not None:
+            out.xcr0 = member.xcr0
+        out.overrides.extend(
+            profile_pb2.RegisterOverride(leaf=leaf, subleaf=sub, register=reg + 1, value=value)
+            for leaf, sub, reg, value in member.overrides
+        )
+
+
+def split_from_proto(msg: profile_pb2.RawCapture) -> SplitCpus:
+    """The compact form as sent (checked and expanded by :func:`cpu_classes.expand_cpus`)."""
+    classes = tuple(
+        _leaves_from_proto(c.leaves, f"CPU class {number}")
+        for number, c in enumerate(msg.cpu_classes)
+    )
+    members = tuple(
+        ClassMember(
+            index=m.cpu,
+            cpu_class=m.cpu_class,
+            xcr0=m.xcr0 if m.HasField("xcr0") else None,
+            overrides=tuple((o.leaf, o.subleaf, o.register - 1, o.value) for o in m.overrides),
+        )
+        for m in msg.compact_cpus
+    )
+    return SplitCpus(classes, members)
+
+
 def capture_from_proto(msg: profile_pb2.RawCapture) -> RawCapture:
-    """The domain capture; duplicated leaves with different values are refused here."""
-    cpus = []
-    for cpu_msg in msg.cpus:
-        leaves = _leaves_from_proto(cpu_msg.leaves, f"logical CPU {cpu_msg.cpu}")
-        cpus.append(
+    """The domain capture of either form; duplicated leaves with different values, and a
+    compact form that does not add up (see :func:`cpu_classes.expand_cpus`), are refused."""
+    if msg.cpu_classes or msg.compact_cpus:
+        if msg.cpus:
+            raise RawDataError(
+                "the report gives its leaves twice, as cpus and as cpu_classes/compact_cpus; "
+                "send one form"
+            )
+        cpus = expand_cpus(split_from_proto(msg))
+    else:
+        cpus = tuple(
             LogicalCpu(
                 index=cpu_msg.cpu,
-                leaves=leaves,
+                leaves=_leaves_from_proto(cpu_msg.leaves, f"logical CPU {cpu_msg.cpu}"),
                 xcr0=cpu_msg.xcr0 if cpu_msg.HasField("xcr0") else None,
             )
+            for cpu_msg in msg.cpus
         )
     return RawCapture(
-        cpus=tuple(cpus),
+        cpus=cpus,
         source=msg.source,
         microcode=msg.microcode or None,
         origin=msg.origin or None,

@@ -56,7 +56,7 @@ from .profile_changes import (
     version_summary,
 )
 from .storage.blobs import pack_capture, unpack_capture
-from .storage.interface import EventFilter, HostRow, NewProfile, Storage, UnitOfWork
+from .storage.interface import EventFilter, HostRow, NewProfile, Storage, StoredRaw, UnitOfWork
 
 OnChange = Callable[[UnitOfWork, set[str], float], None]
 """Called inside the unit of work with the clusters whose membership or profiles changed."""
@@ -152,17 +152,17 @@ class Registry:
             profile = self.cache.put(
                 Region.PROFILE,
                 version,
-                self._decode_stored(stored.raw, f"profile {version} of host {stored.host_id}"),
+                self._decode_stored(stored, f"profile {version} of host {stored.host_id}"),
             )
         return profile
 
-    def _decode_stored(self, blob: bytes, what: str) -> Profile:
+    def _decode_stored(self, stored: StoredRaw, what: str) -> Profile:
         """Stored raw leaves decoded once per distinct content."""
-        key = digest(blob)
+        key = digest(stored.raw)
         profile: Profile | None = self.cache.get(Region.CONTENT, key)
         if profile is None:
             try:
-                profile = decode(unpack_capture(blob))
+                profile = decode(unpack_capture(stored.raw, stored.leaf_classes))
             except Exception as exc:  # zlib, JSON or leaves: the stored bytes are damaged
                 raise self.store.damaged(f"{what} cannot be decoded ({exc})") from None
             profile = self.cache.put(Region.CONTENT, key, profile)
@@ -351,8 +351,8 @@ class Registry:
             capture = replace(capture, origin=None)
         try:
             validate_capture(capture)
-            blob = pack_capture(capture)
-            key = digest(blob)
+            packed = pack_capture(capture)
+            key = digest(packed.own)
             profile = self.cache.get(Region.CONTENT, key) or decode(capture)
         except RawDataError as exc:
             raise InvalidReportError(f"report for {host_id!r} refused: {exc}") from None
@@ -398,7 +398,8 @@ class Registry:
                         recorded_at=now,
                         fingerprint=profile.fingerprint,
                         source=capture.source,
-                        raw=blob,
+                        raw=packed.own,
+                        leaf_classes=packed.classes,
                         features=features,
                         gained=gained,
                         lost=lost,

@@ -95,7 +95,7 @@ class Reporter:
             host_id=self.host_id,
             cluster=self.cluster,
             agent_address=self.agent_address,
-            raw=capture_to_proto(snap.profile.raw, snap.taken_at),
+            raw=capture_to_proto(snap.profile.raw, snap.taken_at, compact=True),
             agent_version=self.version,
             profile=profile_to_proto(snap.profile),
             probe_interval=self._interval(),

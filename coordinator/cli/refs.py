@@ -44,7 +44,9 @@ def proto_ref(arg: str, vendor: str | None = None) -> Any:
     if arg.startswith("dump:"):
         capture = load_dump_arg(arg)
         return pb.HostRef(
-            dump=pb.DumpRef(name=arg.removeprefix("dump:"), raw=capture_to_proto(capture))
+            dump=pb.DumpRef(
+                name=arg.removeprefix("dump:"), raw=capture_to_proto(capture, compact=True)
+            )
         )
     if arg.startswith(BASELINE_PREFIXES):
         return pb.HostRef(model=arg, vendor=vendor or "")

@@ -6,13 +6,14 @@ import logging
 
 import grpc
 
+from cpucompat.agent.raw import RawDataError
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from .. import convert
 from ..admissions import Admissions, NotAdmittedError
 from ..limits import MAX_FINGERPRINT, MAX_REASON, check_text
-from ..registry import Registry, check_name
+from ..registry import InvalidReportError, Registry, check_name
 from ..store import FaultLog
 
 log = logging.getLogger("cpucompat.coordinator")
@@ -45,7 +46,10 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         self._require_admission(request.host_id, request.cluster)
         check_text(request.agent_fingerprint, "agent_fingerprint", MAX_FINGERPRINT)
         before = self.registry.find(request.host_id)
-        capture = convert.capture_from_proto(request.raw)
+        try:
+            capture = convert.capture_from_proto(request.raw)
+        except RawDataError as exc:
+            raise InvalidReportError(f"report for {request.host_id!r} refused: {exc}") from None
         record = self.registry.report(
             request.host_id,
             request.cluster,

@@ -9,7 +9,7 @@ text) so nothing of one dialect leaks into a service.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -54,6 +54,8 @@ class NewProfile:
     gained: Sequence[str]
     lost: Sequence[str]
     summary: dict[str, Any]
+    leaf_classes: Mapping[str, bytes] = field(default_factory=dict)
+    """The leaf classes ``raw`` refers to, digest -> stored bytes; each is stored once."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class StoredRaw:
     version: int
     host_id: str
     raw: bytes
+    leaf_classes: Mapping[str, bytes] = field(default_factory=dict)
+    """The leaf classes the version refers to (none for a version stored before them)."""
 
 
 @dataclass(frozen=True)
@@ -166,10 +170,17 @@ class HostRepository(Protocol):
 
 class ProfileRepository(Protocol):
     def add(self, profile: NewProfile) -> int:
-        """Store a version; returns its number, greater than every number given before."""
+        """Store a version and its leaf classes not stored yet; returns its number, greater
+        than every number given before."""
         ...
 
-    def raw(self, version: int) -> StoredRaw | None: ...
+    def raw(self, version: int) -> StoredRaw | None:
+        """The version's own bytes and the leaf classes it refers to."""
+        ...
+
+    def leaf_class_count(self) -> int:
+        """How many distinct leaf classes are stored (shared by every version that has one)."""
+        ...
 
     def features(self, version: int) -> list[str] | None: ...
 
@@ -183,7 +194,9 @@ class ProfileRepository(Protocol):
         """Up to ``limit`` of the host's oldest version numbers, never ``keep``."""
         ...
 
-    def delete(self, versions: Iterable[int]) -> None: ...
+    def delete(self, versions: Iterable[int]) -> None:
+        """Forget the versions, and the leaf classes no remaining version refers to."""
+        ...
 
 
 class EventRepository(Protocol):

@@ -101,6 +101,74 @@ def test_bad_capture_strings_store_nothing(coord: Running, mutate, needle: str) 
     )
 
 
+def _duplicate_cpu(raw) -> None:
+    raw.compact_cpus[1].cpu = raw.compact_cpus[0].cpu
+
+
+def _missing_class(raw) -> None:
+    raw.compact_cpus[1].cpu_class = 3
+
+
+def _override_of_a_missing_leaf(raw) -> None:
+    raw.compact_cpus[0].overrides.add(leaf=0x8000_00AA, subleaf=0, register=2, value=7)
+
+
+def _expands_beyond_the_limit(raw) -> None:
+    for n in range(256):
+        raw.cpu_classes[0].leaves.add(leaf=0x4000_0100 + n)
+    for n in range(2, 8192):
+        raw.compact_cpus.add(cpu=n, cpu_class=0)
+
+
+def _both_forms(raw) -> None:
+    raw.cpus.extend(raw_of(DEV_DUMP, "replay:cpuid-r").cpus)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (_duplicate_cpu, "appears twice"),
+        (_missing_class, "refers to CPU class 3"),
+        (_override_of_a_missing_leaf, "names a leaf its class does not hold"),
+        (_expands_beyond_the_limit, "expands to"),
+        (_both_forms, "send one form"),
+    ],
+)
+def test_a_compact_capture_that_does_not_add_up_stores_nothing(
+    coord: Running, mutate, needle: str
+) -> None:
+    raw = raw_of(DEV_DUMP, "replay:cpuid-r", compact=True)
+    mutate(raw)
+    for host in ("existing", "newcomer"):
+        assert_refused(
+            coord,
+            coord.registry.ReportProfile,
+            report(host, raw=raw),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "report",
+            needle,
+        )
+
+
+def test_old_and_new_agents_store_the_same_profile_and_its_leaves_once(coord: Running) -> None:
+    """A full capture (older agents) and a compact one (agents now) are one profile."""
+    full = coord.registry.ReportProfile(
+        report("old-agent", raw=raw_of(DEV_DUMP, "replay:cpuid-r")), timeout=10
+    )
+    compact = coord.registry.ReportProfile(
+        report("new-agent", raw=raw_of(DEV_DUMP, "replay:cpuid-r", compact=True)), timeout=10
+    )
+    assert full.fingerprint == compact.fingerprint
+    query = pb_grpc.QueryServiceStub(coord.channel)
+    raws = [
+        query.GetHost(pb.GetHostRequest(host_id=h, include_raw=True), timeout=10).raw
+        for h in ("old-agent", "new-agent")
+    ]
+    assert raws[0] == raws[1] and len(raws[0].cpus) == 2  # shown back in the full form
+    stored = snapshot(coord.db)
+    assert len(stored["leaf_classes"]) == 1  # "existing" is the same model as well
+
+
 def test_heartbeat_with_a_huge_interval_stores_nothing(coord: Running) -> None:
     fingerprint = coord.coordinator.registry.host("existing").fingerprint
     for host in ("existing", "unknown"):

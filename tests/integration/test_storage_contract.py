@@ -140,6 +140,42 @@ def test_profile_numbers_increase_and_are_never_reused(storage: Storage) -> None
         assert uow.profiles.history("h1")[0].summary == {"vendor": "GenuineIntel"}
 
 
+def test_leaf_classes_are_stored_once_and_go_with_the_last_version_using_them(
+    storage: Storage,
+) -> None:
+    """Two hosts of one model share their leaf class; a class no version uses is forgotten."""
+    shared = {"a" * 64: b"leaves of the shared class"}
+    own = {"b" * 64: b"leaves only h2 has"}
+    with storage.unit_of_work() as uow:
+        first = uow.profiles.add(replace(profile("h1"), leaf_classes=shared))
+        second = uow.profiles.add(replace(profile("h2"), leaf_classes={**shared, **own}))
+        plain = uow.profiles.add(profile("h3"))  # a version stored whole refers to none
+    with storage.read() as uow:
+        assert uow.profiles.leaf_class_count() == 2
+        one, two, three = (uow.profiles.raw(v) for v in (first, second, plain))
+        assert one is not None and dict(one.leaf_classes) == shared
+        assert two is not None and dict(two.leaf_classes) == {**shared, **own}
+        assert three is not None and dict(three.leaf_classes) == {}
+    with storage.unit_of_work() as uow:
+        uow.profiles.delete([second])
+    with storage.read() as uow:
+        assert uow.profiles.leaf_class_count() == 1  # h1 still uses the shared class
+        kept = uow.profiles.raw(first)
+        assert kept is not None and dict(kept.leaf_classes) == shared
+    with storage.unit_of_work() as uow:
+        uow.profiles.delete([first])
+    with storage.read() as uow:
+        assert uow.profiles.leaf_class_count() == 0
+
+
+def test_a_rolled_back_version_leaves_no_leaf_class(storage: Storage) -> None:
+    with pytest.raises(RuntimeError, match="refused"), storage.unit_of_work() as uow:
+        uow.profiles.add(replace(profile(), leaf_classes={"c" * 64: b"x"}))
+        raise RuntimeError("refused")
+    with storage.read() as uow:
+        assert uow.profiles.leaf_class_count() == 0
+
+
 def test_a_refreshed_host_keeps_when_it_was_first_seen_and_its_pruned_count(
     storage: Storage,
 ) -> None:

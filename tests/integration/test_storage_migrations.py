@@ -17,16 +17,18 @@ import pytest
 
 from cpucompat.agent.decode import decode
 from cpucompat.agent.dumps import load_dump
+from cpucompat.agent.raw import RawCapture
+from cpucompat.agent.rawjson import capture_to_json
 from cpucompat.coordinator.domain.hosts import EventKind, HostStatus
 from cpucompat.coordinator.domain.policy import OfflineAction
 from cpucompat.coordinator.policy import PolicyEngine
 from cpucompat.coordinator.registry import Registry
 from cpucompat.coordinator.storage import StoreError, open_storage
-from cpucompat.coordinator.storage.blobs import pack_capture
+from cpucompat.coordinator.storage.blobs import pack_raw
 from cpucompat.coordinator.storage.migrations import Migration, load, migrate, statements
 from cpucompat.coordinator.storage.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStorage
 from tests.support.hostile import DEV_DUMP, DUMPS
-from tests.support.paths import FIXTURES
+from tests.support.paths import FIXTURES, PROCESSORS
 
 LEGACY_SCHEMA = FIXTURES / "storage" / "main-d22b1c5-schema.sql"
 
@@ -63,6 +65,14 @@ def legacy_database(path: Path, version: int) -> Path:
     return path
 
 
+def whole_capture(capture: RawCapture) -> bytes:
+    """A capture as versions before schema 8 stored it: every CPU's leaves in one blob."""
+    doc = capture_to_json(capture)
+    if capture.origin:
+        doc["origin"] = capture.origin
+    return pack_raw(doc)
+
+
 def schema_of(path: Path) -> list[tuple[str, str, str]]:
     """Every table and index with its definition, whitespace normalised."""
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
@@ -85,7 +95,7 @@ def test_a_new_database_has_exactly_the_old_schema(tmp_path: Path) -> None:
     """The database format did not change: same tables, columns, types and indexes.
 
     Migrations after the fixture's version 4 (5: ``vms.cpu_definition``, 6:
-    ``baseline_pins``, 7: maintenance and per-VM actions) are applied to the old database by hand, so the comparison still
+    ``baseline_pins``, 7: maintenance and per-VM actions, 8: leaf classes by digest) are applied to the old database by hand, so the comparison still
     covers every old statement.
     """
     old = legacy_database(tmp_path / "old.db", 4)
@@ -95,11 +105,11 @@ def test_a_new_database_has_exactly_the_old_schema(tmp_path: Path) -> None:
                 conn.execute(statement)
     storage = SqliteStorage(tmp_path / "new.db")
     try:
-        assert storage.schema_version() == SCHEMA_VERSION == 7
+        assert storage.schema_version() == SCHEMA_VERSION == 8
     finally:
         storage.close()
     assert schema_of(tmp_path / "new.db") == schema_of(old)
-    assert len(schema_of(old)) == 11  # 7 tables, 4 indexes
+    assert len(schema_of(old)) == 14  # 9 tables, 5 indexes
 
 
 def test_each_migration_file_holds_the_old_statements() -> None:
@@ -119,7 +129,7 @@ def test_old_database_with_rows_opens_migrates_and_keeps_them(tmp_path: Path, ve
         conn.execute(
             "INSERT INTO profiles (host_id, recorded_at, fingerprint, source, raw, features, "
             "gained, lost, summary) VALUES ('h1', 100.0, ?, ?, ?, ?, '[]', '[]', '{}')",
-            (profile.fingerprint, capture.source, pack_capture(capture), json.dumps(sorted(profile.features))),
+            (profile.fingerprint, capture.source, whole_capture(capture), json.dumps(sorted(profile.features))),
         )  # fmt: skip
         conn.execute(
             "INSERT INTO hosts (host_id, cluster, agent_address, agent_version, status, replayed, "
@@ -210,3 +220,87 @@ def test_a_failing_migration_leaves_the_database_at_its_version(tmp_path: Path) 
     finally:
         storage.close()
     assert "extra" not in {name for _, name, _ in schema_of(tmp_path / "c.db")}
+
+
+# ---- schema 8: leaf classes stored once by digest, on both backends ---------------------
+
+HYBRID = PROCESSORS / "amd-zen5-zen5c-edited.cpuid-r.txt"  # 4 CPUs of 2 classes
+
+
+def _at_version_7(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A database as cpucompat left it at schema 7, holding host h1 whose one version
+    keeps its whole capture (as every version before schema 8 did)."""
+    capture = load_dump(HYBRID)
+    profile = decode(capture)
+    row = (
+        profile.fingerprint,
+        capture.source,
+        whole_capture(capture),
+        json.dumps(sorted(profile.features)),
+    )
+    insert_profile = (
+        "INSERT INTO profiles (host_id, recorded_at, fingerprint, source, raw, features, "
+        "gained, lost, summary) VALUES ('h1', 100.0, {0}, {0}, {0}, {0}, '[]', '[]', '{{}}')"
+    )
+    insert_host = (
+        "INSERT INTO hosts (host_id, cluster, agent_address, agent_version, status, replayed, "
+        "fingerprint, agent_fingerprint, profile_version, first_seen, last_seen, "
+        "heartbeat_interval) VALUES ('h1', 'prod', '', '0.1', 'online', {1}, {0}, 'a', 1, "
+        "100.0, 100.0, 30.0)"
+    )
+    if backend == "sqlite":
+        db = legacy_database(tmp_path / "c.db", 4)
+        with sqlite3.connect(db) as conn:
+            for migration in load_sqlite()[4:7]:
+                for statement in migration.statements:
+                    conn.execute(statement)
+            conn.execute("PRAGMA user_version = 7")
+            conn.execute(insert_profile.format("?"), row)
+            conn.execute(insert_host.format("?", 1), (profile.fingerprint,))
+        return str(db)
+    import psycopg
+
+    url: str = request.getfixturevalue("postgres_server").database()
+    with psycopg.connect(url, autocommit=True) as pg:
+        for migration in load("cpucompat.coordinator.storage.postgres.migrations")[:7]:
+            for statement in migration.statements:
+                pg.execute(statement.encode())
+        pg.execute("CREATE TABLE cpucompat_schema (version integer NOT NULL)")
+        pg.execute("INSERT INTO cpucompat_schema (version) VALUES (7)")
+        pg.execute(insert_profile.format("%s").encode(), row)
+        pg.execute(insert_host.format("%s", "true").encode(), (profile.fingerprint,))
+    return url
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_schema_7_keeps_whole_captures_and_new_versions_share_their_leaf_classes(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    db = _at_version_7(backend, tmp_path, request)
+    capture = load_dump(HYBRID)
+    storage = open_storage(db)
+    try:
+        assert storage.schema_version() == 8  # type: ignore[attr-defined]
+        registry = Registry(storage, clock=lambda: 200.0, allow_replayed=True)
+        # The version stored whole reads back as the capture it was.
+        assert registry.host("h1").profile.raw == capture
+        for host_id in ("h2", "h3", "h4"):  # three more hosts of the same model
+            registry.report(host_id, "prod", capture, heartbeat_interval=30)
+        with storage.read() as uow:
+            assert uow.profiles.leaf_class_count() == 2  # stored once, not once per host
+        # A coordinator starting on this database reads every host back from the store.
+        reread = Registry(storage, clock=lambda: 200.0, allow_replayed=True)
+        for host_id in ("h1", "h2", "h3", "h4"):
+            record = reread.host(host_id)
+            assert record.profile.raw == capture
+            assert record.fingerprint == registry.host("h1").fingerprint
+        for host_id in ("h2", "h3"):
+            reread.remove(host_id, force=True)
+        with storage.read() as uow:
+            assert uow.profiles.leaf_class_count() == 2  # h4 still uses them
+        reread.remove("h4", force=True)
+        with storage.read() as uow:
+            assert uow.profiles.leaf_class_count() == 0  # h1's version is stored whole
+        assert reread.host("h1").profile.raw == capture
+    finally:
+        storage.close()

@@ -17,12 +17,24 @@ from cpucompat.v1 import profile_pb2
 from .paths import DEV_DUMP, DUMPS, OTHER_DUMP
 
 __all__ = ["DEV_DUMP", "DUMPS", "OTHER_DUMP", "raw_of", "refused", "report", "seconds", "snapshot"]
-TABLES = ("hosts", "profiles", "events", "policies", "vms", "admissions")
+TABLES = (
+    "hosts",
+    "profiles",
+    "events",
+    "policies",
+    "vms",
+    "admissions",
+    "leaf_classes",
+    "profile_leaf_classes",
+)
 
 
-def raw_of(path: Path = DEV_DUMP, source: str = "cpuid-instruction") -> profile_pb2.RawCapture:
-    """A real processor's leaves from a dump, labelled with ``source``."""
-    raw = capture_to_proto(load_dump(path))
+def raw_of(
+    path: Path = DEV_DUMP, source: str = "cpuid-instruction", *, compact: bool = False
+) -> profile_pb2.RawCapture:
+    """A real processor's leaves from a dump, labelled with ``source`` (in the compact form
+    agents report, or the full form older agents send)."""
+    raw = capture_to_proto(load_dump(path), compact=compact)
     raw.source = source
     if not source.startswith("replay:"):
         raw.origin = ""

@@ -139,13 +139,42 @@ class PgProfiles:
         ).fetchone()
         # An identity column: a number is never reused, even after the newest is pruned.
         assert row is not None
-        return int(row["id"])
+        version = int(row["id"])
+        if profile.leaf_classes:
+            # Another coordinator may store the same class at once: the second insert waits
+            # for the first and then does nothing.
+            with self.db.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO leaf_classes (digest, leaves) VALUES (%s, %s) "
+                    "ON CONFLICT (digest) DO NOTHING",
+                    sorted(profile.leaf_classes.items()),
+                )
+                cur.executemany(
+                    "INSERT INTO profile_leaf_classes (profile_id, digest) VALUES (%s, %s)",
+                    [(version, key) for key in sorted(profile.leaf_classes)],
+                )
+        return version
 
     def raw(self, version: int) -> StoredRaw | None:
         row = self.db.execute(
             "SELECT host_id, raw FROM profiles WHERE id = %s", (version,)
         ).fetchone()
-        return None if row is None else StoredRaw(version, row["host_id"], bytes(row["raw"]))
+        if row is None:
+            return None
+        classes = {
+            c["digest"]: bytes(c["leaves"])
+            for c in self.db.execute(
+                "SELECT c.digest, c.leaves FROM profile_leaf_classes p "
+                "JOIN leaf_classes c ON c.digest = p.digest WHERE p.profile_id = %s",
+                (version,),
+            ).fetchall()
+        }
+        return StoredRaw(version, row["host_id"], bytes(row["raw"]), classes)
+
+    def leaf_class_count(self) -> int:
+        row = self.db.execute("SELECT COUNT(*) AS n FROM leaf_classes").fetchone()
+        assert row is not None
+        return int(row["n"])
 
     def features(self, version: int) -> list[str] | None:
         row = self.db.execute("SELECT features FROM profiles WHERE id = %s", (version,)).fetchone()
@@ -189,7 +218,23 @@ class PgProfiles:
     def delete(self, versions: Iterable[int]) -> None:
         numbers = list(versions)
         if numbers:
+            digests = [
+                row["digest"]
+                for row in self.db.execute(
+                    "DELETE FROM profile_leaf_classes WHERE profile_id = ANY(%s) RETURNING digest",
+                    (numbers,),
+                ).fetchall()
+            ]
             self.db.execute("DELETE FROM profiles WHERE id = ANY(%s)", (numbers,))
+            # A class goes with the last version that refers to it: storage stays bounded.
+            # A version another coordinator adds at once keeps it (the foreign key fails
+            # this transaction, which the agent's next report repeats).
+            if digests:
+                self.db.execute(
+                    "DELETE FROM leaf_classes c WHERE c.digest = ANY(%s) AND NOT EXISTS "
+                    "(SELECT 1 FROM profile_leaf_classes p WHERE p.digest = c.digest)",
+                    (sorted(set(digests)),),
+                )
 
 
 def _event_where(where: EventFilter) -> tuple[str, list[Any]]:

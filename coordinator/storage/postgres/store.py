@@ -43,6 +43,8 @@ EXPECTED_TABLES = {
     "policies": {"cluster", "action", "version"},
     "vms": {"name", "cluster", "requirement"},
     "admissions": {"cluster", "pattern", "admitted_at", "admitted_by"},
+    "leaf_classes": {"digest", "leaves"},
+    "profile_leaf_classes": {"profile_id", "digest"},
 }
 
 # SQLSTATE classes: 53100 disk_full; 08 connection exceptions; 57P0x the server shut down.

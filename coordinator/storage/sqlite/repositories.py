@@ -115,13 +115,36 @@ class SqliteProfiles:
         )
         # AUTOINCREMENT: a number is never reused, even after the newest version is pruned.
         assert cur.lastrowid is not None
-        return int(cur.lastrowid)
+        version = int(cur.lastrowid)
+        if profile.leaf_classes:
+            self.db.executemany(
+                "INSERT OR IGNORE INTO leaf_classes (digest, leaves) VALUES (?, ?)",
+                sorted(profile.leaf_classes.items()),
+            )
+            self.db.executemany(
+                "INSERT INTO profile_leaf_classes (profile_id, digest) VALUES (?, ?)",
+                [(version, key) for key in sorted(profile.leaf_classes)],
+            )
+        return version
 
     def raw(self, version: int) -> StoredRaw | None:
         row = self.db.execute(
             "SELECT host_id, raw FROM profiles WHERE id = ?", (version,)
         ).fetchone()
-        return None if row is None else StoredRaw(version, row["host_id"], bytes(row["raw"]))
+        if row is None:
+            return None
+        classes = {
+            c["digest"]: bytes(c["leaves"])
+            for c in self.db.execute(
+                "SELECT c.digest, c.leaves FROM profile_leaf_classes p "
+                "JOIN leaf_classes c ON c.digest = p.digest WHERE p.profile_id = ?",
+                (version,),
+            )
+        }
+        return StoredRaw(version, row["host_id"], bytes(row["raw"]), classes)
+
+    def leaf_class_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM leaf_classes").fetchone()[0])
 
     def features(self, version: int) -> list[str] | None:
         row = self.db.execute("SELECT features FROM profiles WHERE id = ?", (version,)).fetchone()
@@ -163,7 +186,23 @@ class SqliteProfiles:
         ]
 
     def delete(self, versions: Iterable[int]) -> None:
-        self.db.executemany("DELETE FROM profiles WHERE id = ?", [(v,) for v in versions])
+        numbers = [(v,) for v in versions]
+        digests: set[str] = set()
+        for (number,) in numbers:
+            digests.update(
+                row[0]
+                for row in self.db.execute(
+                    "SELECT digest FROM profile_leaf_classes WHERE profile_id = ?", (number,)
+                )
+            )
+        self.db.executemany("DELETE FROM profile_leaf_classes WHERE profile_id = ?", numbers)
+        self.db.executemany("DELETE FROM profiles WHERE id = ?", numbers)
+        # A class goes with the last version that refers to it: storage stays bounded.
+        self.db.executemany(
+            "DELETE FROM leaf_classes WHERE digest = ? AND NOT EXISTS "
+            "(SELECT 1 FROM profile_leaf_classes p WHERE p.digest = leaf_classes.digest)",
+            [(d,) for d in sorted(digests)],
+        )
 
 
 def _event_where(where: EventFilter) -> tuple[str, list[Any]]:

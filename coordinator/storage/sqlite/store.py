@@ -30,6 +30,8 @@ EXPECTED_TABLES = {
     "policies": {"cluster", "action", "version"},
     "vms": {"name", "cluster", "requirement"},
     "admissions": {"cluster", "pattern", "admitted_at", "admitted_by"},
+    "leaf_classes": {"digest", "leaves"},
+    "profile_leaf_classes": {"profile_id", "digest"},
 }
 
 

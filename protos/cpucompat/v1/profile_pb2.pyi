@@ -2,12 +2,26 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class CpuidRegister(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CPUID_REGISTER_UNSPECIFIED: _ClassVar[CpuidRegister]
+    CPUID_REGISTER_EAX: _ClassVar[CpuidRegister]
+    CPUID_REGISTER_EBX: _ClassVar[CpuidRegister]
+    CPUID_REGISTER_ECX: _ClassVar[CpuidRegister]
+    CPUID_REGISTER_EDX: _ClassVar[CpuidRegister]
+CPUID_REGISTER_UNSPECIFIED: CpuidRegister
+CPUID_REGISTER_EAX: CpuidRegister
+CPUID_REGISTER_EBX: CpuidRegister
+CPUID_REGISTER_ECX: CpuidRegister
+CPUID_REGISTER_EDX: CpuidRegister
 
 class CpuidLeaf(_message.Message):
     __slots__ = ("leaf", "subleaf", "eax", "ebx", "ecx", "edx")
@@ -35,8 +49,38 @@ class LogicalCpuLeaves(_message.Message):
     xcr0: int
     def __init__(self, cpu: _Optional[int] = ..., leaves: _Optional[_Iterable[_Union[CpuidLeaf, _Mapping]]] = ..., xcr0: _Optional[int] = ...) -> None: ...
 
+class CpuClass(_message.Message):
+    __slots__ = ("leaves",)
+    LEAVES_FIELD_NUMBER: _ClassVar[int]
+    leaves: _containers.RepeatedCompositeFieldContainer[CpuidLeaf]
+    def __init__(self, leaves: _Optional[_Iterable[_Union[CpuidLeaf, _Mapping]]] = ...) -> None: ...
+
+class RegisterOverride(_message.Message):
+    __slots__ = ("leaf", "subleaf", "register", "value")
+    LEAF_FIELD_NUMBER: _ClassVar[int]
+    SUBLEAF_FIELD_NUMBER: _ClassVar[int]
+    REGISTER_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    leaf: int
+    subleaf: int
+    register: CpuidRegister
+    value: int
+    def __init__(self, leaf: _Optional[int] = ..., subleaf: _Optional[int] = ..., register: _Optional[_Union[CpuidRegister, str]] = ..., value: _Optional[int] = ...) -> None: ...
+
+class CompactCpu(_message.Message):
+    __slots__ = ("cpu", "cpu_class", "xcr0", "overrides")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    CPU_CLASS_FIELD_NUMBER: _ClassVar[int]
+    XCR0_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    cpu_class: int
+    xcr0: int
+    overrides: _containers.RepeatedCompositeFieldContainer[RegisterOverride]
+    def __init__(self, cpu: _Optional[int] = ..., cpu_class: _Optional[int] = ..., xcr0: _Optional[int] = ..., overrides: _Optional[_Iterable[_Union[RegisterOverride, _Mapping]]] = ...) -> None: ...
+
 class RawCapture(_message.Message):
-    __slots__ = ("cpus", "source", "microcode", "origin", "extra", "captured_at", "hypervisor_offer", "hypervisor_offer_missing", "host_tsc")
+    __slots__ = ("cpus", "source", "microcode", "origin", "extra", "captured_at", "hypervisor_offer", "hypervisor_offer_missing", "host_tsc", "cpu_classes", "compact_cpus")
     class ExtraEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +97,8 @@ class RawCapture(_message.Message):
     HYPERVISOR_OFFER_FIELD_NUMBER: _ClassVar[int]
     HYPERVISOR_OFFER_MISSING_FIELD_NUMBER: _ClassVar[int]
     HOST_TSC_FIELD_NUMBER: _ClassVar[int]
+    CPU_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    COMPACT_CPUS_FIELD_NUMBER: _ClassVar[int]
     cpus: _containers.RepeatedCompositeFieldContainer[LogicalCpuLeaves]
     source: str
     microcode: str
@@ -62,7 +108,9 @@ class RawCapture(_message.Message):
     hypervisor_offer: RawHypervisorOffer
     hypervisor_offer_missing: str
     host_tsc: HostTsc
-    def __init__(self, cpus: _Optional[_Iterable[_Union[LogicalCpuLeaves, _Mapping]]] = ..., source: _Optional[str] = ..., microcode: _Optional[str] = ..., origin: _Optional[str] = ..., extra: _Optional[_Mapping[str, str]] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hypervisor_offer: _Optional[_Union[RawHypervisorOffer, _Mapping]] = ..., hypervisor_offer_missing: _Optional[str] = ..., host_tsc: _Optional[_Union[HostTsc, _Mapping]] = ...) -> None: ...
+    cpu_classes: _containers.RepeatedCompositeFieldContainer[CpuClass]
+    compact_cpus: _containers.RepeatedCompositeFieldContainer[CompactCpu]
+    def __init__(self, cpus: _Optional[_Iterable[_Union[LogicalCpuLeaves, _Mapping]]] = ..., source: _Optional[str] = ..., microcode: _Optional[str] = ..., origin: _Optional[str] = ..., extra: _Optional[_Mapping[str, str]] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hypervisor_offer: _Optional[_Union[RawHypervisorOffer, _Mapping]] = ..., hypervisor_offer_missing: _Optional[str] = ..., host_tsc: _Optional[_Union[HostTsc, _Mapping]] = ..., cpu_classes: _Optional[_Iterable[_Union[CpuClass, _Mapping]]] = ..., compact_cpus: _Optional[_Iterable[_Union[CompactCpu, _Mapping]]] = ...) -> None: ...
 
 class HostTsc(_message.Message):
     __slots__ = ("khz", "source", "scaling", "scaling_source", "missing")
