@@ -255,6 +255,11 @@ def _pin(row: BaselinePinRow) -> Pin:
     )
 
 
+def measure_host(pin: Pin, host_id: str, source: Any) -> HostMeasure:
+    """One host, dump or model against the pin (`cpucompat whatif`): the flag's own rule."""
+    return _measure(pin, host_id, source)
+
+
 def _measure(pin: Pin, host_id: str, profile: Any) -> HostMeasure:
     verdict = check(pin.requirement, target_of(profile, host_id))
     missing: list[str] = []

@@ -23,11 +23,13 @@ from .domain.baselines import nearest_level
 from .domain.compat import Reason, Verdict
 from .domain.hosts import Event, EventKind, HostRecord, HostStatus, ProfileVersion
 from .domain.kvm_offerable import GENERIC_VIEW, Hypervisor
-from .domain.policy import OfflineAction
+from .domain.cluster_baseline import ClusterBaseline
+from .domain.policy import OfflineAction, PolicyDecision
 from .domain.requirement import Requirement
 from .domain.vm_action import VmAction
 from .policy import StoredPolicy
 from .vms import FailoverPlan, VmRecord
+from .whatif import ClusterState, VmWhatIf, WhatIfReport
 
 __all__ = ["capture_from_proto", "profile_to_proto"]  # re-exported for the servicers
 
@@ -500,4 +502,156 @@ def plan_to_proto(plan: FailoverPlan) -> pb.FailoverPlan:
         verdict=verdict_to_proto(plan.verdict),
         reason=plan.reason,
         cluster_action=action_to_proto(plan.cluster_action),
+    )
+
+
+# ---- what-if (`cpucompat whatif`) -----------------------------------------------------------
+
+
+def decision_to_proto(d: PolicyDecision) -> pb.ClusterPolicy:
+    """A computed, never stored decision: no version, no update time."""
+    return pb.ClusterPolicy(
+        cluster=d.cluster,
+        action=_OFFLINE[d.action],
+        computed_action=_OFFLINE[d.computed],
+        pinned_action=action_to_proto(d.pinned),
+        hyperv_offline_action=int(d.action),
+        reason=d.reason,
+        blocking_pairs=[_pair_to_proto(p) for p in d.blocking_pairs],
+        stale_hosts=list(d.stale_hosts),
+        host_count=d.host_count,
+        pin_reason=d.pin_reason,
+    )
+
+
+def decision_from_proto(msg: pb.ClusterPolicy) -> PolicyDecision:
+    return PolicyDecision(
+        cluster=msg.cluster,
+        action=action_from_proto(msg.action),
+        computed=action_from_proto(msg.computed_action),
+        pinned=None
+        if msg.pinned_action == pb.OFFLINE_ACTION_UNSPECIFIED
+        else action_from_proto(msg.pinned_action),
+        reason=msg.reason,
+        blocking_pairs=tuple(
+            {
+                "source": p.source,
+                "target": p.target,
+                "compatible": p.compatible,
+                "reasons": [
+                    {"code": r.code, "detail": r.detail, "features": list(r.features)}
+                    for r in p.reasons
+                ],
+            }
+            for p in msg.blocking_pairs
+        ),
+        stale_hosts=tuple(msg.stale_hosts),
+        host_count=msg.host_count,
+        pin_reason=msg.pin_reason,
+    )
+
+
+def vm_action_from_proto(msg: pb.VmAction, cluster: str) -> VmAction:
+    return VmAction(
+        vm=msg.vm_name,
+        cluster=cluster,
+        action=action_from_proto(msg.action),
+        refusing_hosts=tuple(msg.refusing_hosts),
+        reason=msg.reason,
+        current_host=msg.current_host or None,
+    )
+
+
+def _state_to_proto(state: ClusterState) -> pb.WhatIfClusterState:
+    base = state.baseline
+    return pb.WhatIfClusterState(
+        policy=decision_to_proto(state.policy),
+        hosts=list(state.hosts),
+        baseline=None
+        if base is None
+        else pb.WhatIfBaseline(
+            vendor=base.vendor or "",
+            features=sorted(base.features),
+            xsave_mask=base.xsave_mask,
+            physical_bits=base.physical_bits or 0,
+            members=list(base.members),
+        ),
+        baseline_note=state.baseline_note,
+        below_pinned_baseline=list(state.below_pinned_baseline),
+    )
+
+
+def _state_from_proto(msg: pb.WhatIfClusterState, cluster: str, view: str) -> ClusterState:
+    base = None
+    if msg.HasField("baseline"):
+        b = msg.baseline
+        base = ClusterBaseline(
+            members=tuple(b.members),
+            vendor=b.vendor or None,
+            features=frozenset(b.features),
+            xsave_mask=b.xsave_mask,
+            physical_bits=b.physical_bits or None,
+            view=view,
+            cluster=cluster,
+        )
+    return ClusterState(
+        policy=decision_from_proto(msg.policy),
+        hosts=tuple(msg.hosts),
+        baseline=base,
+        baseline_note=msg.baseline_note,
+        below_pinned_baseline=tuple(msg.below_pinned_baseline),
+    )
+
+
+def whatif_to_proto(report: WhatIfReport) -> pb.WhatIfResponse:
+    return pb.WhatIfResponse(
+        cluster=report.cluster,
+        added=list(report.added),
+        removed=list(report.removed),
+        before=_state_to_proto(report.before),
+        after=_state_to_proto(report.after),
+        vms=[
+            pb.VmWhatIf(
+                vm_name=v.vm,
+                mode=v.mode,
+                before=vm_action_to_proto(v.before),
+                after=vm_action_to_proto(v.after),
+                after_power_cycle=None
+                if v.power_cycle is None
+                else vm_action_to_proto(v.power_cycle),
+                power_cycle_into=v.power_cycle_into,
+            )
+            for v in report.vms
+        ],
+        lose_save=report.lose_save,
+        regain_save_after_power_cycle=report.regain_save_after_power_cycle,
+        view=report.view,
+        pinned_baseline=report.pinned_baseline,
+    )
+
+
+def whatif_from_proto(msg: pb.WhatIfResponse) -> WhatIfReport:
+    """The domain report back from the wire, so the CLI prints the one `to_json`."""
+    cluster = msg.cluster
+    return WhatIfReport(
+        cluster=cluster,
+        added=tuple(msg.added),
+        removed=tuple(msg.removed),
+        before=_state_from_proto(msg.before, cluster, msg.view),
+        after=_state_from_proto(msg.after, cluster, msg.view),
+        vms=tuple(
+            VmWhatIf(
+                vm=v.vm_name,
+                mode=v.mode,
+                before=vm_action_from_proto(v.before, cluster),
+                after=vm_action_from_proto(v.after, cluster),
+                power_cycle=vm_action_from_proto(v.after_power_cycle, cluster)
+                if v.HasField("after_power_cycle")
+                else None,
+                power_cycle_into=v.power_cycle_into,
+            )
+            for v in msg.vms
+        ),
+        view=msg.view,
+        pinned_baseline=msg.pinned_baseline,
     )

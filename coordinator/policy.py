@@ -8,12 +8,16 @@ disagree with the stored hosts. Watchers are woken after the commit.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from cpucompat.agent.errors import NotFoundError
+from cpucompat.agent.profile import Profile
 
 from .domain.audit import HostInput, audit
+from .domain.baselines import Baseline
 from .domain.hosts import EventKind, HostStatus
+from .domain.kvm_offerable import Hypervisor
 from .domain.policy import (
     HostState,
     OfflineAction,
@@ -43,6 +47,47 @@ class UnknownClusterError(NotFoundError):
     """No host ever joined that cluster and no policy was pinned for it (NOT_FOUND)."""
 
 
+@dataclass(frozen=True)
+class PolicyInput:
+    """One member with a say in its cluster's action (hosts in maintenance left out before)."""
+
+    name: str
+    source: Profile | Baseline
+    status: str = "online"  # online / stale / offline
+    kind: str = "host"  # "dump" and "model" for what-if members (`whatif`)
+
+
+def decide(
+    cluster: str,
+    members: Sequence[PolicyInput],
+    pinned: OfflineAction | None,
+    pin_reason: str = "",
+    hypervisor: Hypervisor = Hypervisor.GENERIC,
+) -> PolicyDecision:
+    """The cluster's action from the members that have a say: the one rule, shared by the
+    stored policy and `cpucompat whatif`."""
+    if not members:
+        return policy_decision(cluster, [], None, [], pinned, pin_reason)
+    inputs = [
+        HostInput(name=m.name, source=m.source, stale=m.status != "online", kind=m.kind)
+        for m in members
+    ]
+    # Above POLICY_PAIR_LIMIT hosts the blocking pairs are listed per distinct profile
+    # (with an example host each), so a recompute stays cheap in big clusters.
+    report = audit(inputs, pair_limit=POLICY_PAIR_LIMIT, hypervisor=hypervisor)
+    # The audit's groups cover the processors; freshness is judged by policy_decision().
+    processors_ok = len(report.groups) <= 1
+    blocking = [] if processors_ok else report.pairs(blocking_only=True)
+    return policy_decision(
+        cluster,
+        [HostState(m.name, m.status) for m in members],
+        "SAVE" if processors_ok else "SHUTDOWN",
+        blocking,
+        pinned,
+        pin_reason,
+    )
+
+
 class PolicyEngine:
     """Computes, stores and publishes every cluster's policy."""
 
@@ -66,7 +111,9 @@ class PolicyEngine:
         row = uow.policies.get(cluster, for_update=True)
         # A host in maintenance has no say: neither its processor nor its silence counts.
         members = [
-            (h.host_id, h.status.value, h.profile_version)
+            PolicyInput(
+                h.host_id, self.registry.profile_for_version(uow, h.profile_version), h.status.value
+            )
             for h in uow.hosts.in_cluster(cluster)
             if not has_no_say(h.maintenance, h.status == HostStatus.ONLINE)
         ]
@@ -76,30 +123,7 @@ class PolicyEngine:
             else None
         )
         pin_reason = str(row.details.get("pin_reason", "")) if row is not None else ""
-        if not members:
-            return policy_decision(cluster, [], None, [], pinned, pin_reason)
-        inputs = [
-            HostInput(
-                name=host_id,
-                source=self.registry.profile_for_version(uow, version),
-                stale=status != "online",
-            )
-            for host_id, status, version in members
-        ]
-        # Above POLICY_PAIR_LIMIT hosts the blocking pairs are listed per distinct profile
-        # (with an example host each), so a recompute stays cheap in big clusters.
-        report = audit(inputs, pair_limit=POLICY_PAIR_LIMIT)
-        # The audit's groups cover the processors; freshness is judged by policy_decision().
-        processors_ok = len(report.groups) <= 1
-        blocking = [] if processors_ok else report.pairs(blocking_only=True)
-        return policy_decision(
-            cluster,
-            [HostState(h, s) for h, s, _ in members],
-            "SAVE" if processors_ok else "SHUTDOWN",
-            blocking,
-            pinned,
-            pin_reason,
-        )
+        return decide(cluster, members, pinned, pin_reason)
 
     def _store(self, uow: UnitOfWork, decision: PolicyDecision, now: float) -> None:
         old = uow.policies.get(decision.cluster, for_update=True)

@@ -35,6 +35,7 @@ from .service.registry_servicer import RegistryServicer
 from .service.vm_servicer import VmServicer
 from .storage import StoreError, describe, open_storage
 from .vms import VM_TOPIC, VmRegistry
+from .whatif import WhatIfService
 
 log = logging.getLogger("cpucompat.coordinator")
 
@@ -223,7 +224,18 @@ def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:
         QueryServicer(coordinator.registry, coordinator.decisions), server
     )
     pb_grpc.add_DecisionServiceServicer_to_server(
-        DecisionServicer(coordinator.decisions, coordinator.registry), server
+        DecisionServicer(
+            coordinator.decisions,
+            coordinator.registry,
+            WhatIfService(
+                coordinator.registry,
+                coordinator.decisions,
+                coordinator.policies,
+                coordinator.vms,
+                coordinator.baseline_pins,
+            ),
+        ),
+        server,
     )
     # Watch streams may take all workers but RESERVED_WORKERS, kept for reports and queries.
     max_watchers = max(1, config.workers - RESERVED_WORKERS)

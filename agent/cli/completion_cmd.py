@@ -17,7 +17,7 @@ SPEC_PREFIXES = ("dump:", "model:", "libvirt:", "level:")
 _FILE_METAVARS = frozenset({"FILE", "PEM", "PATH", "PATH|URL"})
 _SPEC_METAVARS = frozenset({"SOURCE", "TARGET"})
 # Arguments that take a processor specification (dump:/model:/...) under another metavar.
-_SPEC_ARGS = frozenset({("audit", "hosts"), ("check", "boot_host")})
+_SPEC_ARGS = frozenset({("audit", "hosts"), ("check", "boot_host"), ("whatif", "add")})
 
 
 @dataclass

@@ -56,6 +56,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cpucompat.coordinator.cli.compat_cmd:add_audit_parser",
         "audit a cluster, dumps and models: SAVE or SHUTDOWN",
     ),
+    "whatif": (
+        "cpucompat.coordinator.cli.whatif_cmd",
+        "what adding or removing hosts would do to a cluster and its VMs (nothing stored)",
+    ),
     "baseline": (
         "cpucompat.coordinator.cli.baseline_cmd:add_baseline_parser",
         "the features every host can give, as libvirt, QEMU, Hyper-V or JSON",

@@ -77,6 +77,7 @@ ACCESS: dict[str, Rule] = {
     _D + "Check": ADMIN,
     _D + "Targets": ADMIN,
     _D + "Audit": ADMIN,
+    _D + "WhatIf": ADMIN,
     _V + "RegisterVm": ADMIN,
     _V + "ListVms": ADMIN,
     _V + "GetVmTargets": ADMIN,

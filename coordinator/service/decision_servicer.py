@@ -1,4 +1,5 @@
-"""DecisionService: check, targets, audit. Thin: `CompatibilityService` answers."""
+"""DecisionService: check, targets, audit, what-if. Thin: `CompatibilityService` and
+`WhatIfService` answer."""
 
 from __future__ import annotations
 
@@ -11,14 +12,21 @@ from .. import convert
 from ..cache import Region
 from ..compatibility import CompatibilityService
 from ..registry import Registry
+from ..whatif import WhatIfService
 
 
 class DecisionServicer(pb_grpc.DecisionServiceServicer):
     """Caches nothing: `CompatibilityService` keeps the answers in the coordinator's one cache."""
 
-    def __init__(self, decisions: CompatibilityService, registry: Registry) -> None:
+    def __init__(
+        self,
+        decisions: CompatibilityService,
+        registry: Registry,
+        whatif: WhatIfService | None = None,
+    ) -> None:
         self.decisions = decisions
         self.registry = registry
+        self.whatif = whatif
 
     def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> pb.CheckResponse:
         source = convert.ref_from_proto(request.source)
@@ -63,3 +71,17 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
             request.cluster or None, extra, convert.hypervisor_from_proto(request.hypervisor)
         )
         return pb.AuditResponse(report=convert.audit_to_proto(report, self.registry.clock()))
+
+    def WhatIf(
+        self, request: pb.WhatIfRequest, context: grpc.ServicerContext
+    ) -> pb.WhatIfResponse:
+        if self.whatif is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this coordinator serves no what-if")
+        assert self.whatif is not None
+        report = self.whatif.whatif(
+            request.cluster,
+            [convert.ref_from_proto(r) for r in request.add],
+            list(request.remove),
+            convert.hypervisor_from_proto(request.hypervisor),
+        )
+        return convert.whatif_to_proto(report)

@@ -781,6 +781,86 @@ class AuditResponse(_message.Message):
     report: AuditReport
     def __init__(self, report: _Optional[_Union[AuditReport, _Mapping]] = ...) -> None: ...
 
+class WhatIfRequest(_message.Message):
+    __slots__ = ("cluster", "add", "remove", "hypervisor")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    ADD_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    HYPERVISOR_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    add: _containers.RepeatedCompositeFieldContainer[HostRef]
+    remove: _containers.RepeatedScalarFieldContainer[str]
+    hypervisor: Hypervisor
+    def __init__(self, cluster: _Optional[str] = ..., add: _Optional[_Iterable[_Union[HostRef, _Mapping]]] = ..., remove: _Optional[_Iterable[str]] = ..., hypervisor: _Optional[_Union[Hypervisor, str]] = ...) -> None: ...
+
+class WhatIfBaseline(_message.Message):
+    __slots__ = ("vendor", "features", "xsave_mask", "physical_bits", "members")
+    VENDOR_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    XSAVE_MASK_FIELD_NUMBER: _ClassVar[int]
+    PHYSICAL_BITS_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    vendor: str
+    features: _containers.RepeatedScalarFieldContainer[str]
+    xsave_mask: int
+    physical_bits: int
+    members: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, vendor: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., xsave_mask: _Optional[int] = ..., physical_bits: _Optional[int] = ..., members: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class WhatIfClusterState(_message.Message):
+    __slots__ = ("policy", "hosts", "baseline", "baseline_note", "below_pinned_baseline")
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_NOTE_FIELD_NUMBER: _ClassVar[int]
+    BELOW_PINNED_BASELINE_FIELD_NUMBER: _ClassVar[int]
+    policy: ClusterPolicy
+    hosts: _containers.RepeatedScalarFieldContainer[str]
+    baseline: WhatIfBaseline
+    baseline_note: str
+    below_pinned_baseline: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, policy: _Optional[_Union[ClusterPolicy, _Mapping]] = ..., hosts: _Optional[_Iterable[str]] = ..., baseline: _Optional[_Union[WhatIfBaseline, _Mapping]] = ..., baseline_note: _Optional[str] = ..., below_pinned_baseline: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class VmWhatIf(_message.Message):
+    __slots__ = ("vm_name", "mode", "before", "after", "after_power_cycle", "power_cycle_into")
+    VM_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    AFTER_POWER_CYCLE_FIELD_NUMBER: _ClassVar[int]
+    POWER_CYCLE_INTO_FIELD_NUMBER: _ClassVar[int]
+    vm_name: str
+    mode: str
+    before: VmAction
+    after: VmAction
+    after_power_cycle: VmAction
+    power_cycle_into: str
+    def __init__(self, vm_name: _Optional[str] = ..., mode: _Optional[str] = ..., before: _Optional[_Union[VmAction, _Mapping]] = ..., after: _Optional[_Union[VmAction, _Mapping]] = ..., after_power_cycle: _Optional[_Union[VmAction, _Mapping]] = ..., power_cycle_into: _Optional[str] = ...) -> None: ...
+
+class WhatIfResponse(_message.Message):
+    __slots__ = ("cluster", "added", "removed", "before", "after", "vms", "lose_save", "regain_save_after_power_cycle", "view", "pinned_baseline")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    VMS_FIELD_NUMBER: _ClassVar[int]
+    LOSE_SAVE_FIELD_NUMBER: _ClassVar[int]
+    REGAIN_SAVE_AFTER_POWER_CYCLE_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
+    PINNED_BASELINE_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    added: _containers.RepeatedScalarFieldContainer[str]
+    removed: _containers.RepeatedScalarFieldContainer[str]
+    before: WhatIfClusterState
+    after: WhatIfClusterState
+    vms: _containers.RepeatedCompositeFieldContainer[VmWhatIf]
+    lose_save: _containers.RepeatedScalarFieldContainer[str]
+    regain_save_after_power_cycle: _containers.RepeatedScalarFieldContainer[str]
+    view: str
+    pinned_baseline: str
+    def __init__(self, cluster: _Optional[str] = ..., added: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ..., before: _Optional[_Union[WhatIfClusterState, _Mapping]] = ..., after: _Optional[_Union[WhatIfClusterState, _Mapping]] = ..., vms: _Optional[_Iterable[_Union[VmWhatIf, _Mapping]]] = ..., lose_save: _Optional[_Iterable[str]] = ..., regain_save_after_power_cycle: _Optional[_Iterable[str]] = ..., view: _Optional[str] = ..., pinned_baseline: _Optional[str] = ...) -> None: ...
+
 class GetPolicyRequest(_message.Message):
     __slots__ = ("cluster",)
     CLUSTER_FIELD_NUMBER: _ClassVar[int]

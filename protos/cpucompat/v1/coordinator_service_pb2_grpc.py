@@ -536,6 +536,11 @@ class DecisionServiceStub:
                 request_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.AuditRequest.SerializeToString,
                 response_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.AuditResponse.FromString,
                 _registered_method=True)
+        self.WhatIf = channel.unary_unary(
+                '/cpucompat.v1.DecisionService/WhatIf',
+                request_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.WhatIfRequest.SerializeToString,
+                response_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.WhatIfResponse.FromString,
+                _registered_method=True)
 
 
 class DecisionServiceServicer:
@@ -571,6 +576,19 @@ class DecisionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WhatIf(self, request, context):
+        """What adding hosts (dumps, models) to a cluster or removing some of its
+        hosts would do: the cluster's action and baseline and every registered
+        VM's action before and after, computed by the rules the stored state is
+        kept by. Nothing is stored: no host, VM, policy version or event
+        changes. NOT_FOUND for an unknown cluster or an unknown host to remove;
+        INVALID_ARGUMENT for a malformed dump, an unknown model, a host of
+        another cluster, a name given twice, or no change at all.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DecisionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -588,6 +606,11 @@ def add_DecisionServiceServicer_to_server(servicer, server):
                     servicer.Audit,
                     request_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.AuditRequest.FromString,
                     response_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.AuditResponse.SerializeToString,
+            ),
+            'WhatIf': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhatIf,
+                    request_deserializer=cpucompat_dot_v1_dot_coordinator__service__pb2.WhatIfRequest.FromString,
+                    response_serializer=cpucompat_dot_v1_dot_coordinator__service__pb2.WhatIfResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -673,6 +696,33 @@ class DecisionService:
             '/cpucompat.v1.DecisionService/Audit',
             cpucompat_dot_v1_dot_coordinator__service__pb2.AuditRequest.SerializeToString,
             cpucompat_dot_v1_dot_coordinator__service__pb2.AuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhatIf(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cpucompat.v1.DecisionService/WhatIf',
+            cpucompat_dot_v1_dot_coordinator__service__pb2.WhatIfRequest.SerializeToString,
+            cpucompat_dot_v1_dot_coordinator__service__pb2.WhatIfResponse.FromString,
             options,
             channel_credentials,
             insecure,
