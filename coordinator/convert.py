@@ -20,10 +20,10 @@ from cpucompat.v1 import profile_pb2 as pb_profile
 from .compatibility import Ref
 from .domain.audit import AuditReport, CommonBaseline, HostRow, ProfileRow, Removal
 from .domain.baselines import nearest_level
+from .domain.cluster_baseline import ClusterBaseline
 from .domain.compat import Reason, Verdict
 from .domain.hosts import Event, EventKind, HostRecord, HostStatus, ProfileVersion
 from .domain.kvm_offerable import GENERIC_VIEW, Hypervisor
-from .domain.cluster_baseline import ClusterBaseline
 from .domain.policy import OfflineAction, PolicyDecision
 from .domain.requirement import Requirement
 from .domain.vm_action import VmAction

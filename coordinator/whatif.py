@@ -267,7 +267,12 @@ class WhatIfService:
         out = []
         for vm in self.vms.all(cluster):
             was = vm_action(
-                vm.name, cluster, vm.requirement, vm.current_host, [h.member for h in before], pinned
+                vm.name,
+                cluster,
+                vm.requirement,
+                vm.current_host,
+                [h.member for h in before],
+                pinned,
             )
             now = vm_action(
                 vm.name, cluster, vm.requirement, vm.current_host, [h.member for h in after], pinned
@@ -277,7 +282,12 @@ class WhatIfService:
                 None
                 if requirement is None
                 else vm_action(
-                    vm.name, cluster, requirement, vm.current_host, [h.member for h in after], pinned
+                    vm.name,
+                    cluster,
+                    requirement,
+                    vm.current_host,
+                    [h.member for h in after],
+                    pinned,
                 )
             )
             out.append(VmWhatIf(vm.name, vm.mode, was, now, cycled, into))
@@ -425,9 +435,7 @@ def _baseline(
     if not hosts:
         return None, "no host outside maintenance"
     report = audit(
-        [
-            HostInput(h.member.host_id, h.source, kind=h.kind) for h in hosts
-        ],
+        [HostInput(h.member.host_id, h.source, kind=h.kind) for h in hosts],
         cluster=cluster,
         hypervisor=rules,
     )

@@ -122,9 +122,7 @@ def render(doc: dict[str, Any]) -> str:
     gained, lost = doc["baseline_gains"], doc["baseline_loses"]
     for verb, features in (("gains", gained), ("loses", lost)):
         if features:
-            out.append(
-                wrap(f"The baseline {verb} {len(features)} features: {more(features, 10)}")
-            )
+            out.append(wrap(f"The baseline {verb} {len(features)} features: {more(features, 10)}"))
     if doc.get("pinned_baseline"):
         below = after["below_pinned_baseline"]
         out.append(
@@ -157,9 +155,7 @@ def render(doc: dict[str, Any]) -> str:
         out.append("")
         lose = doc["lose_save"]
         out.append(
-            wrap(f"Would lose SAVE: {', '.join(lose)}")
-            if lose
-            else "No VM would lose SAVE."
+            wrap(f"Would lose SAVE: {', '.join(lose)}") if lose else "No VM would lose SAVE."
         )
         regain = doc["regain_save_after_power_cycle"]
         if regain:

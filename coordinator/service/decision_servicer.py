@@ -72,9 +72,7 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         )
         return pb.AuditResponse(report=convert.audit_to_proto(report, self.registry.clock()))
 
-    def WhatIf(
-        self, request: pb.WhatIfRequest, context: grpc.ServicerContext
-    ) -> pb.WhatIfResponse:
+    def WhatIf(self, request: pb.WhatIfRequest, context: grpc.ServicerContext) -> pb.WhatIfResponse:
         if self.whatif is None:
             context.abort(grpc.StatusCode.UNIMPLEMENTED, "this coordinator serves no what-if")
         assert self.whatif is not None

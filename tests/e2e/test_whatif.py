@@ -46,7 +46,7 @@ def stored(db: Path) -> dict[str, list[Any]]:
         ]
         out: dict[str, list[Any]] = {}
         for table in tables:
-            cursor = conn.execute(f"SELECT * FROM {table} ORDER BY 1")  # noqa: S608 - our names
+            cursor = conn.execute(f"SELECT * FROM {table} ORDER BY 1")
             names = [d[0] for d in cursor.description]
             keep = [i for i, n in enumerate(names) if n not in ("last_seen",)]
             out[table] = [tuple(row[i] for i in keep) for row in cursor.fetchall()]
