@@ -69,6 +69,8 @@ def test_every_table_fits_100_columns_with_long_paths_and_names(tmp_path: Path) 
             ("vm", "targets", vm),
             ("failover", "plan", vm, "--to", "h2"),
             ("cluster", "admissions"),
+            ("whatif", "--cluster", "prod", "--add", dump_arg, "--add", "model:icelake"),
+            ("whatif", "--cluster", "prod", "--add", other_arg, "--remove", "h2"),
         ]
         for cmd in commands:
             result = run_cli(*cmd, *c, env=env)
