@@ -9,7 +9,6 @@ answers agree with `check`, and nothing of them is stored.
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,8 @@ import pytest
 
 from tests.support.daemons import Daemon, run_cli, start_agent, start_coordinator, wait_until
 from tests.support.paths import DEV_DUMP, DUMPS, PROCESSORS
+from tests.support.shared import MILAN, ROME, shared_dump
+from tests.support.stored_rows import stored_rows as stored
 
 pytestmark = pytest.mark.e2e
 
@@ -32,25 +33,10 @@ def cli_json(address: str, *args: str) -> Any:
 
 
 def whatif(address: str, *args: str) -> tuple[int, dict[str, Any]]:
-    result = run_cli("whatif", "--cluster", "lab", *args, "--json", "--coordinator", address)
+    cluster = () if "--cluster" in args else ("--cluster", "lab")
+    result = run_cli("whatif", *cluster, *args, "--json", "--coordinator", address)
     assert result.returncode in (0, 3), result.stderr
     return result.returncode, json.loads(result.stdout)
-
-
-def stored(db: Path) -> dict[str, list[Any]]:
-    """Every stored row but the hosts' heartbeat times (agents keep reporting meanwhile)."""
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        tables = [
-            r[0]
-            for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
-        ]
-        out: dict[str, list[Any]] = {}
-        for table in tables:
-            cursor = conn.execute(f"SELECT * FROM {table} ORDER BY 1")
-            names = [d[0] for d in cursor.description]
-            keep = [i for i, n in enumerate(names) if n not in ("last_seen",)]
-            out[table] = [tuple(row[i] for i in keep) for row in cursor.fetchall()]
-    return out
 
 
 def check_code(address: str, source: str, target: str) -> int:
@@ -165,6 +151,90 @@ def test_whatif_agrees_with_check_and_stores_nothing(tmp_path: Path) -> None:
             assert result.returncode == 2, (args, result.stdout, result.stderr)
             assert words in result.stderr and result.stderr.count("\n") == 1, result.stderr
         assert stored(db) == snapshot
+    finally:
+        for daemon in agents:
+            daemon.kill()
+        coord.stop()
+
+
+def test_whatif_on_the_milan_and_rome_cluster(tmp_path: Path) -> None:
+    """Two Milan hosts and a Rome host (shared real dumps), VMs of every kind, a pin."""
+    milan, rome = shared_dump(MILAN), shared_dump(ROME)
+    coord = start_coordinator(tmp_path, "--allow-replayed")
+    address = coord.address
+    db = tmp_path / "coordinator.db"
+
+    def agent(name: str, dump: Path) -> Daemon:
+        return start_agent(tmp_path, address, name, "--replay-dump", str(dump), "--interval", "5")
+
+    agents = [agent("milan-1", milan), agent("milan-2", milan), agent("rome-1", rome)]
+    try:
+        wait_until(lambda: len(cli_json(address, "hosts")) == 3, what="three hosts")
+        pinned = run_cli(
+            "cluster", "baseline", "pin", "prod", "--from", "model:qemu/EPYC-Rome",
+            "--coordinator", address,
+        )  # fmt: skip
+        assert pinned.returncode == 0, pinned.stderr
+        # Each VM with what `check` takes as its source.
+        sources = {
+            "db-1": ("--boot-host", "milan-1", "milan-1"),
+            "app-1": ("--boot-host", "rome-1", "rome-1"),
+            "web-1": ("--baseline", "model:qemu/EPYC-Rome", "model:qemu/EPYC-Rome"),
+            "big-1": ("--baseline", "model:qemu/EPYC-Milan", "model:qemu/EPYC-Milan"),
+            "evc-1": ("--baseline", "cluster", "model:qemu/EPYC-Rome"),  # the pin
+        }
+        for vm, (flag, value, _) in sources.items():
+            r = run_cli(
+                "vm", "register", vm, "--cluster", "prod", flag, value, "--coordinator", address
+            )
+            assert r.returncode == 0, r.stderr
+        listed = {v["name"]: v for v in cli_json(address, "vm", "list", "--cluster", "prod")}
+        save = {vm for vm, v in listed.items() if v["offline_action"] == "SAVE"}
+        assert listed["db-1"]["refusing_hosts"] == ["rome-1"] and "db-1" not in save
+        assert {"app-1", "web-1", "evc-1"} <= save
+        snapshot = stored(db)
+        policy = cli_json(address, "policy", "show", "--cluster", "prod")
+
+        # Another Milan accepts every VM: no VM loses SAVE.
+        another = f"dump:{milan}"
+        assert all(check_code(address, s, another) == 0 for *_, s in sources.values())
+        code, doc = whatif(address, "--cluster", "prod", "--add", another)
+        assert code == 0 and doc["lose_save"] == [], doc
+        assert doc["after"]["below_pinned_baseline"] == []
+
+        # An older processor (QEMU's first EPYC, Naples): exactly the SAVE VMs check says
+        # it refuses lose SAVE, and it is below the pin.
+        older = "model:qemu/EPYC"
+        refused = {vm for vm, (*_, s) in sources.items() if check_code(address, s, older) == 3}
+        code, doc = whatif(address, "--cluster", "prod", "--add", older)
+        assert code == 3
+        assert doc["lose_save"] == sorted(refused & save) != [], doc
+        assert doc["after"]["below_pinned_baseline"] == [older]
+        assert doc["pinned_baseline"] == "model:qemu/EPYC-Rome"
+        by_vm = {v["vm"]: v for v in doc["vms"]}
+        assert by_vm["evc-1"]["power_cycle_into"] == "the pinned baseline"
+        # Under the new (Naples-level) baseline a baseline VM would be SAVE again.
+        assert by_vm["web-1"]["power_cycle_into"] == "the new cluster baseline"
+        assert by_vm["web-1"]["after_power_cycle"]["offline_action"] == "SAVE"
+
+        # Removing the oldest host: the VMs only it refused regain SAVE after a power cycle.
+        code, doc = whatif(address, "--cluster", "prod", "--remove", "rome-1")
+        assert code == 0, doc
+        only_rome = sorted(vm for vm, v in listed.items() if v["refusing_hosts"] == ["rome-1"])
+        assert doc["regain_save_after_power_cycle"] == only_rome, doc
+        assert {"db-1", "big-1"} <= set(only_rome)
+        assert doc["before"]["action"] == policy["action"] == "SHUTDOWN"
+        assert doc["after"]["action"] == "SAVE"
+        assert len(doc["baseline_gains"]) > 0 and doc["baseline_loses"] == []
+        assert stored(db) == snapshot
+        assert cli_json(address, "policy", "show", "--cluster", "prod") == policy
+
+        # Rome in maintenance: it has no say before or after, and its removal changes no VM.
+        on = run_cli("host", "maintenance", "rome-1", "on", "--coordinator", address)
+        assert on.returncode == 0, on.stderr
+        code, doc = whatif(address, "--cluster", "prod", "--remove", "rome-1")
+        assert doc["before"]["hosts"] == ["milan-1", "milan-2"] and code == 0
+        assert all(v["before"] == v["after"] for v in doc["vms"]), doc["vms"]
     finally:
         for daemon in agents:
             daemon.kill()
