@@ -22,7 +22,7 @@ baseline (what `cpucompat baseline --cluster C` would write after the change).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cpucompat.agent.errors import InputError
@@ -264,31 +264,20 @@ class WhatIfService:
         state_before = self._state(cluster, before, stored, rules, pin)
         state_after = self._state(cluster, after, stored, rules, pin)
         pinned = stored.pinned
+        members_before = [h.member for h in before]
+        members_after = [h.member for h in after]
+        actions_before = _Actions(cluster, members_before, pinned)
+        actions_after = _Actions(cluster, members_after, pinned)
+        registered_after = {h.record.host_id: h.record for h in after if h.record is not None}
         out = []
         for vm in self.vms.all(cluster):
-            was = vm_action(
-                vm.name,
-                cluster,
-                vm.requirement,
-                vm.current_host,
-                [h.member for h in before],
-                pinned,
-            )
-            now = vm_action(
-                vm.name, cluster, vm.requirement, vm.current_host, [h.member for h in after], pinned
-            )
-            requirement, into = self._power_cycle(vm, after, state_after, pin, rules)
+            was = actions_before.of(vm.name, vm.requirement, vm.current_host)
+            now = actions_after.of(vm.name, vm.requirement, vm.current_host)
+            requirement, into = self._power_cycle(vm, registered_after, state_after, pin, rules)
             cycled = (
                 None
                 if requirement is None
-                else vm_action(
-                    vm.name,
-                    cluster,
-                    requirement,
-                    vm.current_host,
-                    [h.member for h in after],
-                    pinned,
-                )
+                else actions_after.of(vm.name, requirement, vm.current_host)
             )
             out.append(VmWhatIf(vm.name, vm.mode, was, now, cycled, into))
         return WhatIfReport(
@@ -397,7 +386,7 @@ class WhatIfService:
     def _power_cycle(
         self,
         vm: VmRecord,
-        after: list[_Host],
+        registered_after: dict[str, HostRecord],
         state: ClusterState,
         pin: Pin | None,
         rules: Hypervisor,
@@ -405,12 +394,10 @@ class WhatIfService:
         old = vm.requirement
         if vm.mode == "host":
             host_id = vm.current_host or vm.boot_host
-            found = next(
-                (h for h in after if h.record is not None and h.record.host_id == host_id), None
-            )
-            if found is not None and found.record is not None:
-                profile = found.record.profile
-                requirement = self.decisions.host_requirement(found.record, rules).with_guest(
+            record = registered_after.get(host_id or "")
+            if record is not None:
+                profile = record.profile
+                requirement = self.decisions.host_requirement(record, rules).with_guest(
                     invtsc=old.invariant_tsc and profile.invariant_tsc,
                     sgx_epc=old.sgx_epc and "sgx" in profile.features,
                 )
@@ -426,6 +413,29 @@ class WhatIfService:
             invtsc=old.invariant_tsc, sgx_epc=old.sgx_epc
         )
         return requirement, "the new cluster baseline"
+
+
+class _Actions:
+    """`vm_action` for one side's members, once per distinct (requirement, current host).
+
+    VMs booted alike on one host have equal requirements, and an action names no VM in
+    its reason, so their actions differ only by name: a what-if of a cluster with many
+    VMs per host costs one `vm_action` per host and boot, not per VM."""
+
+    def __init__(self, cluster: str, members: list[Member], pinned: OfflineAction | None) -> None:
+        self.cluster = cluster
+        self.members = members
+        self.pinned = pinned
+        self._seen: dict[tuple[Requirement, str | None], VmAction] = {}
+
+    def of(self, vm: str, requirement: Requirement, current_host: str | None) -> VmAction:
+        key = (requirement, current_host)
+        found = self._seen.get(key)
+        if found is None:
+            found = self._seen[key] = vm_action(
+                vm, self.cluster, requirement, current_host, self.members, self.pinned
+            )
+        return found if found.vm == vm else replace(found, vm=vm)
 
 
 def _baseline(
