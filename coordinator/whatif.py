@@ -453,4 +453,4 @@ def _baseline(
         return ClusterBaseline.from_audit(report), ""
     except ClusterBaselineError:
         vendors = sorted(v.strip() for v in report.vendors)
-        return None, f"the hosts mix vendors ({', '.join(vendors)})"
+        return None, f"the hosts mix vendors: {', '.join(vendors)}"
