@@ -146,8 +146,10 @@ def test_a_fleet_in_namespaces_fails_safe_exactly_while_a_host_is_unheard(
             # The agents of A are heard by no coordinator: their hosts go stale, their
             # clusters fail safe; B's agents stay online.
             poll(
-                lambda: {h for h, s in fleet.host_status().items() if s == "stale"}
-                == {a.name for a in on_a},
+                lambda: (
+                    {h for h, s in fleet.host_status().items() if s == "stale"}
+                    == {a.name for a in on_a}
+                ),
                 "A's hosts stale, B's online",
             )
             assert fleet.policy(STEADY)[0] == "SHUTDOWN"

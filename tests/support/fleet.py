@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.certs import TestCA
-from tests.support.netns import Link, Network, NetnsDaemon
+from tests.support.netns import Link, NetnsDaemon, Network
 from tests.support.paths import DUMPS, PROCESSORS, SHARED_DUMPS
 from tests.support.postgres import SKIP_REASON, SUPERUSER, PostgresServer, find_binaries
 

@@ -15,6 +15,7 @@ unprivileged container.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import itertools
 import os
@@ -95,10 +96,8 @@ def namespace_pids(name: str) -> list[int]:
 def _kill_inside(name: str) -> None:
     """SIGKILL what still runs in namespace ``name`` (only ever one this module made)."""
     for pid in namespace_pids(name):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def sweep_stale() -> list[str]:
