@@ -46,11 +46,11 @@ AGENT_PORT = 7444
 # libpq: give up on a silent server in seconds, not the kernel's minutes.
 PG_CLIENT_OPTIONS = (
     "connect_timeout=3&keepalives=1&keepalives_idle=1&keepalives_interval=1"
-    "&keepalives_count=3&tcp_user_timeout=3000"
+    "&keepalives_count=3&tcp_user_timeout=2000"
 )
 PG_SERVER_OPTIONS = (
     "-c tcp_keepalives_idle=1 -c tcp_keepalives_interval=1 -c tcp_keepalives_count=3 "
-    "-c tcp_user_timeout=3000 -c max_connections=100 -c shared_buffers=16MB"
+    "-c tcp_user_timeout=2000 -c max_connections=100 -c shared_buffers=16MB"
 )
 
 # Variants of one processor (the development machine's AMD EPYC KVM guest) recorded in
@@ -115,11 +115,21 @@ class Agent:
         except (OSError, ValueError):
             return {}
 
+    def output(self) -> str:
+        return self.daemon.output() if self.daemon else ""
+
+    def switches_to(self, address: str) -> int:
+        """How many times the agent logged moving on to the coordinator at ``address``."""
+        return self.output().count(f"switching to {address}")
+
+    def heard(self, action: str) -> int:
+        """How many times the agent has heard its cluster's policy turn ``action``."""
+        return self.output().count(f"cluster {self.cluster} policy {action} ")
+
     def acknowledged(self) -> list[tuple[str, str, int]]:
         """(host, fingerprint prefix, profile version) of every report the agent logged as
         answered by a coordinator."""
-        text = self.daemon.output() if self.daemon else ""
-        return [(m[1], m[2], int(m[3])) for m in ACK.finditer(text)]
+        return [(m[1], m[2], int(m[3])) for m in ACK.finditer(self.output())]
 
 
 @dataclass
@@ -140,6 +150,7 @@ class Fleet:
 
     folder: Path
     clusters: dict[str, list[Path]]  # cluster -> one dump per agent
+    expected: dict[str, str]  # cluster -> its action while every host is fresh
     interval: float = 0.5
     coordinators: int = 2
     failover: bool = False  # agents given every coordinator (A,B) rather than one each
@@ -235,6 +246,19 @@ class Fleet:
         self.db_url = f"postgresql://{SUPERUSER}@{DB_ADDRESS}:{PG_PORT}/fleet?{PG_CLIENT_OPTIONS}"
         self.local_url = self.pg.url("fleet")
 
+    def cut(self, link: Link) -> None:
+        """Take a host's link down inside its namespace (a partition)."""
+        assert self.net is not None
+        self.net.set_link(link, up=False)
+
+    def heal(self, link: Link) -> None:
+        assert self.net is not None
+        self.net.set_link(link, up=True)
+
+    def leftovers(self) -> list[str]:
+        """Namespaces of this fleet the system still lists (none once closed)."""
+        return self.net.leftovers() if self.net is not None else []
+
     def net_prefix(self, namespace: str) -> list[str]:
         assert self.net is not None
         return self.net.exec_prefix(namespace)
@@ -324,6 +348,47 @@ class Fleet:
 
     def in_cluster(self, cluster: str) -> list[Agent]:
         return [a for a in self.agents if a.cluster == cluster]
+
+    def last_event(self) -> int:
+        return int(self.sql("SELECT coalesce(max(id), 0) FROM events")[0][0])
+
+    def stale_events(self, since_id: int) -> list[str]:
+        """Hosts marked stale (heard by no coordinator) since event ``since_id``."""
+        rows = self.sql(
+            "SELECT host_id FROM events WHERE id > %s AND message LIKE %s ORDER BY id",
+            since_id,
+            "%heartbeats missed%",
+        )
+        return [r[0] for r in rows]
+
+    def all_online(self) -> bool:
+        status = self.host_status()
+        return len(status) == len(self.agents) and set(status.values()) == {"online"}
+
+    def settled(self) -> bool:
+        """Every host online, each cluster's stored policy as ``expected``, every agent's
+        state file at its cluster's stored version."""
+        if not self.all_online():
+            return False
+        for cluster, action in self.expected.items():
+            stored, version = self.policy(cluster)
+            if stored != action:
+                return False
+            for a in self.in_cluster(cluster):
+                state = a.state()
+                if state.get("policy_version") != version or state.get("action") != action:
+                    return False
+        return True
+
+    def policy_via(self, index: int, cluster: str) -> dict:
+        """`cpucompat policy show --json` from the admin seat through coordinator ``index``."""
+        shown = self.cli(
+            "policy", "show", "--cluster", cluster, "--coordinator",
+            self.coords[index].address, "--json",
+        )  # fmt: skip
+        if shown.returncode not in (0, 3):
+            raise RuntimeError(f"policy show failed: {shown.stderr}")
+        return dict(json.loads(shown.stdout))
 
 
 def _checked(command: list[str], cwd: Path) -> None:
