@@ -122,6 +122,11 @@ class Agent:
         """How many times the agent logged moving on to the coordinator at ``address``."""
         return self.output().count(f"switching to {address}")
 
+    def coordinator(self, listed: list[str]) -> str:
+        """The coordinator the agent uses now (sticky: the last it moved on to)."""
+        moves = re.findall(r"switching to (\S+)", self.output())
+        return moves[-1] if moves else listed[0]
+
     def heard(self, action: str) -> int:
         """How many times the agent has heard its cluster's policy turn ``action``."""
         return self.output().count(f"cluster {self.cluster} policy {action} ")
@@ -276,6 +281,21 @@ class Fleet:
             return ",".join(c.address for c in order)
         return self.coords[agent_index % len(self.coords)].address
 
+    def busiest(self) -> Coordinator:
+        """The coordinator most agents use now."""
+        using = [
+            a.coordinator(self.coordinator_list(i).split(",")) for i, a in enumerate(self.agents)
+        ]
+        return max(self.coords, key=lambda c: using.count(c.address))
+
+    def rotate_processors(self, cluster: str) -> None:
+        """Each agent of ``cluster`` takes the next one's processor (a new profile version
+        each, reported at once: the agent re-reads its dump at every probe)."""
+        agents = self.in_cluster(cluster)
+        dumps = [a.dump.read_bytes() for a in agents]
+        for i, a in enumerate(agents):
+            a.dump.write_bytes(dumps[(i + 1) % len(dumps)])
+
     def agent_command(self, a: Agent, coordinator: str) -> list[str]:
         return [
             *CLI, "agent", "--coordinator", coordinator, "--cluster", a.cluster,
@@ -285,13 +305,18 @@ class Fleet:
         ]  # fmt: skip
 
     def start_agents(self, agents: Iterable[Agent], coordinator: str | None = None) -> None:
-        for a in agents:
+        started = []
+        for a in agents:  # all at once, then wait for each
             index = self.agents.index(a)
             a.daemon = NetnsDaemon(
                 a.link.namespace,
                 self.agent_command(a, coordinator or self.coordinator_list(index)),
                 self.folder / f"{a.name}.log",
+                timeout=None,
             )
+            started.append(a.daemon)
+        for daemon in started:
+            daemon.wait_ready()
 
     def close(self) -> None:
         for daemon in [a.daemon for a in self.agents] + [c.daemon for c in self.coords]:

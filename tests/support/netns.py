@@ -196,8 +196,10 @@ class NetnsDaemon:
     READY = re.compile(r"listening on (\S+)")
 
     def __init__(
-        self, namespace: str, command: list[str], log: Path, timeout: float = 120.0
+        self, namespace: str, command: list[str], log: Path, timeout: float | None = 120.0
     ) -> None:
+        """Start it and wait until it serves; ``timeout=None``: start only (then call
+        `wait_ready`, so that several start at once)."""
         self.namespace = namespace
         self.command = command
         self.log_path = log
@@ -212,7 +214,9 @@ class NetnsDaemon:
         self._ready: queue.Queue[str] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.address = self._wait_ready(timeout)
+        self.address = ""
+        if timeout is not None:
+            self.wait_ready(timeout)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -225,11 +229,15 @@ class NetnsDaemon:
                 if m:
                     self._ready.put(m[1])
 
-    def _wait_ready(self, timeout: float) -> str:
+    def wait_ready(self, timeout: float = 120.0) -> str:
+        """The address it serves on, once it says so; RuntimeError with its output if not."""
+        if self.address:
+            return self.address
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                return self._ready.get(timeout=0.1)
+                self.address = self._ready.get(timeout=0.1)
+                return self.address
             except queue.Empty:
                 if self.proc.poll() is not None and not self._reader.is_alive():
                     break
