@@ -77,6 +77,8 @@ def partition_round(fleet: Fleet, index: int) -> dict[str, float]:
     steady = fleet.in_cluster(STEADY)
     cut = steady[index % len(steady)]
     others = [a for a in steady if a is not cut]
+    moment = time.time()  # measure from a fresh heartbeat, not one left old by a fault
+    poll(lambda: heard_since(fleet, moment), "every host heard", rounds=3000)
     fleet.cut(cut.link)
     stored = poll(lambda: fleet.policy(STEADY)[0] == "SHUTDOWN", "SHUTDOWN", rounds=3000)
     heard = poll(
@@ -141,11 +143,13 @@ def db_outage_round(fleet: Fleet, outage: float) -> dict[str, float]:
     mark = fleet.last_event()
     fleet.cut(fleet.db_link)
     time.sleep(outage)
-    healed = time.monotonic()
+    healed, moment = time.monotonic(), time.time()
     fleet.heal(fleet.db_link)
+    heard = poll(lambda: heard_since(fleet, moment), "every host heard again", rounds=3000)
     poll(fleet.settled, "settled after the outage", rounds=3000)
     stale = fleet.stale_events(mark)
     return {
+        "every_host_heard_after_heal_s": heard,
         "settled_after_heal_s": time.monotonic() - healed,
         "hosts_marked_stale": float(len(stale)),
         "distinct_hosts_marked_stale": float(len(set(stale))),
