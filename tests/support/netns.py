@@ -138,10 +138,14 @@ class Network:
     _peers: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
-        self.switch = self.add_namespace("switch")
-        for bridge in self.bridges:
-            ip("-n", self.switch, "link", "add", bridge, "type", "bridge")
-            ip("-n", self.switch, "link", "set", bridge, "up")
+        try:
+            self.switch = self.add_namespace("switch")
+            for bridge in self.bridges:
+                ip("-n", self.switch, "link", "add", bridge, "type", "bridge")
+                ip("-n", self.switch, "link", "set", bridge, "up")
+        except BaseException:
+            self.close()  # the caller never gets a handle to close
+            raise
 
     def name(self, role: str) -> str:
         return f"{self.run_id}-{role}"
