@@ -166,6 +166,7 @@ class Fleet:
     db_link: Link | None = None
     db_url: str = ""
     local_url: str = ""
+    admin_ns: str = ""  # the admin seat: where `cli` runs
     timings: dict[str, float] = field(default_factory=dict)
 
     # ---- building -----------------------------------------------------------------------
