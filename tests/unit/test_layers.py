@@ -429,9 +429,6 @@ def test_domain_services_import_no_transport() -> None:
 def test_prometheus_is_named_by_the_metrics_modules_alone() -> None:
     """One module per daemon defines every metric; everything else calls its hooks."""
     users = {
-        module
-        for module, found in IMPORTS.items()
-        for imp in found
-        if _within(imp.target, METRICS)
+        module for module, found in IMPORTS.items() for imp in found if _within(imp.target, METRICS)
     }
     assert users == METRICS_MODULES, f"prometheus_client imported by {sorted(users)}"
