@@ -253,3 +253,77 @@ def test_https_with_client_certificates_like_grpc(tmp_path: Path) -> None:
         assert value(samples, "cpucompat_clusters", action="shutdown") == 0
     finally:
         assert coord.stop() == 0
+
+
+def test_ready_means_scrapable(tmp_path: Path) -> None:
+    """systemd hears READY=1 only once /metrics answers: the first scrape after it works."""
+    import socket
+
+    path = str(tmp_path / "notify.sock")
+    port = free_port()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        sock.settimeout(60)
+        daemon = Daemon(
+            [
+                "coordinator",
+                "--listen",
+                "127.0.0.1:0",
+                "--db",
+                str(tmp_path / "c.db"),
+                "--metrics-listen",
+                f"127.0.0.1:{port}",
+            ],
+            tmp_path / "c.log",
+            env={"NOTIFY_SOCKET": path},
+        )
+        try:
+            while "READY=1" not in sock.recv(4096).decode():
+                pass
+            samples = scrape(f"http://127.0.0.1:{port}/metrics")
+            assert value(samples, "cpucompat_clusters", action="save") == 0
+        finally:
+            assert daemon.stop() == 0
+
+
+def test_refused_reports_are_counted_by_reason(tmp_path: Path) -> None:
+    """A host not admitted: the coordinator counts permission_denied, the agent its failures."""
+    c_port, a_port = free_port(), free_port()
+    coord = start_coordinator(
+        tmp_path, "--require-admission", "--metrics-listen", f"127.0.0.1:{c_port}"
+    )
+    agent = start_agent(
+        tmp_path,
+        coord.address,
+        "intruder",
+        "--interval",
+        "0.5",
+        "--metrics-listen",
+        f"127.0.0.1:{a_port}",
+        "--state-file",
+        str(tmp_path / "p.json"),
+    )
+    try:
+        c = wait_for(
+            lambda: scrape(f"http://127.0.0.1:{c_port}/metrics"),
+            lambda s: (
+                value(
+                    s,
+                    "cpucompat_agent_calls_refused_total",
+                    kind="report",
+                    reason="permission_denied",
+                )
+                >= 1
+            ),
+            "a refused report",
+        )
+        assert not any(name == "cpucompat_hosts" for name, _ in c)  # nothing stored
+        a = scrape(f"http://127.0.0.1:{a_port}/metrics")
+        failed = value(
+            a, "cpucompat_agent_reports_failed_total", kind="report", code="permission_denied"
+        )
+        assert failed >= 1
+        assert value(a, "cpucompat_agent_seconds_since_last_ack") == float("inf")
+    finally:
+        agent.stop()
+        assert coord.stop() == 0
