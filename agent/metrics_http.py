@@ -63,6 +63,8 @@ def check_metrics_address(listen: str, tls: TlsFiles, insecure: bool) -> None:
 
 
 class _QuietHandler(WSGIRequestHandler):
+    timeout = 30  # a scraper that connects and says nothing does not hold a thread for ever
+
     def log_message(self, format: str, *args: Any) -> None:
         """Scrapes every few seconds would fill the daemon's log."""
 

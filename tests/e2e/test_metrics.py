@@ -327,3 +327,47 @@ def test_refused_reports_are_counted_by_reason(tmp_path: Path) -> None:
     finally:
         agent.stop()
         assert coord.stop() == 0
+
+
+def test_sighup_reloads_the_metrics_certificate(tmp_path: Path) -> None:
+    """New scrapes see the re-read certificate, as new gRPC connections do."""
+    import shutil
+    import signal
+
+    from tests.support.daemons import wait_until
+
+    old, new = TestCA(tmp_path / "old"), TestCA(tmp_path / "new")
+    old_cert, old_key = old.issue("coordinator", ip=["127.0.0.1"])
+    new_cert, new_key = new.issue("coordinator", ip=["127.0.0.1"])
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    shutil.copy(old_cert, cert)
+    shutil.copy(old_key, key)
+    port = free_port()
+    coord = start_coordinator(
+        tmp_path,
+        "--metrics-listen",
+        f"127.0.0.1:{port}",
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+    )
+    url = f"https://127.0.0.1:{port}/metrics"
+    trust_old = ssl.create_default_context(cafile=str(old.ca_path))
+    trust_new = ssl.create_default_context(cafile=str(new.ca_path))
+    try:
+        assert value(scrape(url, trust_old), "cpucompat_stale_sweeps_total") >= 0
+        with pytest.raises(urllib.error.URLError):
+            scrape(url, trust_new)
+        shutil.copy(new_cert, cert)
+        shutil.copy(new_key, key)
+        coord.proc.send_signal(signal.SIGHUP)
+        wait_until(
+            lambda: "metrics endpoint: TLS certificate reloaded" in coord.output(),
+            what="the reload line",
+        )
+        assert value(scrape(url, trust_new), "cpucompat_stale_sweeps_total") >= 0
+        with pytest.raises(urllib.error.URLError):
+            scrape(url, trust_old)
+    finally:
+        assert coord.stop() == 0
