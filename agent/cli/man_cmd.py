@@ -37,7 +37,7 @@ def _help(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
 
 
 def _usage(parser: argparse.ArgumentParser) -> str:
-    formatter = parser.formatter_class(prog=parser.prog, width=WIDTH)
+    formatter = argparse.HelpFormatter(prog=parser.prog, width=WIDTH)  # usage: same in all
     formatter.add_usage(parser.usage, parser._actions, parser._mutually_exclusive_groups)
     prefix = "usage: "
     first, *rest = formatter.format_help().strip().removeprefix(prefix).splitlines()
@@ -92,7 +92,7 @@ def commands(
 
 
 def _section(path: tuple[str, ...], p: argparse.ArgumentParser, summary: str) -> list[str]:
-    raw = issubclass(p.formatter_class, argparse.RawDescriptionHelpFormatter)
+    raw = isinstance(p._get_formatter(), argparse.RawDescriptionHelpFormatter)
     lines = [f'.SS "cpucompat {roff(" ".join(path))}"']
     if summary:
         lines.append(roff(summary[:1].upper() + summary[1:]) + ".")
