@@ -95,10 +95,14 @@ class MetricsInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                     try:
                         yield from behaviour(request, context)
                         ended = grpc.StatusCode.OK
+                    except GeneratorExit:  # gRPC closed the stream: its client went away
+                        raise
                     except BaseException:
                         ended = grpc.StatusCode.UNKNOWN
                         raise
                     finally:
+                        if not context.is_active():
+                            ended = grpc.StatusCode.CANCELLED
                         done(method, _code_name(context, ended), time.perf_counter() - start)
 
                 return streaming

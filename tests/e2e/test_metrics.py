@@ -132,6 +132,12 @@ def test_both_daemons_export_what_an_operator_watches(tmp_path: Path) -> None:
         c = scrape(c_url)
         assert value(c, "cpucompat_hosts", cluster="prod", status="online") == 0
         assert value(c, "cpucompat_hosts", cluster="prod", status="offline") == 1
+        watch = {"service": "cpucompat.v1.PolicyService", "method": "WatchPolicy"}
+        wait_for(  # its policy watch ended from the agent's side: counted as CANCELLED
+            lambda: scrape(c_url),
+            lambda s: value(s, "cpucompat_rpc_handled_total", code="CANCELLED", **watch) >= 1,
+            "the agent's watch stream counted as cancelled",
+        )
     finally:
         if agent is not None:
             agent.stop()
