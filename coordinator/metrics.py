@@ -20,6 +20,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .domain.hosts import HostStatus
+from .domain.policy import OfflineAction
+from .registry import MAINTENANCE_ON
+
 if TYPE_CHECKING:
     from .policy import StoredPolicy
     from .server import Coordinator
@@ -154,7 +158,7 @@ class FleetCollector(Collector):
         )
         maintenance = GaugeMetricFamily(
             "cpucompat_hosts_in_maintenance",
-            "Hosts in maintenance by cluster (no fail-over target, never swept stale)",
+            "Hosts in maintenance by cluster (no fail-over target, not swept stale)",
             labels=["cluster"],
         )
         by_status: Tally[tuple[str, str]] = Tally()
@@ -162,19 +166,13 @@ class FleetCollector(Collector):
         records = c.registry.hosts()
         for record in records:
             by_status[(record.cluster, str(record.status))] += 1
-            in_maintenance[record.cluster] += 0
-            if record.maintenance:
-                in_maintenance[record.cluster] += 1
-        from .domain.hosts import HostStatus
-
+            in_maintenance[record.cluster] += record.maintenance == MAINTENANCE_ON
         for cluster in sorted({r.cluster for r in records}):
             for status in HostStatus:
                 hosts.add_metric([cluster, str(status)], by_status[(cluster, str(status))])
             maintenance.add_metric([cluster], in_maintenance[cluster])
         yield hosts
         yield maintenance
-
-        from .domain.policy import OfflineAction
 
         policies = c.policies.all()
         clusters = GaugeMetricFamily(
