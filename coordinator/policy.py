@@ -8,7 +8,7 @@ disagree with the stored hosts. Watchers are woken after the commit.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from cpucompat.agent.errors import NotFoundError
@@ -99,6 +99,8 @@ class PolicyEngine:
         self._closed = False
         # Run in the unit of work of a pin or unpin (the per-VM actions follow the pin).
         self.on_pin: list[OnChange] = []
+        # Told (new, previous) after each newer version is mirrored (the metrics count changes).
+        self.on_publish: list[Callable[[StoredPolicy, StoredPolicy | None], None]] = []
         registry.on_change.append(self.recompute_in_tx)
         self._load()
         self._recompute_all()
@@ -221,6 +223,8 @@ class PolicyEngine:
                 current = self._policies.get(stored.decision.cluster)
                 if current is None or stored.version > current.version:
                     self._policies[stored.decision.cluster] = stored
+                    for hook in self.on_publish:
+                        hook(stored, current)
             self._changed.notify_all()
 
     def refresh(self, cluster: str | None = None) -> None:

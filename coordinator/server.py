@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from cpucompat.agent.metrics_http import MetricsEndpoint, check_metrics_address
 from cpucompat.agent.sdnotify import serve_until_stopped
 from cpucompat.agent.tls import ReloadableServerTls, TlsFiles, check_listen_address
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
@@ -19,8 +20,10 @@ from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 from .admissions import ADMISSIONS_TOPIC, Admissions
 from .baseline_pins import BASELINE_PIN_TOPIC, BaselinePins
 from .compatibility import CompatibilityService
+from .domain.hosts import HostStatus
 from .faultlog import FaultLog
 from .limits import Limits
+from .metrics import CoordinatorMetrics, TimedStorage
 from .policy import POLICY_TOPIC, PolicyEngine
 from .registry import HOST_TOPIC, Registry
 from .security import Authorizer
@@ -28,7 +31,7 @@ from .service.access import SERVICES
 from .service.admission_servicer import AdmissionServicer
 from .service.baseline_servicer import BaselineServicer
 from .service.decision_servicer import DecisionServicer
-from .service.interceptors import AccessInterceptor, ErrorInterceptor
+from .service.interceptors import AccessInterceptor, ErrorInterceptor, MetricsInterceptor
 from .service.policy_servicer import PolicyServicer
 from .service.query_servicer import QueryServicer
 from .service.registry_servicer import RegistryServicer
@@ -59,6 +62,12 @@ class CoordinatorConfig:
     create_db_folder: bool = False  # only for the default location, never for a given --db
     # Reports only into clusters the host was admitted to; None: on exactly under mutual TLS.
     require_admission: bool | None = None
+    metrics_listen: str | None = None  # HOST:PORT of /metrics; None: not served
+
+    def check_metrics(self) -> None:
+        """Refuse a plain-HTTP metrics address beyond loopback (InputError), before binding."""
+        if self.metrics_listen:
+            check_metrics_address(self.metrics_listen, self.tls, self.insecure)
 
     @property
     def admission_required(self) -> bool:
@@ -68,6 +77,7 @@ class CoordinatorConfig:
 
 
 SWEEP_LEASE = "stale-sweep"
+ONLINE, STALE = HostStatus.ONLINE, HostStatus.STALE
 
 
 class Coordinator:
@@ -75,8 +85,13 @@ class Coordinator:
 
     def __init__(self, config: CoordinatorConfig) -> None:
         self.config = config
-        self.store = open_storage(
-            config.db_path, durable=config.durable, create_folder=config.create_db_folder
+        config.check_metrics()
+        self.metrics = CoordinatorMetrics()
+        self.store = TimedStorage(
+            open_storage(
+                config.db_path, durable=config.durable, create_folder=config.create_db_folder
+            ),
+            self.metrics,
         )
         try:
             self.registry = Registry(
@@ -90,6 +105,8 @@ class Coordinator:
             self.vms = VmRegistry(
                 self.store, self.registry, self.decisions, self.policies, pins=self.baseline_pins
             )
+            self.policies.on_publish.append(self.metrics.policy_published)
+            self.metrics.watch(self)
         except (StoreError, ValueError, KeyError) as exc:
             # A damaged row or blob found while loading: one line naming the database.
             self.store.close()
@@ -103,6 +120,7 @@ class Coordinator:
         self._stopping = threading.Event()
         self._reload = threading.Event()
         self.server_tls: ReloadableServerTls | None = None
+        self.metrics_endpoint: MetricsEndpoint | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="stale-sweeper", daemon=True)
@@ -138,9 +156,13 @@ class Coordinator:
             delay = 1.0
             try:
                 if self.store.holds_lease(SWEEP_LEASE):
+                    online = {r.host_id for r in self.registry.hosts() if r.status == ONLINE}
                     self.registry.sweep()
+                    stale = {r.host_id for r in self.registry.hosts() if r.status == STALE}
+                    self.metrics.swept(len(online & stale))
                     delay = self.registry.next_sweep_in(default=1.0)
             except Exception as exc:  # a locked or full database must not end stale detection
+                self.metrics.sweep_failures.inc()
                 self.faults.log("stale-host sweep failed, retrying", exc)
             self._wake.wait(delay)
             self._wake.clear()
@@ -155,6 +177,8 @@ class Coordinator:
 
     def reload_tls(self) -> None:
         """New connections get the re-read certificates; a bad file keeps the old ones."""
+        if self.metrics_endpoint is not None and self.metrics_endpoint.tls is not None:
+            log.warning("%s", self.metrics_endpoint.reload())
         if self.server_tls is None:
             log.warning("reload: no TLS certificate to re-read (plaintext)")
             return
@@ -171,6 +195,17 @@ class Coordinator:
         except (ValueError, OSError, RuntimeError):
             self.close()
             raise
+        if self.config.metrics_listen:  # before READY: a ready coordinator can be scraped
+            try:
+                self.metrics_endpoint = MetricsEndpoint(
+                    self.config.metrics_listen, self.metrics.registry, self.config.tls
+                )
+            except ValueError:
+                server.stop(None)
+                self.close()
+                raise
+            self.metrics_endpoint.start()
+            print(f"cpucompat coordinator metrics on {self.metrics_endpoint.url}", flush=True)
         server.start()
         self.start()
         host = self.config.listen.rsplit(":", 1)[0]
@@ -183,6 +218,8 @@ class Coordinator:
         finally:
             self.health.enter_graceful_shutdown()  # type: ignore[attr-defined]
             server.stop(grace=2).wait(5)
+            if self.metrics_endpoint is not None:
+                self.metrics_endpoint.stop()
             self.close()
         print("cpucompat coordinator stopped", flush=True)
 
@@ -208,7 +245,12 @@ def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:
         futures.ThreadPoolExecutor(max_workers=config.workers),
         options=options,
         # outermost first: errors map whatever the access check or a servicer raises
-        interceptors=[ErrorInterceptor(), AccessInterceptor(coordinator.auth)],
+        # metrics outermost: they see the status the other two answered
+        interceptors=[
+            MetricsInterceptor(coordinator.metrics),
+            ErrorInterceptor(),
+            AccessInterceptor(coordinator.auth),
+        ],
     )
     pb_grpc.add_RegistryServiceServicer_to_server(
         RegistryServicer(

@@ -63,6 +63,10 @@ class VmActions:
     def get(self, name: str) -> VmAction | None:
         return self._actions.get(name)
 
+    def all(self) -> list[VmAction]:
+        """Every computed action (the metrics count them by action)."""
+        return list(self._actions.values())
+
     def on_host(self, host_id: str) -> list[VmAction]:
         """The actions of the VMs running on ``host_id`` (what its agent applies)."""
         actions = list(self._actions.values())

@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import Any
 
+from ..metrics_http import add_metrics_option
 from .common import (
     EXIT_OK,
     CliError,
@@ -99,6 +100,7 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log every report and heartbeat")
     add_tls_options(p, "agent")
+    add_metrics_option(p, 9465)
     add_config_options(p)  # last: every option above becomes a key and a variable
     p.set_defaults(run=run)
 
@@ -126,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         insecure=args.insecure,
         state_file=args.state_file or str(default_state_dir() / f"policy-{args.cluster}.json"),
         on_policy_change=args.on_policy_change,
+        metrics_listen=args.metrics_listen,
     )
     try:
         agent = Agent(config)

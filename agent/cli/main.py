@@ -88,6 +88,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cpucompat.agent.cli.completion_cmd",
         "print a bash or zsh completion script (cpucompat completion bash)",
     ),
+    "man": (
+        "cpucompat.agent.cli.man_cmd",
+        "print the cpucompat(1) manual page (cpucompat man | man -l -)",
+    ),
 }
 
 

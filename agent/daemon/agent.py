@@ -18,6 +18,7 @@ import grpc
 
 from ..addresses import listen_error
 from ..coordinators import FailoverChannel, parse_coordinators
+from ..metrics_http import MetricsEndpoint, check_metrics_address
 from ..names import valid_name
 from ..raw import RawCapture, RawDataError
 from ..sdnotify import serve_until_stopped
@@ -28,6 +29,7 @@ from ..tls import (
     check_listen_address,
     serves_tls,
 )
+from .metrics import AgentMetrics
 from .policy_watch import PolicyWatcher
 from .reporter import Reporter
 from .service import AgentServicer, build_agent_server
@@ -57,6 +59,7 @@ class AgentConfig:
     insecure: bool = False  # allow a non-loopback listen address without TLS
     state_file: str | None = None  # the cluster's policy as JSON; None: not written
     on_policy_change: str | None = None  # /bin/sh command run when the action changes
+    metrics_listen: str | None = None  # HOST:PORT of /metrics; None: not served
 
 
 def capture_fn(config: AgentConfig) -> Any:
@@ -125,7 +128,10 @@ class Agent:
             valid_name(self.host_id, "host id")
             valid_name(config.cluster, "cluster name")
             check_listen_address(config.listen, config.tls, config.insecure)
-            self.holder = ProfileHolder(capture_fn(config))
+            if config.metrics_listen:
+                check_metrics_address(config.metrics_listen, config.tls, config.insecure)
+            self.metrics = AgentMetrics(config.interval)
+            self.holder = ProfileHolder(self.metrics.timed_probe(capture_fn(config)))
             self.channel = coordinator_channel(config)
         except (ValueError, ProbeError, RawDataError) as exc:
             raise AgentError(str(exc)) from None
@@ -148,6 +154,7 @@ class Agent:
             self.address,
             self.version,
             config.interval,
+            metrics=self.metrics,
         )
         self.servicer.on_probe = self.reporter.probed
         self.watcher = PolicyWatcher(
@@ -156,7 +163,18 @@ class Agent:
             config.state_file,
             config.on_policy_change,
             host_id=self.host_id,
+            metrics=self.metrics,
         )
+        self.metrics_endpoint: MetricsEndpoint | None = None
+        if config.metrics_listen:  # bound now: a taken port fails before anything runs
+            try:
+                self.metrics_endpoint = MetricsEndpoint(
+                    config.metrics_listen, self.metrics.registry, config.tls
+                )
+            except ValueError as exc:
+                self.server.stop(None)
+                self.channel.close()
+                raise AgentError(str(exc)) from None
         self.watcher.on_refused = self.reporter.check_now  # revoked: the reporter asks now
         self._stopping = threading.Event()
         self._reload = threading.Event()
@@ -170,6 +188,8 @@ class Agent:
         )
 
     def start(self) -> None:
+        if self.metrics_endpoint is not None:  # before READY: a ready agent can be scraped
+            self.metrics_endpoint.start()
         self.server.start()
         self.reporter.start()
         self.watcher.start()
@@ -184,6 +204,8 @@ class Agent:
 
     def reload_tls(self) -> None:
         """The agent's own port serves new connections with the re-read certificates."""
+        if self.metrics_endpoint is not None and self.metrics_endpoint.tls is not None:
+            log.warning("%s", self.metrics_endpoint.reload())
         if self.server_tls is None:
             log.warning("reload: this agent serves no TLS certificate to re-read")
             return
@@ -195,11 +217,15 @@ class Agent:
         self.watcher.stop()
         self.reporter.stop(leave=True)
         self.server.stop(grace=2).wait(5)
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.stop()
         self.channel.close()
 
     def run(self) -> None:
         """Serve and report until `request_stop()`, then stop cleanly."""
         self.start()
+        if self.metrics_endpoint is not None:
+            print(f"cpucompat agent metrics on {self.metrics_endpoint.url}", flush=True)
         print(self.ready_line(), flush=True)
         try:
             serve_until_stopped(self.address, self._stopping, self._reload, self.reload_tls)

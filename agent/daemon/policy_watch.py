@@ -26,6 +26,7 @@ from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 from ..atomic_file import atomic_write
 from ..coordinators import FailoverChannel
 from ..wire import enum_name
+from .metrics import AgentMetrics
 from .state import Backoff
 
 log = logging.getLogger("cpucompat.agent")
@@ -83,10 +84,12 @@ class PolicyWatcher:
         state_file: str | None,
         hook: str | None,
         host_id: str = "",
+        metrics: AgentMetrics | None = None,
     ) -> None:
         self.stub = pb_grpc.PolicyServiceStub(channel)
         if isinstance(channel, FailoverChannel):
             channel.on_switch(self._moved)
+        self.metrics = metrics
         self.cluster = cluster
         self.host_id = host_id
         self.state_file = Path(state_file) if state_file else None
@@ -148,6 +151,8 @@ class PolicyWatcher:
 
     def _apply(self, policy: pb.ClusterPolicy, vm_actions: Sequence[pb.VmAction] = ()) -> None:
         doc = policy_document(policy, vm_actions, self.host_id)
+        if self.metrics is not None:
+            self.metrics.policy(doc["action"], policy.version)
         if self.state_file is not None:
             write_state_file(self.state_file, doc)
         # The hook hears a change of the cluster's action or of any of this host's VMs'.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -17,6 +18,7 @@ from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from ..coordinators import FailoverChannel
 from ..wire import capture_to_proto, profile_to_proto
+from .metrics import AgentMetrics
 from .state import Backoff, ProfileHolder, Snapshot
 
 log = logging.getLogger("cpucompat.agent")
@@ -53,10 +55,12 @@ class Reporter:
         version: str,
         interval: float,
         backoff: Backoff | None = None,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         self.holder = holder
         # Several coordinators: the channel fails over and logs each switch itself.
         self.several = isinstance(channel, FailoverChannel) and len(channel.addresses) > 1
+        self.metrics = metrics
         self.stub = pb_grpc.RegistryServiceStub(channel)
         self.host_id = host_id
         self.cluster = cluster
@@ -101,7 +105,7 @@ class Reporter:
             probe_interval=self._interval(),
             agent_fingerprint=snap.profile.report_fingerprint,
         )
-        response = self.stub.ReportProfile(request, timeout=RPC_TIMEOUT)
+        response = self._counted("report", self.stub.ReportProfile, request)
         log.info(
             "reported %s to the coordinator (fingerprint %s, version %d)",
             self.host_id,
@@ -111,16 +115,30 @@ class Reporter:
 
     def _heartbeat(self, snap: Snapshot) -> bool:
         """Returns True when the coordinator wants a full report."""
-        response = self.stub.Heartbeat(
+        response = self._counted(
+            "heartbeat",
+            self.stub.Heartbeat,
             pb.HeartbeatRequest(
                 host_id=self.host_id,
                 cluster=self.cluster,
                 fingerprint=snap.profile.report_fingerprint,
                 probe_interval=self._interval(),
             ),
-            timeout=RPC_TIMEOUT,
         )
-        return response.report_required
+        return bool(response.report_required)
+
+    def _counted(self, kind: str, call: Any, request: Any) -> Any:
+        """``call(request)``, its acknowledgement or failure told to the metrics."""
+        try:
+            response = call(request, timeout=RPC_TIMEOUT)
+        except grpc.RpcError as exc:
+            if self.metrics is not None:
+                code = exc.code() if hasattr(exc, "code") else None
+                self.metrics.call_failed(kind, code.name if code else "unknown")
+            raise
+        if self.metrics is not None:
+            self.metrics.acknowledged(kind)
+        return response
 
     def _cycle(self) -> None:
         snap = self.holder.current

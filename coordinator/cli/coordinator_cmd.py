@@ -23,6 +23,8 @@ from cpucompat.agent.cli.common import (
     resolve_config,
     tls_files,
 )
+from cpucompat.agent.errors import InputError
+from cpucompat.agent.metrics_http import add_metrics_option
 
 
 def add_parser(sub: Any, name: str, help_text: str) -> None:
@@ -94,6 +96,7 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
 
     add_limit_options(p)
     add_tls_options(p, "coordinator")
+    add_metrics_option(p, 9464)
     add_config_options(p)  # last: every option above becomes a key and a variable
     p.set_defaults(run=run)
 
@@ -134,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         limits=limits,
         create_db_folder=not args.db,  # a given --db must name an existing folder
         require_admission=args.require_admission,
+        metrics_listen=args.metrics_listen,
     )
     if args.admin and not args.tls_ca:
         raise CliError(
@@ -159,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
     on_stop_signal(coordinator.request_stop)  # before the ready line: a SIGTERM after it is clean
     try:
         coordinator.run()
+    except InputError:
+        raise  # already one line naming what to change (the metrics address)
     except (ValueError, OSError, RuntimeError) as exc:
         raise CliError(listen_error(args.listen, exc)) from None
     return EXIT_OK

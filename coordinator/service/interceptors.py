@@ -6,6 +6,9 @@ its message's first line; a storage fault (a full disk, a damaged file) is logge
 one line each, and answered RESOURCE_EXHAUSTED or UNAVAILABLE; anything else is a
 bug: INTERNAL with a generic detail, the traceback in the coordinator's log.
 
+``MetricsInterceptor``, outermost, times every call and tells its status code to the
+coordinator's metrics (coordinator/metrics.py), after the other two have answered.
+
 ``AccessInterceptor`` checks the caller against the rule service/access.py declares
 for the method, seeing the request where a rule needs it (the host id a report
 names). Both wrap unary and streaming handlers alike.
@@ -14,8 +17,9 @@ names). Both wrap unary and streaming handlers alike.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
@@ -54,6 +58,68 @@ def _wrapped(handler: grpc.RpcMethodHandler, wrap: Callable[[Behaviour, bool], B
 
 def _method_name(method: str) -> str:
     return method.rsplit("/", 1)[-1]
+
+
+class RpcObserver(Protocol):
+    def rpc_done(self, full_method: str, code: str, seconds: float) -> None: ...
+
+
+def _code_name(context: grpc.ServicerContext, default: grpc.StatusCode) -> str:
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return str(code.name)
+    return default.name
+
+
+class MetricsInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Each call's duration and status code, per method, whatever answered it."""
+
+    def __init__(self, observer: RpcObserver) -> None:
+        self.observer = observer
+
+    def intercept_service(
+        self, continuation: Continuation, details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(details)
+        if handler is None:
+            return None  # an unknown method: gRPC answers UNIMPLEMENTED, no label per guess
+        method = details.method
+        done = self.observer.rpc_done
+
+        def wrap(behaviour: Behaviour, streams_out: bool) -> Behaviour:
+            if streams_out:
+
+                def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                    start = time.perf_counter()
+                    ended = grpc.StatusCode.CANCELLED  # closed early: the client went away
+                    try:
+                        yield from behaviour(request, context)
+                        ended = grpc.StatusCode.OK
+                    except GeneratorExit:  # gRPC closed the stream: its client went away
+                        raise
+                    except BaseException:
+                        ended = grpc.StatusCode.UNKNOWN
+                        raise
+                    finally:
+                        if not context.is_active():
+                            ended = grpc.StatusCode.CANCELLED
+                        done(method, _code_name(context, ended), time.perf_counter() - start)
+
+                return streaming
+
+            def unary(request: Any, context: grpc.ServicerContext) -> Any:
+                start = time.perf_counter()
+                ended = grpc.StatusCode.UNKNOWN
+                try:
+                    answer = behaviour(request, context)
+                    ended = grpc.StatusCode.OK
+                    return answer
+                finally:
+                    done(method, _code_name(context, ended), time.perf_counter() - start)
+
+            return unary
+
+        return _wrapped(handler, wrap)  # type: ignore[no-any-return]
 
 
 class ErrorInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]

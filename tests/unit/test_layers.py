@@ -41,8 +41,18 @@ ENTRY_POINT = "cpucompat.agent.cli.main"
 SHARED_CLI = "cpucompat.agent.cli.common"  # the CLI plumbing both sides use
 COMMAND_TABLE = "COMMANDS"
 TRANSPORT = ("grpc", "grpc_health", "grpc_reflection", "google.protobuf", "cpucompat.v1")
+# Metrics are exported by one module per daemon (and the endpoint both share); the rules
+# and the storage only offer hooks (PolicyEngine.on_publish) and never name Prometheus.
+METRICS = "prometheus_client"
+METRICS_MODULES = {
+    "cpucompat.coordinator.metrics",
+    "cpucompat.agent.daemon.metrics",
+    "cpucompat.agent.metrics_http",
+}
 DOMAIN_MUST_NOT_REACH = (
     *TRANSPORT,
+    METRICS,
+    "cpucompat.coordinator.metrics",
     "cpucompat.coordinator.service",
     "cpucompat.coordinator.cli",
     "cpucompat.coordinator.server",
@@ -390,6 +400,7 @@ def test_the_cycle_finder_finds_cycles() -> None:
 # module directly in coordinator/ is a domain service and loads no transport.
 TRANSPORT_MODULES = {
     "cpucompat.coordinator",
+    "cpucompat.coordinator.metrics",
     "cpucompat.coordinator.convert",
     "cpucompat.coordinator.security",
     "cpucompat.coordinator.server",
@@ -413,3 +424,11 @@ def test_domain_services_import_no_transport() -> None:
         if imp.scope == "module" and _within(imp.target, DOMAIN_MUST_NOT_REACH)
     ]
     assert direct == [], "domain services must not import transport:\n" + "\n".join(direct)
+
+
+def test_prometheus_is_named_by_the_metrics_modules_alone() -> None:
+    """One module per daemon defines every metric; everything else calls its hooks."""
+    users = {
+        module for module, found in IMPORTS.items() for imp in found if _within(imp.target, METRICS)
+    }
+    assert users == METRICS_MODULES, f"prometheus_client imported by {sorted(users)}"
