@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .compat import Reason, TargetView, Verdict, check
+from .compat import Reason, TargetView, Verdict, checker
 from .policy import OfflineAction
 from .requirement import Requirement
 
@@ -130,6 +130,7 @@ def vm_actions(
 def refusals(requirement: Requirement, members: Sequence[Member]) -> list[str | None]:
     """Per member, why it refuses ``requirement`` (None: it accepts, or has no say)."""
     out: list[str | None] = []
+    against = checker(requirement)
     for m in members:
         if m.maintenance:
             out.append(None)
@@ -138,7 +139,7 @@ def refusals(requirement: Requirement, members: Sequence[Member]) -> list[str | 
         elif m.view is None:
             out.append("no stored profile (unknown means shutdown)")
         else:
-            verdict = check(requirement, m.view)
+            verdict = against(m.view)
             out.append(None if verdict.compatible else verdict.summary)
     return out
 
