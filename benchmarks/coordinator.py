@@ -34,6 +34,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from cpucompat.agent.cli.common import Progress
 from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.raw import RawCapture
 from cpucompat.agent.wire import capture_to_proto
@@ -92,10 +93,14 @@ def seed(
     """Every host through the registry's own report path, then one VM booted on each host;
     the cluster policies and VM actions are computed once at the end (`coordinator.seeding`)."""
     t0, cpu0 = time.perf_counter(), time.process_time()
-    report_hosts(coordinator.registry, host_reports(hosts, cluster_size, captures), hosts)
+    with Progress("seeding hosts", hosts) as progress:  # on a terminal only
+        report_hosts(
+            coordinator.registry, host_reports(hosts, cluster_size, captures), progress.advance
+        )
     t1 = time.perf_counter()
     booted = (BootedVm(vm_name(n), f"c{n // cluster_size:04d}", host_id(n)) for n in range(hosts))
-    register_booted(coordinator.vms, booted, hosts)
+    with Progress("registering VMs", hosts) as progress:
+        register_booted(coordinator.vms, booted, progress.advance)
     t2 = time.perf_counter()
     return {
         "seed_hosts_s": round(t1 - t0, 1),

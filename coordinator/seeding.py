@@ -15,11 +15,10 @@ join. Only for a coordinator no one else writes to meanwhile (no server running)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from cpucompat.agent.cli.common import Progress
 from cpucompat.agent.errors import InputError
 from cpucompat.agent.raw import RawCapture
 
@@ -73,12 +72,14 @@ def _hooks_deferred(registry: Registry) -> Iterator[set[str]]:
                     hook(uow, set(touched), now)
 
 
-def report_hosts(registry: Registry, reports: Iterable[HostReport], total: int = 0) -> set[str]:
+def report_hosts(
+    registry: Registry, reports: Iterable[HostReport], each: Callable[[], None] = lambda: None
+) -> set[str]:
     """Apply every report through `Registry.report`; the cluster hooks run once at the end.
 
-    Returns the clusters touched. Progress shows on a terminal when ``total`` is large.
+    Returns the clusters touched; ``each`` is called after every report (a progress line).
     """
-    with Progress("seeding hosts", total) as progress, _hooks_deferred(registry) as touched:
+    with _hooks_deferred(registry) as touched:
         for report in reports:
             registry.report(
                 report.host_id,
@@ -86,19 +87,22 @@ def report_hosts(registry: Registry, reports: Iterable[HostReport], total: int =
                 report.capture,
                 heartbeat_interval=report.heartbeat_interval,
             )
-            progress.advance()
+            each()
     return touched
 
 
-def register_booted(vms: VmRegistry, booted: Iterable[BootedVm], total: int = 0) -> int:
+def register_booted(
+    vms: VmRegistry, booted: Iterable[BootedVm], each: Callable[[], None] = lambda: None
+) -> int:
     """Register new VMs booted on registered hosts in one unit of work, as `VmRegistry.register`
     stores each (requirement of the boot host, no invtsc, no SGX EPC); their actions are
-    computed once per cluster. Returns how many were registered."""
+    computed once per cluster. Returns how many were registered; ``each`` is called after
+    every VM (a progress line)."""
     registry = vms.registry
     now = registry.clock()
     clusters: set[str] = set()
     count = 0
-    with Progress("registering VMs", total) as progress, vms.store.unit_of_work() as uow:
+    with vms.store.unit_of_work() as uow:
         for vm in booted:
             check_name(vm.name, "VM name")
             check_name(vm.cluster, "cluster name")
@@ -130,7 +134,7 @@ def register_booted(vms: VmRegistry, booted: Iterable[BootedVm], total: int = 0)
             )
             clusters.add(vm.cluster)
             count += 1
-            progress.advance()
+            each()
         vms.actions.recompute_in_tx(uow, clusters, now)
     vms.refresh()
     return count
