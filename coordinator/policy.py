@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from cpucompat.agent.errors import NotFoundError
 from cpucompat.agent.profile import Profile
@@ -187,10 +187,9 @@ class PolicyEngine:
     def touch(self, uow: UnitOfWork, cluster: str, now: float) -> None:
         """A new policy version without a new decision: the cluster's per-VM actions
         changed, and watchers (agents) must hear of it."""
-        row = uow.policies.get(cluster, for_update=True)
-        if row is None:
+        # The version alone: a mixed cluster's details (blocking pairs) run to megabytes.
+        if uow.policies.bump_version(cluster, now) is None:
             return
-        uow.policies.put(replace(row, version=row.version + 1, updated_at=now))
         # Other coordinators' watchers must hear of it too (they mirror the VM actions first).
         uow.announce(POLICY_TOPIC, cluster)
         uow.on_commit(lambda: self._publish({cluster}))

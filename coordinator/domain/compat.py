@@ -732,20 +732,31 @@ def _brief(reason: Reason) -> str:
 
 def check(requirement: Requirement, target: TargetView) -> Verdict:
     """Whether ``target`` may restore a saved state with ``requirement``; directional."""
+    return checker(requirement)(target)
+
+
+def checker(requirement: Requirement) -> Callable[[TargetView], Verdict]:
+    """`check` of one requirement against many targets, the requirement compiled once
+    (its decision key is hashed once, not once per target)."""
     c = _COMPILER
-    verdict = c.verdict(c.requirement(requirement), target.compiled)
-    # The verdict's view comes from both compiled sides (`_decide`): the requirement's
-    # rules, or the target's offer when the requirement's are the classes.
-    unknown = sorted(requirement.features & target.unknown_features)
-    if not unknown:
-        return verdict
-    warning = Reason(
-        FEATURES_UNKNOWN,
-        f"the target's dump does not record {len(unknown)} required feature(s), taken as "
-        f"present: {_short_list(unknown)}; re-dump it with `cpucompat probe --raw`",
-        features=tuple(unknown),
-    )
-    return replace(verdict, warnings=(*verdict.warnings, warning))
+    req = c.requirement(requirement)
+
+    def against(target: TargetView) -> Verdict:
+        verdict = c.verdict(req, target.compiled)
+        # The verdict's view comes from both compiled sides (`_decide`): the requirement's
+        # rules, or the target's offer when the requirement's are the classes.
+        unknown = sorted(requirement.features & target.unknown_features)
+        if not unknown:
+            return verdict
+        warning = Reason(
+            FEATURES_UNKNOWN,
+            f"the target's dump does not record {len(unknown)} required feature(s), taken as "
+            f"present: {_short_list(unknown)}; re-dump it with `cpucompat probe --raw`",
+            features=tuple(unknown),
+        )
+        return replace(verdict, warnings=(*verdict.warnings, warning))
+
+    return against
 
 
 def eligible_targets(

@@ -247,6 +247,16 @@ class PolicyRepository(Protocol):
         """Set the pin and its reason, keeping the rest; ``initial`` when none is stored."""
         ...
 
+    def pinned_action(self, cluster: str) -> int | None:
+        """The cluster's pin alone (None: not pinned, or no policy stored), without reading
+        its details (a mixed cluster's run to megabytes of blocking pairs)."""
+        ...
+
+    def bump_version(self, cluster: str, updated_at: float) -> int | None:
+        """A new version of the stored policy, nothing else changed (the caller will write
+        it: locked as ``get(for_update=True)`` does); the new version, None when none is stored."""
+        ...
+
 
 class VmRepository(Protocol):
     def get(self, name: str) -> VmRow | None: ...

@@ -179,7 +179,16 @@ def test_the_memo_is_least_recently_used_and_bounded_across_threads() -> None:
 # ---- no memo tables outside the cache module -------------------------------------------
 
 CACHE_MODULE = PROJECT_ROOT / "coordinator" / "cache.py"
-MEMO_NAMES = ("cache", "memo", "answers", "plans", "verdicts", "compiled", "decoded")
+MEMO_NAMES = (
+    "cache",
+    "memo",
+    "answers",
+    "plans",
+    "verdicts",
+    "compiled",
+    "decoded",
+    "requirements",
+)
 """A dict held by a module or an instance under a name with one of these words is a memo
 table; it belongs in cache.py. Mirrors of stored state (hosts, VMs, policies) are not."""
 FORBIDDEN_DECORATORS = {"cache", "lru_cache"}
@@ -265,6 +274,7 @@ def test_the_memo_rule_finds_the_tables_it_forbids(tmp_path: Path) -> None:
         "        local_cache = {}\n"
         "    def f(self, req: object) -> None:\n"
         "        object.__setattr__(req, '_compiled', 1)\n"
+        "        self._requirements: dict[str, object] = {}\n"
     )
     sample.write_text(text)
     found = memo_tables(sample, tmp_path)
@@ -273,5 +283,6 @@ def test_the_memo_rule_finds_the_tables_it_forbids(tmp_path: Path) -> None:
         "2",
         "5",
         "6",
+        "10",  # ast.walk: breadth first
         "9",
     ]

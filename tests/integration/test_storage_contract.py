@@ -249,6 +249,28 @@ def test_policies_keep_actions_as_numbers_and_a_pin_keeps_the_rest(storage: Stor
         assert unpinned.details["pin_reason"] == "" and unpinned.action == 1
 
 
+def test_a_policy_version_is_bumped_and_its_pin_read_without_the_rest(storage: Storage) -> None:
+    details = {"blocking_pairs": [{"source": "a", "target": "b"}], "host_count": 2}
+    stored = PolicyRow("prod", 2, 2, None, "two groups", details, 4, 10.0)
+    with storage.unit_of_work() as uow:
+        uow.policies.put(stored)
+        assert uow.policies.bump_version("prod", 20.0) == 5
+        assert uow.policies.bump_version("nowhere", 20.0) is None  # nothing stored: nothing made
+        assert uow.policies.pinned_action("prod") is None
+        uow.policies.set_pin("prod", 3, "rack work", initial=stored)
+        assert uow.policies.pinned_action("prod") == 3
+        assert uow.policies.pinned_action("nowhere") is None
+    with storage.read() as uow:
+        assert uow.policies.get("prod") == replace(
+            stored,
+            pinned_action=3,
+            details={**details, "pin_reason": "rack work"},
+            version=5,
+            updated_at=20.0,
+        )
+        assert uow.policies.get("nowhere") is None
+
+
 def test_vms_are_replaced_moved_and_removed(storage: Storage) -> None:
     vm = VmRow("web-1", "prod", "host", "h1", None, "stamp", 10.0, 10.0, "h1")
     with storage.unit_of_work() as uow:

@@ -398,6 +398,21 @@ class PgPolicies:
             (pinned, json.dumps(details, sort_keys=True), cluster),
         )
 
+    def pinned_action(self, cluster: str) -> int | None:
+        row = self.db.execute(
+            "SELECT pinned_action FROM policies WHERE cluster = %s", (cluster,)
+        ).fetchone()
+        return None if row is None or row["pinned_action"] is None else int(row["pinned_action"])
+
+    def bump_version(self, cluster: str, updated_at: float) -> int | None:
+        self._lock(cluster)
+        row = self.db.execute(
+            "UPDATE policies SET version = version + 1, updated_at = %s WHERE cluster = %s "
+            "RETURNING version",
+            (updated_at, cluster),
+        ).fetchone()
+        return None if row is None else int(row["version"])
+
 
 class PgVms:
     def __init__(self, db: Connection) -> None:

@@ -338,6 +338,20 @@ class SqlitePolicies:
             ),
         )
 
+    def pinned_action(self, cluster: str) -> int | None:
+        row = self.db.execute(
+            "SELECT pinned_action FROM policies WHERE cluster = ?", (cluster,)
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def bump_version(self, cluster: str, updated_at: float) -> int | None:
+        row = self.db.execute(
+            "UPDATE policies SET version = version + 1, updated_at = ? WHERE cluster = ? "
+            "RETURNING version",
+            (updated_at, cluster),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
 
 class SqliteVms:
     def __init__(self, db: sqlite3.Connection) -> None:
