@@ -115,7 +115,9 @@ def processor(capture: RawCapture) -> Processor:
 
 def report_bytes(proc: Processor, host_id: str, cluster: str) -> bytes:
     """A host's report: protobuf merges concatenated messages, so the big part is built once."""
-    return proc.request + pb.ReportProfileRequest(host_id=host_id, cluster=cluster).SerializeToString()
+    return (
+        proc.request + pb.ReportProfileRequest(host_id=host_id, cluster=cluster).SerializeToString()
+    )
 
 
 def load_processors() -> tuple[list[RawCapture], RawCapture, str]:
@@ -133,9 +135,13 @@ def load_processors() -> tuple[list[RawCapture], RawCapture, str]:
         (load_dump(p) for p in sorted(FIXTURES.glob("*.txt"))), key=lambda c: len(c.cpus)
     )
     server = captures[-1]
-    return captures[:-1] or [server], server, (
-        f"project fixtures ({FIXTURES}): the shared dumps are absent, so the 'server' is "
-        f"the largest fixture ({len(server.cpus)} logical CPUs), not a 128-CPU Milan"
+    return (
+        captures[:-1] or [server],
+        server,
+        (
+            f"project fixtures ({FIXTURES}): the shared dumps are absent, so the 'server' is "
+            f"the largest fixture ({len(server.cpus)} logical CPUs), not a 128-CPU Milan"
+        ),
     )
 
 
@@ -150,10 +156,14 @@ class Fleet:
 
     def report(self, n: int, variant: int) -> bytes:
         host_id, cluster = self.hosts[n]
-        return report_bytes(self.processors[self.kinds[n] + variant * self.offset], host_id, cluster)
+        return report_bytes(
+            self.processors[self.kinds[n] + variant * self.offset], host_id, cluster
+        )
 
 
-def make_fleet(hosts: int, cluster_size: int, desktops: list[RawCapture], server: RawCapture) -> Fleet:
+def make_fleet(
+    hosts: int, cluster_size: int, desktops: list[RawCapture], server: RawCapture
+) -> Fleet:
     """Every fourth host a server; clusters mostly uniform desktops with servers mixed in."""
     captures = [server, *desktops]
     processors = [processor(c) for c in captures] + [processor(toggled(c)) for c in captures]
@@ -232,7 +242,9 @@ class Running:
 
     def rss_mib(self) -> float:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+        kib = next(
+            int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
+        )
         return kib / 1024
 
     def stop(self) -> None:
@@ -308,7 +320,9 @@ def report_rates(address: str, fleet: Fleet, seconds: float, rounds: int, thread
     )
     grpc.channel_ready_future(channel).result(timeout=60)
     health = health_pb2_grpc.HealthStub(channel)
-    report = channel.unary_unary(REPORT_METHOD, response_deserializer=pb.ReportProfileResponse.FromString)
+    report = channel.unary_unary(
+        REPORT_METHOD, response_deserializer=pb.ReportProfileResponse.FromString
+    )
     variant = [0] * len(fleet.hosts)  # what each host's stored profile is now
     unchanged_hosts = itertools.cycle(range(len(fleet.hosts)))
     # Changed reports walk the hosts in a shuffled order (no host twice in flight).
@@ -478,7 +492,9 @@ def postgres(url: str | None) -> Iterator[str | None]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--hosts", type=int, default=10_000)
     parser.add_argument("--cluster-size", type=int, default=50)
     parser.add_argument("--db", help="an empty PostgreSQL database (postgresql://...) for the "
