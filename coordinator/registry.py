@@ -20,7 +20,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from cpucompat.agent.decode import decode
+from cpucompat.agent.decode import capture_tsc, decode
+from cpucompat.agent.decode import offer_fingerprint as decode_offer_fingerprint
 from cpucompat.agent.errors import CpucompatError, InputError, NotFoundError, RefusalError
 from cpucompat.agent.profile import Profile
 from cpucompat.agent.raw import RawCapture, RawDataError, validate_capture
@@ -203,6 +204,7 @@ class Registry:
             agent_version=row.agent_version,
             maintenance=row.maintenance,
             maintenance_reason=row.maintenance_reason,
+            agent_fingerprint=row.agent_fingerprint,
         )
 
     def record_of(self, uow: UnitOfWork, row: HostRow) -> HostRecord | None:
@@ -333,18 +335,10 @@ class Registry:
 
         Every field is checked before the transaction opens: a refused report stores nothing.
         """
-        check_name(host_id, "host id")
-        check_name(cluster, "cluster name")
-        try:
-            replayed = check_capture_fields(
-                capture.source, capture.microcode, capture.origin, capture.extra
-            )
-            check_agent_address(agent_address)
-            check_text(agent_version, "agent_version", MAX_AGENT_VERSION)
-            check_text(agent_fingerprint, "agent_fingerprint", MAX_FINGERPRINT)
-            interval = self._interval(heartbeat_interval, DEFAULT_HEARTBEAT_INTERVAL)
-        except LimitError as exc:
-            raise InvalidReportError(f"report for {host_id!r} refused: {exc}") from None
+        replayed, interval = self._check_report(
+            host_id, cluster, capture, agent_address, heartbeat_interval, agent_fingerprint,
+            agent_version,
+        )  # fmt: skip
         if not replayed:
             # A live capture has no file behind it: whatever the client wrote as its origin
             # (a dump path, say) must never show as where a live host's profile came from.
@@ -356,11 +350,6 @@ class Registry:
             profile = self.cache.get(Region.CONTENT, key) or decode(capture)
         except RawDataError as exc:
             raise InvalidReportError(f"report for {host_id!r} refused: {exc}") from None
-        if replayed and not self.allow_replayed:
-            raise RefusedError(
-                f"report for {host_id!r} is replayed from a dump ({capture.source}); start the "
-                "coordinator with --allow-replayed to accept rehearsal hosts"
-            )
         features = sorted(profile.features)
         stored_new_version = False
 
@@ -496,6 +485,142 @@ class Registry:
             if stored_new_version:
                 self._changes.setdefault(host_id, deque()).append(self.clock())
         return self.host(host_id)
+
+    def _check_report(
+        self,
+        host_id: str,
+        cluster: str,
+        capture: RawCapture,
+        agent_address: str,
+        heartbeat_interval: float,
+        agent_fingerprint: str,
+        agent_version: str,
+    ) -> tuple[bool, float]:
+        """A report's own fields (not its leaves), checked alike on both paths:
+        (replayed, heartbeat interval); InvalidReportError or RefusedError."""
+        check_name(host_id, "host id")
+        check_name(cluster, "cluster name")
+        try:
+            replayed = check_capture_fields(
+                capture.source, capture.microcode, capture.origin, capture.extra
+            )
+            check_agent_address(agent_address)
+            check_text(agent_version, "agent_version", MAX_AGENT_VERSION)
+            check_text(agent_fingerprint, "agent_fingerprint", MAX_FINGERPRINT)
+            interval = self._interval(heartbeat_interval, DEFAULT_HEARTBEAT_INTERVAL)
+        except LimitError as exc:
+            raise InvalidReportError(f"report for {host_id!r} refused: {exc}") from None
+        if replayed and not self.allow_replayed:
+            raise RefusedError(
+                f"report for {host_id!r} is replayed from a dump ({capture.source}); start the "
+                "coordinator with --allow-replayed to accept rehearsal hosts"
+            )
+        return replayed, interval
+
+    def report_unchanged(
+        self,
+        host_id: str,
+        cluster: str,
+        header: RawCapture,
+        *,
+        agent_address: str = "",
+        heartbeat_interval: float = 0,
+        agent_fingerprint: str = "",
+        agent_version: str = "",
+    ) -> HostRecord | None:
+        """A report whose profile provably did not change, applied at a heartbeat's cost;
+        None when that is not provable (the caller then applies it with `report`).
+
+        ``header`` is the report's capture without its logical CPUs (never decoded here).
+        Unchanged means: the agent's fingerprint (processor and hypervisor offer, as the
+        agent decoded them) equals the one stored with the host, exactly what a heartbeat
+        is trusted with; the stored fingerprint equals this coordinator's decoding of the
+        stored leaves (a newer feature table is noticed: the full report stores a new
+        version, as always); the offer's fingerprint, the kernel's TSC (within the
+        recalibration tolerance), the replayed flag and the cluster are the stored ones.
+        What is stored then is what `report` would store for it: the host's last-seen
+        time, status, interval, agent address and version (all checked first), and the
+        events of a heartbeat (back online, maintenance ended).
+        """
+        replayed, interval = self._check_report(
+            host_id, cluster, header, agent_address, heartbeat_interval, agent_fingerprint,
+            agent_version,
+        )  # fmt: skip
+        record = self.find(host_id)
+        if record is None or not self._same_profile(record, header, cluster, agent_fingerprint):
+            return None
+
+        class Changed(Exception):
+            """The stored host changed since the mirror was read: apply the full report."""
+
+        def work(uow: UnitOfWork, now: float) -> set[str]:
+            old = uow.hosts.get(host_id, for_update=True)
+            if (
+                old is None
+                or old.agent_fingerprint != agent_fingerprint
+                or old.cluster != cluster
+                or old.fingerprint != record.fingerprint
+                or old.profile_version != record.profile_version
+                or old.replayed != replayed
+            ):
+                raise Changed
+            uow.hosts.upsert(
+                replace(
+                    old,
+                    agent_address=agent_address,
+                    agent_version=agent_version,
+                    status=HostStatus.ONLINE,
+                    last_seen=now,
+                    heartbeat_interval=interval,
+                )
+            )
+            return self._heard_events(uow, now, old, "a full report")
+
+        try:
+            with self._lock:
+                self._commit(work, [host_id])
+        except Changed:
+            return None
+        return self.host(host_id)
+
+    def _same_profile(
+        self, record: HostRecord, header: RawCapture, cluster: str, agent_fingerprint: str
+    ) -> bool:
+        """What `report_unchanged` checks against the mirror before it opens a transaction."""
+        profile = record.profile
+        if (
+            not agent_fingerprint
+            or agent_fingerprint != record.agent_fingerprint
+            or cluster != record.cluster
+            or header.replayed != record.replayed
+            or profile.fingerprint != record.fingerprint  # the decoder changed
+        ):
+            return False
+        offer = "" if header.offer is None else decode_offer_fingerprint(header.offer)
+        if offer != offer_fingerprint(profile):
+            return False
+        return not tsc_changed(profile.tsc, capture_tsc(header, profile.tsc_hz, profile.features))
+
+    def _heard_events(self, uow: UnitOfWork, now: float, old: HostRow, what: str) -> set[str]:
+        """An unchanged report's events, in the order `report` logs them: a host that was
+        not online is online again, maintenance that was ending ends; touched clusters."""
+        touched: set[str] = set()
+        if old.status != HostStatus.ONLINE:
+            self.add_event(
+                uow,
+                now,
+                old.cluster,
+                old.host_id,
+                EventKind.STATUS_CHANGED,
+                f"host {old.host_id} is online again (was {old.status.value})",
+                old_status=old.status.value,
+                new_status=HostStatus.ONLINE.value,
+            )
+            touched.add(old.cluster)
+        if old.maintenance == MAINTENANCE_ENDING:
+            self._end_maintenance(uow, now, old.host_id, old.cluster, what)
+            touched.add(old.cluster)
+        return touched
 
     def _check_change_rate(self, host_id: str) -> None:
         """At most --profile-changes-per-hour new versions per host (RateLimitedError).

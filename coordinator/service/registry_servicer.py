@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import grpc
 
-from cpucompat.agent.raw import RawDataError
+from cpucompat.agent.raw import RawCapture, RawDataError
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+from cpucompat.v1 import profile_pb2 as pb_profile
 
 from .. import convert
 from ..admissions import Admissions, NotAdmittedError
@@ -17,6 +19,26 @@ from ..registry import InvalidReportError, Registry, check_name
 from ..store import FaultLog
 
 log = logging.getLogger("cpucompat.coordinator")
+LEAF_FIELDS = ("cpus", "cpu_classes", "compact_cpus")  # the fields holding the leaves
+
+
+def _converted(
+    request: pb.ReportProfileRequest, convert_raw: Callable[[pb_profile.RawCapture], RawCapture]
+) -> RawCapture:
+    """The report's capture (or its header) in domain form; bad leaves are INVALID_ARGUMENT."""
+    try:
+        return convert_raw(request.raw)
+    except RawDataError as exc:
+        raise InvalidReportError(f"report for {request.host_id!r} refused: {exc}") from None
+
+
+def capture_header(raw: pb_profile.RawCapture) -> RawCapture:
+    """A report's capture without its logical CPUs: what `Registry.report_unchanged` reads."""
+    header = pb_profile.RawCapture()
+    header.CopyFrom(raw)
+    for name in LEAF_FIELDS:
+        header.ClearField(name)
+    return convert.capture_from_proto(header)
 
 
 class RegistryServicer(pb_grpc.RegistryServiceServicer):
@@ -46,19 +68,21 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         self._require_admission(request.host_id, request.cluster)
         check_text(request.agent_fingerprint, "agent_fingerprint", MAX_FINGERPRINT)
         before = self.registry.find(request.host_id)
-        try:
-            capture = convert.capture_from_proto(request.raw)
-        except RawDataError as exc:
-            raise InvalidReportError(f"report for {request.host_id!r} refused: {exc}") from None
-        record = self.registry.report(
-            request.host_id,
-            request.cluster,
-            capture,
-            agent_address=request.agent_address,
-            heartbeat_interval=convert.duration_seconds(request.probe_interval),
-            agent_fingerprint=request.agent_fingerprint,
-            agent_version=request.agent_version,
-        )
+        fields = {
+            "agent_address": request.agent_address,
+            "heartbeat_interval": convert.duration_seconds(request.probe_interval),
+            "agent_fingerprint": request.agent_fingerprint,
+            "agent_version": request.agent_version,
+        }
+        # An unchanged profile costs a heartbeat: its leaves are neither converted nor decoded.
+        record = None
+        if before is not None and request.agent_fingerprint == before.agent_fingerprint:
+            record = self.registry.report_unchanged(
+                request.host_id, request.cluster, _converted(request, capture_header), **fields
+            )
+        if record is None:
+            capture = _converted(request, convert.capture_from_proto)
+            record = self.registry.report(request.host_id, request.cluster, capture, **fields)
         return pb.ReportProfileResponse(
             accepted=True,
             fingerprint=record.fingerprint,
