@@ -1,8 +1,9 @@
 """Report ingest of a coordinator, measured in one run. Prints JSON.
 
-A quarter of the hosts are 128-CPU servers (the shared Milan dump; the largest project
-fixture when the shared dumps are absent, and the JSON says so), the rest desktop
-processors replayed from real dumps. Reports are built the way the agent builds them
+A quarter of the hosts are 128-CPU servers in clusters of their own (the shared Milan
+dump; the largest project fixture when the shared dumps are absent, and the JSON says
+so), the rest desktop processors replayed from real dumps, every fifth desktop cluster
+mixed. Reports are built the way the agent builds them
 (`agent.wire.capture_to_proto`, `profile_to_proto`, the report fingerprint), so a
 change of the wire format shows here. Measured over gRPC on loopback against real
 coordinator processes, fully durable:
@@ -164,13 +165,19 @@ class Fleet:
 def make_fleet(
     hosts: int, cluster_size: int, desktops: list[RawCapture], server: RawCapture
 ) -> Fleet:
-    """Every fourth host a server; clusters mostly uniform desktops with servers mixed in."""
+    """Every fourth cluster all servers (a quarter of the hosts); the others desktops,
+    uniform except every fifth cluster, which mixes several processors."""
     captures = [server, *desktops]
     processors = [processor(c) for c in captures] + [processor(toggled(c)) for c in captures]
     kinds, ids = [], []
     for n in range(hosts):
         cluster = n // cluster_size
-        kinds.append(0 if n % 4 == 0 else 1 + cluster % len(desktops))
+        if cluster % 4 == 0:
+            kinds.append(0)
+        elif cluster % 5 == 0:
+            kinds.append(1 + n % len(desktops))
+        else:
+            kinds.append(1 + cluster % len(desktops))
         ids.append((f"h{n:06d}", f"c{cluster:05d}"))
     return Fleet(ids, kinds, processors, len(captures))
 
@@ -514,12 +521,14 @@ def main() -> None:
     out: dict = {
         "hosts": args.hosts,
         "cluster_size": args.cluster_size,
-        "server_share": 0.25,
+        "server_share": round(fleet.kinds.count(0) / len(fleet.kinds), 3),
         "server_logical_cpus": len(server.cpus),
         "desktop_logical_cpus": sorted({len(c.cpus) for c in desktops}),
         "report_bytes": {
             "server": len(fleet.report(0, 0)),
-            "desktop_median": int(statistics.median(len(fleet.report(n, 0)) for n in range(1, 4))),
+            "desktop_median": int(
+                statistics.median(len(fleet.report(n, 0)) for n, k in enumerate(fleet.kinds) if k)
+            ),
         },
         "processors_from": origin,
         "client_threads": args.threads,
