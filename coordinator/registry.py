@@ -517,6 +517,34 @@ class Registry:
             )
         return replayed, interval
 
+    def report_from(
+        self,
+        host_id: str,
+        cluster: str,
+        header: RawCapture,
+        leaves: Callable[[], RawCapture],
+        *,
+        agent_address: str = "",
+        heartbeat_interval: float = 0,
+        agent_fingerprint: str = "",
+        agent_version: str = "",
+    ) -> tuple[HostRecord, bool]:
+        """A report as it arrives: ``header`` is its capture without logical CPUs, ``leaves``
+        converts the whole capture, called only when the profile may have changed.
+        Returns (the host's record, whether it was applied as unchanged)."""
+        fields: dict[str, Any] = {
+            "agent_address": agent_address,
+            "heartbeat_interval": heartbeat_interval,
+            "agent_fingerprint": agent_fingerprint,
+            "agent_version": agent_version,
+        }
+        known = self.find(host_id)
+        if known is not None and agent_fingerprint and agent_fingerprint == known.agent_fingerprint:
+            record = self.report_unchanged(host_id, cluster, header, **fields)
+            if record is not None:
+                return record, True
+        return self.report(host_id, cluster, leaves(), **fields), False
+
     def report_unchanged(
         self,
         host_id: str,

@@ -68,21 +68,16 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         self._require_admission(request.host_id, request.cluster)
         check_text(request.agent_fingerprint, "agent_fingerprint", MAX_FINGERPRINT)
         before = self.registry.find(request.host_id)
-        fields = {
-            "agent_address": request.agent_address,
-            "heartbeat_interval": convert.duration_seconds(request.probe_interval),
-            "agent_fingerprint": request.agent_fingerprint,
-            "agent_version": request.agent_version,
-        }
-        # An unchanged profile costs a heartbeat: its leaves are neither converted nor decoded.
-        record = None
-        if before is not None and request.agent_fingerprint == before.agent_fingerprint:
-            record = self.registry.report_unchanged(
-                request.host_id, request.cluster, _converted(request, capture_header), **fields
-            )
-        if record is None:
-            capture = _converted(request, convert.capture_from_proto)
-            record = self.registry.report(request.host_id, request.cluster, capture, **fields)
+        record, _unchanged = self.registry.report_from(
+            request.host_id,
+            request.cluster,
+            _converted(request, capture_header),
+            lambda: _converted(request, convert.capture_from_proto),
+            agent_address=request.agent_address,
+            heartbeat_interval=convert.duration_seconds(request.probe_interval),
+            agent_fingerprint=request.agent_fingerprint,
+            agent_version=request.agent_version,
+        )
         return pb.ReportProfileResponse(
             accepted=True,
             fingerprint=record.fingerprint,
