@@ -20,7 +20,7 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cpucompat.agent.decode import decode
@@ -62,7 +62,7 @@ def _captures() -> list[RawCapture]:
 
 
 CAPTURES = _captures()
-HOSTS = [f"h{n}" for n in range(6)]
+HOSTS = ["h0", "h1", "h2"]
 CLUSTERS = ["a", "b"]
 
 
@@ -162,11 +162,22 @@ OPERATIONS = st.one_of(
 
 
 @settings(
-    max_examples=25,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(st.lists(OPERATIONS, min_size=1, max_size=14))
+@given(st.lists(OPERATIONS, min_size=3, max_size=14))
+# The cases an unchanged report must handle like a full one, always tried:
+@example([("report", "h0", "a", 0), ("goodbye", "h0"), ("again", "h0")])
+@example(
+    [("report", "h0", "a", 1), ("report", "h1", "a", 0), ("vm", "h0"),
+     ("maintenance", "h1", True), ("maintenance", "h1", False), ("again", "h1")]
+)  # fmt: skip
+@example([("report", "h0", "a", 0), ("report", "h1", "a", 4), ("sweep",), ("again", "h0")])
+@example(
+    [("report", "h0", "a", 0), ("vm", "h0"), ("report", "h1", "a", 2), ("again", "h1"),
+     ("report", "h1", "a", 6), ("again", "h0"), ("report", "h0", "b", 0), ("again", "h0")]
+)  # fmt: skip
 def test_fast_ingest_stores_what_the_full_path_stores(operations: list[tuple[Any, ...]]) -> None:
     clock = [1_000_000.0]
     last: dict[str, tuple[str, int]] = {}  # each host's last report (cluster, capture)
