@@ -107,7 +107,6 @@ class PolicyEngine:
         # Run in the unit of work of a pin or unpin (the per-VM actions follow the pin).
         self.on_pin: list[OnChange] = []
         registry.on_change.append(self.recompute_in_tx)
-        self._load()
         self._recompute_all()
 
     # ---- computing -------------------------------------------------------------------
@@ -263,15 +262,12 @@ class PolicyEngine:
             clusters = {row.cluster for row in uow.policies.all()}
         self._publish(clusters)
 
-    def _load(self) -> None:
-        with self.store.read() as uow:
-            rows = uow.policies.all()
-        for row in rows:
-            self._policies[row.cluster] = self._from_row(row)
-
     def _recompute_all(self) -> None:
-        """At start: the feature table may be newer than the stored decisions."""
-        clusters = set(self.registry.clusters()) | set(self._policies)
+        """At start: the feature table may be newer than the stored decisions. Every
+        cluster's policy is read once, here (the mirror takes the rows recomputed)."""
+        with self.store.read() as uow:
+            stored = uow.policies.clusters()
+        clusters = set(self.registry.clusters()) | set(stored)
         if not clusters:
             return
         now = self.registry.clock()
