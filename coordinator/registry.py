@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,6 +111,21 @@ def add_event(
     uow.events.add(now, cluster, host_id, kind, message, details)
 
 
+class NotApplied(Exception):
+    """Raised by a grouped change before it wrote anything: leave it out of the batch."""
+
+
+@dataclass
+class _Queued:
+    """One change waiting for a group commit, and what became of it."""
+
+    work: Callable[[UnitOfWork, float], set[str]]
+    host_ids: set[str]
+    clusters: set[str] = field(default_factory=set)
+    error: BaseException | None = None
+    done: bool = False
+
+
 class Registry:
     """All registered hosts, kept in the storage and mirrored in memory for fast decisions."""
 
@@ -133,6 +148,8 @@ class Registry:
         # about hosts in CompatibilityService and VmRegistry; `_load` drops a changed host's answers.
         self.cache = cache or AnswerCache()
         self._lock = threading.RLock()
+        self._queue: list[_Queued] = []  # changes waiting for a group commit
+        self._queue_lock = threading.Lock()
         self._changes: dict[str, deque[float]] = {}  # when each host last stored new versions
         # After a restart, silence during the outage is the coordinator's, not the hosts':
         # nobody counts as stale before three intervals have passed since this start.
@@ -319,6 +336,54 @@ class Registry:
                 self._load(ids)  # a failed change leaves the mirror as stored
                 raise
         return clusters
+
+    def _commit_grouped(
+        self, work: Callable[[UnitOfWork, float], set[str]], host_ids: Iterable[str]
+    ) -> set[str]:
+        """`_commit`, sharing one transaction (one fsync) with whatever other threads queued
+        meanwhile: group commit. Returns only after the shared transaction committed, so
+        an acknowledged change is as durable as with `_commit`. Each ``work`` runs with
+        its own time and its own on_change hooks, in queue order: the stored rows and
+        events are those of running them one after the other. A ``work`` may raise
+        `NotApplied` before it writes anything: only it is left out, and it raises it."""
+        item = _Queued(work, set(host_ids))
+        with self._queue_lock:
+            self._queue.append(item)
+        with self._lock:
+            if not item.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._run_batch(batch)
+        if item.error is not None:
+            raise item.error
+        return item.clusters
+
+    def _run_batch(self, batch: list[_Queued]) -> None:
+        """One unit of work for every queued change (called holding the writer lock)."""
+        try:
+            with self.store.unit_of_work() as uow:
+                for item in batch:
+                    now = self.clock()
+                    ids = item.host_ids  # as in _commit: mirrored before the hooks' own
+                    uow.on_commit(lambda ids=ids: self._load(ids))  # type: ignore[misc]
+                    for host_id in ids:
+                        uow.announce(HOST_TOPIC, host_id)
+                    try:
+                        item.clusters = item.work(uow, now)
+                    except NotApplied as exc:
+                        item.error = exc
+                        continue
+                    if item.clusters:
+                        for hook in self.on_change:
+                            hook(uow, item.clusters, now)
+        except BaseException as exc:
+            self._load({h for item in batch for h in item.host_ids})
+            for item in batch:
+                if item.error is None:
+                    item.error = exc
+        finally:
+            for item in batch:
+                item.done = True
 
     def report(
         self,
@@ -578,9 +643,6 @@ class Registry:
         if record is None or not self._same_profile(record, header, cluster, agent_fingerprint):
             return None
 
-        class Changed(Exception):
-            """The stored host changed since the mirror was read: apply the full report."""
-
         def work(uow: UnitOfWork, now: float) -> set[str]:
             old = uow.hosts.get(host_id, for_update=True)
             if (
@@ -591,7 +653,7 @@ class Registry:
                 or old.profile_version != record.profile_version
                 or old.replayed != replayed
             ):
-                raise Changed
+                raise NotApplied("the stored host changed since the mirror was read")
             uow.hosts.upsert(
                 replace(
                     old,
@@ -605,9 +667,8 @@ class Registry:
             return self._heard_events(uow, now, old, "a full report")
 
         try:
-            with self._lock:
-                self._commit(work, [host_id])
-        except Changed:
+            self._commit_grouped(work, [host_id])
+        except NotApplied:
             return None
         return self.host(host_id)
 
@@ -752,7 +813,7 @@ class Registry:
                 touched.add(cluster)
             return touched
 
-        self._commit(work, [host_id])
+        self._commit_grouped(work, [host_id])
         return self.host(host_id), False
 
     def _set_status(
