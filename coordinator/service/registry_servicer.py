@@ -33,11 +33,17 @@ def _converted(
 
 
 def capture_header(raw: pb_profile.RawCapture) -> RawCapture:
-    """A report's capture without its logical CPUs: what `Registry.report_unchanged` reads."""
+    """A report's capture without its logical CPUs: what `Registry.report_unchanged` reads.
+
+    Field by field, never copying the leaves (a 128-CPU server's are 100 KiB)."""
     header = pb_profile.RawCapture()
-    header.CopyFrom(raw)
-    for name in LEAF_FIELDS:
-        header.ClearField(name)
+    for field, value in raw.ListFields():
+        if field.name in LEAF_FIELDS:
+            continue
+        if field.message_type is not None or field.is_repeated:
+            getattr(header, field.name).MergeFrom(value)  # messages, maps, repeated
+        else:
+            setattr(header, field.name, value)
     return convert.capture_from_proto(header)
 
 

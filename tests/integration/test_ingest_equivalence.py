@@ -27,6 +27,7 @@ from cpucompat.agent.decode import decode
 from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.errors import CpucompatError
 from cpucompat.agent.raw import SOURCE_INSTRUCTION, HostTsc, LogicalCpu, RawCapture
+from cpucompat.agent.wire import capture_to_proto
 from cpucompat.coordinator.compatibility import CompatibilityService
 from cpucompat.coordinator.domain.hosts import EventKind
 from cpucompat.coordinator.limits import Limits
@@ -34,6 +35,8 @@ from cpucompat.coordinator.policy import PolicyEngine
 from cpucompat.coordinator.registry import Registry
 from cpucompat.coordinator.store import Store
 from cpucompat.coordinator.vms import VmRegistry
+from cpucompat.v1 import coordinator_service_pb2 as pb
+from tests.support.inprocess import Running
 from tests.support.paths import DEV_DUMP, NESTED_KVM_OFFER, PROCESSORS
 
 INTERVAL = 10.0
@@ -267,3 +270,54 @@ def test_a_kernel_tsc_move_is_noticed_by_an_unchanged_report(tmp_path: Path, khz
         assert bool(_events(stack, EventKind.PROFILE_CHANGED)) == moved
     finally:
         stack.close()
+
+
+def test_over_grpc_an_unchanged_report_stores_no_version_and_a_moved_tsc_does(
+    tmp_path: Path,
+) -> None:
+    """Through the RegistryService: the header read without the leaves carries the
+    kernel's TSC, the offer and the extra fields the unchanged check needs."""
+    running = Running(tmp_path)
+    capture = replace(
+        load_dump(NESTED_KVM_OFFER),
+        source=SOURCE_INSTRUCTION,
+        origin=None,
+        extra={"kernel": "6.1"},
+        host_tsc=HostTsc(khz=3_000_000, source="kvm"),
+    )
+    assert capture.offer is not None
+
+    def send(capture: RawCapture, agent_version: str) -> pb.ReportProfileResponse:
+        response: pb.ReportProfileResponse = running.registry.ReportProfile(
+            pb.ReportProfileRequest(
+                host_id="h0",
+                cluster="a",
+                raw=capture_to_proto(capture),
+                agent_version=agent_version,
+                agent_fingerprint=decode(capture).report_fingerprint,
+            ),
+            timeout=30,
+        )
+        return response
+
+    registry = running.coordinator.registry
+    full_reports: list[str] = []  # the leaves converted and decoded: the full path
+    full_report = registry.report
+
+    def counted(host_id: str, *args: Any, **kwargs: Any) -> Any:
+        full_reports.append(host_id)
+        return full_report(host_id, *args, **kwargs)
+
+    registry.report = counted  # type: ignore[method-assign]
+    try:
+        first = send(capture, "1.0")
+        again = send(capture, "1.1")
+        assert (again.changed, again.profile_version) == (False, first.profile_version)
+        assert full_reports == ["h0"]  # the second report cost a heartbeat
+        assert registry.host("h0").agent_version == "1.1"
+        moved = send(replace(capture, host_tsc=HostTsc(khz=3_100_000, source="kvm")), "1.1")
+        assert moved.profile_version > first.profile_version
+        assert running.stored()[1] == 2  # two profile versions: the first and the moved TSC
+        assert full_reports == ["h0", "h0"]
+    finally:
+        running.close()
