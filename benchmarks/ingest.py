@@ -532,6 +532,8 @@ def main() -> None:
         },
         "processors_from": origin,
         "client_threads": args.threads,
+        "cpus": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "ingest.db")
@@ -552,6 +554,7 @@ def main() -> None:
                 out["postgres_two_coordinators"] = restart_absorption(url, fleet, 2, args.in_flight)
     memory_hosts = [int(h) for h in args.memory_hosts.split(",") if h.strip()]
     out["memory"] = [memory(h, args.cluster_size, desktops, server) for h in memory_hosts]
+    out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out, indent=2))
 
 
