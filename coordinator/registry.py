@@ -359,7 +359,9 @@ class Registry:
         return item.clusters
 
     def _run_batch(self, batch: list[_Queued]) -> None:
-        """One unit of work for every queued change (called holding the writer lock)."""
+        """One unit of work for every queued change (called holding the writer lock); when
+        it fails, each change is committed alone (a deadlock between coordinators on
+        PostgreSQL, a fault of one change), so each caller gets its own outcome."""
         try:
             with self.store.unit_of_work() as uow:
                 for item in batch:
@@ -376,14 +378,28 @@ class Registry:
                     if item.clusters:
                         for hook in self.on_change:
                             hook(uow, item.clusters, now)
-        except BaseException as exc:
+        except Exception as exc:
             self._load({h for item in batch for h in item.host_ids})
             for item in batch:
-                if item.error is None:
-                    item.error = exc
+                item.error = item.error if isinstance(item.error, NotApplied) else exc
+            if len(batch) > 1:  # one change's failure (or a deadlock) must not fail the rest
+                for item in batch:
+                    if not isinstance(item.error, NotApplied):
+                        self._commit_alone(item)
+        except BaseException as exc:
+            for item in batch:
+                item.error = exc
+            raise
         finally:
             for item in batch:
                 item.done = True
+
+    def _commit_alone(self, item: _Queued) -> None:
+        """A change of a failed batch, committed by itself (its own error, if any)."""
+        try:
+            item.clusters, item.error = self._commit(item.work, item.host_ids), None
+        except Exception as exc:
+            item.error = exc
 
     def report(
         self,
