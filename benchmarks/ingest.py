@@ -4,8 +4,8 @@ A quarter of the hosts are 128-CPU servers in clusters of their own (the shared 
 dump; the largest project fixture when the shared dumps are absent, and the JSON says
 so), the rest desktop processors replayed from real dumps, every fifth desktop cluster
 mixed. Reports are built the way the agent builds them
-(`agent.wire.capture_to_proto`, `profile_to_proto`, the report fingerprint), so a
-change of the wire format shows here. Measured over gRPC on loopback against real
+(`agent.wire.capture_to_proto(..., compact=True)`, `profile_to_proto`, the report
+fingerprint), so a change of the wire format shows here. Measured over gRPC on loopback against real
 coordinator processes, fully durable:
 
 - health-check QPS of the coordinator (the reference), and ReportProfile QPS of
@@ -105,7 +105,7 @@ def processor(capture: RawCapture) -> Processor:
     interval = Duration()
     interval.FromSeconds(int(INTERVAL))
     request = pb.ReportProfileRequest(
-        raw=capture_to_proto(capture),
+        raw=capture_to_proto(capture, compact=True),  # as agent/daemon/reporter.py sends it
         agent_version="benchmark",
         profile=profile_to_proto(profile),
         probe_interval=interval,
