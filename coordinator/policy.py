@@ -140,7 +140,7 @@ class PolicyEngine:
         decision: PolicyDecision,
         now: float,
         old: PolicyRow | Unread | None = UNREAD,
-    ) -> PolicyRow | None:
+    ) -> PolicyRow:
         """Store ``decision`` as a new version unless it equals the stored one; returns the
         row now stored. ``old``: the row this unit of work already read (and locked)."""
         if isinstance(old, Unread):
@@ -203,9 +203,7 @@ class PolicyEngine:
                     pinned=None,
                     reason=f"policy could not be computed ({exc}): fail-safe SHUTDOWN",
                 )
-            stored = self._store(uow, decision, now, row)
-            if stored is not None:
-                rows.append(stored)
+            rows.append(self._store(uow, decision, now, row))
         uow.on_commit(lambda: self._mirror(rows))
 
     def touch(self, uow: UnitOfWork, cluster: str, now: float) -> None:
