@@ -201,11 +201,12 @@ def seed(db: str, fleet: Fleet, label: str) -> None:
                                 recorded_at=now,
                                 fingerprint=profile.fingerprint,
                                 source=proc.capture.source,
-                                raw=blobs[fleet.kinds[n]],
+                                raw=blobs[fleet.kinds[n]].own,
                                 features=sorted(profile.features),
                                 gained=[],
                                 lost=[],
                                 summary=version_summary(profile),
+                                leaf_classes=blobs[fleet.kinds[n]].classes,
                             )
                         )
                         uow.hosts.upsert(
