@@ -321,6 +321,13 @@ def _tsc(capture: RawCapture, cpu_hz: int | None, features: frozenset[str]) -> T
     return Tsc(None, "", scaling, scaling_source, missing)
 
 
+def capture_tsc(capture: RawCapture, cpu_hz: int | None, features: frozenset[str]) -> Tsc:
+    """The TSC ``decode`` would state for ``capture`` given the CPUID rate and features it
+    decoded before: the coordinator's check that an unchanged report's kernel TSC did
+    not move, without decoding the leaves again."""
+    return _tsc(capture, cpu_hz, features)
+
+
 UNKNOWN = _Unknown()
 
 

@@ -34,6 +34,13 @@ POLICY_PAIR_LIMIT = 50
 POLICY_TOPIC = "policy"  # announced with the cluster when a new policy version is stored
 
 
+class Unread:
+    """The caller has not read the policy row yet (`PolicyEngine._store`)."""
+
+
+UNREAD = Unread()
+
+
 @dataclass(frozen=True)
 class StoredPolicy:
     """A decision as stored: with its version and time, what watchers receive."""
@@ -102,7 +109,6 @@ class PolicyEngine:
         # Told (new, previous) after each newer version is mirrored (the metrics count changes).
         self.on_publish: list[Callable[[StoredPolicy, StoredPolicy | None], None]] = []
         registry.on_change.append(self.recompute_in_tx)
-        self._load()
         self._recompute_all()
 
     # ---- computing -------------------------------------------------------------------
@@ -110,7 +116,10 @@ class PolicyEngine:
     def compute(self, uow: UnitOfWork, cluster: str) -> PolicyDecision:
         # The cluster's lock first, then its members: a writer that committed a member
         # change before we got the lock is in what we read (several coordinators).
-        row = uow.policies.get(cluster, for_update=True)
+        return self._compute(uow, cluster, uow.policies.get(cluster, for_update=True))
+
+    def _compute(self, uow: UnitOfWork, cluster: str, row: PolicyRow | None) -> PolicyDecision:
+        """The decision from the cluster's stored members and its locked policy ``row``."""
         # A host in maintenance has no say: neither its processor nor its silence counts.
         members = [
             PolicyInput(
@@ -127,10 +136,19 @@ class PolicyEngine:
         pin_reason = str(row.details.get("pin_reason", "")) if row is not None else ""
         return decide(cluster, members, pinned, pin_reason)
 
-    def _store(self, uow: UnitOfWork, decision: PolicyDecision, now: float) -> None:
-        old = uow.policies.get(decision.cluster, for_update=True)
+    def _store(
+        self,
+        uow: UnitOfWork,
+        decision: PolicyDecision,
+        now: float,
+        old: PolicyRow | Unread | None = UNREAD,
+    ) -> PolicyRow:
+        """Store ``decision`` as a new version unless it equals the stored one; returns the
+        row now stored. ``old``: the row this unit of work already read (and locked)."""
+        if isinstance(old, Unread):
+            old = uow.policies.get(decision.cluster, for_update=True)
         if old is not None and old.version > 0 and decision.same_as(self._from_row(old).decision):
-            return
+            return old
         version = (old.version if old is not None else 0) + 1
         uow.announce(POLICY_TOPIC, decision.cluster)
         details = {
@@ -139,18 +157,17 @@ class PolicyEngine:
             "host_count": decision.host_count,
             "pin_reason": decision.pin_reason,
         }
-        uow.policies.put(
-            PolicyRow(
-                cluster=decision.cluster,
-                action=int(decision.action),
-                computed_action=int(decision.computed),
-                pinned_action=None if decision.pinned is None else int(decision.pinned),
-                reason=decision.reason,
-                details=details,
-                version=version,
-                updated_at=now,
-            )
+        new = PolicyRow(
+            cluster=decision.cluster,
+            action=int(decision.action),
+            computed_action=int(decision.computed),
+            pinned_action=None if decision.pinned is None else int(decision.pinned),
+            reason=decision.reason,
+            details=details,
+            version=version,
+            updated_at=now,
         )
+        uow.policies.put(new)
         old_action = OfflineAction(old.action) if old is not None else None
         if old_action != decision.action:
             was = old_action.name if old_action is not None else "none"
@@ -167,12 +184,19 @@ class PolicyEngine:
                 blocking_pairs=[f"{p['source']}->{p['target']}" for p in decision.blocking_pairs],
                 stale_hosts=list(decision.stale_hosts),
             )
+        return new
 
     def recompute_in_tx(self, uow: UnitOfWork, clusters: set[str], now: float) -> None:
-        """Registry hook: runs inside the registry's unit of work; watchers hear after commit."""
+        """Registry hook: runs inside the registry's unit of work; watchers hear after commit.
+
+        Each cluster's policy row is read (and locked) once; after the commit the mirror
+        takes the rows this unit of work stored or found current, without reading them
+        again (a big mixed cluster's blocking pairs are hundreds of KiB of JSON)."""
+        rows: list[PolicyRow] = []
         for cluster in sorted(clusters):
+            row = uow.policies.get(cluster, for_update=True)
             try:
-                decision = self.compute(uow, cluster)
+                decision = self._compute(uow, cluster, row)
             except Exception as exc:  # never block a report; unknown means shutdown
                 decision = PolicyDecision(
                     cluster=cluster,
@@ -181,8 +205,8 @@ class PolicyEngine:
                     pinned=None,
                     reason=f"policy could not be computed ({exc}): fail-safe SHUTDOWN",
                 )
-            self._store(uow, decision, now)
-        uow.on_commit(lambda: self._publish(clusters))
+            rows.append(self._store(uow, decision, now, row))
+        uow.on_commit(lambda: self._mirror(rows))
 
     def touch(self, uow: UnitOfWork, cluster: str, now: float) -> None:
         """A new policy version without a new decision: the cluster's per-VM actions
@@ -214,10 +238,13 @@ class PolicyEngine:
         """After a commit: mirror the committed policies of ``clusters`` and wake watchers."""
         with self.store.read() as uow:
             rows = [uow.policies.get(c) for c in sorted(clusters)]
+        self._mirror([row for row in rows if row is not None])
+
+    def _mirror(self, rows: list[PolicyRow]) -> None:
+        """Mirror committed policy rows (an older version never replaces a newer one) and
+        wake watchers."""
         with self._changed:
             for row in rows:
-                if row is None:
-                    continue
                 stored = self._from_row(row)
                 current = self._policies.get(stored.decision.cluster)
                 if current is None or stored.version > current.version:
@@ -236,15 +263,12 @@ class PolicyEngine:
             clusters = {row.cluster for row in uow.policies.all()}
         self._publish(clusters)
 
-    def _load(self) -> None:
-        with self.store.read() as uow:
-            rows = uow.policies.all()
-        for row in rows:
-            self._policies[row.cluster] = self._from_row(row)
-
     def _recompute_all(self) -> None:
-        """At start: the feature table may be newer than the stored decisions."""
-        clusters = set(self.registry.clusters()) | set(self._policies)
+        """At start: the feature table may be newer than the stored decisions. Every
+        cluster's policy is read once, here (the mirror takes the rows recomputed)."""
+        with self.store.read() as uow:
+            stored = uow.policies.clusters()
+        clusters = set(self.registry.clusters()) | set(stored)
         if not clusters:
             return
         now = self.registry.clock()

@@ -16,11 +16,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from cpucompat.agent.decode import decode
+from cpucompat.agent.decode import capture_tsc, decode
+from cpucompat.agent.decode import offer_fingerprint as decode_offer_fingerprint
 from cpucompat.agent.errors import CpucompatError, InputError, NotFoundError, RefusalError
 from cpucompat.agent.profile import Profile
 from cpucompat.agent.raw import RawCapture, RawDataError, validate_capture
@@ -110,6 +111,21 @@ def add_event(
     uow.events.add(now, cluster, host_id, kind, message, details)
 
 
+class NotApplied(Exception):
+    """Raised by a grouped change before it wrote anything: leave it out of the batch."""
+
+
+@dataclass
+class _Queued:
+    """One change waiting for a group commit, and what became of it."""
+
+    work: Callable[[UnitOfWork, float], set[str]]
+    host_ids: set[str]
+    clusters: set[str] = field(default_factory=set)
+    error: BaseException | None = None
+    done: bool = False
+
+
 class Registry:
     """All registered hosts, kept in the storage and mirrored in memory for fast decisions."""
 
@@ -132,6 +148,8 @@ class Registry:
         # about hosts in CompatibilityService and VmRegistry; `_load` drops a changed host's answers.
         self.cache = cache or AnswerCache()
         self._lock = threading.RLock()
+        self._queue: list[_Queued] = []  # changes waiting for a group commit
+        self._queue_lock = threading.Lock()
         self._changes: dict[str, deque[float]] = {}  # when each host last stored new versions
         # After a restart, silence during the outage is the coordinator's, not the hosts':
         # nobody counts as stale before three intervals have passed since this start.
@@ -203,6 +221,7 @@ class Registry:
             agent_version=row.agent_version,
             maintenance=row.maintenance,
             maintenance_reason=row.maintenance_reason,
+            agent_fingerprint=row.agent_fingerprint,
         )
 
     def record_of(self, uow: UnitOfWork, row: HostRow) -> HostRecord | None:
@@ -318,6 +337,70 @@ class Registry:
                 raise
         return clusters
 
+    def _commit_grouped(
+        self, work: Callable[[UnitOfWork, float], set[str]], host_ids: Iterable[str]
+    ) -> set[str]:
+        """`_commit`, sharing one transaction (one fsync) with whatever other threads queued
+        meanwhile: group commit. Returns only after the shared transaction committed, so
+        an acknowledged change is as durable as with `_commit`. Each ``work`` runs with
+        its own time and its own on_change hooks, in queue order: the stored rows and
+        events are those of running them one after the other. A ``work`` may raise
+        `NotApplied` before it writes anything: only it is left out, and it raises it."""
+        item = _Queued(work, set(host_ids))
+        with self._queue_lock:
+            self._queue.append(item)
+        with self._lock:
+            if not item.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._run_batch(batch)
+        if item.error is not None:
+            raise item.error
+        return item.clusters
+
+    def _run_batch(self, batch: list[_Queued]) -> None:
+        """One unit of work for every queued change (called holding the writer lock); when
+        it fails, each change is committed alone (a deadlock between coordinators on
+        PostgreSQL, a fault of one change), so each caller gets its own outcome."""
+        try:
+            with self.store.unit_of_work() as uow:
+                for item in batch:
+                    now = self.clock()
+                    ids = item.host_ids  # as in _commit: mirrored before the hooks' own
+                    uow.on_commit(lambda ids=ids: self._load(ids))  # type: ignore[misc]
+                    for host_id in ids:
+                        uow.announce(HOST_TOPIC, host_id)
+                    try:
+                        item.clusters = item.work(uow, now)
+                    except NotApplied as exc:
+                        item.error = exc
+                        continue
+                    if item.clusters:
+                        for hook in self.on_change:
+                            hook(uow, item.clusters, now)
+        except Exception as exc:
+            self._load({h for item in batch for h in item.host_ids})
+            for item in batch:
+                item.error = item.error if isinstance(item.error, NotApplied) else exc
+            if len(batch) > 1:  # one change's failure (or a deadlock) must not fail the rest
+                for item in batch:
+                    if not isinstance(item.error, NotApplied):
+                        self._commit_alone(item)
+        except BaseException as exc:
+            for item in batch:
+                item.error = exc
+            raise
+        finally:
+            for item in batch:
+                item.done = True
+
+    def _commit_alone(self, item: _Queued) -> None:
+        """A change of a failed batch, committed by itself (its own error, if any)."""
+        try:
+            item.clusters, item.error = self._commit(item.work, item.host_ids), None
+        except Exception as exc:
+            item.error = exc
+
     def report(
         self,
         host_id: str,
@@ -333,18 +416,10 @@ class Registry:
 
         Every field is checked before the transaction opens: a refused report stores nothing.
         """
-        check_name(host_id, "host id")
-        check_name(cluster, "cluster name")
-        try:
-            replayed = check_capture_fields(
-                capture.source, capture.microcode, capture.origin, capture.extra
-            )
-            check_agent_address(agent_address)
-            check_text(agent_version, "agent_version", MAX_AGENT_VERSION)
-            check_text(agent_fingerprint, "agent_fingerprint", MAX_FINGERPRINT)
-            interval = self._interval(heartbeat_interval, DEFAULT_HEARTBEAT_INTERVAL)
-        except LimitError as exc:
-            raise InvalidReportError(f"report for {host_id!r} refused: {exc}") from None
+        replayed, interval = self._check_report(
+            host_id, cluster, capture, agent_address, heartbeat_interval, agent_fingerprint,
+            agent_version,
+        )  # fmt: skip
         if not replayed:
             # A live capture has no file behind it: whatever the client wrote as its origin
             # (a dump path, say) must never show as where a live host's profile came from.
@@ -356,11 +431,6 @@ class Registry:
             profile = self.cache.get(Region.CONTENT, key) or decode(capture)
         except RawDataError as exc:
             raise InvalidReportError(f"report for {host_id!r} refused: {exc}") from None
-        if replayed and not self.allow_replayed:
-            raise RefusedError(
-                f"report for {host_id!r} is replayed from a dump ({capture.source}); start the "
-                "coordinator with --allow-replayed to accept rehearsal hosts"
-            )
         features = sorted(profile.features)
         stored_new_version = False
 
@@ -497,6 +567,166 @@ class Registry:
                 self._changes.setdefault(host_id, deque()).append(self.clock())
         return self.host(host_id)
 
+    def _check_report(
+        self,
+        host_id: str,
+        cluster: str,
+        capture: RawCapture,
+        agent_address: str,
+        heartbeat_interval: float,
+        agent_fingerprint: str,
+        agent_version: str,
+    ) -> tuple[bool, float]:
+        """A report's own fields (not its leaves), checked alike on both paths:
+        (replayed, heartbeat interval); InvalidReportError or RefusedError."""
+        check_name(host_id, "host id")
+        check_name(cluster, "cluster name")
+        try:
+            replayed = check_capture_fields(
+                capture.source, capture.microcode, capture.origin, capture.extra
+            )
+            check_agent_address(agent_address)
+            check_text(agent_version, "agent_version", MAX_AGENT_VERSION)
+            check_text(agent_fingerprint, "agent_fingerprint", MAX_FINGERPRINT)
+            interval = self._interval(heartbeat_interval, DEFAULT_HEARTBEAT_INTERVAL)
+        except LimitError as exc:
+            raise InvalidReportError(f"report for {host_id!r} refused: {exc}") from None
+        if replayed and not self.allow_replayed:
+            raise RefusedError(
+                f"report for {host_id!r} is replayed from a dump ({capture.source}); start the "
+                "coordinator with --allow-replayed to accept rehearsal hosts"
+            )
+        return replayed, interval
+
+    def report_from(
+        self,
+        host_id: str,
+        cluster: str,
+        header: RawCapture,
+        leaves: Callable[[], RawCapture],
+        *,
+        agent_address: str = "",
+        heartbeat_interval: float = 0,
+        agent_fingerprint: str = "",
+        agent_version: str = "",
+    ) -> tuple[HostRecord, bool]:
+        """A report as it arrives: ``header`` is its capture without logical CPUs, ``leaves``
+        converts the whole capture, called only when the profile may have changed.
+        Returns (the host's record, whether it was applied as unchanged)."""
+        fields: dict[str, Any] = {
+            "agent_address": agent_address,
+            "heartbeat_interval": heartbeat_interval,
+            "agent_fingerprint": agent_fingerprint,
+            "agent_version": agent_version,
+        }
+        known = self.find(host_id)
+        if known is not None and agent_fingerprint and agent_fingerprint == known.agent_fingerprint:
+            record = self.report_unchanged(host_id, cluster, header, **fields)
+            if record is not None:
+                return record, True
+        return self.report(host_id, cluster, leaves(), **fields), False
+
+    def report_unchanged(
+        self,
+        host_id: str,
+        cluster: str,
+        header: RawCapture,
+        *,
+        agent_address: str = "",
+        heartbeat_interval: float = 0,
+        agent_fingerprint: str = "",
+        agent_version: str = "",
+    ) -> HostRecord | None:
+        """A report whose profile provably did not change, applied at a heartbeat's cost;
+        None when that is not provable (the caller then applies it with `report`).
+
+        ``header`` is the report's capture without its logical CPUs (never decoded here).
+        Unchanged means: the agent's fingerprint (processor and hypervisor offer, as the
+        agent decoded them) equals the one stored with the host, exactly what a heartbeat
+        is trusted with; the stored fingerprint equals this coordinator's decoding of the
+        stored leaves (a newer feature table is noticed: the full report stores a new
+        version, as always); the offer's fingerprint, the kernel's TSC (within the
+        recalibration tolerance), the replayed flag and the cluster are the stored ones.
+        What is stored then is what `report` would store for it: the host's last-seen
+        time, status, interval, agent address and version (all checked first), and the
+        events of a heartbeat (back online, maintenance ended).
+        """
+        replayed, interval = self._check_report(
+            host_id, cluster, header, agent_address, heartbeat_interval, agent_fingerprint,
+            agent_version,
+        )  # fmt: skip
+        record = self.find(host_id)
+        if record is None or not self._same_profile(record, header, cluster, agent_fingerprint):
+            return None
+
+        def work(uow: UnitOfWork, now: float) -> set[str]:
+            old = uow.hosts.get(host_id, for_update=True)
+            if (
+                old is None
+                or old.agent_fingerprint != agent_fingerprint
+                or old.cluster != cluster
+                or old.fingerprint != record.fingerprint
+                or old.profile_version != record.profile_version
+                or old.replayed != replayed
+            ):
+                raise NotApplied("the stored host changed since the mirror was read")
+            uow.hosts.upsert(
+                replace(
+                    old,
+                    agent_address=agent_address,
+                    agent_version=agent_version,
+                    status=HostStatus.ONLINE,
+                    last_seen=now,
+                    heartbeat_interval=interval,
+                )
+            )
+            return self._heard_events(uow, now, old, "a full report")
+
+        try:
+            self._commit_grouped(work, [host_id])
+        except NotApplied:
+            return None
+        return self.host(host_id)
+
+    def _same_profile(
+        self, record: HostRecord, header: RawCapture, cluster: str, agent_fingerprint: str
+    ) -> bool:
+        """What `report_unchanged` checks against the mirror before it opens a transaction."""
+        profile = record.profile
+        if (
+            not agent_fingerprint
+            or agent_fingerprint != record.agent_fingerprint
+            or cluster != record.cluster
+            or header.replayed != record.replayed
+            or profile.fingerprint != record.fingerprint  # the decoder changed
+        ):
+            return False
+        offer = "" if header.offer is None else decode_offer_fingerprint(header.offer)
+        if offer != offer_fingerprint(profile):
+            return False
+        return not tsc_changed(profile.tsc, capture_tsc(header, profile.tsc_hz, profile.features))
+
+    def _heard_events(self, uow: UnitOfWork, now: float, old: HostRow, what: str) -> set[str]:
+        """An unchanged report's events, in the order `report` logs them: a host that was
+        not online is online again, maintenance that was ending ends; touched clusters."""
+        touched: set[str] = set()
+        if old.status != HostStatus.ONLINE:
+            self.add_event(
+                uow,
+                now,
+                old.cluster,
+                old.host_id,
+                EventKind.STATUS_CHANGED,
+                f"host {old.host_id} is online again (was {old.status.value})",
+                old_status=old.status.value,
+                new_status=HostStatus.ONLINE.value,
+            )
+            touched.add(old.cluster)
+        if old.maintenance == MAINTENANCE_ENDING:
+            self._end_maintenance(uow, now, old.host_id, old.cluster, what)
+            touched.add(old.cluster)
+        return touched
+
     def _check_change_rate(self, host_id: str) -> None:
         """At most --profile-changes-per-hour new versions per host (RateLimitedError).
 
@@ -599,7 +829,7 @@ class Registry:
                 touched.add(cluster)
             return touched
 
-        self._commit(work, [host_id])
+        self._commit_grouped(work, [host_id])
         return self.host(host_id), False
 
     def _set_status(

@@ -53,6 +53,7 @@ class HostRecord:
     agent_version: str = ""
     maintenance: str = ""  # "" none, "on", "ending" (off asked; ends at the next fresh report)
     maintenance_reason: str = ""
+    agent_fingerprint: str = ""  # the agent's own fingerprint of its last report
 
     @property
     def in_maintenance(self) -> bool:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import grpc
 
-from cpucompat.agent.raw import RawDataError
+from cpucompat.agent.raw import RawCapture, RawDataError
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
+from cpucompat.v1 import profile_pb2 as pb_profile
 
 from .. import convert
 from ..admissions import Admissions, NotAdmittedError
@@ -17,6 +19,32 @@ from ..registry import InvalidReportError, Registry, check_name
 from ..store import FaultLog
 
 log = logging.getLogger("cpucompat.coordinator")
+LEAF_FIELDS = ("cpus", "cpu_classes", "compact_cpus")  # the fields holding the leaves
+
+
+def _converted(
+    request: pb.ReportProfileRequest, convert_raw: Callable[[pb_profile.RawCapture], RawCapture]
+) -> RawCapture:
+    """The report's capture (or its header) in domain form; bad leaves are INVALID_ARGUMENT."""
+    try:
+        return convert_raw(request.raw)
+    except RawDataError as exc:
+        raise InvalidReportError(f"report for {request.host_id!r} refused: {exc}") from None
+
+
+def capture_header(raw: pb_profile.RawCapture) -> RawCapture:
+    """A report's capture without its logical CPUs: what `Registry.report_unchanged` reads.
+
+    Field by field, never copying the leaves (a 128-CPU server's are 100 KiB)."""
+    header = pb_profile.RawCapture()
+    for field, value in raw.ListFields():
+        if field.name in LEAF_FIELDS:
+            continue
+        if field.message_type is not None or field.is_repeated:
+            getattr(header, field.name).MergeFrom(value)  # messages, maps, repeated
+        else:
+            setattr(header, field.name, value)
+    return convert.capture_from_proto(header)
 
 
 class RegistryServicer(pb_grpc.RegistryServiceServicer):
@@ -46,14 +74,11 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         self._require_admission(request.host_id, request.cluster)
         check_text(request.agent_fingerprint, "agent_fingerprint", MAX_FINGERPRINT)
         before = self.registry.find(request.host_id)
-        try:
-            capture = convert.capture_from_proto(request.raw)
-        except RawDataError as exc:
-            raise InvalidReportError(f"report for {request.host_id!r} refused: {exc}") from None
-        record = self.registry.report(
+        record, _unchanged = self.registry.report_from(
             request.host_id,
             request.cluster,
-            capture,
+            _converted(request, capture_header),
+            lambda: _converted(request, convert.capture_from_proto),
             agent_address=request.agent_address,
             heartbeat_interval=convert.duration_seconds(request.probe_interval),
             agent_fingerprint=request.agent_fingerprint,

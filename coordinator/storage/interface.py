@@ -237,6 +237,10 @@ class PolicyRepository(Protocol):
 
     def all(self) -> list[PolicyRow]: ...
 
+    def clusters(self) -> list[str]:
+        """Every cluster with a stored policy, sorted (without reading the policies)."""
+        ...
+
     def put(self, row: PolicyRow) -> None:
         """Insert or replace the cluster's policy."""
         ...

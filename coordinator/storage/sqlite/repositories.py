@@ -297,6 +297,10 @@ class SqlitePolicies:
             policy_row(row) for row in self.db.execute("SELECT * FROM policies ORDER BY cluster")
         ]
 
+    def clusters(self) -> list[str]:
+        rows = self.db.execute("SELECT cluster FROM policies ORDER BY cluster").fetchall()
+        return [row["cluster"] for row in rows]
+
     def put(self, row: PolicyRow) -> None:
         self.db.execute(
             "INSERT INTO policies (cluster, action, computed_action, pinned_action, reason, "
