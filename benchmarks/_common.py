@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from cpucompat.agent.cli.progress import Progress
 
@@ -70,30 +69,19 @@ def rounded(samples: Mapping[str, list[float]]) -> dict[str, list[float]]:
     return {name: [round(v, 1) for v in values] for name, values in samples.items()}
 
 
-class Stage:
+class Stage(Progress):
     """A long step of a benchmark (seeding thousands of hosts): a progress line while it runs
-    (on a terminal only) and, once it is over, the wall-clock ``seconds`` it took."""
+    (on a terminal only) and, once closed (the end of its ``with``), the wall-clock
+    ``seconds`` since it was made."""
 
     def __init__(self, label: str, total: int) -> None:
-        self.progress = Progress(label, total)
+        super().__init__(label, total)
         self.seconds = 0.0
-        self._start = 0.0
-
-    def advance(self, steps: int = 1) -> None:
-        self.progress.advance(steps)
-
-    def __enter__(self) -> Stage:
         self._start = time.perf_counter()
-        return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.seconds = time.perf_counter() - self._start
-        self.progress.close()
+        super().close()
 
 
 # ---- coordinator processes ------------------------------------------------------------

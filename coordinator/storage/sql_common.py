@@ -254,21 +254,11 @@ def _event_where(where: EventFilter) -> tuple[str, list[Any]]:
 INSERT_EVENTS = (
     "INSERT INTO events (time, cluster, host_id, kind, message, details) VALUES (?, ?, ?, ?, ?, ?)"
 )
+EventValues = tuple[float, str, str, str, str, str]
+"""An event as `INSERT_EVENTS` stores it."""
 
 
 class SqlEvents(SqlRepository):
-    @staticmethod
-    def _values(
-        time: float,
-        cluster: str,
-        host_id: str,
-        kind: EventKind,
-        message: str,
-        details: dict[str, Any],
-    ) -> tuple[float, str, str, str, str, str]:
-        """An event as `INSERT_EVENTS` stores it."""
-        return (time, cluster, host_id, kind.value, message, json.dumps(details, sort_keys=True))
-
     def add(
         self,
         time: float,
@@ -278,7 +268,11 @@ class SqlEvents(SqlRepository):
         message: str,
         details: dict[str, Any],
     ) -> None:
-        self.db.execute(INSERT_EVENTS, self._values(time, cluster, host_id, kind, message, details))
+        details_text = json.dumps(details, sort_keys=True)
+        self._insert((time, cluster, host_id, kind.value, message, details_text))
+
+    def _insert(self, values: EventValues) -> None:
+        self.db.execute(INSERT_EVENTS, values)
 
     def window(self, where: EventFilter, newest: int) -> tuple[int, int] | None:
         sql, params = _event_where(where)

@@ -15,10 +15,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import DictRow
 
-from ...domain.hosts import EventKind
 from ..interface import PolicyRow
 from ..sql_common import (
     INSERT_EVENTS,
+    EventValues,
     SqlAdmissions,
     SqlBaselinePins,
     SqlEvents,
@@ -116,21 +116,13 @@ class PgProfiles(PgRepository, SqlProfiles):
 class PgEvents(PgRepository, SqlEvents):
     def __init__(self, db: PgSql) -> None:
         super().__init__(db)
-        self.pending: list[tuple[float, str, str, str, str, str]] = []
+        self.pending: list[EventValues] = []
 
-    def add(
-        self,
-        time: float,
-        cluster: str,
-        host_id: str,
-        kind: EventKind,
-        message: str,
-        details: dict[str, Any],
-    ) -> None:
+    def _insert(self, values: EventValues) -> None:
         # Ids are the events list's paging cursor: a reader must never see id N+1 before N.
         # An identity value is taken at insert but visible at commit, so events are
         # inserted at the end of the unit of work (flush), under a lock held to commit.
-        self.pending.append(self._values(time, cluster, host_id, kind, message, details))
+        self.pending.append(values)
 
     def flush(self) -> None:
         """Insert the pending events; last in the unit of work, so the events lock is always
