@@ -406,27 +406,17 @@ def postgres(url: str | None) -> Iterator[str | None]:
         yield url
         return
     sys.path.insert(0, str(ROOT))
-    from tests.support.postgres import PostgresServer, find_binaries
+    from tests.support.postgres import throwaway_server
 
-    binaries = find_binaries()
-    if binaries is None:
+    server = throwaway_server("cpucompat-bench-pg-")
+    if server is None:
         yield None
         return
-    folder = Path(tempfile.mkdtemp(prefix="cpucompat-bench-pg-"))
-    run_as = None
-    if os.geteuid() == 0:
-        import pwd
-
-        nobody = pwd.getpwnam("nobody")
-        run_as = (nobody.pw_uid, nobody.pw_gid)
-        os.chown(folder, *run_as)
-    server = PostgresServer(folder, binaries, run_as)
     try:
-        server.start()
         yield server.database("ingest")
     finally:
         server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(server.folder, ignore_errors=True)
 
 
 def main() -> None:
