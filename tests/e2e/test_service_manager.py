@@ -109,47 +109,51 @@ def _handshake(address: str, ca: Path) -> bool:
     return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def install(ca: TestCA, name: str, cert: Path, key: Path) -> None:
+    """A new certificate for ``name`` (and 127.0.0.1) from ``ca``, written over ``cert``
+    and ``key``: what an operator's renewal does before SIGHUP."""
+    issued_cert, issued_key = ca.issue(name, dns=[name], ip=["127.0.0.1"])
+    shutil.copy(issued_cert, cert)
+    shutil.copy(issued_key, key)
+
+
+def sighup(daemon: Daemon, line: str) -> None:
+    """Send SIGHUP and wait for the daemon to log ``line``."""
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: line in daemon.output(), what=repr(line))
+
+
 def test_sighup_reloads_certificates_for_new_connections(tmp_path: Path) -> None:
-    old = TestCA(tmp_path / "old")
-    cert, key = old.issue("coordinator", dns=["localhost"], ip=["127.0.0.1"])
-    live_cert, live_key = tmp_path / "server.pem", tmp_path / "server.key"
-    shutil.copy(cert, live_cert)
-    shutil.copy(key, live_key)
-    tls = ("--tls-cert", str(live_cert), "--tls-key", str(live_key))
+    old, new = TestCA(tmp_path / "old"), TestCA(tmp_path / "new")
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    install(old, "localhost", cert, key)
+    tls = ("--tls-cert", str(cert), "--tls-key", str(key))
     with clean_stop(start_coordinator(tmp_path, *tls)) as daemon:
         assert _handshake(daemon.address, old.ca_path)
-        new = TestCA(tmp_path / "new")
         assert not _handshake(daemon.address, new.ca_path)
 
-        cert, key = new.issue("coordinator", dns=["localhost"], ip=["127.0.0.1"])
-        shutil.copy(cert, live_cert)
-        shutil.copy(key, live_key)
-        daemon.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: "TLS certificates reloaded" in daemon.output(), what="reload line")
+        install(new, "localhost", cert, key)
+        sighup(daemon, "TLS certificates reloaded")
         assert _handshake(daemon.address, new.ca_path)
         assert not _handshake(daemon.address, old.ca_path)
 
         # a broken new certificate keeps the working one and says why
-        live_cert.write_text("not a certificate\n")
-        daemon.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: "TLS reload failed" in daemon.output(), what="refusal line")
+        cert.write_text("not a certificate\n")
+        sighup(daemon, "TLS reload failed")
         assert "keeping the previous certificates" in daemon.output()
         assert daemon.proc.poll() is None
         assert _handshake(daemon.address, new.ca_path)
 
 
 def test_agent_sighup_reloads_its_own_certificate(tmp_path: Path, coordinator: Daemon) -> None:
-    old = TestCA(tmp_path / "old")
-    cert, key = old.issue("h1", dns=["h1"], ip=["127.0.0.1"])
+    old, new = TestCA(tmp_path / "old"), TestCA(tmp_path / "new")
+    cert, key = tmp_path / "agent.pem", tmp_path / "agent.key"
+    install(old, "h1", cert, key)
     tls = ("--tls-cert", str(cert), "--tls-key", str(key))
     with clean_stop(agent(tmp_path, coordinator, *tls)) as daemon:
         assert _handshake(daemon.address, old.ca_path)
-        new = TestCA(tmp_path / "new")
-        new_cert, new_key = new.issue("h1", dns=["h1"], ip=["127.0.0.1"])
-        shutil.copy(new_cert, cert)
-        shutil.copy(new_key, key)
-        daemon.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: "TLS certificates reloaded" in daemon.output(), what="reload")
+        install(new, "h1", cert, key)
+        sighup(daemon, "TLS certificates reloaded")
         assert _handshake(daemon.address, new.ca_path)
         assert daemon.proc.poll() is None
 
