@@ -122,3 +122,12 @@ def test_services_reach_storage_only_through_the_interface() -> None:
         if bad:
             offenders.append(f"{path.relative_to(PROJECT_ROOT)}: {bad}")
     assert offenders == [], offenders
+
+
+def test_statements_for_postgresql_hold_no_percent_sign() -> None:
+    """PostgreSQL runs the shared statements with each ``?`` turned into psycopg's ``%s``
+    (`postgres/repositories.py` `PgSql`): a ``%`` of their own would be read as a placeholder."""
+    for path in (SHARED_SQL, POSTGRES_BACKEND / "repositories.py"):
+        found = sql_strings(ast.parse(path.read_text()))
+        assert found, path
+        assert [s for s in found if "%" in s] == [], path
