@@ -4,9 +4,10 @@
 them answers alike. The agent and the CLI keep one gRPC channel per listed address
 (each checks its own server's certificate name) and call them through
 `FailoverChannel`: calls go to the coordinator that answered last ("sticky"); when it
-fails with UNAVAILABLE or DEADLINE_EXCEEDED the call moves on to the next address in
-the listed order, each address at most once per call. A DNS name inside one entry is
-left to gRPC itself: its resolver and `pick_first` policy try every resolved address.
+does not answer (`FAILOVER_CODES`) the call moves on to the next address in the listed
+order, each address at most once per call. A DNS name inside one entry is left to gRPC
+itself: its resolver and `pick_first` policy try every resolved address. A coordinator
+that hangs is noticed by the channels' keepalive pings (agent/keepalive.py).
 """
 
 from __future__ import annotations
@@ -20,13 +21,21 @@ import grpc
 
 from .addresses import dial_address
 
-# A coordinator that cannot be reached or did not answer in time; any other status is an
-# answer (the coordinators share one database, so another would say the same).
 _QUIET = logging.getLogger(__name__ + ".quiet")
 _QUIET.propagate = False
 _QUIET.addHandler(logging.NullHandler())
 
+# "Try the next coordinator": this one cannot be reached, lost the connection (a reset, a
+# GOAWAY, an unanswered keepalive ping: all UNAVAILABLE, as is a coordinator whose own
+# database connection failed) or did not answer in time. Any other status is an answer:
+# the coordinators share one database, so another would say the same.
 FAILOVER_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+# A response stream (WatchPolicy) also moves on, before its first message, from a
+# coordinator out of room for it (RESOURCE_EXHAUSTED: its watcher limit or workers are
+# used up; another coordinator has its own). A unary RESOURCE_EXHAUSTED stays an
+# answer: a full database is full for every coordinator, and the per-host rate limit
+# must not be escaped by asking another one.
+STREAM_FAILOVER_CODES = FAILOVER_CODES | {grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
 def parse_coordinators(value: str | Sequence[str]) -> tuple[str, ...]:
@@ -49,6 +58,22 @@ def parse_coordinators(value: str | Sequence[str]) -> tuple[str, ...]:
     if not found:
         raise ValueError("no coordinator address given: HOST:PORT[,HOST:PORT...]")
     return tuple(found)
+
+
+def _factory(kind: str) -> Callable[..., Any]:
+    """A `grpc.Channel` factory method (``unary_unary`` ...) of `FailoverChannel`."""
+
+    def factory(
+        self: FailoverChannel,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: bool | None = False,
+    ) -> Any:
+        return self._call(kind, method, request_serializer, response_deserializer)
+
+    factory.__name__ = factory.__qualname__ = kind
+    return factory
 
 
 class FailoverChannel(grpc.Channel):
@@ -184,56 +209,22 @@ class FailoverChannel(grpc.Channel):
         assert last is not None
         raise last
 
-    def unary_unary(  # type: ignore[override]
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: bool | None = False,
-    ) -> Any:
-        def call(request: Any, **kwargs: Any) -> Any:
-            return self._unary(method, request_serializer, response_deserializer, request, kwargs)
+    def _call(self, kind: str, method: str, ser: Any, de: Any) -> Callable[..., Any]:
+        """What a stub calls for ``method``: unary calls and response streams fail over;
+        request streams (no cpucompat RPC has one) go to the current coordinator."""
+        if kind == "unary_unary":
+            return lambda request, **kwargs: self._unary(method, ser, de, request, kwargs)
+        if kind == "unary_stream":
+            return lambda request, **kwargs: _FailoverStream(self, method, ser, de, request, kwargs)
+        return lambda requests, **kwargs: self._multicallable(
+            self._order()[0], kind, method, ser, de
+        )(requests, **kwargs)
 
-        return call
-
-    def unary_stream(  # type: ignore[override]
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: bool | None = False,
-    ) -> Any:
-        def call(request: Any, **kwargs: Any) -> _FailoverStream:
-            return _FailoverStream(
-                self, method, request_serializer, response_deserializer, request, kwargs
-            )
-
-        return call
-
-    def stream_unary(  # type: ignore[override]
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: bool | None = False,
-    ) -> Any:
-        # No cpucompat RPC streams requests; stubs still build one of these per method.
-        index = self._order()[0]
-        return self._multicallable(
-            index, "stream_unary", method, request_serializer, response_deserializer
-        )
-
-    def stream_stream(  # type: ignore[override]
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: bool | None = False,
-    ) -> Any:
-        index = self._order()[0]
-        return self._multicallable(
-            index, "stream_stream", method, request_serializer, response_deserializer
-        )
+    # The four `grpc.Channel` factories the generated stubs use, one helper behind them.
+    unary_unary = _factory("unary_unary")  # type: ignore[assignment]
+    unary_stream = _factory("unary_stream")  # type: ignore[assignment]
+    stream_unary = _factory("stream_unary")  # type: ignore[assignment]
+    stream_stream = _factory("stream_stream")  # type: ignore[assignment]
 
     def subscribe(self, callback: Any, try_to_connect: bool = False) -> None:
         self.channel(self._order()[0]).subscribe(callback, try_to_connect)
@@ -260,7 +251,10 @@ class FailoverChannel(grpc.Channel):
 
 
 class _FailoverStream(Iterator[Any]):
-    """A response stream that moves on to the next coordinator until its first message."""
+    """A response stream that moves on to the next coordinator until its first message.
+
+    After that, a stream ended by a lost coordinator (a keepalive ping unanswered) marks
+    it failed and ends; its owner resubscribes, starting at the next coordinator."""
 
     def __init__(
         self,
@@ -302,7 +296,8 @@ class _FailoverStream(Iterator[Any]):
             try:
                 message = next(call)
             except grpc.RpcError as exc:
-                if self._cancelled or exc.code() not in FAILOVER_CODES:
+                moves_on = FAILOVER_CODES if self._started else STREAM_FAILOVER_CODES
+                if self._cancelled or exc.code() not in moves_on:
                     raise
                 self._owner.failed(self._index, exc)
                 if self._started or not self._order:

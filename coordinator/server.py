@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from cpucompat.agent.keepalive import SERVER_KEEPALIVE
 from cpucompat.agent.metrics_http import MetricsEndpoint, check_metrics_address
 from cpucompat.agent.sdnotify import serve_until_stopped
 from cpucompat.agent.tls import ReloadableServerTls, TlsFiles, check_listen_address
@@ -240,6 +241,7 @@ def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", max(config.max_message_bytes, 64 * 1024 * 1024)),
         ("grpc.so_reuseport", 0),
+        *SERVER_KEEPALIVE,  # the agents' and the CLI's keepalive pings, not GOAWAY
     ]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.workers),

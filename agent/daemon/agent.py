@@ -18,6 +18,7 @@ import grpc
 
 from ..addresses import listen_error
 from ..coordinators import FailoverChannel, parse_coordinators
+from ..keepalive import CHANNEL_KEEPALIVE
 from ..metrics_http import MetricsEndpoint, check_metrics_address
 from ..names import valid_name
 from ..raw import RawCapture, RawDataError
@@ -88,12 +89,16 @@ def make_channel(address: str, tls: TlsFiles, interval: float) -> grpc.Channel:
     """One channel to one coordinator, made again by `FailoverChannel.reconnect()`.
 
     The TLS files are read at each call; the server's certificate must name ``address``.
+    Keepalive pings (agent/keepalive.py) end a connection to a coordinator that hangs.
     """
     # gRPC's own reconnect backoff grows to 120 s; after a coordinator outage the channel
     # would fail calls fast until its next attempt, outlasting the coordinator's restart
     # grace of three intervals. Bound it by the interval like the reporter's retries.
+    # The minimum reconnect backoff is also gRPC's connect timeout: a coordinator that
+    # accepts TCP but never completes the HTTP/2 handshake is given up after it (<= 1 s).
     reconnect_ms = int(min(120.0, interval) * 1000)
     options = [
+        *CHANNEL_KEEPALIVE,
         ("grpc.initial_reconnect_backoff_ms", max(100, min(1000, reconnect_ms // 4))),
         ("grpc.min_reconnect_backoff_ms", max(100, min(1000, reconnect_ms // 4))),
         ("grpc.max_reconnect_backoff_ms", max(100, reconnect_ms)),

@@ -24,6 +24,11 @@ from .state import Backoff, ProfileHolder, Snapshot
 log = logging.getLogger("cpucompat.agent")
 
 RPC_TIMEOUT = 10.0
+# A heartbeat is one row's update: a coordinator that has not answered one in 5 s is
+# wedged (its keepalive pings may still be answered), so the heartbeat moves on to the
+# next coordinator. A full report keeps the longer deadline (a 128-CPU report costs a
+# busy coordinator seconds of CPU). The deadline is per coordinator tried.
+HEARTBEAT_TIMEOUT = 5.0
 TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 # Refusals that retrying at the normal rate cannot cure: someone must fix the cause.
 PERMANENT = frozenset(
@@ -105,7 +110,7 @@ class Reporter:
             probe_interval=self._interval(),
             agent_fingerprint=snap.profile.report_fingerprint,
         )
-        response = self._counted("report", self.stub.ReportProfile, request)
+        response = self._counted("report", self.stub.ReportProfile, request, RPC_TIMEOUT)
         log.info(
             "reported %s to the coordinator (fingerprint %s, version %d)",
             self.host_id,
@@ -124,13 +129,14 @@ class Reporter:
                 fingerprint=snap.profile.report_fingerprint,
                 probe_interval=self._interval(),
             ),
+            HEARTBEAT_TIMEOUT,
         )
         return bool(response.report_required)
 
-    def _counted(self, kind: str, call: Any, request: Any) -> Any:
+    def _counted(self, kind: str, call: Any, request: Any, timeout: float) -> Any:
         """``call(request)``, its acknowledgement or failure told to the metrics."""
         try:
-            response = call(request, timeout=RPC_TIMEOUT)
+            response = call(request, timeout=timeout)
         except grpc.RpcError as exc:
             if self.metrics is not None:
                 code = exc.code() if hasattr(exc, "code") else None

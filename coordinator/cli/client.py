@@ -19,7 +19,8 @@ from cpucompat.agent.errors import status_outcome
 T = TypeVar("T")
 ENV_COORDINATOR = "CPUCOMPAT_COORDINATOR"
 DEFAULT_COORDINATOR = "127.0.0.1:7443"
-TIMEOUT = 30.0
+TIMEOUT = 30.0  # per call, and per coordinator tried
+CONNECT_TIMEOUT_MS = 5_000
 
 
 def add_client_options(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
@@ -47,10 +48,16 @@ def make_channel(args: argparse.Namespace, address: str) -> Any:
     """One channel to one coordinator; TLS checks the server's name against ``address``."""
     import grpc
 
+    from cpucompat.agent.keepalive import CHANNEL_KEEPALIVE
     from cpucompat.agent.tls import TlsFiles, channel_credentials
 
     tls = TlsFiles(cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca)
-    options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
+    # Keepalive pings end a connection to a coordinator that stopped answering.
+    options = [("grpc.max_receive_message_length", 256 * 1024 * 1024), *CHANNEL_KEEPALIVE]
+    if len(addresses(args)) > 1:
+        # The connect timeout (gRPC's minimum reconnect backoff, 20 s by default): one that
+        # accepts TCP but never completes the handshake is passed over after 5 s.
+        options.append(("grpc.min_reconnect_backoff_ms", CONNECT_TIMEOUT_MS))
     if tls.enabled:  # unreadable TLS files: an InputError, exit 2
         return grpc.secure_channel(address, channel_credentials(tls), options=options)
     return grpc.insecure_channel(address, options=options)
