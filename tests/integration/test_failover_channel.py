@@ -8,6 +8,7 @@ with every coordinator gone the caller gets UNAVAILABLE.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import socket
 import time
@@ -98,6 +99,9 @@ def with_host(running: Running, host: str = "h1", cluster: str = "c") -> Running
     return running
 
 
+LOGS = itertools.count()
+
+
 class Switches(logging.Handler):
     """The channel's switch lines, as the agent's log would show them."""
 
@@ -110,7 +114,7 @@ class Switches(logging.Handler):
 
 
 def switch_log() -> tuple[logging.Logger, Switches]:
-    log = logging.getLogger(f"test-failover-{id(object())}")
+    log = logging.getLogger(f"test-failover-{next(LOGS)}")
     log.propagate = False
     handler = Switches()
     log.addHandler(handler)
