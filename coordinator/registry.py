@@ -561,7 +561,10 @@ class Registry:
             known = self._hosts.get(host_id)
             if known is None or known.fingerprint != profile.fingerprint:
                 self._check_change_rate(host_id)
-            self._commit(work, [host_id])
+        # Group commit, as for unchanged reports: reports arriving together share one
+        # transaction (one fsync), each still acknowledged only after it committed.
+        self._commit_grouped(work, [host_id])
+        with self._lock:
             self.cache.put(Region.CONTENT, key, profile)
             if stored_new_version:
                 self._changes.setdefault(host_id, deque()).append(self.clock())

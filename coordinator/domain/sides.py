@@ -15,8 +15,10 @@ The rule for bits a capture cannot tell (``Profile.unknown_features``):
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable, Hashable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from cpucompat.agent.profile import Profile
 
@@ -34,6 +36,44 @@ from .requirement import (
 if TYPE_CHECKING:
     from .baselines import Baseline
     from .libvirt_cpu import DomainCpu
+
+
+T = TypeVar("T")
+
+
+class _PerProfile:
+    """Sides already built from one live `Profile` object, kept while it lives.
+
+    Profiles are immutable and the registry shares one object per distinct content, so
+    a policy recompute, an audit or a check builds each side of a profile once, not once
+    per call (a changed report's recompute would otherwise rebuild every member's)."""
+
+    LIMIT = 64  # sides kept per profile (they differ by name and flags); cleared beyond
+
+    def __init__(self) -> None:
+        self._memo: dict[int, tuple[weakref.ref[Profile], dict[Hashable, object]]] = {}
+
+    def get(self, profile: Profile, key: Hashable, build: Callable[[], T]) -> T:
+        pid = id(profile)
+        entry = self._memo.get(pid)
+        if entry is None or entry[0]() is not profile:
+
+            def forget(_ref: weakref.ref[Profile], pid: int = pid) -> None:
+                # Runs when the profile is freed, before its id can be reused.
+                self._memo.pop(pid, None)
+
+            ref = weakref.ref(profile, forget)
+            entry = self._memo[pid] = (ref, {})
+        sides = entry[1]
+        found = sides.get(key)
+        if found is None:
+            if len(sides) >= self.LIMIT:
+                sides.clear()
+            found = sides[key] = build()
+        return found  # type: ignore[return-value]
+
+
+_SIDES = _PerProfile()
 
 
 def requirement_of(
@@ -54,11 +94,17 @@ def requirement_of(
     says which rules tell what the guest saw (`kvm_offerable`); the requirement
     names them in ``view``.
     """
-    req = (
-        Requirement.from_profile(side, name, hypervisor)
-        if isinstance(side, Profile)
-        else side.requirement().under(hypervisor)
-    )
+    if isinstance(side, Profile):
+        profile = side
+        return _SIDES.get(
+            profile,
+            ("requirement", name, invtsc, sgx_epc, hypervisor),
+            lambda: _guest(Requirement.from_profile(profile, name, hypervisor), invtsc, sgx_epc),
+        )
+    return _guest(side.requirement().under(hypervisor), invtsc, sgx_epc)
+
+
+def _guest(req: Requirement, invtsc: bool, sgx_epc: bool) -> Requirement:
     return req.with_guest(invtsc=invtsc, sgx_epc=sgx_epc) if invtsc or sgx_epc else req
 
 
@@ -79,19 +125,12 @@ def target_of(
     over the table).
     """
     if isinstance(side, Profile):
-        view = TargetView.from_profile(side, name, stale=stale, replayed=replayed)
-        # Kernel-synthesised bits from the offer where there is one; a mitigation the
-        # target lacks but is not affected by counts as satisfied (`mitigations`).
-        seen = as_guest_sees(side, view.features)
-        if side.hypervisor_offer is None:
-            seen = guest_sees(seen, hypervisor)
-            if hypervisor is Hypervisor.KVM:
-                # KVM offers the other vendor's names for the host's speculation controls.
-                seen |= kvm_synthesises(side.features)
-        seen |= satisfied(seen, arch_capabilities_no(side.hypervisor_offer))
-        if seen == view.features:
-            return view
-        return replace(view, features=seen, xsave_mask=usable_xsave_mask_of(view.xsave_mask, seen))
+        profile = side
+        return _SIDES.get(
+            profile,
+            ("target", name, stale, replayed, hypervisor),
+            lambda: _profile_target(profile, name, stale, replayed, hypervisor),
+        )
     # A Baseline object exists, so its module is loaded already: no import cost here.
     from .baselines import nearest_level
 
@@ -108,6 +147,25 @@ def target_of(
         replayed=bool(replayed),
         x86_64_level=nearest_level(features),
     )
+
+
+def _profile_target(
+    side: Profile, name: str, stale: bool, replayed: bool | None, hypervisor: Hypervisor
+) -> TargetView:
+    """`target_of` a processor, built (`_SIDES` keeps it while the profile lives)."""
+    view = TargetView.from_profile(side, name, stale=stale, replayed=replayed)
+    # Kernel-synthesised bits from the offer where there is one; a mitigation the
+    # target lacks but is not affected by counts as satisfied (`mitigations`).
+    seen = as_guest_sees(side, view.features)
+    if side.hypervisor_offer is None:
+        seen = guest_sees(seen, hypervisor)
+        if hypervisor is Hypervisor.KVM:
+            # KVM offers the other vendor's names for the host's speculation controls.
+            seen |= kvm_synthesises(side.features)
+    seen |= satisfied(seen, arch_capabilities_no(side.hypervisor_offer))
+    if seen == view.features:
+        return view
+    return replace(view, features=seen, xsave_mask=usable_xsave_mask_of(view.xsave_mask, seen))
 
 
 def requirement_of_domain(
