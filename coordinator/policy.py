@@ -87,22 +87,15 @@ def decide(
     report = audit(inputs, pair_limit=0, hypervisor=hypervisor)
     # The audit's groups cover the processors; freshness is judged by policy_decision().
     processors_ok = len(report.groups) <= 1
-    blocking = [] if processors_ok else report.pairs(blocking_only=True)
-    blocking.sort(
-        key=lambda p: (
-            -p["source_hosts"] * p["target_hosts"],
-            p["source_example"],
-            p["target_example"],
-        )
-    )
+    listed, total = ([], 0) if processors_ok else report.ranked_blocking(POLICY_PAIRS_LISTED)
     return policy_decision(
         cluster,
         [HostState(m.name, m.status) for m in members],
         "SAVE" if processors_ok else "SHUTDOWN",
-        [_named(p) for p in blocking[:POLICY_PAIRS_LISTED]],
+        [_named(p) for p in listed],
         pinned,
         pin_reason,
-        blocking_total=len(blocking),
+        blocking_total=total,
     )
 
 

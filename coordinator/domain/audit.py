@@ -32,6 +32,7 @@ prints the same `to_json` document offline and through a coordinator.
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -184,28 +185,47 @@ class AuditReport:
     def group_hosts(self, group: int) -> list[str]:
         return [self.hosts[h].name for p in self.groups[group] for h in self.profiles[p].hosts]
 
+    def _profile_pair(self, i: int, j: int) -> dict[str, Any]:
+        src, tgt, v = self.profiles[i], self.profiles[j], self.matrix[i][j]
+        return {
+            "source": src.fingerprint,
+            "target": tgt.fingerprint,
+            "source_hosts": len(src.hosts),
+            "target_hosts": len(tgt.hosts),
+            "source_example": self.hosts[src.hosts[0]].name,
+            "target_example": self.hosts[tgt.hosts[0]].name,
+            "compatible": v.compatible,
+            "reasons": [r.to_json() for r in v.reasons],
+        }
+
     def _profile_pairs(self, blocking_only: bool) -> list[dict[str, Any]]:
-        out = []
-        for i, src in enumerate(self.profiles):
-            for j, tgt in enumerate(self.profiles):
-                if i == j:
-                    continue
-                v = self.matrix[i][j]
-                if blocking_only and v.compatible:
-                    continue
-                out.append(
-                    {
-                        "source": src.fingerprint,
-                        "target": tgt.fingerprint,
-                        "source_hosts": len(src.hosts),
-                        "target_hosts": len(tgt.hosts),
-                        "source_example": self.hosts[src.hosts[0]].name,
-                        "target_example": self.hosts[tgt.hosts[0]].name,
-                        "compatible": v.compatible,
-                        "reasons": [r.to_json() for r in v.reasons],
-                    }
-                )
-        return out
+        n = len(self.profiles)
+        return [
+            self._profile_pair(i, j)
+            for i in range(n)
+            for j in range(n)
+            if i != j and not (blocking_only and self.matrix[i][j].compatible)
+        ]
+
+    def ranked_blocking(self, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """(the blocking pairs of distinct profiles covering most host pairs first, at most
+        ``limit`` of them, as `pairs` gives them in profile mode; how many there are).
+
+        Only those listed are rendered: a cluster's policy lists a few of hundreds."""
+        refused = [
+            (
+                -len(src.hosts) * len(tgt.hosts),
+                self.hosts[src.hosts[0]].name,
+                self.hosts[tgt.hosts[0]].name,
+                i,
+                j,
+            )
+            for i, src in enumerate(self.profiles)
+            for j, tgt in enumerate(self.profiles)
+            if i != j and not self.matrix[i][j].compatible
+        ]
+        top = heapq.nsmallest(limit, refused)
+        return [self._profile_pair(i, j) for *_, i, j in top], len(refused)
 
     def _host_pairs(self, blocking_only: bool) -> list[dict[str, Any]]:
         out = []
