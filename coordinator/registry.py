@@ -15,9 +15,11 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from cpucompat.agent.decode import capture_tsc, decode
@@ -151,6 +153,10 @@ class Registry:
         self._queue: list[_Queued] = []  # changes waiting for a group commit
         self._queue_lock = threading.Lock()
         self._changes: dict[str, deque[float]] = {}  # when each host last stored new versions
+        # Profiles stored by the unit of work under way (the writer lock is held): the
+        # policy recompute in the same transaction takes them from here, not by reading
+        # back and hashing what was just written. Cached on commit, dropped either way.
+        self._added: dict[int, Profile] = {}
         # After a restart, silence during the outage is the coordinator's, not the hosts':
         # nobody counts as stale before three intervals have passed since this start.
         self.started_at = clock()
@@ -162,7 +168,9 @@ class Registry:
     def _decoded(self, uow: UnitOfWork, version: int) -> Profile | None:
         """The decoded profile of one stored version, None when it is not stored (cached:
         versions never change; pruning and removal forget them)."""
-        profile: Profile | None = self.cache.get(Region.PROFILE, version)
+        profile: Profile | None = self.cache.get(Region.PROFILE, version) or self._added.get(
+            version
+        )
         if profile is None:
             stored = uow.profiles.raw(version)
             if stored is None:
@@ -324,7 +332,7 @@ class Registry:
         with self._lock:
             now = self.clock()
             try:
-                with self.store.unit_of_work() as uow:
+                with self._added_until_done(), self.store.unit_of_work() as uow:
                     uow.on_commit(lambda: self._load(ids))
                     for host_id in ids:  # other coordinators on this database refresh them
                         uow.announce(HOST_TOPIC, host_id)
@@ -336,6 +344,15 @@ class Registry:
                 self._load(ids)  # a failed change leaves the mirror as stored
                 raise
         return clusters
+
+    @contextmanager
+    def _added_until_done(self) -> Iterator[None]:
+        """Around a unit of work: the profiles it adds are forgotten when it ends (the
+        committed ones are cached by then), so a rolled-back version is never served."""
+        try:
+            yield
+        finally:
+            self._added.clear()
 
     def _commit_grouped(
         self, work: Callable[[UnitOfWork, float], set[str]], host_ids: Iterable[str]
@@ -363,7 +380,7 @@ class Registry:
         it fails, each change is committed alone (a deadlock between coordinators on
         PostgreSQL, a fault of one change), so each caller gets its own outcome."""
         try:
-            with self.store.unit_of_work() as uow:
+            with self._added_until_done(), self.store.unit_of_work() as uow:
                 for item in batch:
                     now = self.clock()
                     ids = item.host_ids  # as in _commit: mirrored before the hooks' own
@@ -476,6 +493,8 @@ class Registry:
                         summary=version_summary(profile, offer_gained, offer_lost),
                     )
                 )
+                self._added[version] = profile
+                uow.on_commit(partial(self.cache.put, Region.PROFILE, version, profile))
             assert version is not None
             uow.hosts.upsert(
                 HostRow(

@@ -41,7 +41,7 @@ from cpucompat.agent.errors import InputError
 from cpucompat.agent.profile import Profile
 
 from .baselines import Baseline, nearest_level, nearest_microarchitecture
-from .compat import REFUSAL_ORDER, REPLAYED_PROFILE, Reason, TargetView, Verdict, check
+from .compat import REFUSAL_ORDER, REPLAYED_PROFILE, Reason, TargetView, Verdict, checker
 from .kvm_offerable import GENERIC_VIEW, Hypervisor, view_label
 from .requirement import Requirement, component_names
 from .sides import requirement_of, target_of
@@ -441,7 +441,9 @@ def audit(
     if not rows:
         raise AuditError("no hosts to audit; register hosts or pass dump files")
 
-    matrix = [[check(src.requirement, tgt.view) for tgt in classes] for src in classes]
+    # Each source's requirement compiled once for its row (`checker`), not once per pair.
+    rows_of = [checker(src.requirement) for src in classes]
+    matrix = [[against(tgt.view) for tgt in classes] for against in rows_of]
     groups, group_of = _groups(classes, matrix)
 
     feature_sets = [p.requirement.features for p in classes]

@@ -15,13 +15,13 @@ The rule for bits a capture cannot tell (``Profile.unknown_features``):
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 from cpucompat.agent.profile import Profile
 
+from ..cache import Memo
 from .compat import TargetView
 from .kvm_offerable import Hypervisor, guest_sees, kvm_synthesises
 from .mitigations import arch_capabilities_no, as_guest_sees, satisfied
@@ -40,40 +40,27 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+SIDE_ENTRIES = 20_000
+"""Sides kept (`_SIDES`): a requirement and a target view or two per distinct profile
+of a 10,000-host fleet, with room to spare."""
 
-class _PerProfile:
-    """Sides already built from one live `Profile` object, kept while it lives.
+_SIDES: Memo[tuple[Hashable, ...], tuple[Profile, object]] = Memo("profile sides", SIDE_ENTRIES)
+"""Sides already built from a decoded `Profile` object, keyed by its identity.
 
-    Profiles are immutable and the registry shares one object per distinct content, so
-    a policy recompute, an audit or a check builds each side of a profile once, not once
-    per call (a changed report's recompute would otherwise rebuild every member's)."""
-
-    LIMIT = 64  # sides kept per profile (they differ by name and flags); cleared beyond
-
-    def __init__(self) -> None:
-        self._memo: dict[int, tuple[weakref.ref[Profile], dict[Hashable, object]]] = {}
-
-    def get(self, profile: Profile, key: Hashable, build: Callable[[], T]) -> T:
-        pid = id(profile)
-        entry = self._memo.get(pid)
-        if entry is None or entry[0]() is not profile:
-
-            def forget(_ref: weakref.ref[Profile], pid: int = pid) -> None:
-                # Runs when the profile is freed, before its id can be reused.
-                self._memo.pop(pid, None)
-
-            ref = weakref.ref(profile, forget)
-            entry = self._memo[pid] = (ref, {})
-        sides = entry[1]
-        found = sides.get(key)
-        if found is None:
-            if len(sides) >= self.LIMIT:
-                sides.clear()
-            found = sides[key] = build()
-        return found  # type: ignore[return-value]
+Profiles are immutable and the registry shares one object per distinct content, so a
+policy recompute, an audit or a check builds each side of a profile once, not once per
+call (a changed report's recompute would otherwise rebuild every member's). An entry
+holds its profile, so the identity cannot be reused while the entry lives."""
 
 
-_SIDES = _PerProfile()
+def _kept(profile: Profile, key: tuple[Hashable, ...], build: Callable[[], T]) -> T:
+    full = (id(profile), *key)
+    held = _SIDES.get(full)
+    if held is not None and held[0] is profile:
+        return held[1]  # type: ignore[return-value]
+    value = build()
+    _SIDES.discard(full)
+    return _SIDES.put(full, (profile, value))[1]  # type: ignore[return-value]
 
 
 def requirement_of(
@@ -96,7 +83,7 @@ def requirement_of(
     """
     if isinstance(side, Profile):
         profile = side
-        return _SIDES.get(
+        return _kept(
             profile,
             ("requirement", name, invtsc, sgx_epc, hypervisor),
             lambda: _guest(Requirement.from_profile(profile, name, hypervisor), invtsc, sgx_epc),
@@ -126,7 +113,7 @@ def target_of(
     """
     if isinstance(side, Profile):
         profile = side
-        return _SIDES.get(
+        return _kept(
             profile,
             ("target", name, stale, replayed, hypervisor),
             lambda: _profile_target(profile, name, stale, replayed, hypervisor),
