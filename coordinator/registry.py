@@ -201,14 +201,21 @@ class Registry:
         return profile
 
     def _record(
-        self, uow: UnitOfWork, row: HostRow, known: HostRecord | None = None
+        self,
+        uow: UnitOfWork,
+        row: HostRow,
+        known: HostRecord | None = None,
+        decoded: Profile | None = None,
     ) -> HostRecord | None:
         """The mirrored record of a stored host; None when its profile is not stored.
 
         ``known``, the record mirrored so far, lends its decoded profile when the version
-        is the same (a heartbeat never decodes again, whatever the cache evicted)."""
-        if known is not None and known.profile_version == row.profile_version:
-            profile: Profile | None = known.profile
+        is the same (a heartbeat never decodes again, whatever the cache evicted);
+        ``decoded`` is the profile of the row's version when the caller has it."""
+        if decoded is not None:
+            profile: Profile | None = decoded
+        elif known is not None and known.profile_version == row.profile_version:
+            profile = known.profile
         else:
             profile = self._decoded(uow, row.profile_version)
         if profile is None:
@@ -232,6 +239,30 @@ class Registry:
             agent_fingerprint=row.agent_fingerprint,
         )
 
+    def _preload(self, uow: UnitOfWork, versions: list[int]) -> dict[int, Profile]:
+        """The decoded profiles of ``versions``, each distinct content decoded once.
+
+        At start thousands of hosts share a few processors: their versions' own bytes
+        come in a few queries and tell the contents apart, and only one version per
+        content not decoded yet has its leaf classes read (not two queries per host)."""
+        out: dict[int, Profile] = {}
+        wanted = []
+        for version in versions:
+            profile: Profile | None = self.cache.get(Region.PROFILE, version)
+            if profile is None:
+                wanted.append(version)
+            else:
+                out[version] = profile
+        for version, own in uow.profiles.own_bytes(wanted).items():
+            profile = self.cache.get(Region.CONTENT, digest(own))
+            if profile is None:
+                stored = uow.profiles.raw(version)
+                if stored is None:
+                    continue
+                profile = self._decode_stored(stored, f"profile {version} of host {stored.host_id}")
+            out[version] = self.cache.put(Region.PROFILE, version, profile)
+        return out
+
     def record_of(self, uow: UnitOfWork, row: HostRow) -> HostRecord | None:
         """A stored host as a record, inside a unit of work (before the mirror has it)."""
         return self._record(uow, row)
@@ -245,7 +276,11 @@ class Registry:
         `CompatibilityService._remember`)."""
         with self.store.read() as uow:
             if host_ids is None:
-                records = (self._record(uow, row) for row in uow.hosts.all())
+                rows = uow.hosts.all()
+                decoded = self._preload(uow, [row.profile_version for row in rows])
+                records = (
+                    self._record(uow, row, decoded=decoded.get(row.profile_version)) for row in rows
+                )
                 self._hosts = {r.host_id: r for r in records if r is not None}
                 return
             for host_id in host_ids:

@@ -178,6 +178,12 @@ class ProfileRepository(Protocol):
         """The version's own bytes and the leaf classes it refers to."""
         ...
 
+    def own_bytes(self, versions: Sequence[int]) -> dict[int, bytes]:
+        """Many versions' own bytes (without their leaf classes) in few queries: at start
+        the registry tells apart the distinct contents of thousands of hosts by them and
+        reads the leaf classes of one version per content only."""
+        ...
+
     def leaf_class_count(self) -> int:
         """How many distinct leaf classes are stored (shared by every version that has one)."""
         ...

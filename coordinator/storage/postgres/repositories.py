@@ -29,6 +29,7 @@ from ..interface import (
 from ..rows import host_row, policy_row, vm_row
 
 MAX_EVENTS_PER_QUERY = 100_000
+OWN_BYTES_CHUNK = 500  # versions per query of `own_bytes` (SQLite allows 32,766 parameters)
 
 # Advisory lock keys (pg_advisory_xact_lock(class, key)): one class per kind of thing locked.
 LOCK_CLASS_HOST = 0x63707531  # a host id, while a report or status change rewrites it
@@ -170,6 +171,17 @@ class PgProfiles:
             ).fetchall()
         }
         return StoredRaw(version, row["host_id"], bytes(row["raw"]), classes)
+
+    def own_bytes(self, versions: Sequence[int]) -> dict[int, bytes]:
+        numbers = list(versions)
+        out: dict[int, bytes] = {}
+        for start in range(0, len(numbers), OWN_BYTES_CHUNK):
+            chunk = numbers[start : start + OWN_BYTES_CHUNK]
+            for row in self.db.execute(
+                "SELECT id, raw FROM profiles WHERE id = ANY(%s)", (chunk,)
+            ).fetchall():
+                out[int(row["id"])] = bytes(row["raw"])
+        return out
 
     def leaf_class_count(self) -> int:
         row = self.db.execute("SELECT COUNT(*) AS n FROM leaf_classes").fetchone()

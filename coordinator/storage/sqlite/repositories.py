@@ -21,6 +21,7 @@ from ..interface import (
 from ..rows import host_row, policy_row, vm_row
 
 MAX_EVENTS_PER_QUERY = 100_000
+OWN_BYTES_CHUNK = 500  # versions per query of `own_bytes` (SQLite allows 32,766 parameters)
 
 
 class SqliteHosts:
@@ -142,6 +143,18 @@ class SqliteProfiles:
             )
         }
         return StoredRaw(version, row["host_id"], bytes(row["raw"]), classes)
+
+    def own_bytes(self, versions: Sequence[int]) -> dict[int, bytes]:
+        numbers = list(versions)
+        out: dict[int, bytes] = {}
+        for start in range(0, len(numbers), OWN_BYTES_CHUNK):
+            chunk = numbers[start : start + OWN_BYTES_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(
+                f"SELECT id, raw FROM profiles WHERE id IN ({marks})", chunk
+            ):
+                out[int(row["id"])] = bytes(row["raw"])
+        return out
 
     def leaf_class_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM leaf_classes").fetchone()[0])
