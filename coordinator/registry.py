@@ -157,6 +157,10 @@ class Registry:
         # policy recompute in the same transaction takes them from here, not by reading
         # back and hashing what was just written. Cached on commit, dropped either way.
         self._added: dict[int, Profile] = {}
+        # Host rows written whole by the unit of work under way, their profile version
+        # unchanged (unchanged reports, heartbeats): after the commit the mirror takes
+        # them as written instead of reading each back. Dropped when the unit ends.
+        self._written: dict[str, HostRow] = {}
         # After a restart, silence during the outage is the coordinator's, not the hosts':
         # nobody counts as stale before three intervals have passed since this start.
         self.started_at = clock()
@@ -220,6 +224,9 @@ class Registry:
             profile = self._decoded(uow, row.profile_version)
         if profile is None:
             return None
+        return self._record_of(row, profile)
+
+    def _record_of(self, row: HostRow, profile: Profile) -> HostRecord:
         return HostRecord(
             host_id=row.host_id,
             cluster=row.cluster,
@@ -274,6 +281,10 @@ class Registry:
         version, status, replayed flag or cluster changed: after the mirror changed, so an
         answer a reader stored meanwhile is dropped by one side or the other (see
         `CompatibilityService._remember`)."""
+        if host_ids is not None:
+            host_ids = self._mirror_written(host_ids)
+            if not host_ids:
+                return
         with self.store.read() as uow:
             if host_ids is None:
                 rows = uow.hosts.all()
@@ -293,6 +304,22 @@ class Registry:
                     self._hosts[host_id] = record
                 if old is None or record is None or _answer_key(old) != _answer_key(record):
                     self.cache.forget_host(host_id)
+
+    def _mirror_written(self, host_ids: Iterable[str]) -> list[str]:
+        """Mirror the rows this unit of work wrote whole (`_written`) as written; returns
+        the other hosts, which are read back."""
+        rest = []
+        for host_id in host_ids:
+            row = self._written.get(host_id)
+            old = self._hosts.get(host_id)
+            if row is None or old is None or old.profile_version != row.profile_version:
+                rest.append(host_id)
+                continue
+            record = self._record_of(row, old.profile)
+            self._hosts[host_id] = record
+            if _answer_key(old) != _answer_key(record):
+                self.cache.forget_host(host_id)
+        return rest
 
     def refresh(self, host_id: str | None = None) -> None:
         """Another coordinator changed ``host_id`` (None: maybe anything) in the database."""
@@ -393,6 +420,7 @@ class Registry:
             yield
         finally:
             self._added.clear()
+            self._written.clear()
 
     def _commit_grouped(
         self, work: Callable[[UnitOfWork, float], set[str]], host_ids: Iterable[str]
@@ -732,16 +760,17 @@ class Registry:
                 or old.replayed != replayed
             ):
                 raise NotApplied("the stored host changed since the mirror was read")
-            uow.hosts.upsert(
-                replace(
-                    old,
-                    agent_address=agent_address,
-                    agent_version=agent_version,
-                    status=HostStatus.ONLINE,
-                    last_seen=now,
-                    heartbeat_interval=interval,
-                )
+            new = replace(
+                old,
+                agent_address=agent_address,
+                agent_version=agent_version,
+                status=HostStatus.ONLINE,
+                last_seen=now,
+                heartbeat_interval=interval,
             )
+            uow.hosts.upsert(new)
+            if old.maintenance != MAINTENANCE_ENDING:  # else ending it writes the row again
+                self._written[host_id] = new
             return self._heard_events(uow, now, old, "a full report")
 
         try:
@@ -864,15 +893,21 @@ class Registry:
         record = self.find(host_id)
         if record is None:
             return None, True
-        with self.store.read() as uow:
-            row = uow.hosts.get(host_id)
-        if row is None or row.agent_fingerprint != agent_fingerprint or record.cluster != cluster:
+        if record.agent_fingerprint != agent_fingerprint or record.cluster != cluster:
             return record, True
         interval = seconds or record.heartbeat_interval
 
         def work(uow: UnitOfWork, now: float) -> set[str]:
+            # The mirror said yes; the stored row decides (another coordinator may have
+            # stored a new report meanwhile): a full report is wanted then.
             old = uow.hosts.get(host_id, for_update=True)
+            if old is None or old.agent_fingerprint != agent_fingerprint or old.cluster != cluster:
+                raise NotApplied("the stored host changed since the mirror was read")
             uow.hosts.heard(host_id, now, HostStatus.ONLINE, interval)
+            if old.maintenance != MAINTENANCE_ENDING:  # else ending it writes the row again
+                self._written[host_id] = replace(
+                    old, last_seen=now, status=HostStatus.ONLINE, heartbeat_interval=interval
+                )
             touched: set[str] = set()
             if old is not None and old.maintenance == MAINTENANCE_ENDING:
                 self._end_maintenance(uow, now, host_id, cluster, "a heartbeat")
@@ -891,7 +926,10 @@ class Registry:
                 touched.add(cluster)
             return touched
 
-        self._commit_grouped(work, [host_id])
+        try:
+            self._commit_grouped(work, [host_id])
+        except NotApplied:
+            return self.find(host_id) or record, True
         return self.host(host_id), False
 
     def _set_status(
