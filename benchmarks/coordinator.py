@@ -22,7 +22,6 @@ import json
 import math
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from _common import Stage, interleaved_qps, medians, rounded, warm
+from _common import coordinator as coordinator_process
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cpucompat.agent.cli.common import Progress
 from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.raw import RawCapture
 from cpucompat.agent.wire import capture_to_proto
@@ -92,20 +92,19 @@ def seed(
 ) -> dict[str, float]:
     """Every host through the registry's own report path, then one VM booted on each host;
     the cluster policies and VM actions are computed once at the end (`coordinator.seeding`)."""
-    t0, cpu0 = time.perf_counter(), time.process_time()
-    with Progress("seeding hosts", hosts) as progress:  # on a terminal only
+    cpu0 = time.process_time()
+    with Stage("seeding hosts", hosts) as hosts_stage:
         report_hosts(
-            coordinator.registry, host_reports(hosts, cluster_size, captures), progress.advance
+            coordinator.registry, host_reports(hosts, cluster_size, captures), hosts_stage.advance
         )
-    t1 = time.perf_counter()
     booted = (BootedVm(vm_name(n), f"c{n // cluster_size:04d}", host_id(n)) for n in range(hosts))
-    with Progress("registering VMs", hosts) as progress:
-        register_booted(coordinator.vms, booted, progress.advance)
-    t2 = time.perf_counter()
+    with Stage("registering VMs", hosts) as vms_stage:
+        register_booted(coordinator.vms, booted, vms_stage.advance)
     return {
-        "seed_hosts_s": round(t1 - t0, 1),
-        "seed_vms_s": round(t2 - t1, 1),  # includes the full recompute of every VM's action
-        "seed_seconds": round(t2 - t0, 1),
+        "seed_hosts_s": round(hosts_stage.seconds, 1),
+        # includes the full recompute of every VM's action
+        "seed_vms_s": round(vms_stage.seconds, 1),
+        "seed_seconds": round(hosts_stage.seconds + vms_stage.seconds, 1),
         "seed_cpu_seconds": round(time.process_time() - cpu0, 1),  # the machine's load aside
     }
 
@@ -185,25 +184,6 @@ def percentile(values: list[float], p: int) -> float:
     """The ``p``-th percentile (nearest rank) of ``values``."""
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))]
-
-
-def qps(fn, seconds: float, threads: int) -> float:  # type: ignore[no-untyped-def]
-    """Calls per second of ``fn`` from ``threads`` client threads over ``seconds``."""
-    count = [0] * threads
-    stop = time.perf_counter() + seconds
-
-    def worker(i: int) -> None:
-        while time.perf_counter() < stop:
-            fn()
-            count[i] += 1
-
-    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    start = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return sum(count) / (time.perf_counter() - start)
 
 
 def push_latency(
@@ -305,26 +285,8 @@ def main() -> None:
             return
         ids = [host_id(n) for n in range(args.hosts)]
         plan_vm = vm_name(args.cluster_size)  # booted on a host of uniform cluster c0001
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cpucompat.agent.cli.main",
-                "coordinator",
-                "--listen",
-                "127.0.0.1:0",
-                "--db",
-                str(db),
-                "--allow-replayed",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            address = line.split("listening on ")[1].split()[0]
+        with coordinator_process(str(db)) as running:
+            address = running.address
             channel = grpc.insecure_channel(address)
             grpc.channel_ready_future(channel).result(timeout=60)
             health = health_pb2_grpc.HealthStub(channel)
@@ -352,20 +314,14 @@ def main() -> None:
                     timeout=10,
                 )
 
+            calls = {"health": do_health, "check": do_check, "plan": do_plan}
             # Warm connections and the coordinator's per-host caches (a long-running
             # coordinator has them filled): every pair once.
-            for fn in (do_health, do_check, do_plan):
-                for _ in range(len(pairs)):
-                    fn()
+            warm(calls, len(pairs))
             # Interleaved rounds, medians: the machine's noise hits all three alike.
-            samples: dict[str, list[float]] = {"health": [], "check": [], "plan": []}
-            for _ in range(args.rounds):
-                samples["health"].append(qps(do_health, args.seconds, args.threads))
-                samples["check"].append(qps(do_check, args.seconds, args.threads))
-                samples["plan"].append(qps(do_plan, args.seconds, args.threads))
-            reference = statistics.median(samples["health"])
-            check_qps = statistics.median(samples["check"])
-            plan_qps = statistics.median(samples["plan"])
+            samples = interleaved_qps(calls, args.rounds, args.seconds, args.threads)
+            median = medians(samples)
+            reference, check_qps, plan_qps = median["health"], median["check"], median["plan"]
             # A profile change in one uniform cluster, pushed to 100 watchers.
             cluster = "c0001"
             member = ids[args.cluster_size + 1]
@@ -376,9 +332,6 @@ def main() -> None:
             )
             latency = push_latency(address, args.watchers, cluster, member, other)
             channel.close()
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
     print(
         json.dumps(
             {
@@ -391,7 +344,7 @@ def main() -> None:
                 "check_vs_health": round(check_qps / reference, 3),
                 "plan_vs_health": round(plan_qps / reference, 3),
                 "qps_ratio_target": TARGET_QPS_RATIO,
-                "qps_samples": {k: [round(v, 1) for v in vs] for k, vs in samples.items()},
+                "qps_samples": rounded(samples),
                 "qps_ok": check_qps / reference >= TARGET_QPS_RATIO
                 and plan_qps / reference >= TARGET_QPS_RATIO,
                 "watchers": args.watchers,

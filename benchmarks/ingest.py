@@ -35,17 +35,17 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import _common
 import grpc
+from _common import Running, Stage, interleaved_qps, medians, rounded, warm
 from google.protobuf.duration_pb2 import Duration
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -182,13 +182,14 @@ def make_fleet(
     return Fleet(ids, kinds, processors, len(captures))
 
 
-def seed(db: str, fleet: Fleet, label: str) -> None:
-    """Store every host with its variant-0 profile in bulk (storage layer, few transactions)."""
+def seed(db: str, fleet: Fleet, label: str) -> float:
+    """Store every host with its variant-0 profile in bulk (storage layer, few transactions).
+    Returns the seconds the transactions took."""
     store = open_storage(db, durable=False)
     blobs = {k: pack_capture(fleet.processors[k].capture) for k in set(fleet.kinds)}
     now = time.time()
     try:
-        with Progress(label, len(fleet.hosts)) as progress:
+        with Stage(label, len(fleet.hosts)) as stage:
             for start in range(0, len(fleet.hosts), SEED_BATCH):
                 with store.unit_of_work() as uow:
                     for n in range(start, min(start + SEED_BATCH, len(fleet.hosts))):
@@ -225,9 +226,10 @@ def seed(db: str, fleet: Fleet, label: str) -> None:
                                 heartbeat_interval=INTERVAL,
                             )
                         )
-                progress.advance(min(SEED_BATCH, len(fleet.hosts) - start))
+                stage.advance(min(SEED_BATCH, len(fleet.hosts) - start))
     finally:
         store.close()
+    return stage.seconds
 
 
 def last_seen_before(db: str, since: float) -> list[str]:
@@ -240,85 +242,17 @@ def last_seen_before(db: str, since: float) -> list[str]:
         store.close()
 
 
-# ---- coordinator processes ------------------------------------------------------------
+# ---- coordinator processes and measuring ----------------------------------------------
 
-
-@dataclass
-class Running:
-    proc: subprocess.Popen[str]
-    address: str
-
-    def rss_mib(self) -> float:
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        kib = next(
-            int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
-        )
-        return kib / 1024
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+COORDINATOR_OPTIONS = ("--profile-changes-per-hour", "3600", "--max-interval", str(int(INTERVAL)))
 
 
 def start_coordinator(db: str) -> Running:
-    """A real coordinator process; returns once it listens (the line it prints)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cpucompat.agent.cli.main", "coordinator", "--listen",
-         "127.0.0.1:0", "--db", db, "--allow-replayed", "--profile-changes-per-hour", "3600",
-         "--max-interval", str(int(INTERVAL))],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if "listening on " in line:
-            address = line.split("listening on ")[1].split()[0]
-            threading.Thread(target=_drain, args=(proc,), daemon=True).start()
-            return Running(proc, address)
-    proc.wait()
-    sys.exit("the coordinator did not start:\n" + "".join(lines))
+    return _common.start_coordinator(db, *COORDINATOR_OPTIONS)
 
 
-def _drain(proc: subprocess.Popen[str]) -> None:
-    assert proc.stdout is not None
-    for _ in proc.stdout:
-        pass
-
-
-@contextmanager
-def coordinator(db: str) -> Iterator[Running]:
-    running = start_coordinator(db)
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-# ---- measuring ------------------------------------------------------------------------
-
-
-def qps(fn: Callable[[], object], seconds: float, threads: int) -> float:
-    """Calls per second of ``fn`` from ``threads`` client threads over ``seconds``."""
-    count = [0] * threads
-    stop = time.perf_counter() + seconds
-
-    def worker(i: int) -> None:
-        while time.perf_counter() < stop:
-            fn()
-            count[i] += 1
-
-    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    start = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return sum(count) / (time.perf_counter() - start)
+def coordinator(db: str) -> AbstractContextManager[Running]:
+    return _common.coordinator(db, *COORDINATOR_OPTIONS)
 
 
 def report_rates(address: str, fleet: Fleet, seconds: float, rounds: int, threads: int) -> dict:
@@ -355,18 +289,16 @@ def report_rates(address: str, fleet: Fleet, seconds: float, rounds: int, thread
         if not response.changed:
             changed_ok[0] = False
 
-    for fn in (do_health, do_unchanged):  # warm connections and the coordinator's caches
-        for _ in range(2 * threads):
-            fn()
-    samples: dict[str, list[float]] = {"health": [], "unchanged": [], "changed": []}
-    for _ in range(rounds):
-        samples["health"].append(qps(do_health, seconds, threads))
-        samples["unchanged"].append(qps(do_unchanged, seconds, threads))
-        samples["changed"].append(qps(do_changed, seconds, threads))
+    warm({"health": do_health, "unchanged": do_unchanged}, 2 * threads)
+    samples = interleaved_qps(
+        {"health": do_health, "unchanged": do_unchanged, "changed": do_changed},
+        rounds,
+        seconds,
+        threads,
+    )
     channel.close()
-    health_qps = statistics.median(samples["health"])
-    unchanged = statistics.median(samples["unchanged"])
-    changed = statistics.median(samples["changed"])
+    median = medians(samples)
+    health_qps, unchanged, changed = median["health"], median["unchanged"], median["changed"]
     return {
         "health_qps": round(health_qps, 1),
         "report_unchanged_qps": round(unchanged, 1),
@@ -376,7 +308,7 @@ def report_rates(address: str, fleet: Fleet, seconds: float, rounds: int, thread
         "ratio_target": TARGET_RATIO,
         "ratio_ok": min(unchanged, changed) / health_qps >= TARGET_RATIO,
         "every_changed_report_stored_a_version": changed_ok[0],
-        "qps_samples": {k: [round(v, 1) for v in vs] for k, vs in samples.items()},
+        "qps_samples": rounded(samples),
     }
 
 
@@ -451,9 +383,7 @@ def memory(hosts: int, cluster_size: int, desktops: list[RawCapture], server: Ra
     fleet = make_fleet(hosts, cluster_size, desktops, server)
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "memory.db")
-        t0 = time.perf_counter()
-        seed(db, fleet, f"seeding {hosts} hosts")
-        seeded = time.perf_counter() - t0
+        seeded = seed(db, fleet, f"seeding {hosts} hosts")
         t0 = time.perf_counter()
         with coordinator(db) as running:
             channel = grpc.insecure_channel(running.address)
@@ -476,27 +406,17 @@ def postgres(url: str | None) -> Iterator[str | None]:
         yield url
         return
     sys.path.insert(0, str(ROOT))
-    from tests.support.postgres import PostgresServer, find_binaries
+    from tests.support.postgres import throwaway_server
 
-    binaries = find_binaries()
-    if binaries is None:
+    server = throwaway_server("cpucompat-bench-pg-")
+    if server is None:
         yield None
         return
-    folder = Path(tempfile.mkdtemp(prefix="cpucompat-bench-pg-"))
-    run_as = None
-    if os.geteuid() == 0:
-        import pwd
-
-        nobody = pwd.getpwnam("nobody")
-        run_as = (nobody.pw_uid, nobody.pw_gid)
-        os.chown(folder, *run_as)
-    server = PostgresServer(folder, binaries, run_as)
     try:
-        server.start()
         yield server.database("ingest")
     finally:
         server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(server.folder, ignore_errors=True)
 
 
 def main() -> None:
@@ -538,9 +458,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "ingest.db")
-        t0 = time.perf_counter()
-        seed(db, fleet, "seeding hosts")
-        out["seed_s"] = round(time.perf_counter() - t0, 1)
+        out["seed_s"] = round(seed(db, fleet, "seeding hosts"), 1)
         out["sqlite_restart"] = restart_absorption(db, fleet, 1, args.in_flight)
         with coordinator(db) as running:
             out |= report_rates(running.address, fleet, args.seconds, args.rounds, args.threads)

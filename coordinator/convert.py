@@ -466,6 +466,7 @@ def requirement_to_proto(req: Requirement) -> pb.VmRequirement:
         sgx_epc=req.sgx_epc,
         guest_physical_bits=req.guest_physical_bits or 0,
         avx10_version=req.avx10_version or 0,
+        tsc_fixed=req.tsc_fixed,
     )
 
 

@@ -32,6 +32,8 @@ from .config import resolve_config as resolve_config
 from .progress import Progress as Progress
 
 TABLE_WIDTH = 100
+BASELINE_PREFIXES = ("model:", "level:")
+"""Host arguments that name a baseline (a CPU model or an x86-64 level), not a host or a dump."""
 MORE = "\u2026 and {n} more"
 
 EXIT_CODES_HELP = """exit codes:
@@ -86,9 +88,12 @@ def more(items: Sequence[object], shown: int, sep: str = " ") -> str:
 
 
 def file_label(path: str) -> str:
-    """A dump path as its file name (tables); `--json` keeps the full path."""
+    """A dump path as its file name (tables); `--json` keeps the full path. A baseline's
+    name is shown whole: the slash of `model:qemu/EPYC` is part of the name, not a folder."""
     if path.startswith("dump:"):
         return "dump:" + file_label(path.removeprefix("dump:"))
+    if path.startswith(BASELINE_PREFIXES):
+        return path
     return path.rstrip("/").rsplit("/", 1)[-1] or path
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from types import TracebackType
-from typing import TextIO
+from typing import Self, TextIO
 
 LONG = 1000
 """Loops over more inputs than this show progress (fewer finish before anyone waits)."""
@@ -50,7 +50,7 @@ class Progress:
         except (OSError, ValueError):  # a closed terminal must not fail the command
             self.shown = False
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -368,10 +368,21 @@ def run_vm_register(args: argparse.Namespace) -> int:
             wrap(
                 f"VM {vm.name} in {vm.cluster}: requirement of "
                 f"{vm.cpu_definition or vm.boot_host or vm.baseline}, "
-                f"{len(vm.requirement.features)} features{kept}"
+                f"{len(vm.requirement.features)} features{_pinned_tsc(vm.requirement)}{kept}"
             )
         )
     return EXIT_OK
+
+
+def _pinned_tsc(requirement: Any) -> str:
+    """The TSC rate a VM's requirement holds it to, if any: its own fixed rate (libvirt's
+    `<timer name='tsc' frequency>`) or, with invtsc, the boot host's."""
+    rate = f"{requirement.tsc_hz} Hz" if requirement.tsc_hz else "a rate not known"
+    if requirement.tsc_fixed:
+        return f", TSC fixed at {rate}"
+    if requirement.invariant_tsc:
+        return f", invariant TSC at {rate}"
+    return ""
 
 
 def _vm_doc(vm: Any) -> dict[str, Any]:

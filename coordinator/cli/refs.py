@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cpucompat.agent.cli.common import BASELINE_PREFIXES as BASELINE_PREFIXES
 from cpucompat.agent.cli.common import CliError
-
-BASELINE_PREFIXES = ("model:", "level:")
 
 
 def is_offline(arg: str) -> bool:

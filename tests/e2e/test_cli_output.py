@@ -62,3 +62,23 @@ def test_policy_export_json_and_tables_within_100_columns(tmp_path: Path) -> Non
     finally:
         agent.stop()
         coord.stop()
+
+
+def test_tables_name_a_qemu_model_in_full_and_a_dump_by_its_file() -> None:
+    """`model:qemu/EPYC` is a name, not a path: the table must not cut it to `EPYC` (which
+    reads as a host id); a dump's folder is left out of tables, as before."""
+    dump = f"dump:{DEV_DUMP}"
+    audit = run_cli("audit", dump, "model:qemu/EPYC")
+    assert audit.returncode in (0, 3), audit.stderr
+    rows = [
+        line.split()[0]
+        for line in audit.stdout.splitlines()
+        if line.startswith(("dump:", "model:"))
+    ]
+    assert rows == [f"dump:{DEV_DUMP.name}", "model:qemu/EPYC"]
+    assert str(DEV_DUMP.parent) not in audit.stdout
+    mentions = [line for line in audit.stdout.splitlines() if "EPYC" in line and "->" in line]
+    assert all("model:qemu/EPYC" in line for line in mentions)
+    check = run_cli("check", "model:qemu/EPYC", dump)
+    assert check.returncode in (0, 3), check.stderr
+    assert check.stdout.startswith(f"model:qemu/EPYC -> dump:{DEV_DUMP.name}: ")

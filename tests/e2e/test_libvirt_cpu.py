@@ -274,6 +274,37 @@ def test_vm_register_takes_its_requirement_from_the_domain_and_keeps_it(tmp_path
         restarted.stop()
 
 
+def test_a_registered_fixed_tsc_rate_is_on_the_wire_and_in_the_cli(tmp_path: Path) -> None:
+    """A custom VM (no boot host) with `<timer name='tsc' frequency>`: its requirement says
+    the rate is fixed, over gRPC (VmRequirement.tsc_fixed) and in both CLI outputs."""
+    model = custom("Skylake-Server")
+    fixed = domain(
+        tmp_path, model + "<clock><timer name='tsc' frequency='3000000000'/></clock>", "f.xml"
+    )
+    plain = domain(tmp_path, model, "plain.xml")
+    coord = start_coordinator(tmp_path)
+    at = ("--coordinator", coord.address)
+    try:
+        register = ("vm", "register", "--cluster", "prod", "--libvirt-xml")
+        out = run_cli(*register[:2], "fixed-1", *register[2:], str(fixed), "--json", *at)
+        assert out.returncode == 0, out.stderr
+        requirement = json.loads(out.stdout)["vm"]["requirement"]
+        assert requirement["tsc_fixed"] is True and requirement["tsc_hz"] == 3_000_000_000
+        human = run_cli(*register[:2], "plain-1", *register[2:], str(plain), *at)
+        assert human.returncode == 0, human.stderr
+        assert "TSC" not in human.stdout  # no rate of its own, no invtsc: nothing pinned
+        again = run_cli(*register[:2], "fixed-1", *register[2:], str(fixed), *at)
+        assert again.returncode == 0, again.stderr
+        assert "TSC fixed at 3000000000 Hz" in again.stdout
+        with grpc.insecure_channel(coord.address) as channel:
+            listed = pb_grpc.VmServiceStub(channel).ListVms(pb.ListVmsRequest(cluster="prod"))
+        wire = {vm.name: vm.requirement for vm in listed.vms}
+        assert wire["fixed-1"].tsc_fixed and wire["fixed-1"].tsc_hz == 3_000_000_000
+        assert not wire["plain-1"].tsc_fixed and wire["plain-1"].tsc_hz == 0
+    finally:
+        coord.stop()
+
+
 # --- the domain rules, one by one (real dumps, no daemon) ---------------------------------
 
 

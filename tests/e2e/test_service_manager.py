@@ -20,7 +20,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.certs import TestCA
-from tests.support.daemons import Daemon, wait_until
+from tests.support.daemons import Daemon, start_agent, start_coordinator, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "docs" / "systemd"
@@ -45,16 +45,36 @@ def _messages(sock: socket.socket, until: str) -> list[str]:
     return seen
 
 
+@contextmanager
+def clean_stop(daemon: Daemon) -> Iterator[Daemon]:
+    """``daemon`` while the block runs; then stopped, and it must exit 0 (a clean shutdown)."""
+    try:
+        yield daemon
+    finally:
+        assert daemon.stop() == 0
+
+
+@pytest.fixture
+def coordinator(tmp_path: Path) -> Iterator[Daemon]:
+    """A plain coordinator (no service manager, no TLS) for the agents to report to."""
+    daemon = start_coordinator(tmp_path)
+    yield daemon
+    daemon.stop()
+
+
+def agent(
+    folder: Path, coordinator: Daemon, *extra: str, env: dict[str, str] | None = None
+) -> Daemon:
+    """Agent h1 of cluster prod, its policy state file in ``folder``."""
+    state = str(folder / "policy.json")
+    return start_agent(folder, coordinator.address, "h1", "--state-file", state, *extra, env=env)
+
+
 def test_coordinator_notifies_ready_watchdog_and_stopping(tmp_path: Path) -> None:
     path = str(tmp_path / "notify.sock")
     with notify_socket(path) as sock:
         env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"}
-        daemon = Daemon(
-            ["coordinator", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "c.db")],
-            tmp_path / "c.log",
-            env=env,
-        )
-        try:
+        with clean_stop(start_coordinator(tmp_path, env=env)) as daemon:
             first = _messages(sock, "READY=1")
             ready = next(m for m in first if "READY=1" in m)
             assert f"STATUS=listening on {daemon.address}" in ready
@@ -62,44 +82,17 @@ def test_coordinator_notifies_ready_watchdog_and_stopping(tmp_path: Path) -> Non
             pings = [m for m in _messages(sock, "WATCHDOG=1") if m == "WATCHDOG=1"]
             pings += [m for m in _messages(sock, "WATCHDOG=1") if m == "WATCHDOG=1"]
             assert len(pings) >= 2
-        finally:
-            assert daemon.stop() == 0
         assert "STOPPING=1" in _messages(sock, "STOPPING=1")
 
 
-def test_agent_notifies_ready_on_an_abstract_socket(tmp_path: Path) -> None:
+def test_agent_notifies_ready_on_an_abstract_socket(tmp_path: Path, coordinator: Daemon) -> None:
     name = f"cpucompat-test-{tmp_path.name}"
     with notify_socket("\0" + name) as sock:
-        coordinator = Daemon(
-            ["coordinator", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "c.db")],
-            tmp_path / "c.log",
-        )
-        try:
-            agent = Daemon(
-                [
-                    "agent",
-                    "--coordinator",
-                    coordinator.address,
-                    "--cluster",
-                    "prod",
-                    "--host-id",
-                    "h1",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--state-file",
-                    str(tmp_path / "policy.json"),
-                ],
-                tmp_path / "a.log",
-                env={"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "400000"},
-            )
-            try:
-                messages = _messages(sock, "READY=1")
-                assert any(f"STATUS=listening on {agent.address}" in m for m in messages)
-                assert "WATCHDOG=1" in _messages(sock, "WATCHDOG=1")
-            finally:
-                assert agent.stop() == 0
-        finally:
-            coordinator.stop()
+        env = {"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "400000"}
+        with clean_stop(agent(tmp_path, coordinator, env=env)) as daemon:
+            messages = _messages(sock, "READY=1")
+            assert any(f"STATUS=listening on {daemon.address}" in m for m in messages)
+            assert "WATCHDOG=1" in _messages(sock, "WATCHDOG=1")
 
 
 def _handshake(address: str, ca: Path) -> bool:
@@ -116,92 +109,53 @@ def _handshake(address: str, ca: Path) -> bool:
     return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def install(ca: TestCA, name: str, cert: Path, key: Path) -> None:
+    """A new certificate for ``name`` (and 127.0.0.1) from ``ca``, written over ``cert``
+    and ``key``: what an operator's renewal does before SIGHUP."""
+    issued_cert, issued_key = ca.issue(name, dns=[name], ip=["127.0.0.1"])
+    shutil.copy(issued_cert, cert)
+    shutil.copy(issued_key, key)
+
+
+def sighup(daemon: Daemon, line: str) -> None:
+    """Send SIGHUP and wait for the daemon to log ``line``."""
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: line in daemon.output(), what=repr(line))
+
+
 def test_sighup_reloads_certificates_for_new_connections(tmp_path: Path) -> None:
-    old = TestCA(tmp_path / "old")
-    cert, key = old.issue("coordinator", dns=["localhost"], ip=["127.0.0.1"])
-    live_cert, live_key = tmp_path / "server.pem", tmp_path / "server.key"
-    shutil.copy(cert, live_cert)
-    shutil.copy(key, live_key)
-    daemon = Daemon(
-        [
-            "coordinator",
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            str(tmp_path / "c.db"),
-            "--tls-cert",
-            str(live_cert),
-            "--tls-key",
-            str(live_key),
-        ],
-        tmp_path / "c.log",
-    )
-    try:
+    old, new = TestCA(tmp_path / "old"), TestCA(tmp_path / "new")
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    install(old, "localhost", cert, key)
+    tls = ("--tls-cert", str(cert), "--tls-key", str(key))
+    with clean_stop(start_coordinator(tmp_path, *tls)) as daemon:
         assert _handshake(daemon.address, old.ca_path)
-        new = TestCA(tmp_path / "new")
         assert not _handshake(daemon.address, new.ca_path)
 
-        cert, key = new.issue("coordinator", dns=["localhost"], ip=["127.0.0.1"])
-        shutil.copy(cert, live_cert)
-        shutil.copy(key, live_key)
-        daemon.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: "TLS certificates reloaded" in daemon.output(), what="reload line")
+        install(new, "localhost", cert, key)
+        sighup(daemon, "TLS certificates reloaded")
         assert _handshake(daemon.address, new.ca_path)
         assert not _handshake(daemon.address, old.ca_path)
 
         # a broken new certificate keeps the working one and says why
-        live_cert.write_text("not a certificate\n")
-        daemon.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: "TLS reload failed" in daemon.output(), what="refusal line")
+        cert.write_text("not a certificate\n")
+        sighup(daemon, "TLS reload failed")
         assert "keeping the previous certificates" in daemon.output()
         assert daemon.proc.poll() is None
         assert _handshake(daemon.address, new.ca_path)
-    finally:
-        assert daemon.stop() == 0
 
 
-def test_agent_sighup_reloads_its_own_certificate(tmp_path: Path) -> None:
-    old = TestCA(tmp_path / "old")
-    cert, key = old.issue("h1", dns=["h1"], ip=["127.0.0.1"])
-    coordinator = Daemon(
-        ["coordinator", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "c.db")],
-        tmp_path / "c.log",
-    )
-    try:
-        agent = Daemon(
-            [
-                "agent",
-                "--coordinator",
-                coordinator.address,
-                "--cluster",
-                "prod",
-                "--host-id",
-                "h1",
-                "--listen",
-                "127.0.0.1:0",
-                "--state-file",
-                str(tmp_path / "policy.json"),
-                "--tls-cert",
-                str(cert),
-                "--tls-key",
-                str(key),
-            ],
-            tmp_path / "a.log",
-        )
-        try:
-            assert _handshake(agent.address, old.ca_path)
-            new = TestCA(tmp_path / "new")
-            new_cert, new_key = new.issue("h1", dns=["h1"], ip=["127.0.0.1"])
-            shutil.copy(new_cert, cert)
-            shutil.copy(new_key, key)
-            agent.proc.send_signal(signal.SIGHUP)
-            wait_until(lambda: "TLS certificates reloaded" in agent.output(), what="reload")
-            assert _handshake(agent.address, new.ca_path)
-            assert agent.proc.poll() is None
-        finally:
-            assert agent.stop() == 0
-    finally:
-        coordinator.stop()
+def test_agent_sighup_reloads_its_own_certificate(tmp_path: Path, coordinator: Daemon) -> None:
+    old, new = TestCA(tmp_path / "old"), TestCA(tmp_path / "new")
+    cert, key = tmp_path / "agent.pem", tmp_path / "agent.key"
+    install(old, "h1", cert, key)
+    tls = ("--tls-cert", str(cert), "--tls-key", str(key))
+    with clean_stop(agent(tmp_path, coordinator, *tls)) as daemon:
+        assert _handshake(daemon.address, old.ca_path)
+        install(new, "h1", cert, key)
+        sighup(daemon, "TLS certificates reloaded")
+        assert _handshake(daemon.address, new.ca_path)
+        assert daemon.proc.poll() is None
 
 
 def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from cpucompat.coordinator.domain.hosts import EventKind, HostStatus
 from cpucompat.coordinator.storage import Storage, StorageFault, open_storage
 from cpucompat.coordinator.storage.interface import (
     Admission,
+    BaselinePinRow,
     EventFilter,
     HostRow,
     NewProfile,
@@ -288,6 +289,37 @@ def test_vms_are_replaced_moved_and_removed(storage: Storage) -> None:
         uow.vms.delete("web-1")
     with storage.read() as uow:
         assert uow.vms.get("web-1") is None
+
+
+def test_a_vm_keeps_its_own_action_as_a_number(storage: Storage) -> None:
+    vm = VmRow("web-1", "prod", "host", "h1", None, "stamp", 10.0, 10.0, "h1")
+    with storage.unit_of_work() as uow:
+        uow.vms.put(vm)
+        uow.vms.set_action("web-1", 3, ["h2", "h3"], "h2 lacks avx512f")
+    with storage.read() as uow:
+        assert uow.vms.get("web-1") == replace(
+            vm, offline_action=3, refusing_hosts=("h2", "h3"), action_reason="h2 lacks avx512f"
+        )
+    with storage.unit_of_work() as uow:
+        uow.vms.put(replace(vm, offline_action=2))  # a replaced VM takes its new action
+    with storage.read() as uow:
+        assert uow.vms.in_cluster("prod") == [replace(vm, offline_action=2)]
+
+
+def test_a_baseline_pin_is_replaced_listed_and_removed(storage: Storage) -> None:
+    pin = BaselinePinRow("prod", "current", {"vendor": "AuthenticAMD", "features": ["sse2"]}, 1.0)
+    with storage.unit_of_work() as uow:
+        uow.baseline_pins.put(pin)
+        uow.baseline_pins.put(replace(pin, cluster="dev", pinned_by="ops"))
+        uow.baseline_pins.put(replace(pin, source="model:zen3", pinned_at=2.0))
+    with storage.read() as uow:
+        assert uow.baseline_pins.get("prod") == replace(pin, source="model:zen3", pinned_at=2.0)
+        assert [p.cluster for p in uow.baseline_pins.all()] == ["dev", "prod"]
+    with storage.unit_of_work() as uow:
+        uow.baseline_pins.delete("prod")
+    with storage.read() as uow:
+        assert uow.baseline_pins.get("prod") is None
+        assert uow.baseline_pins.all() == [replace(pin, cluster="dev", pinned_by="ops")]
 
 
 def test_admissions_are_added_and_removed(storage: Storage) -> None:

@@ -74,15 +74,23 @@ def start_coordinator(
     db: Path | str | None = None,
     listen: str = "127.0.0.1:0",
     log: str = "coordinator.log",
+    env: dict[str, str] | None = None,
 ) -> Daemon:
     """A coordinator process on loopback with its database in ``folder`` (or ``db``: a file,
     or a PostgreSQL URL such as the ``coordinator_db`` fixture gives)."""
     database = db or folder / "coordinator.db"
-    return Daemon(["coordinator", "--listen", listen, "--db", str(database), *extra], folder / log)
+    return Daemon(
+        ["coordinator", "--listen", listen, "--db", str(database), *extra], folder / log, env
+    )
 
 
 def start_agent(
-    folder: Path, coordinator: str, host: str, *extra: str, cluster: str = "prod"
+    folder: Path,
+    coordinator: str,
+    host: str,
+    *extra: str,
+    cluster: str = "prod",
+    env: dict[str, str] | None = None,
 ) -> Daemon:
     """An agent process reporting ``host`` into ``cluster`` (extra flags: --replay-dump, ...)."""
     return Daemon(
@@ -99,4 +107,5 @@ def start_agent(
             *extra,
         ],
         folder / f"agent-{host}.log",
+        env,
     )

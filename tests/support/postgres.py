@@ -119,11 +119,20 @@ class PostgresServer:
 
 
 def start_server() -> PostgresServer:
-    """Start a server as this user, or as ``nobody`` when this is root."""
+    """`throwaway_server` for a test, which is skipped without PostgreSQL's binaries."""
+    server = throwaway_server()
+    if server is None:
+        pytest.skip(SKIP_REASON)
+    return server
+
+
+def throwaway_server(prefix: str = "cpucompat-pg-") -> PostgresServer | None:
+    """Start a server in a new temporary folder as this user, or as ``nobody`` when this is
+    root; None without PostgreSQL's binaries. The caller stops it and removes its folder."""
     binaries = find_binaries()
     if binaries is None:
-        pytest.skip(SKIP_REASON)
-    folder = Path(tempfile.mkdtemp(prefix="cpucompat-pg-"))
+        return None
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
     run_as = None
     if os.geteuid() == 0:
         nobody = pwd.getpwnam("nobody")

@@ -16,6 +16,8 @@ from tests.support.paths import PROJECT_ROOT
 
 SQLITE_BACKEND = PROJECT_ROOT / "coordinator" / "storage" / "sqlite"
 POSTGRES_BACKEND = PROJECT_ROOT / "coordinator" / "storage" / "postgres"
+# The statements both backends run, written once (no driver imported there).
+SHARED_SQL = PROJECT_ROOT / "coordinator" / "storage" / "sql_common.py"
 SOURCES = [PROJECT_ROOT / "agent", PROJECT_ROOT / "coordinator"]
 
 # SQL as this project writes it: upper-case keywords, SQLite's functions and pragmas.
@@ -37,7 +39,7 @@ def modules() -> list[Path]:
 
 
 def in_backend(path: Path) -> bool:
-    return SQLITE_BACKEND in path.parents or POSTGRES_BACKEND in path.parents
+    return SQLITE_BACKEND in path.parents or POSTGRES_BACKEND in path.parents or path == SHARED_SQL
 
 
 def imported(tree: ast.AST, path: Path) -> set[str]:
@@ -83,21 +85,23 @@ def test_no_sql_outside_the_sqlite_backend() -> None:
         found = sql_strings(ast.parse(path.read_text()))
         if found:
             offenders[str(path.relative_to(PROJECT_ROOT))] = found[:2]
-    assert offenders == {}, f"SQL outside coordinator/storage/sqlite: {offenders}"
+    assert offenders == {}, f"SQL outside the storage backends: {offenders}"
 
 
 def test_the_detector_sees_the_backends_sql() -> None:
     """The two checks above can fail: they find the SQL and the imports where they belong."""
+    shared = sql_strings(ast.parse(SHARED_SQL.read_text()))
+    assert len(shared) >= 25
+    assert not in_backend(PROJECT_ROOT / "coordinator" / "storage" / "interface.py")
     pg = POSTGRES_BACKEND / "repositories.py"
     pg_tree = ast.parse(pg.read_text())
-    assert len(sql_strings(pg_tree)) >= 25
+    assert any("= ANY(?)" in s for s in sql_strings(pg_tree))  # arrays: no SQLite here
     assert "psycopg" in imported(pg_tree, pg)
     repositories = SQLITE_BACKEND / "repositories.py"
     tree = ast.parse(repositories.read_text())
     found = sql_strings(tree)
     assert any("INSERT OR REPLACE INTO vms" in s for s in found)
     assert any("json_set" in s for s in found)
-    assert len(found) >= 25
     assert "sqlite3" in imported(tree, repositories)
 
 
@@ -118,3 +122,12 @@ def test_services_reach_storage_only_through_the_interface() -> None:
         if bad:
             offenders.append(f"{path.relative_to(PROJECT_ROOT)}: {bad}")
     assert offenders == [], offenders
+
+
+def test_statements_for_postgresql_hold_no_percent_sign() -> None:
+    """PostgreSQL runs the shared statements with each ``?`` turned into psycopg's ``%s``
+    (`postgres/repositories.py` `PgSql`): a ``%`` of their own would be read as a placeholder."""
+    for path in (SHARED_SQL, POSTGRES_BACKEND / "repositories.py"):
+        found = sql_strings(ast.parse(path.read_text()))
+        assert found, path
+        assert [s for s in found if "%" in s] == [], path

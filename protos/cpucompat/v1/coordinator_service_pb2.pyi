@@ -446,7 +446,7 @@ class ProfileVersion(_message.Message):
     def __init__(self, version: _Optional[int] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fingerprint: _Optional[str] = ..., features_gained: _Optional[_Iterable[str]] = ..., features_lost: _Optional[_Iterable[str]] = ..., microcode: _Optional[str] = ..., replayed: _Optional[bool] = ..., profile: _Optional[_Union[_profile_pb2.ProcessorProfile, _Mapping]] = ..., offer_fingerprint: _Optional[str] = ..., offer_features_gained: _Optional[_Iterable[str]] = ..., offer_features_lost: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class VmRequirement(_message.Message):
-    __slots__ = ("mode", "source", "vendor", "features", "xsave_mask", "physical_bits", "x86_64_level", "family", "model", "tsc_hz", "fingerprint", "captured_at", "invariant_tsc", "sgx_epc", "guest_physical_bits", "avx10_version")
+    __slots__ = ("mode", "source", "vendor", "features", "xsave_mask", "physical_bits", "x86_64_level", "family", "model", "tsc_hz", "fingerprint", "captured_at", "invariant_tsc", "sgx_epc", "guest_physical_bits", "avx10_version", "tsc_fixed")
     MODE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     VENDOR_FIELD_NUMBER: _ClassVar[int]
@@ -463,6 +463,7 @@ class VmRequirement(_message.Message):
     SGX_EPC_FIELD_NUMBER: _ClassVar[int]
     GUEST_PHYSICAL_BITS_FIELD_NUMBER: _ClassVar[int]
     AVX10_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TSC_FIXED_FIELD_NUMBER: _ClassVar[int]
     mode: VmRequirementMode
     source: str
     vendor: str
@@ -479,7 +480,8 @@ class VmRequirement(_message.Message):
     sgx_epc: bool
     guest_physical_bits: int
     avx10_version: int
-    def __init__(self, mode: _Optional[_Union[VmRequirementMode, str]] = ..., source: _Optional[str] = ..., vendor: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., xsave_mask: _Optional[int] = ..., physical_bits: _Optional[int] = ..., x86_64_level: _Optional[str] = ..., family: _Optional[int] = ..., model: _Optional[int] = ..., tsc_hz: _Optional[int] = ..., fingerprint: _Optional[str] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., invariant_tsc: _Optional[bool] = ..., sgx_epc: _Optional[bool] = ..., guest_physical_bits: _Optional[int] = ..., avx10_version: _Optional[int] = ...) -> None: ...
+    tsc_fixed: bool
+    def __init__(self, mode: _Optional[_Union[VmRequirementMode, str]] = ..., source: _Optional[str] = ..., vendor: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., xsave_mask: _Optional[int] = ..., physical_bits: _Optional[int] = ..., x86_64_level: _Optional[str] = ..., family: _Optional[int] = ..., model: _Optional[int] = ..., tsc_hz: _Optional[int] = ..., fingerprint: _Optional[str] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., invariant_tsc: _Optional[bool] = ..., sgx_epc: _Optional[bool] = ..., guest_physical_bits: _Optional[int] = ..., avx10_version: _Optional[int] = ..., tsc_fixed: _Optional[bool] = ...) -> None: ...
 
 class Vm(_message.Message):
     __slots__ = ("name", "cluster", "boot_host", "baseline", "requirement", "registered_at", "booted_at", "cpu_definition", "action")
