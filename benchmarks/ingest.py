@@ -16,8 +16,9 @@ coordinator processes, fully durable:
   acknowledged (target: at most 30 s for 10,000 hosts, none lost: every host's
   last-seen time is checked in the database afterwards), with many reports in flight
   (asynchronous gRPC, simulated agents that retry while the coordinator starts);
-- the same with two coordinators on one PostgreSQL database, restarted together (a throwaway server made
-  with initdb when PostgreSQL's binaries exist, or ``--db URL``: an empty database);
+- the same with two coordinators on one PostgreSQL database, restarted together (a
+  throwaway server made with initdb when PostgreSQL's binaries exist, or ``--db URL``: an
+  empty database);
 - the coordinator's resident memory (VmRSS) once it has started on 10,000 and 100,000
   hosts (``--memory-hosts``).
 
