@@ -84,7 +84,7 @@ def decide(
     # with the number of hosts alike (a mixed cluster of 25 + 25 hosts has 2 pairs, not
     # 1,250), those covering most host pairs first, at most POLICY_PAIRS_LISTED: the row
     # is read and written on every change of the cluster; the audit lists them all.
-    report = audit(inputs, pair_limit=0, hypervisor=hypervisor)
+    report = audit(inputs, pair_limit=0, hypervisor=hypervisor, advice=False)
     # The audit's groups cover the processors; freshness is judged by policy_decision().
     processors_ok = len(report.groups) <= 1
     listed, total = ([], 0) if processors_ok else report.ranked_blocking(POLICY_PAIRS_LISTED)

@@ -387,10 +387,14 @@ def audit(
     pair_limit: int = PAIR_HOST_LIMIT,
     cluster: str | None = None,
     hypervisor: Hypervisor = Hypervisor.GENERIC,
+    advice: bool = True,
 ) -> AuditReport:
     """Audit a set of named hosts and decide the planned fail-over action.
 
     ``hypervisor`` says which rules tell what a guest sees (`kvm_offerable`).
+    ``advice`` False leaves out what only a person reads (the baseline's nearest
+    microarchitecture, the best host to remove): a cluster's policy, recomputed on every
+    change, needs the verdicts and groups alone.
     """
     rows: list[HostRow] = []
     classes: list[_ProfileClass] = []
@@ -460,7 +464,7 @@ def audit(
         xsave_mask=xsave,
         physical_bits=min(bits) if bits else None,
         x86_64_level=nearest_level(common),
-        microarchitecture=nearest_microarchitecture(common, single_vendor),
+        microarchitecture=nearest_microarchitecture(common, single_vendor) if advice else None,
     )
     profiles = tuple(
         ProfileRow(
@@ -479,7 +483,11 @@ def audit(
     )
 
     stale_names = [r.name for r in rows if r.stale]
-    best = _best_removal(rows, classes, matrix, feature_sets, common)
+    best = (
+        _best_removal(rows, classes, matrix, feature_sets, common)
+        if advice
+        else Removal(None, (), None)
+    )
 
     reasons: list[Reason] = []
     blocking: dict[str, int] = {}

@@ -84,3 +84,25 @@ def test_a_policy_lists_at_most_the_cap_most_hosts_first_and_counts_all() -> Non
     with pytest.raises(PolicyRefusedError) as refused:
         check_pin(decision, OfflineAction.SAVE)
     assert f"and {len(every) - 5} more" in str(refused.value)
+
+
+def test_the_policys_audit_without_advice_keeps_every_verdict_and_group() -> None:
+    members = [
+        HostInput(f"{spec}#{n}", resolve_baseline(spec), kind="model")
+        for i, spec in enumerate(MODELS)
+        for n in range(i % 3 + 1)
+    ]
+    full = audit(members, pair_limit=0)
+    light = audit(members, pair_limit=0, advice=False)
+    assert light.matrix == full.matrix and light.groups == full.groups
+    assert light.offline_action == full.offline_action and light.reasons == full.reasons
+    assert light.ranked_blocking(50) == full.ranked_blocking(50)
+    # What is left out is what only a person reads.
+    amd = [
+        HostInput(path.name, decode(load_dump(path)))
+        for path in (ZEN3, PROCESSORS / "amd-zen5-zen5c-edited.cpuid-r.txt")
+    ]
+    full, light = audit(amd), audit(amd, advice=False)
+    assert full.baseline.microarchitecture is not None and full.best_removal.host is not None
+    assert light.baseline.microarchitecture is None and light.best_removal.host is None
+    assert light.matrix == full.matrix and light.groups == full.groups
