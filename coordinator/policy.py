@@ -144,7 +144,7 @@ class PolicyEngine:
             PolicyInput(
                 h.host_id, self.registry.profile_for_version(uow, h.profile_version), h.status.value
             )
-            for h in uow.hosts.in_cluster(cluster)
+            for h in uow.hosts.members(cluster)
             if not has_no_say(h.maintenance, h.status == HostStatus.ONLINE)
         ]
         pinned = (

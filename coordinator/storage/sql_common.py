@@ -24,6 +24,7 @@ from .interface import (
     BaselinePinRow,
     EventFilter,
     HostRow,
+    Member,
     NewProfile,
     PolicyRow,
     StoredRaw,
@@ -90,6 +91,19 @@ class SqlHosts(SqlRepository):
             "SELECT * FROM hosts WHERE cluster = ? ORDER BY host_id", (cluster,)
         ).fetchall()
         return [host_row(row) for row in rows]
+
+    def members(self, cluster: str) -> list[Member]:
+        rows = self.db.execute(
+            "SELECT host_id, profile_version, status, maintenance FROM hosts "
+            "WHERE cluster = ? ORDER BY host_id",
+            (cluster,),
+        ).fetchall()
+        return [
+            Member(
+                r["host_id"], int(r["profile_version"]), HostStatus(r["status"]), r["maintenance"]
+            )
+            for r in rows
+        ]
 
     def upsert(self, row: HostRow) -> None:
         self.db.execute(
