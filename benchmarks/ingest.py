@@ -16,8 +16,9 @@ coordinator processes, fully durable:
   acknowledged (target: at most 30 s for 10,000 hosts, none lost: every host's
   last-seen time is checked in the database afterwards), with many reports in flight
   (asynchronous gRPC, simulated agents that retry while the coordinator starts);
-- the same with two coordinators on one PostgreSQL database (a throwaway server made
-  with initdb when PostgreSQL's binaries exist, or ``--db URL``: an empty database);
+- the same with two coordinators on one PostgreSQL database, restarted together (a
+  throwaway server made with initdb when PostgreSQL's binaries exist, or ``--db URL``: an
+  empty database);
 - the coordinator's resident memory (VmRSS) once it has started on 10,000 and 100,000
   hosts (``--memory-hosts``).
 
@@ -39,6 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -355,7 +357,9 @@ def restart_absorption(db: str, fleet: Fleet, coordinators: int, in_flight: int)
         pass
     wall = time.time()
     start = time.perf_counter()
-    running = [start_coordinator(db) for _ in range(coordinators)]
+    # Restarted together (a deploy, a host reboot): each starts while the others do.
+    with ThreadPoolExecutor(coordinators) as pool:
+        running = list(pool.map(lambda _: start_coordinator(db), range(coordinators)))
     try:
         listening = time.perf_counter() - start
         retried = asyncio.run(_first_reports([r.address for r in running], fleet, in_flight))

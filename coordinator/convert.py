@@ -212,6 +212,8 @@ def _pair_to_proto(pair: dict[str, Any]) -> pb.PairVerdict:
         source=str(pair.get("source_example") or pair["source"]),
         target=str(pair.get("target_example") or pair["target"]),
         compatible=bool(pair["compatible"]),
+        source_hosts=int(pair.get("source_hosts", 0)),
+        target_hosts=int(pair.get("target_hosts", 0)),
         reasons=[
             pb.Reason(
                 code=r["code"], detail=r.get("detail", ""), features=list(r.get("features", []))
@@ -441,6 +443,7 @@ def policy_to_proto(stored: StoredPolicy) -> pb.ClusterPolicy:
         version=stored.version,
         host_count=d.host_count,
         pin_reason=d.pin_reason,
+        blocking_pairs_total=d.blocking_total,
     )
 
 
@@ -522,6 +525,7 @@ def decision_to_proto(d: PolicyDecision) -> pb.ClusterPolicy:
         stale_hosts=list(d.stale_hosts),
         host_count=d.host_count,
         pin_reason=d.pin_reason,
+        blocking_pairs_total=d.blocking_total,
     )
 
 
@@ -538,6 +542,11 @@ def decision_from_proto(msg: pb.ClusterPolicy) -> PolicyDecision:
             {
                 "source": p.source,
                 "target": p.target,
+                **(
+                    {"source_hosts": p.source_hosts, "target_hosts": p.target_hosts}
+                    if p.source_hosts
+                    else {}
+                ),
                 "compatible": p.compatible,
                 "reasons": [
                     {"code": r.code, "detail": r.detail, "features": list(r.features)}
@@ -549,6 +558,7 @@ def decision_from_proto(msg: pb.ClusterPolicy) -> PolicyDecision:
         stale_hosts=tuple(msg.stale_hosts),
         host_count=msg.host_count,
         pin_reason=msg.pin_reason,
+        blocking_total=msg.blocking_pairs_total,
     )
 
 

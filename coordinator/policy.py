@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cpucompat.agent.errors import NotFoundError
 from cpucompat.agent.profile import Profile
@@ -30,7 +31,7 @@ from .domain.vm_action import has_no_say
 from .registry import OnChange, Registry, UnknownHostError, add_event, check_name
 from .storage.interface import PolicyRow, Storage, UnitOfWork
 
-POLICY_PAIR_LIMIT = 50
+POLICY_PAIRS_LISTED = 20  # blocking pairs a policy lists (`audit --cluster` lists all)
 POLICY_TOPIC = "policy"  # announced with the cluster when a new policy version is stored
 
 
@@ -79,20 +80,38 @@ def decide(
         HostInput(name=m.name, source=m.source, stale=m.status != "online", kind=m.kind)
         for m in members
     ]
-    # Above POLICY_PAIR_LIMIT hosts the blocking pairs are listed per distinct profile
-    # (with an example host each), so a recompute stays cheap in big clusters.
-    report = audit(inputs, pair_limit=POLICY_PAIR_LIMIT, hypervisor=hypervisor)
+    # Blocking pairs are listed per distinct profile, each side named by an example host
+    # with the number of hosts alike (a mixed cluster of 25 + 25 hosts has 2 pairs, not
+    # 1,250), those covering most host pairs first, at most POLICY_PAIRS_LISTED: the row
+    # is read and written on every change of the cluster; the audit lists them all.
+    report = audit(inputs, pair_limit=0, hypervisor=hypervisor, advice=False)
     # The audit's groups cover the processors; freshness is judged by policy_decision().
     processors_ok = len(report.groups) <= 1
-    blocking = [] if processors_ok else report.pairs(blocking_only=True)
+    listed, total = ([], 0) if processors_ok else report.ranked_blocking(POLICY_PAIRS_LISTED)
     return policy_decision(
         cluster,
         [HostState(m.name, m.status) for m in members],
         "SAVE" if processors_ok else "SHUTDOWN",
-        blocking,
+        [_named(p) for p in listed],
         pinned,
         pin_reason,
+        blocking_total=total,
     )
+
+
+def _named(pair: dict[str, Any]) -> dict[str, Any]:
+    """A profile pair of the audit as the policy lists it: example hosts as ``source`` and
+    ``target`` (what agents, events and the CLI show), the counts and fingerprints beside."""
+    return {
+        "source": pair["source_example"],
+        "target": pair["target_example"],
+        "source_hosts": pair["source_hosts"],
+        "target_hosts": pair["target_hosts"],
+        "source_profile": pair["source"],
+        "target_profile": pair["target"],
+        "compatible": pair["compatible"],
+        "reasons": pair["reasons"],
+    }
 
 
 class PolicyEngine:
@@ -125,7 +144,7 @@ class PolicyEngine:
             PolicyInput(
                 h.host_id, self.registry.profile_for_version(uow, h.profile_version), h.status.value
             )
-            for h in uow.hosts.in_cluster(cluster)
+            for h in uow.hosts.members(cluster)
             if not has_no_say(h.maintenance, h.status == HostStatus.ONLINE)
         ]
         pinned = (
@@ -154,6 +173,7 @@ class PolicyEngine:
         details = {
             "blocking_pairs": list(decision.blocking_pairs),
             "stale_hosts": list(decision.stale_hosts),
+            "blocking_total": decision.blocking_total,
             "host_count": decision.host_count,
             "pin_reason": decision.pin_reason,
         }
@@ -228,6 +248,9 @@ class PolicyEngine:
             pinned=None if row.pinned_action is None else OfflineAction(row.pinned_action),
             reason=row.reason,
             blocking_pairs=tuple(details.get("blocking_pairs", [])),
+            blocking_total=int(
+                details.get("blocking_total", len(details.get("blocking_pairs", [])))
+            ),
             stale_hosts=tuple(details.get("stale_hosts", [])),
             host_count=int(details.get("host_count", 0)),
             pin_reason=details.get("pin_reason", ""),

@@ -15,9 +15,11 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from cpucompat.agent.decode import capture_tsc, decode
@@ -151,6 +153,14 @@ class Registry:
         self._queue: list[_Queued] = []  # changes waiting for a group commit
         self._queue_lock = threading.Lock()
         self._changes: dict[str, deque[float]] = {}  # when each host last stored new versions
+        # Profiles stored by the unit of work under way (the writer lock is held): the
+        # policy recompute in the same transaction takes them from here, not by reading
+        # back and hashing what was just written. Cached on commit, dropped either way.
+        self._added: dict[int, Profile] = {}
+        # Host rows written whole by the unit of work under way, their profile version
+        # unchanged (unchanged reports, heartbeats): after the commit the mirror takes
+        # them as written instead of reading each back. Dropped when the unit ends.
+        self._written: dict[str, HostRow] = {}
         # After a restart, silence during the outage is the coordinator's, not the hosts':
         # nobody counts as stale before three intervals have passed since this start.
         self.started_at = clock()
@@ -162,7 +172,9 @@ class Registry:
     def _decoded(self, uow: UnitOfWork, version: int) -> Profile | None:
         """The decoded profile of one stored version, None when it is not stored (cached:
         versions never change; pruning and removal forget them)."""
-        profile: Profile | None = self.cache.get(Region.PROFILE, version)
+        profile: Profile | None = self.cache.get(Region.PROFILE, version) or self._added.get(
+            version
+        )
         if profile is None:
             stored = uow.profiles.raw(version)
             if stored is None:
@@ -193,18 +205,28 @@ class Registry:
         return profile
 
     def _record(
-        self, uow: UnitOfWork, row: HostRow, known: HostRecord | None = None
+        self,
+        uow: UnitOfWork,
+        row: HostRow,
+        known: HostRecord | None = None,
+        decoded: Profile | None = None,
     ) -> HostRecord | None:
         """The mirrored record of a stored host; None when its profile is not stored.
 
         ``known``, the record mirrored so far, lends its decoded profile when the version
-        is the same (a heartbeat never decodes again, whatever the cache evicted)."""
-        if known is not None and known.profile_version == row.profile_version:
-            profile: Profile | None = known.profile
+        is the same (a heartbeat never decodes again, whatever the cache evicted);
+        ``decoded`` is the profile of the row's version when the caller has it."""
+        if decoded is not None:
+            profile: Profile | None = decoded
+        elif known is not None and known.profile_version == row.profile_version:
+            profile = known.profile
         else:
             profile = self._decoded(uow, row.profile_version)
         if profile is None:
             return None
+        return self._record_of(row, profile)
+
+    def _record_of(self, row: HostRow, profile: Profile) -> HostRecord:
         return HostRecord(
             host_id=row.host_id,
             cluster=row.cluster,
@@ -224,6 +246,30 @@ class Registry:
             agent_fingerprint=row.agent_fingerprint,
         )
 
+    def _preload(self, uow: UnitOfWork, versions: list[int]) -> dict[int, Profile]:
+        """The decoded profiles of ``versions``, each distinct content decoded once.
+
+        At start thousands of hosts share a few processors: their versions' own bytes
+        come in a few queries and tell the contents apart, and only one version per
+        content not decoded yet has its leaf classes read (not two queries per host)."""
+        out: dict[int, Profile] = {}
+        wanted = []
+        for version in versions:
+            profile: Profile | None = self.cache.get(Region.PROFILE, version)
+            if profile is None:
+                wanted.append(version)
+            else:
+                out[version] = profile
+        for version, own in uow.profiles.own_bytes(wanted).items():
+            profile = self.cache.get(Region.CONTENT, digest(own))
+            if profile is None:
+                stored = uow.profiles.raw(version)
+                if stored is None:
+                    continue
+                profile = self._decode_stored(stored, f"profile {version} of host {stored.host_id}")
+            out[version] = self.cache.put(Region.PROFILE, version, profile)
+        return out
+
     def record_of(self, uow: UnitOfWork, row: HostRow) -> HostRecord | None:
         """A stored host as a record, inside a unit of work (before the mirror has it)."""
         return self._record(uow, row)
@@ -235,9 +281,17 @@ class Registry:
         version, status, replayed flag or cluster changed: after the mirror changed, so an
         answer a reader stored meanwhile is dropped by one side or the other (see
         `CompatibilityService._remember`)."""
+        if host_ids is not None:
+            host_ids = self._mirror_written(host_ids)
+            if not host_ids:
+                return
         with self.store.read() as uow:
             if host_ids is None:
-                records = (self._record(uow, row) for row in uow.hosts.all())
+                rows = uow.hosts.all()
+                decoded = self._preload(uow, [row.profile_version for row in rows])
+                records = (
+                    self._record(uow, row, decoded=decoded.get(row.profile_version)) for row in rows
+                )
                 self._hosts = {r.host_id: r for r in records if r is not None}
                 return
             for host_id in host_ids:
@@ -251,13 +305,34 @@ class Registry:
                 if old is None or record is None or _answer_key(old) != _answer_key(record):
                     self.cache.forget_host(host_id)
 
+    def _mirror_written(self, host_ids: Iterable[str]) -> list[str]:
+        """Mirror the rows this unit of work wrote whole (`_written`) as written; returns
+        the other hosts, which are read back."""
+        rest = []
+        for host_id in host_ids:
+            row = self._written.get(host_id)
+            old = self._hosts.get(host_id)
+            if row is None or old is None or old.profile_version != row.profile_version:
+                rest.append(host_id)
+                continue
+            record = self._record_of(row, old.profile)
+            self._hosts[host_id] = record
+            if _answer_key(old) != _answer_key(record):
+                self.cache.forget_host(host_id)
+        return rest
+
     def refresh(self, host_id: str | None = None) -> None:
         """Another coordinator changed ``host_id`` (None: maybe anything) in the database."""
         with self._lock:
             self._load(None if host_id is None else [host_id])
 
+    def records(self) -> list[HostRecord]:
+        """Every mirrored host in no order: what the sweeper scans each second (sorting
+        10,000 records there cost more than the sweep)."""
+        return list(self._hosts.values())  # one C-level copy: consistent under the GIL
+
     def hosts(self, cluster: str | None = None) -> list[HostRecord]:
-        records = list(self._hosts.values())  # one C-level copy: consistent under the GIL
+        records = self.records()
         if cluster:
             records = [r for r in records if r.cluster == cluster]
         return sorted(records, key=lambda r: (r.cluster, r.host_id))
@@ -324,7 +399,7 @@ class Registry:
         with self._lock:
             now = self.clock()
             try:
-                with self.store.unit_of_work() as uow:
+                with self._added_until_done(), self.store.unit_of_work() as uow:
                     uow.on_commit(lambda: self._load(ids))
                     for host_id in ids:  # other coordinators on this database refresh them
                         uow.announce(HOST_TOPIC, host_id)
@@ -336,6 +411,16 @@ class Registry:
                 self._load(ids)  # a failed change leaves the mirror as stored
                 raise
         return clusters
+
+    @contextmanager
+    def _added_until_done(self) -> Iterator[None]:
+        """Around a unit of work: the profiles it adds are forgotten when it ends (the
+        committed ones are cached by then), so a rolled-back version is never served."""
+        try:
+            yield
+        finally:
+            self._added.clear()
+            self._written.clear()
 
     def _commit_grouped(
         self, work: Callable[[UnitOfWork, float], set[str]], host_ids: Iterable[str]
@@ -363,7 +448,7 @@ class Registry:
         it fails, each change is committed alone (a deadlock between coordinators on
         PostgreSQL, a fault of one change), so each caller gets its own outcome."""
         try:
-            with self.store.unit_of_work() as uow:
+            with self._added_until_done(), self.store.unit_of_work() as uow:
                 for item in batch:
                     now = self.clock()
                     ids = item.host_ids  # as in _commit: mirrored before the hooks' own
@@ -476,6 +561,8 @@ class Registry:
                         summary=version_summary(profile, offer_gained, offer_lost),
                     )
                 )
+                self._added[version] = profile
+                uow.on_commit(partial(self.cache.put, Region.PROFILE, version, profile))
             assert version is not None
             uow.hosts.upsert(
                 HostRow(
@@ -561,7 +648,10 @@ class Registry:
             known = self._hosts.get(host_id)
             if known is None or known.fingerprint != profile.fingerprint:
                 self._check_change_rate(host_id)
-            self._commit(work, [host_id])
+        # Group commit, as for unchanged reports: reports arriving together share one
+        # transaction (one fsync), each still acknowledged only after it committed.
+        self._commit_grouped(work, [host_id])
+        with self._lock:
             self.cache.put(Region.CONTENT, key, profile)
             if stored_new_version:
                 self._changes.setdefault(host_id, deque()).append(self.clock())
@@ -670,16 +760,17 @@ class Registry:
                 or old.replayed != replayed
             ):
                 raise NotApplied("the stored host changed since the mirror was read")
-            uow.hosts.upsert(
-                replace(
-                    old,
-                    agent_address=agent_address,
-                    agent_version=agent_version,
-                    status=HostStatus.ONLINE,
-                    last_seen=now,
-                    heartbeat_interval=interval,
-                )
+            new = replace(
+                old,
+                agent_address=agent_address,
+                agent_version=agent_version,
+                status=HostStatus.ONLINE,
+                last_seen=now,
+                heartbeat_interval=interval,
             )
+            uow.hosts.upsert(new)
+            if old.maintenance != MAINTENANCE_ENDING:  # else ending it writes the row again
+                self._written[host_id] = new
             return self._heard_events(uow, now, old, "a full report")
 
         try:
@@ -802,15 +893,21 @@ class Registry:
         record = self.find(host_id)
         if record is None:
             return None, True
-        with self.store.read() as uow:
-            row = uow.hosts.get(host_id)
-        if row is None or row.agent_fingerprint != agent_fingerprint or record.cluster != cluster:
+        if record.agent_fingerprint != agent_fingerprint or record.cluster != cluster:
             return record, True
         interval = seconds or record.heartbeat_interval
 
         def work(uow: UnitOfWork, now: float) -> set[str]:
+            # The mirror said yes; the stored row decides (another coordinator may have
+            # stored a new report meanwhile): a full report is wanted then.
             old = uow.hosts.get(host_id, for_update=True)
+            if old is None or old.agent_fingerprint != agent_fingerprint or old.cluster != cluster:
+                raise NotApplied("the stored host changed since the mirror was read")
             uow.hosts.heard(host_id, now, HostStatus.ONLINE, interval)
+            if old.maintenance != MAINTENANCE_ENDING:  # else ending it writes the row again
+                self._written[host_id] = replace(
+                    old, last_seen=now, status=HostStatus.ONLINE, heartbeat_interval=interval
+                )
             touched: set[str] = set()
             if old is not None and old.maintenance == MAINTENANCE_ENDING:
                 self._end_maintenance(uow, now, host_id, cluster, "a heartbeat")
@@ -829,7 +926,10 @@ class Registry:
                 touched.add(cluster)
             return touched
 
-        self._commit_grouped(work, [host_id])
+        try:
+            self._commit_grouped(work, [host_id])
+        except NotApplied:
+            return self.find(host_id) or record, True
         return self.host(host_id), False
 
     def _set_status(
@@ -894,7 +994,7 @@ class Registry:
         now = self.clock()
         due = [
             r.host_id
-            for r in self.hosts()
+            for r in self.records()
             if r.status == HostStatus.ONLINE
             and r.maintenance != MAINTENANCE_ON
             and now > self._stale_after(r)
@@ -910,7 +1010,7 @@ class Registry:
         now = self.clock()
         waits = [
             self._stale_after(r) - now
-            for r in self.hosts()
+            for r in self.records()
             if r.status == HostStatus.ONLINE and r.maintenance != MAINTENANCE_ON
         ]
         return max(0.05, min([default, *waits])) if waits else default

@@ -157,9 +157,9 @@ class Coordinator:
             delay = 1.0
             try:
                 if self.store.holds_lease(SWEEP_LEASE):
-                    online = {r.host_id for r in self.registry.hosts() if r.status == ONLINE}
+                    online = {r.host_id for r in self.registry.records() if r.status == ONLINE}
                     self.registry.sweep()
-                    stale = {r.host_id for r in self.registry.hosts() if r.status == STALE}
+                    stale = {r.host_id for r in self.registry.records() if r.status == STALE}
                     self.metrics.swept(len(online & stale))
                     delay = self.registry.next_sweep_in(default=1.0)
             except Exception as exc:  # a locked or full database must not end stale detection

@@ -32,6 +32,7 @@ prints the same `to_json` document offline and through a coordinator.
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,7 @@ from cpucompat.agent.errors import InputError
 from cpucompat.agent.profile import Profile
 
 from .baselines import Baseline, nearest_level, nearest_microarchitecture
-from .compat import REFUSAL_ORDER, REPLAYED_PROFILE, Reason, TargetView, Verdict, check
+from .compat import REFUSAL_ORDER, REPLAYED_PROFILE, Reason, TargetView, Verdict, checker
 from .kvm_offerable import GENERIC_VIEW, Hypervisor, view_label
 from .requirement import Requirement, component_names
 from .sides import requirement_of, target_of
@@ -184,28 +185,47 @@ class AuditReport:
     def group_hosts(self, group: int) -> list[str]:
         return [self.hosts[h].name for p in self.groups[group] for h in self.profiles[p].hosts]
 
+    def _profile_pair(self, i: int, j: int) -> dict[str, Any]:
+        src, tgt, v = self.profiles[i], self.profiles[j], self.matrix[i][j]
+        return {
+            "source": src.fingerprint,
+            "target": tgt.fingerprint,
+            "source_hosts": len(src.hosts),
+            "target_hosts": len(tgt.hosts),
+            "source_example": self.hosts[src.hosts[0]].name,
+            "target_example": self.hosts[tgt.hosts[0]].name,
+            "compatible": v.compatible,
+            "reasons": [r.to_json() for r in v.reasons],
+        }
+
     def _profile_pairs(self, blocking_only: bool) -> list[dict[str, Any]]:
-        out = []
-        for i, src in enumerate(self.profiles):
-            for j, tgt in enumerate(self.profiles):
-                if i == j:
-                    continue
-                v = self.matrix[i][j]
-                if blocking_only and v.compatible:
-                    continue
-                out.append(
-                    {
-                        "source": src.fingerprint,
-                        "target": tgt.fingerprint,
-                        "source_hosts": len(src.hosts),
-                        "target_hosts": len(tgt.hosts),
-                        "source_example": self.hosts[src.hosts[0]].name,
-                        "target_example": self.hosts[tgt.hosts[0]].name,
-                        "compatible": v.compatible,
-                        "reasons": [r.to_json() for r in v.reasons],
-                    }
-                )
-        return out
+        n = len(self.profiles)
+        return [
+            self._profile_pair(i, j)
+            for i in range(n)
+            for j in range(n)
+            if i != j and not (blocking_only and self.matrix[i][j].compatible)
+        ]
+
+    def ranked_blocking(self, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """(the blocking pairs of distinct profiles covering most host pairs first, at most
+        ``limit`` of them, as `pairs` gives them in profile mode; how many there are).
+
+        Only those listed are rendered: a cluster's policy lists a few of hundreds."""
+        refused = [
+            (
+                -len(src.hosts) * len(tgt.hosts),
+                self.hosts[src.hosts[0]].name,
+                self.hosts[tgt.hosts[0]].name,
+                i,
+                j,
+            )
+            for i, src in enumerate(self.profiles)
+            for j, tgt in enumerate(self.profiles)
+            if i != j and not self.matrix[i][j].compatible
+        ]
+        top = heapq.nsmallest(limit, refused)
+        return [self._profile_pair(i, j) for *_, i, j in top], len(refused)
 
     def _host_pairs(self, blocking_only: bool) -> list[dict[str, Any]]:
         out = []
@@ -367,10 +387,14 @@ def audit(
     pair_limit: int = PAIR_HOST_LIMIT,
     cluster: str | None = None,
     hypervisor: Hypervisor = Hypervisor.GENERIC,
+    advice: bool = True,
 ) -> AuditReport:
     """Audit a set of named hosts and decide the planned fail-over action.
 
     ``hypervisor`` says which rules tell what a guest sees (`kvm_offerable`).
+    ``advice`` False leaves out what only a person reads (the baseline's nearest
+    microarchitecture, the best host to remove): a cluster's policy, recomputed on every
+    change, needs the verdicts and groups alone.
     """
     rows: list[HostRow] = []
     classes: list[_ProfileClass] = []
@@ -421,7 +445,9 @@ def audit(
     if not rows:
         raise AuditError("no hosts to audit; register hosts or pass dump files")
 
-    matrix = [[check(src.requirement, tgt.view) for tgt in classes] for src in classes]
+    # Each source's requirement compiled once for its row (`checker`), not once per pair.
+    rows_of = [checker(src.requirement) for src in classes]
+    matrix = [[against(tgt.view) for tgt in classes] for against in rows_of]
     groups, group_of = _groups(classes, matrix)
 
     feature_sets = [p.requirement.features for p in classes]
@@ -438,7 +464,7 @@ def audit(
         xsave_mask=xsave,
         physical_bits=min(bits) if bits else None,
         x86_64_level=nearest_level(common),
-        microarchitecture=nearest_microarchitecture(common, single_vendor),
+        microarchitecture=nearest_microarchitecture(common, single_vendor) if advice else None,
     )
     profiles = tuple(
         ProfileRow(
@@ -457,7 +483,11 @@ def audit(
     )
 
     stale_names = [r.name for r in rows if r.stale]
-    best = _best_removal(rows, classes, matrix, feature_sets, common)
+    best = (
+        _best_removal(rows, classes, matrix, feature_sets, common)
+        if advice
+        else Removal(None, (), None)
+    )
 
     reasons: list[Reason] = []
     blocking: dict[str, int] = {}

@@ -58,10 +58,13 @@ class PolicyDecision:
     pinned: OfflineAction | None
     reason: str
     blocking_pairs: tuple[dict[str, Any], ...] = ()
+    """The first blocking pairs (the policy engine lists at most 20)."""
     stale_hosts: tuple[str, ...] = ()
     host_count: int = 0
     pin_reason: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    blocking_total: int = 0
+    """How many blocking pairs there are in all (``blocking_pairs`` may list fewer)."""
 
     def same_as(self, other: PolicyDecision | None) -> bool:
         """Equal in everything a watcher cares about (the version aside)."""
@@ -71,6 +74,7 @@ class PolicyDecision:
             self.pinned,
             self.reason,
             self.blocking_pairs,
+            self.blocking_total,
             self.stale_hosts,
             self.host_count,
             self.pin_reason,
@@ -80,6 +84,7 @@ class PolicyDecision:
             other.pinned,
             other.reason,
             other.blocking_pairs,
+            other.blocking_total,
             other.stale_hosts,
             other.host_count,
             other.pin_reason,
@@ -94,14 +99,23 @@ class PolicyDecision:
             "pinned_action": self.pinned.name if self.pinned is not None else None,
             "reason": self.reason,
             "blocking_pairs": list(self.blocking_pairs),
+            "blocking_pairs_total": self.blocking_total,
             "stale_hosts": list(self.stale_hosts),
             "host_count": self.host_count,
         }
 
 
+def _side(name: object, hosts: object) -> str:
+    """A pair's side: its example host, and how many more hosts share its profile."""
+    more = hosts - 1 if isinstance(hosts, int) else 0
+    return f"{name} (+{more} alike)" if more > 0 else str(name)
+
+
 def _pair_text(pair: dict[str, Any]) -> str:
     codes = ",".join(r.get("code", "?") for r in pair.get("reasons", []))
-    return f"{pair.get('source')} -> {pair.get('target')} ({codes})"
+    source = _side(pair.get("source"), pair.get("source_hosts"))
+    target = _side(pair.get("target"), pair.get("target_hosts"))
+    return f"{source} -> {target} ({codes})"
 
 
 def policy_decision(
@@ -111,10 +125,15 @@ def policy_decision(
     blocking_pairs: Sequence[dict[str, Any]],
     pinned: OfflineAction | None,
     pin_reason: str = "",
+    blocking_total: int | None = None,
 ) -> PolicyDecision:
-    """Combine the audit verdict, host freshness and an administrator's pin."""
+    """Combine the audit verdict, host freshness and an administrator's pin.
+
+    ``blocking_total``: how many blocking pairs there are when ``blocking_pairs`` lists
+    only the first (None: all are listed)."""
     not_fresh = tuple(sorted(h.name for h in hosts if h.status != "online"))
     pairs = tuple(blocking_pairs)
+    total = len(pairs) if blocking_total is None else max(blocking_total, len(pairs))
     if not hosts:
         computed, why = (
             OfflineAction.SHUTDOWN,
@@ -122,7 +141,7 @@ def policy_decision(
         )
     elif pairs or audit_action != "SAVE":
         shown = "; ".join(_pair_text(p) for p in pairs[:3]) + (
-            f"; \u2026 and {len(pairs) - 3} more" if len(pairs) > 3 else ""
+            f"; \u2026 and {total - 3} more" if total > 3 else ""
         )
         computed, why = (
             OfflineAction.SHUTDOWN,
@@ -157,6 +176,7 @@ def policy_decision(
         stale_hosts=not_fresh,
         host_count=len(hosts),
         pin_reason=pin_reason,
+        blocking_total=total,
     )
 
 
@@ -164,8 +184,9 @@ def check_pin(decision: PolicyDecision, wanted: OfflineAction) -> None:
     """Refuse pinning SAVE where the processors force a cold fail-over."""
     if wanted == OfflineAction.SAVE and decision.computed != OfflineAction.SAVE:
         pairs = decision.blocking_pairs
+        total = max(decision.blocking_total, len(pairs))
         blocking = "; ".join(_pair_text(p) for p in pairs[:5]) + (
-            f"; \u2026 and {len(pairs) - 5} more" if len(pairs) > 5 else ""
+            f"; \u2026 and {total - 5} more" if total > 5 else ""
         )
         raise PolicyRefusedError(
             f"cannot pin SAVE on cluster {decision.cluster}: {decision.reason}"

@@ -15,11 +15,13 @@ The rule for bits a capture cannot tell (``Profile.unknown_features``):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from cpucompat.agent.profile import Profile
 
+from ..cache import Memo
 from .compat import TargetView
 from .kvm_offerable import Hypervisor, guest_sees, kvm_synthesises
 from .mitigations import arch_capabilities_no, as_guest_sees, satisfied
@@ -34,6 +36,31 @@ from .requirement import (
 if TYPE_CHECKING:
     from .baselines import Baseline
     from .libvirt_cpu import DomainCpu
+
+
+T = TypeVar("T")
+
+SIDE_ENTRIES = 20_000
+"""Sides kept (`_SIDES`): a requirement and a target view or two per distinct profile
+of a 10,000-host fleet, with room to spare."""
+
+_SIDES: Memo[tuple[Hashable, ...], tuple[Profile, object]] = Memo("profile sides", SIDE_ENTRIES)
+"""Sides already built from a decoded `Profile` object, keyed by its identity.
+
+Profiles are immutable and the registry shares one object per distinct content, so a
+policy recompute, an audit or a check builds each side of a profile once, not once per
+call (a changed report's recompute would otherwise rebuild every member's). An entry
+holds its profile, so the identity cannot be reused while the entry lives."""
+
+
+def _kept(profile: Profile, key: tuple[Hashable, ...], build: Callable[[], T]) -> T:
+    full = (id(profile), *key)
+    held = _SIDES.get(full)
+    if held is not None and held[0] is profile:
+        return held[1]  # type: ignore[return-value]
+    value = build()
+    _SIDES.discard(full)
+    return _SIDES.put(full, (profile, value))[1]  # type: ignore[return-value]
 
 
 def requirement_of(
@@ -54,11 +81,17 @@ def requirement_of(
     says which rules tell what the guest saw (`kvm_offerable`); the requirement
     names them in ``view``.
     """
-    req = (
-        Requirement.from_profile(side, name, hypervisor)
-        if isinstance(side, Profile)
-        else side.requirement().under(hypervisor)
-    )
+    if isinstance(side, Profile):
+        profile = side
+        return _kept(
+            profile,
+            ("requirement", name, invtsc, sgx_epc, hypervisor),
+            lambda: _guest(Requirement.from_profile(profile, name, hypervisor), invtsc, sgx_epc),
+        )
+    return _guest(side.requirement().under(hypervisor), invtsc, sgx_epc)
+
+
+def _guest(req: Requirement, invtsc: bool, sgx_epc: bool) -> Requirement:
     return req.with_guest(invtsc=invtsc, sgx_epc=sgx_epc) if invtsc or sgx_epc else req
 
 
@@ -79,19 +112,12 @@ def target_of(
     over the table).
     """
     if isinstance(side, Profile):
-        view = TargetView.from_profile(side, name, stale=stale, replayed=replayed)
-        # Kernel-synthesised bits from the offer where there is one; a mitigation the
-        # target lacks but is not affected by counts as satisfied (`mitigations`).
-        seen = as_guest_sees(side, view.features)
-        if side.hypervisor_offer is None:
-            seen = guest_sees(seen, hypervisor)
-            if hypervisor is Hypervisor.KVM:
-                # KVM offers the other vendor's names for the host's speculation controls.
-                seen |= kvm_synthesises(side.features)
-        seen |= satisfied(seen, arch_capabilities_no(side.hypervisor_offer))
-        if seen == view.features:
-            return view
-        return replace(view, features=seen, xsave_mask=usable_xsave_mask_of(view.xsave_mask, seen))
+        profile = side
+        return _kept(
+            profile,
+            ("target", name, stale, replayed, hypervisor),
+            lambda: _profile_target(profile, name, stale, replayed, hypervisor),
+        )
     # A Baseline object exists, so its module is loaded already: no import cost here.
     from .baselines import nearest_level
 
@@ -108,6 +134,25 @@ def target_of(
         replayed=bool(replayed),
         x86_64_level=nearest_level(features),
     )
+
+
+def _profile_target(
+    side: Profile, name: str, stale: bool, replayed: bool | None, hypervisor: Hypervisor
+) -> TargetView:
+    """`target_of` a processor, built (`_SIDES` keeps it while the profile lives)."""
+    view = TargetView.from_profile(side, name, stale=stale, replayed=replayed)
+    # Kernel-synthesised bits from the offer where there is one; a mitigation the
+    # target lacks but is not affected by counts as satisfied (`mitigations`).
+    seen = as_guest_sees(side, view.features)
+    if side.hypervisor_offer is None:
+        seen = guest_sees(seen, hypervisor)
+        if hypervisor is Hypervisor.KVM:
+            # KVM offers the other vendor's names for the host's speculation controls.
+            seen |= kvm_synthesises(side.features)
+    seen |= satisfied(seen, arch_capabilities_no(side.hypervisor_offer))
+    if seen == view.features:
+        return view
+    return replace(view, features=seen, xsave_mask=usable_xsave_mask_of(view.xsave_mask, seen))
 
 
 def requirement_of_domain(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ..domain.hosts import Event, EventKind, HostStatus, ProfileVersion
 from .errors import StorageFault
@@ -39,6 +39,15 @@ class HostRow:
     pruned_versions: int = 0
     maintenance: str = ""  # "" none, "on", "ending" (off asked; ends at the next fresh report)
     maintenance_reason: str = ""
+
+
+class Member(NamedTuple):
+    """What a cluster's policy reads of each member, on every change of the cluster."""
+
+    host_id: str
+    profile_version: int
+    status: HostStatus
+    maintenance: str
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,10 @@ class HostRepository(Protocol):
         """The cluster's members, by host id."""
         ...
 
+    def members(self, cluster: str) -> list[Member]:
+        """The cluster's members as its policy reads them, by host id (four columns)."""
+        ...
+
     def upsert(self, row: HostRow) -> None:
         """Insert, or refresh every field but ``first_seen`` and ``pruned_versions``."""
         ...
@@ -176,6 +189,12 @@ class ProfileRepository(Protocol):
 
     def raw(self, version: int) -> StoredRaw | None:
         """The version's own bytes and the leaf classes it refers to."""
+        ...
+
+    def own_bytes(self, versions: Sequence[int]) -> dict[int, bytes]:
+        """Many versions' own bytes (without their leaf classes) in few queries: at start
+        the registry tells apart the distinct contents of thousands of hosts by them and
+        reads the leaf classes of one version per content only."""
         ...
 
     def leaf_class_count(self) -> int:

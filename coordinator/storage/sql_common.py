@@ -24,6 +24,7 @@ from .interface import (
     BaselinePinRow,
     EventFilter,
     HostRow,
+    Member,
     NewProfile,
     PolicyRow,
     StoredRaw,
@@ -32,6 +33,7 @@ from .interface import (
 from .rows import host_row, policy_row, vm_row
 
 MAX_EVENTS_PER_QUERY = 100_000
+OWN_BYTES_CHUNK = 500  # versions per query of `own_bytes` (SQLite allows 32,766 parameters)
 
 
 class Cursor(Protocol):
@@ -89,6 +91,19 @@ class SqlHosts(SqlRepository):
             "SELECT * FROM hosts WHERE cluster = ? ORDER BY host_id", (cluster,)
         ).fetchall()
         return [host_row(row) for row in rows]
+
+    def members(self, cluster: str) -> list[Member]:
+        rows = self.db.execute(
+            "SELECT host_id, profile_version, status, maintenance FROM hosts "
+            "WHERE cluster = ? ORDER BY host_id",
+            (cluster,),
+        ).fetchall()
+        return [
+            Member(
+                r["host_id"], int(r["profile_version"]), HostStatus(r["status"]), r["maintenance"]
+            )
+            for r in rows
+        ]
 
     def upsert(self, row: HostRow) -> None:
         self.db.execute(
@@ -192,6 +207,18 @@ class SqlProfiles(SqlRepository):
             ).fetchall()
         }
         return StoredRaw(version, row["host_id"], bytes(row["raw"]), classes)
+
+    def own_bytes(self, versions: Sequence[int]) -> dict[int, bytes]:
+        numbers = list(versions)
+        out: dict[int, bytes] = {}
+        for start in range(0, len(numbers), OWN_BYTES_CHUNK):
+            chunk = numbers[start : start + OWN_BYTES_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(
+                f"SELECT id, raw FROM profiles WHERE id IN ({marks})", chunk
+            ).fetchall():
+                out[int(row["id"])] = bytes(row["raw"])
+        return out
 
     def leaf_class_count(self) -> int:
         row = self.db.execute("SELECT COUNT(*) AS n FROM leaf_classes").fetchone()

@@ -8,9 +8,15 @@ from pathlib import Path
 import grpc
 import pytest
 
+from cpucompat.agent.dumps import load_dump
+from cpucompat.agent.wire import capture_to_proto
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 from tests.support.inprocess import Running, dev_raw
+from tests.support.paths import PROCESSORS
+
+ZEN3 = PROCESSORS / "amd-zen3-x3d-l3-edited.cpuid-r.txt"
+SKYLAKE = PROCESSORS / "intel-skylake-leaf2-edited.cpuid-r.txt"
 
 
 def test_watch_streams_are_capped_and_never_starve_reports(tmp_path: Path) -> None:
@@ -98,3 +104,25 @@ def test_policy_survives_a_restart(tmp_path: Path) -> None:
         assert policy.hyperv_offline_action == 0
     finally:
         again.close()
+
+
+def test_blocking_pairs_travel_per_profile_with_their_host_counts(tmp_path: Path) -> None:
+    running = Running(tmp_path, allow_replayed=True)
+    try:
+        hosts = [(f"zen3-{n}", ZEN3) for n in range(3)] + [(f"sky-{n}", SKYLAKE) for n in range(2)]
+        for host_id, dump in hosts:
+            running.registry.ReportProfile(
+                pb.ReportProfileRequest(
+                    host_id=host_id, cluster="lab", raw=capture_to_proto(load_dump(dump))
+                ),
+                timeout=10,
+            )
+        policy = pb_grpc.PolicyServiceStub(running.channel)
+        got = policy.GetPolicy(pb.GetPolicyRequest(cluster="lab"), timeout=10).policy
+        assert got.action == pb.OFFLINE_ACTION_SHUTDOWN
+        pairs = {(p.source, p.target): (p.source_hosts, p.target_hosts) for p in got.blocking_pairs}
+        assert pairs == {("zen3-0", "sky-0"): (3, 2), ("sky-0", "zen3-0"): (2, 3)}
+        assert got.blocking_pairs_total == 2
+        assert "(+2 alike)" in got.reason
+    finally:
+        running.close()

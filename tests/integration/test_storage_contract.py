@@ -331,3 +331,26 @@ def test_admissions_are_added_and_removed(storage: Storage) -> None:
         uow.admissions.remove("prod", ["node-*"])
     with storage.read() as uow:
         assert uow.admissions.all() == [Admission("dev", "h1", 2.0, "")]
+
+
+def test_members_and_own_bytes_read_in_bulk_what_is_stored(storage: Storage) -> None:
+    with storage.unit_of_work() as uow:
+        versions = [uow.profiles.add(profile(f"h{n}", at=float(n))) for n in range(3)]
+        for n, version in enumerate(versions):
+            uow.hosts.upsert(
+                host(f"h{n}", version=version, status=HostStatus.STALE if n else HostStatus.ONLINE)
+            )
+        uow.hosts.upsert(host("elsewhere", cluster="other", version=versions[0]))
+        uow.hosts.set_maintenance("h2", "on", "firmware")
+    with storage.read() as uow:
+        members = uow.hosts.members("prod")
+        assert [(m.host_id, m.profile_version, m.status, m.maintenance) for m in members] == [
+            (r.host_id, r.profile_version, r.status, r.maintenance)
+            for r in uow.hosts.in_cluster("prod")
+        ]
+        assert [m.maintenance for m in members] == ["", "", "on"]
+        assert uow.hosts.members("nowhere") == []
+        # More versions than one query takes, one of them never stored.
+        wanted = [*versions, 10**9] * 400
+        own = uow.profiles.own_bytes(wanted)
+        assert own == {v: b"\x78\x9c\x00raw" for v in versions}

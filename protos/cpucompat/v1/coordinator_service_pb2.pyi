@@ -203,16 +203,20 @@ class TargetVerdict(_message.Message):
     def __init__(self, host_id: _Optional[str] = ..., status: _Optional[_Union[HostStatus, str]] = ..., verdict: _Optional[_Union[Verdict, _Mapping]] = ...) -> None: ...
 
 class PairVerdict(_message.Message):
-    __slots__ = ("source", "target", "compatible", "reasons")
+    __slots__ = ("source", "target", "compatible", "reasons", "source_hosts", "target_hosts")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     COMPATIBLE_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_HOSTS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_HOSTS_FIELD_NUMBER: _ClassVar[int]
     source: str
     target: str
     compatible: bool
     reasons: _containers.RepeatedCompositeFieldContainer[Reason]
-    def __init__(self, source: _Optional[str] = ..., target: _Optional[str] = ..., compatible: _Optional[bool] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ...) -> None: ...
+    source_hosts: int
+    target_hosts: int
+    def __init__(self, source: _Optional[str] = ..., target: _Optional[str] = ..., compatible: _Optional[bool] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., source_hosts: _Optional[int] = ..., target_hosts: _Optional[int] = ...) -> None: ...
 
 class HostGroup(_message.Message):
     __slots__ = ("hosts",)
@@ -347,7 +351,7 @@ class AuditReport(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., offline_action: _Optional[_Union[OfflineAction, str]] = ..., reason: _Optional[str] = ..., compatible: _Optional[bool] = ..., hosts: _Optional[_Iterable[_Union[AuditHost, _Mapping]]] = ..., pairs: _Optional[_Iterable[_Union[PairVerdict, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[HostGroup, _Mapping]]] = ..., baseline: _Optional[_Union[Baseline, _Mapping]] = ..., losses: _Optional[_Iterable[_Union[HostLoss, _Mapping]]] = ..., best_removal: _Optional[_Union[BestRemoval, _Mapping]] = ..., vendors: _Optional[_Iterable[str]] = ..., distinct_profiles: _Optional[int] = ..., blocking_pairs: _Optional[_Iterable[_Union[PairVerdict, _Mapping]]] = ..., generated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., profiles: _Optional[_Iterable[_Union[AuditProfile, _Mapping]]] = ..., refusals: _Optional[_Iterable[_Union[ProfileRefusal, _Mapping]]] = ..., pair_limit: _Optional[int] = ..., view: _Optional[str] = ...) -> None: ...
 
 class ClusterPolicy(_message.Message):
-    __slots__ = ("cluster", "action", "computed_action", "pinned_action", "hyperv_offline_action", "reason", "blocking_pairs", "stale_hosts", "updated_at", "version", "host_count", "pin_reason")
+    __slots__ = ("cluster", "action", "computed_action", "pinned_action", "hyperv_offline_action", "reason", "blocking_pairs", "stale_hosts", "updated_at", "version", "host_count", "pin_reason", "blocking_pairs_total")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     COMPUTED_ACTION_FIELD_NUMBER: _ClassVar[int]
@@ -360,6 +364,7 @@ class ClusterPolicy(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     HOST_COUNT_FIELD_NUMBER: _ClassVar[int]
     PIN_REASON_FIELD_NUMBER: _ClassVar[int]
+    BLOCKING_PAIRS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     action: OfflineAction
     computed_action: OfflineAction
@@ -372,7 +377,8 @@ class ClusterPolicy(_message.Message):
     version: int
     host_count: int
     pin_reason: str
-    def __init__(self, cluster: _Optional[str] = ..., action: _Optional[_Union[OfflineAction, str]] = ..., computed_action: _Optional[_Union[OfflineAction, str]] = ..., pinned_action: _Optional[_Union[OfflineAction, str]] = ..., hyperv_offline_action: _Optional[int] = ..., reason: _Optional[str] = ..., blocking_pairs: _Optional[_Iterable[_Union[PairVerdict, _Mapping]]] = ..., stale_hosts: _Optional[_Iterable[str]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., host_count: _Optional[int] = ..., pin_reason: _Optional[str] = ...) -> None: ...
+    blocking_pairs_total: int
+    def __init__(self, cluster: _Optional[str] = ..., action: _Optional[_Union[OfflineAction, str]] = ..., computed_action: _Optional[_Union[OfflineAction, str]] = ..., pinned_action: _Optional[_Union[OfflineAction, str]] = ..., hyperv_offline_action: _Optional[int] = ..., reason: _Optional[str] = ..., blocking_pairs: _Optional[_Iterable[_Union[PairVerdict, _Mapping]]] = ..., stale_hosts: _Optional[_Iterable[str]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., host_count: _Optional[int] = ..., pin_reason: _Optional[str] = ..., blocking_pairs_total: _Optional[int] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("id", "time", "cluster", "host_id", "kind", "message", "features_gained", "features_lost", "old_status", "new_status", "details", "old_action", "new_action", "vm_name")
