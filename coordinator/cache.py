@@ -143,6 +143,7 @@ class Region(StrEnum):
 
     PROFILE = "profile"  # stored profile version -> decoded Profile
     CONTENT = "content"  # digest of raw leaves -> decoded Profile (identical hosts share)
+    WIRE = "wire"  # digest of a report's capture as sent -> it checked, packed and decoded
     REQUIREMENT = "requirement"  # (host, version, rules) -> Requirement
     VIEW = "view"  # (host, version, status, replayed, rules) -> TargetView
     CHECK = "check"  # (source host, version, target host, version, status, ...) -> Verdict
@@ -155,6 +156,9 @@ class Region(StrEnum):
 DEFAULT_BOUNDS: dict[Region, int] = {
     Region.PROFILE: 20_000,
     Region.CONTENT: 4_096,
+    # A few hundred processor models, firmware and topologies in a fleet; an entry holds
+    # the packed leaves (some 10-20 KiB for a 128-CPU server), so at most ~20 MiB.
+    Region.WIRE: 1_024,
     Region.REQUIREMENT: 20_000,
     Region.VIEW: 20_000,
     Region.CHECK: 100_000,

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from cpucompat.agent.decode import capture_tsc, decode
 from cpucompat.agent.decode import offer_fingerprint as decode_offer_fingerprint
@@ -58,7 +58,7 @@ from .profile_changes import (
     tsc_changed,
     version_summary,
 )
-from .storage.blobs import pack_capture, unpack_capture
+from .storage.blobs import PackedCapture, pack_capture, unpack_capture
 from .storage.interface import EventFilter, HostRow, NewProfile, Storage, StoredRaw, UnitOfWork
 
 OnChange = Callable[[UnitOfWork, set[str], float], None]
@@ -111,6 +111,15 @@ def add_event(
 ) -> None:
     """Append one event to the log, in the unit of work of the change it describes."""
     uow.events.add(now, cluster, host_id, kind, message, details)
+
+
+class Prepared(NamedTuple):
+    """A report's capture as `Registry.report` keeps it: checked, packed and decoded (a
+    pure function of the bytes sent, so remembered by their digest: `Region.WIRE`)."""
+
+    packed: PackedCapture
+    key: str  # digest of the packed own bytes (`Region.CONTENT`)
+    profile: Profile
 
 
 class NotApplied(Exception):
@@ -496,26 +505,36 @@ class Registry:
         heartbeat_interval: float = 0,
         agent_fingerprint: str = "",
         agent_version: str = "",
+        wire: bytes | None = None,
     ) -> HostRecord:
         """Apply a full report: validate everything, re-decode, store a new version if it changed.
 
         Every field is checked before the transaction opens: a refused report stores nothing.
+        ``wire``: the digest of the capture as it was sent (`report_from`); the capture
+        checked, packed and decoded is remembered under it.
         """
         replayed, interval = self._check_report(
             host_id, cluster, capture, agent_address, heartbeat_interval, agent_fingerprint,
             agent_version,
         )  # fmt: skip
-        if not replayed:
-            # A live capture has no file behind it: whatever the client wrote as its origin
-            # (a dump path, say) must never show as where a live host's profile came from.
-            capture = replace(capture, origin=None)
-        try:
-            validate_capture(capture)
-            packed = pack_capture(capture)
-            key = digest(packed.own)
-            profile = self.cache.get(Region.CONTENT, key) or decode(capture)
-        except RawDataError as exc:
-            raise InvalidReportError(f"report for {host_id!r} refused: {exc}") from None
+        prepared: Prepared | None = self.cache.get(Region.WIRE, wire) if wire else None
+        if prepared is None:
+            if not replayed:
+                # A live capture has no file behind it: whatever the client wrote as its
+                # origin (a dump path, say) must never show as where a live host's profile
+                # came from.
+                capture = replace(capture, origin=None)
+            try:
+                validate_capture(capture)
+                packed = pack_capture(capture)
+                key = digest(packed.own)
+                profile = self.cache.get(Region.CONTENT, key) or decode(capture)
+            except RawDataError as exc:
+                raise InvalidReportError(f"report for {host_id!r} refused: {exc}") from None
+            if wire:
+                self.cache.put(Region.WIRE, wire, Prepared(packed, key, profile))
+        else:
+            packed, key, profile = prepared
         features = sorted(profile.features)
         stored_new_version = False
 
@@ -699,9 +718,11 @@ class Registry:
         heartbeat_interval: float = 0,
         agent_fingerprint: str = "",
         agent_version: str = "",
+        wire: bytes | None = None,
     ) -> tuple[HostRecord, bool]:
         """A report as it arrives: ``header`` is its capture without logical CPUs, ``leaves``
-        converts the whole capture, called only when the profile may have changed.
+        converts the whole capture, called only when the profile may have changed and the
+        capture's bytes as sent (their digest: ``wire``) were not seen before.
         Returns (the host's record, whether it was applied as unchanged)."""
         fields: dict[str, Any] = {
             "agent_address": agent_address,
@@ -714,7 +735,11 @@ class Registry:
             record = self.report_unchanged(host_id, cluster, header, **fields)
             if record is not None:
                 return record, True
-        return self.report(host_id, cluster, leaves(), **fields), False
+        if wire and self.cache.get(Region.WIRE, wire) is not None:
+            # These very bytes were checked, packed and decoded before (another host of the
+            # same model, the same firmware change across a fleet): the header will do.
+            return self.report(host_id, cluster, header, wire=wire, **fields), False
+        return self.report(host_id, cluster, leaves(), wire=wire, **fields), False
 
     def report_unchanged(
         self,

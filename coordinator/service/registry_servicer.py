@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 
@@ -47,6 +48,14 @@ def capture_header(raw: pb_profile.RawCapture) -> RawCapture:
     return convert.capture_from_proto(header)
 
 
+def wire_digest(raw: pb_profile.RawCapture) -> bytes:
+    """The digest of a report's capture as sent (the deterministic serialization of the
+    message parsed): hosts of one model send the same bytes, and a change rolled across a
+    fleet (firmware, microcode) sends the same new bytes from every host it reaches, so
+    the coordinator checks, packs and decodes them once (`Registry.report`)."""
+    return hashlib.sha256(raw.SerializeToString(deterministic=True)).digest()
+
+
 class RegistryServicer(pb_grpc.RegistryServiceServicer):
     """``admissions`` given: reports and heartbeats only for clusters the host was admitted to."""
 
@@ -83,6 +92,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             heartbeat_interval=convert.duration_seconds(request.probe_interval),
             agent_fingerprint=request.agent_fingerprint,
             agent_version=request.agent_version,
+            wire=wire_digest(request.raw),
         )
         return pb.ReportProfileResponse(
             accepted=True,
