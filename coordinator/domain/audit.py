@@ -332,6 +332,37 @@ def _unpack(host: Any) -> HostInput:
     )
 
 
+def _source(
+    source: object,
+    name: str,
+    hypervisor: Hypervisor,
+    by_key: dict[str, _ProfileClass],
+    classes: list[_ProfileClass],
+) -> tuple[Profile | Baseline, _ProfileClass, str, bool, str]:
+    """A source object met for the first time: its class (made when new, its sides built
+    for ``name``, the first host of the class), default kind, replayed flag and brand."""
+    if not isinstance(source, (Profile, Baseline)):
+        raise AuditError(
+            f"host {name!r}: source must be a Profile or a Baseline, not {type(source).__name__}"
+        )
+    is_profile = isinstance(source, Profile)
+    key = _class_key(source, None if is_profile else target_of(source, name, hypervisor=hypervisor))
+    pc = by_key.get(key)
+    if pc is None:
+        pc = by_key[key] = _ProfileClass(
+            index=len(classes),
+            key=key,
+            fingerprint=source.fingerprint if isinstance(source, Profile) else key,
+            view=target_of(source, name, replayed=False, hypervisor=hypervisor),
+            requirement=requirement_of(source, name, hypervisor=hypervisor),
+            hosts=[],
+        )
+        classes.append(pc)
+    if isinstance(source, Profile):
+        return source, pc, "host", source.replayed, source.brand
+    return source, pc, "model", False, ""
+
+
 def _order(code: str) -> int:
     return REFUSAL_ORDER.index(code) if code in REFUSAL_ORDER else len(REFUSAL_ORDER)
 
@@ -399,49 +430,26 @@ def audit(
     rows: list[HostRow] = []
     classes: list[_ProfileClass] = []
     by_key: dict[str, _ProfileClass] = {}
-    keys: dict[int, tuple[Profile | Baseline, str]] = {}
+    # Per distinct source object (hosts of one profile share it): the object (kept, so its
+    # id stays its own), its class, default kind, replayed flag and brand, found once.
+    seen_sources: dict[int, tuple[Profile | Baseline, _ProfileClass, str, bool, str]] = {}
     names: set[str] = set()
     for host in hosts:
-        h = _unpack(host)
-        if h.name in names:
-            raise AuditError(f"host name {h.name!r} appears twice; give every host its own name")
-        names.add(h.name)
-        source = h.source
-        if not isinstance(source, Profile | Baseline):
-            raise AuditError(
-                f"host {h.name!r}: source must be a Profile or a Baseline, "
-                f"not {type(source).__name__}"
-            )
-        kind = h.kind or ("model" if isinstance(source, Baseline) else "host")
+        h = host if type(host) is HostInput else _unpack(host)
+        name, source = h.name, h.source
+        if name in names:
+            raise AuditError(f"host name {name!r} appears twice; give every host its own name")
+        names.add(name)
+        seen = seen_sources.get(id(source))
+        if seen is None:
+            seen = seen_sources[id(source)] = _source(source, name, hypervisor, by_key, classes)
+        pc, default_kind, source_replayed, brand = seen[1:]
+        kind = h.kind or default_kind
         if kind not in HOST_KINDS:
-            raise AuditError(f"host {h.name!r}: kind {kind!r} is not one of {HOST_KINDS}")
-        seen = keys.get(id(source))
-        if seen is None:  # hosts of one profile often share the object: key it once
-            view = (
-                None
-                if isinstance(source, Profile)
-                else target_of(source, h.name, hypervisor=hypervisor)
-            )
-            seen = keys[id(source)] = (source, _class_key(source, view))
-        key = seen[1]
-        pc = by_key.get(key)
-        if pc is None:
-            view = target_of(source, h.name, replayed=False, hypervisor=hypervisor)
-            pc = by_key[key] = _ProfileClass(
-                index=len(classes),
-                key=key,
-                fingerprint=source.fingerprint if isinstance(source, Profile) else key,
-                view=view,
-                requirement=requirement_of(source, h.name, hypervisor=hypervisor),
-                hosts=[],
-            )
-            classes.append(pc)
-        replayed = h.replayed
-        if replayed is None:
-            replayed = source.replayed if isinstance(source, Profile) else False
-        brand = source.brand if isinstance(source, Profile) else ""
+            raise AuditError(f"host {name!r}: kind {kind!r} is not one of {HOST_KINDS}")
+        replayed = source_replayed if h.replayed is None else bool(h.replayed)
         pc.hosts.append(len(rows))
-        rows.append(HostRow(h.name, kind, pc.index, h.stale, bool(replayed), brand))
+        rows.append(HostRow(name, kind, pc.index, h.stale, replayed, brand))
     if not rows:
         raise AuditError("no hosts to audit; register hosts or pass dump files")
 
