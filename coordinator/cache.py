@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import wraps
@@ -77,6 +77,20 @@ class Memo(Generic[K, V]):
             self._data.move_to_end(key)
             self._hits += 1
             return value  # type: ignore[no-any-return]
+
+    def get_many(self, keys: Sequence[K]) -> list[V | None]:
+        """`get` of each key (None where not held), under one acquisition of the lock."""
+        with self._lock:
+            data = self._data
+            found: list[V | None] = [data.get(key) for key in keys]
+            hits = 0
+            for key, value in zip(keys, found, strict=True):
+                if value is not None:
+                    data.move_to_end(key)
+                    hits += 1
+            self._hits += hits
+            self._misses += len(found) - hits
+            return found
 
     def put(self, key: K, value: V) -> V:
         """Store ``value`` unless ``key`` is already held; returns the value held."""

@@ -41,7 +41,7 @@ from cpucompat.agent.errors import InputError
 from cpucompat.agent.profile import Profile
 
 from .baselines import Baseline, nearest_level, nearest_microarchitecture
-from .compat import REFUSAL_ORDER, REPLAYED_PROFILE, Reason, TargetView, Verdict, checker
+from .compat import REFUSAL_ORDER, REPLAYED_PROFILE, Reason, TargetView, Verdict, check_row
 from .kvm_offerable import GENERIC_VIEW, Hypervisor, view_label
 from .requirement import Requirement, component_names
 from .sides import requirement_of, target_of
@@ -453,9 +453,9 @@ def audit(
     if not rows:
         raise AuditError("no hosts to audit; register hosts or pass dump files")
 
-    # Each source's requirement compiled once for its row (`checker`), not once per pair.
-    rows_of = [checker(src.requirement) for src in classes]
-    matrix = [[against(tgt.view) for tgt in classes] for against in rows_of]
+    # A row per source: its requirement compiled once, the held verdicts looked up together.
+    views = [tgt.view for tgt in classes]
+    matrix = [check_row(src.requirement, views) for src in classes]
     groups, group_of = _groups(classes, matrix)
 
     feature_sets = [p.requirement.features for p in classes]

@@ -467,6 +467,13 @@ class _Compiler:
             c = self._targets.put(key, c)
         return c
 
+    def verdicts(self, req: _Compiled, targets: Sequence[_Compiled]) -> list[Verdict]:
+        """`verdict` against each of ``targets``: the held ones under one lock."""
+        held = self._verdicts.get_many([(req.ident, t.ident) for t in targets])
+        return [
+            v if v is not None else self.verdict(req, t) for v, t in zip(held, targets, strict=True)
+        ]
+
     def verdict(self, req: _Compiled, tgt: _Compiled) -> Verdict:
         key = (req.ident, tgt.ident)
         v = self._verdicts.get(key)
@@ -757,6 +764,17 @@ def checker(requirement: Requirement) -> Callable[[TargetView], Verdict]:
         return replace(verdict, warnings=(*verdict.warnings, warning))
 
     return against
+
+
+def check_row(requirement: Requirement, targets: Sequence[TargetView]) -> list[Verdict]:
+    """`check` of one requirement against each of ``targets`` (an audit's matrix row), the
+    requirement compiled once and the held verdicts looked up together."""
+    c = _COMPILER
+    verdicts = c.verdicts(c.requirement(requirement), [t.compiled for t in targets])
+    if not any(t.unknown_features for t in targets):
+        return verdicts
+    single = checker(requirement)  # the FEATURES_UNKNOWN warning, as `check` gives it
+    return [single(t) if t.unknown_features else v for v, t in zip(verdicts, targets, strict=True)]
 
 
 def eligible_targets(
