@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cpucompat.agent.errors import NotFoundError
 from cpucompat.agent.profile import Profile
@@ -55,9 +55,10 @@ class UnknownClusterError(NotFoundError):
     """No host ever joined that cluster and no policy was pinned for it (NOT_FOUND)."""
 
 
-@dataclass(frozen=True)
-class PolicyInput:
-    """One member with a say in its cluster's action (hosts in maintenance left out before)."""
+class PolicyInput(NamedTuple):
+    """One member with a say in its cluster's action (hosts in maintenance left out before).
+
+    A named tuple: a recompute makes one per member on every change of the cluster."""
 
     name: str
     source: Profile | Baseline
@@ -141,9 +142,7 @@ class PolicyEngine:
         """The decision from the cluster's stored members and its locked policy ``row``."""
         # A host in maintenance has no say: neither its processor nor its silence counts.
         members = [
-            PolicyInput(
-                h.host_id, self.registry.profile_for_version(uow, h.profile_version), h.status.value
-            )
+            PolicyInput(h.host_id, self._profile(uow, h.host_id, h.profile_version), h.status.value)
             for h in uow.hosts.members(cluster)
             if not has_no_say(h.maintenance, h.status == HostStatus.ONLINE)
         ]
@@ -154,6 +153,14 @@ class PolicyEngine:
         )
         pin_reason = str(row.details.get("pin_reason", "")) if row is not None else ""
         return decide(cluster, members, pinned, pin_reason)
+
+    def _profile(self, uow: UnitOfWork, host_id: str, version: int) -> Profile:
+        """A member's decoded profile: the mirror's when it holds that very version (a
+        version's content never changes), else the registry's (cached, or read)."""
+        known = self.registry.find(host_id)
+        if known is not None and known.profile_version == version:
+            return known.profile
+        return self.registry.profile_for_version(uow, version)
 
     def _store(
         self,

@@ -35,7 +35,7 @@ import hashlib
 import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cpucompat.agent.errors import InputError
 from cpucompat.agent.profile import Profile
@@ -62,12 +62,12 @@ class AuditError(InputError):
     """Input the audit cannot work with; the message names the fix."""
 
 
-@dataclass(frozen=True)
-class HostInput:
+class HostInput(NamedTuple):
     """One host to audit: a decoded profile or a named baseline, with its flags.
 
     ``replayed`` None takes the profile's own flag (a dump is always
-    replayed); ``kind`` empty means "model" for a baseline, "host" otherwise.
+    replayed); ``kind`` empty means "model" for a baseline, "host" otherwise. A named
+    tuple: a cluster's policy makes one per member on every change of the cluster.
     """
 
     name: str
