@@ -423,9 +423,9 @@ def audit(
     """Audit a set of named hosts and decide the planned fail-over action.
 
     ``hypervisor`` says which rules tell what a guest sees (`kvm_offerable`).
-    ``advice`` False leaves out what only a person reads (the baseline's nearest
-    microarchitecture, the best host to remove): a cluster's policy, recomputed on every
-    change, needs the verdicts and groups alone.
+    ``advice`` False leaves out what only a person reads (the baseline's nearest level
+    and microarchitecture, what each profile loses to it, the best host to remove): a
+    cluster's policy, recomputed on every change, needs the verdicts and groups alone.
     """
     rows: list[HostRow] = []
     classes: list[_ProfileClass] = []
@@ -471,7 +471,7 @@ def audit(
         features=common,
         xsave_mask=xsave,
         physical_bits=min(bits) if bits else None,
-        x86_64_level=nearest_level(common),
+        x86_64_level=nearest_level(common) if advice else None,
         microarchitecture=nearest_microarchitecture(common, single_vendor) if advice else None,
     )
     profiles = tuple(
@@ -485,7 +485,7 @@ def audit(
             level=p.view.x86_64_level,
             hosts=tuple(p.hosts),
             group=group_of[p.index],
-            loses=tuple(sorted(p.requirement.features - common)),
+            loses=tuple(sorted(p.requirement.features - common)) if advice else (),
         )
         for p in classes
     )

@@ -105,4 +105,6 @@ def test_the_policys_audit_without_advice_keeps_every_verdict_and_group() -> Non
     full, light = audit(amd), audit(amd, advice=False)
     assert full.baseline.microarchitecture is not None and full.best_removal.host is not None
     assert light.baseline.microarchitecture is None and light.best_removal.host is None
+    assert light.baseline.x86_64_level is None and not any(p.loses for p in light.profiles)
+    assert full.baseline.x86_64_level is not None and any(p.loses for p in full.profiles)
     assert light.matrix == full.matrix and light.groups == full.groups
