@@ -212,17 +212,13 @@ class AuditReport:
         ``limit`` of them, as `pairs` gives them in profile mode; how many there are).
 
         Only those listed are rendered: a cluster's policy lists a few of hundreds."""
+        counts = [len(p.hosts) for p in self.profiles]
+        examples = [self.hosts[p.hosts[0]].name for p in self.profiles]
         refused = [
-            (
-                -len(src.hosts) * len(tgt.hosts),
-                self.hosts[src.hosts[0]].name,
-                self.hosts[tgt.hosts[0]].name,
-                i,
-                j,
-            )
-            for i, src in enumerate(self.profiles)
-            for j, tgt in enumerate(self.profiles)
-            if i != j and not self.matrix[i][j].compatible
+            (-counts[i] * counts[j], examples[i], examples[j], i, j)
+            for i, row in enumerate(self.matrix)
+            for j, verdict in enumerate(row)
+            if i != j and not verdict.compatible
         ]
         top = heapq.nsmallest(limit, refused)
         return [self._profile_pair(i, j) for *_, i, j in top], len(refused)
