@@ -203,10 +203,15 @@ class PostgresStorage:
                     backoff = 0.1
                     # What was committed before we listened (since the services loaded their
                     # mirrors, or while the connection was down) was not announced to us.
-                    self._dispatch("*", "")
+                    # Reloaded until it succeeds: after an outage the services' own
+                    # connection may still be the broken one and fail the first reload.
+                    # A failed refresh of one key too: then everything is reloaded.
+                    reloaded = self._dispatch("*", "")
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.5):
-                            self._heard(note.payload)
+                            reloaded = self._heard(note.payload) and reloaded
+                        if not reloaded:
+                            reloaded = self._dispatch("*", "")
             except psycopg.Error as exc:
                 self._listening.set()
                 log.warning(
@@ -215,21 +220,27 @@ class PostgresStorage:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    def _heard(self, payload: str) -> None:
+    def _heard(self, payload: str) -> bool:
+        """Refresh what an announcement names; False when a refresh failed."""
         try:
             note = json.loads(payload)
             if note.get("from") == self.instance:
-                return  # this coordinator's own commit: its hooks already refreshed it
-            self._dispatch(str(note["topic"]), str(note["key"]))
+                return True  # this coordinator's own commit: its hooks already refreshed it
+            return self._dispatch(str(note["topic"]), str(note["key"]))
         except (ValueError, KeyError, AttributeError):
             log.warning("ignored a malformed announcement on database %s", self.name)
+            return True
 
-    def _dispatch(self, topic: str, key: str) -> None:
+    def _dispatch(self, topic: str, key: str) -> bool:
+        """Tell every listener; whether each refreshed without an error."""
+        done = True
         for listener in self._listeners:
             try:
                 listener(topic, key)
             except Exception:  # one failing refresh must not deafen the coordinator
                 log.exception("refreshing after %s %r from another coordinator failed", topic, key)
+                done = False
+        return done
 
     def holds_lease(self, name: str) -> bool:
         """A session advisory lock on a connection of its own: it ends with the holder's
