@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -25,14 +26,26 @@ from tests.support.postgres import start_server
 
 pytestmark = pytest.mark.e2e
 
-INTERVAL = 1.0  # seconds between an agent's heartbeats; stale after three missed
-OUTAGE = 5 * INTERVAL  # the database is down this long at least: beyond three intervals
+# The live hosts' interval: their agents retry at most this long apart, so after the
+# outage the sweeper (asking every second) sweeps before they are heard again.
+INTERVAL = 3.0
+SHORT = 1.0  # the hosts that die: stale three seconds after their last heartbeat
+OUTAGE = 4 * INTERVAL  # the database is down this long at least: beyond three intervals
+
+
+def listed(address: str) -> dict[str, dict]:
+    result = run_cli("hosts", "--coordinator", address, "--json")
+    assert result.returncode == 0, result.stderr
+    return {h["host_id"]: h for h in json.loads(result.stdout)}
 
 
 def hosts(address: str) -> dict[str, str]:
-    result = run_cli("hosts", "--coordinator", address, "--json")
-    assert result.returncode == 0, result.stderr
-    return {h["host_id"]: h["status"] for h in json.loads(result.stdout)}
+    return {host: h["status"] for host, h in listed(address).items()}
+
+
+def heard_since(address: str, host: str, since: float) -> bool:
+    seen = datetime.fromisoformat(listed(address)[host]["last_seen"])
+    return seen.timestamp() > since
 
 
 def events(address: str) -> list[dict]:
@@ -67,17 +80,17 @@ def test_a_database_outage_marks_no_live_host_stale_and_publishes_no_shutdown(
         coord = start_coordinator(tmp_path, "--allow-replayed", db=url)
         daemons.append(coord)
 
-        def agent(host: str, cluster: str) -> Daemon:
+        def agent(host: str, cluster: str, interval: float) -> Daemon:
             started = start_agent(
-                tmp_path, coord.address, host, "-v", "--interval", str(INTERVAL),
+                tmp_path, coord.address, host, "-v", "--interval", str(interval),
                 "--replay-dump", str(DEV_DUMP), cluster=cluster,
             )  # fmt: skip
             daemons.append(started)
             return started
 
-        live = [agent("live-1", "prod"), agent("live-2", "prod")]
-        goner = agent("goner", "lab")
-        before = agent("gone-before", "lab")
+        live = [agent("live-1", "prod", INTERVAL), agent("live-2", "prod", INTERVAL)]
+        goner = agent("goner", "lab", SHORT)
+        before = agent("gone-before", "lab", SHORT)
         wait_until(
             lambda: (
                 set(hosts(coord.address).items())
@@ -94,11 +107,16 @@ def test_a_database_outage_marks_no_live_host_stale_and_publishes_no_shutdown(
         server.stop()
         goner.kill()  # dies during the outage: nobody could have heard it anyway
         time.sleep(OUTAGE)  # a minimum, asserts no speed
+        back = time.time()
         server.resume()
 
-        # The killed host goes stale within its window measured from the database's return.
+        # The killed host goes stale within its window measured from the database's return,
+        # and the live hosts are heard again.
         wait_until(lambda: hosts(idle.address)["goner"] == "stale", what="the killed host stale")
-        # A live host unheard since the return would have gone stale with it, not later.
+        wait_until(
+            lambda: all(heard_since(coord.address, h, back) for h in ("live-1", "live-2")),
+            what="the live hosts heard again",
+        )
         after = events(coord.address)[mark:]
         assert went_stale(after) == ["goner"], after
         assert hosts(coord.address) == {
