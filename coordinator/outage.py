@@ -52,7 +52,11 @@ class OutageWatch:
         with self._lock:
             if self.down_since is None:
                 self.down_since = self.clock()
-                log.warning("database unavailable (%s); counting an outage", exc)
+                # The fault itself is logged where it failed (rate-limited): not repeated here.
+                log.warning(
+                    "database unavailable: hosts' silence from now until it answers again "
+                    "does not count toward staleness"
+                )
 
     def answered(self) -> None:
         """A transaction succeeded: an outage in progress ends now."""
