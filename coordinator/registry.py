@@ -51,6 +51,7 @@ from .limits import (
     check_text,
 )
 from .limits import check_name as check_whole_name
+from .outage import OutageWatch
 from .profile_changes import (
     offer_change,
     offer_fingerprint,
@@ -148,6 +149,7 @@ class Registry:
         clock: Callable[[], float] = time.time,
         limits: Limits | None = None,
         cache: AnswerCache | None = None,
+        outages: OutageWatch | None = None,
     ) -> None:
         self.store = store
         self.allow_replayed = allow_replayed
@@ -173,6 +175,8 @@ class Registry:
         # After a restart, silence during the outage is the coordinator's, not the hosts':
         # nobody counts as stale before three intervals have passed since this start.
         self.started_at = clock()
+        # Likewise after a database outage this coordinator noticed (`outage.py`).
+        self.outages = outages
         with self._lock:
             self._load()
 
@@ -975,7 +979,7 @@ class Registry:
                 if old is None or old.status == status:
                     continue
                 if still_silent_since is not None and (
-                    max(old.last_seen, self.started_at)
+                    max(old.last_seen, self._grace_since())
                     + MISSED_HEARTBEATS_FOR_STALE
                     * min(old.heartbeat_interval, self.limits.max_interval)
                     >= still_silent_since
@@ -1004,10 +1008,18 @@ class Registry:
         self._set_status([host_id], HostStatus.OFFLINE, "its agent is stopping")
         return self.host(host_id)
 
+    def _grace_since(self) -> float:
+        """Silence before this does not count: this coordinator's start, or the end of the
+        last database outage it noticed, whichever is later (neither is the hosts' fault)."""
+        back = self.outages.back_at if self.outages is not None else None
+        return self.started_at if back is None else max(self.started_at, back)
+
     def _stale_after(self, record: HostRecord) -> float:
         """When a host counts as stale: three intervals after it was last heard, or after
-        this coordinator started, whichever is later (an outage is not the hosts' silence)."""
-        return max(record.last_seen, self.started_at) + (record.stale_after() - record.last_seen)
+        the grace began, whichever is later (an outage is not the hosts' silence)."""
+        return max(record.last_seen, self._grace_since()) + (
+            record.stale_after() - record.last_seen
+        )
 
     def sweep(self) -> set[str]:
         """Mark online hosts whose heartbeats stopped as stale; returns touched clusters.
@@ -1015,7 +1027,10 @@ class Registry:
         Hosts in maintenance are skipped: their agents may stop for the work. A host whose
         maintenance is ending (off asked, no fresh report yet) is swept like any other: if
         its agent did not come back, it goes stale and counts as refusing (fail-safe).
+        Nobody is judged while the database is failing: what hosts sent may be unrecorded.
         """
+        if self.outages is not None and self.outages.down:
+            return set()
         now = self.clock()
         due = [
             r.host_id

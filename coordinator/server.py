@@ -25,6 +25,7 @@ from .domain.hosts import HostStatus
 from .faultlog import FaultLog
 from .limits import Limits
 from .metrics import CoordinatorMetrics, TimedStorage
+from .outage import OutageWatch, WatchedStorage
 from .policy import POLICY_TOPIC, PolicyEngine
 from .registry import HOST_TOPIC, Registry
 from .security import Authorizer
@@ -88,15 +89,21 @@ class Coordinator:
         self.config = config
         config.check_metrics()
         self.metrics = CoordinatorMetrics()
-        self.store = TimedStorage(
+        # Every transaction tells the watch whether the database answered (outage grace).
+        self.outages = OutageWatch()
+        self.watched = WatchedStorage(
             open_storage(
                 config.db_path, durable=config.durable, create_folder=config.create_db_folder
             ),
-            self.metrics,
+            self.outages,
         )
+        self.store = TimedStorage(self.watched, self.metrics)
         try:
             self.registry = Registry(
-                self.store, allow_replayed=config.allow_replayed, limits=config.limits
+                self.store,
+                allow_replayed=config.allow_replayed,
+                limits=config.limits,
+                outages=self.outages,
             )
             self.admissions = Admissions(self.store)
             self.auth = Authorizer(mutual_tls=bool(config.tls.ca), admins=config.admins)
@@ -152,11 +159,16 @@ class Coordinator:
 
         Several coordinators on one database sweep one at a time: the holder of the
         ``stale-sweep`` lease; the others ask again each round and take over when it dies.
+        Each asks the database every round, so each notices an outage of the database
+        itself (its lease is lost then too); after a noticed outage the database is probed
+        before anyone is judged, so the grace (`outage.py`) starts before the sweep does.
         """
         while not self._stop.is_set():
             delay = 1.0
             try:
                 if self.store.holds_lease(SWEEP_LEASE):
+                    if self.outages.down:
+                        self.watched.probe()
                     online = {r.host_id for r in self.registry.records() if r.status == ONLINE}
                     self.registry.sweep()
                     stale = {r.host_id for r in self.registry.records() if r.status == STALE}

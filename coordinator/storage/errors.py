@@ -17,10 +17,14 @@ class StorageFault(StoreError):
 
     The servicers answer RESOURCE_EXHAUSTED when ``full`` (nothing more fits on the disk),
     UNAVAILABLE otherwise, and log one line; nothing half-written stays behind.
+    ``outage``: the database itself was unavailable (unreachable, locked, full, an I/O
+    error), so nothing could be recorded; not one change's conflict or a damaged row.
+    The registry does not count hosts' silence during an outage (``outage.py``).
     """
 
-    def __init__(self, message: str, full: bool = False) -> None:
+    def __init__(self, message: str, full: bool = False, outage: bool = True) -> None:
         super().__init__(message)
         self.full = full
+        self.outage = outage or full
         self.grpc_status = "RESOURCE_EXHAUSTED" if full else "UNAVAILABLE"
         self.exit_code = EXIT_FAILURE

@@ -387,7 +387,8 @@ class Storage(Protocol):
     def holds_lease(self, name: str) -> bool:
         """Whether this coordinator may do the once-per-database job ``name`` (the stale
         sweep) now; a lease held by a coordinator that died passes to the next one that
-        asks. Always true where this coordinator is the only writer."""
+        asks. Always true where this coordinator is the only writer. StorageFault when the
+        database cannot be asked (the lease is lost then)."""
         ...
 
     def close(self) -> None: ...

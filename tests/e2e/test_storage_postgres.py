@@ -18,7 +18,7 @@ from cpucompat.coordinator.storage import StorageFault, StoreError, open_storage
 from cpucompat.coordinator.storage.interface import EventFilter
 from cpucompat.coordinator.storage.migrations import load
 from cpucompat.coordinator.storage.postgres import SCHEMA_VERSION, PostgresStorage
-from cpucompat.coordinator.storage.postgres.url import redact
+from cpucompat.coordinator.storage.postgres.url import connection_defaults, redact
 from cpucompat.coordinator.storage.sqlite import SqliteStorage
 from tests.support.daemons import run_cli, start_coordinator, wait_until
 from tests.support.postgres import PostgresServer
@@ -168,6 +168,28 @@ def test_redact_drops_the_password_wherever_the_url_carries_it() -> None:
     assert redact(f"postgres://db/cc?password={SECRET}&sslmode=require") == (
         "postgres://db/cc?sslmode=require"
     )
+
+
+def test_connections_notice_a_dead_network_quickly_unless_the_url_says_otherwise(
+    postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"{postgres_server.database()}&keepalives_idle=42&tcp_user_timeout=30000"
+    storage = PostgresStorage(url)
+    try:
+        assert storage.holds_lease("stale-sweep")
+        for conn in (storage._conn, storage._lease_conn):
+            assert conn is not None
+            given = conn.info.get_parameters()
+            # The URL's own values win; the rest are the defaults of url.py.
+            assert (given["keepalives_idle"], given["tcp_user_timeout"]) == ("42", "30000")
+            assert given["keepalives"] == "1" and given["keepalives_interval"] == "3"
+            assert given["keepalives_count"] == "3" and given["connect_timeout"] == "5"
+    finally:
+        storage.close()
+    assert connection_defaults("postgresql://db/cc?connect_timeout=2")["keepalives"] == "1"
+    assert "connect_timeout" not in connection_defaults("postgresql://db/cc?connect_timeout=2")
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "7")  # libpq's own variable wins too
+    assert "connect_timeout" not in connection_defaults("postgresql://db/cc")
 
 
 def test_unreachable_server_is_one_line_naming_the_url_without_its_password(

@@ -99,6 +99,11 @@ class PostgresServer:
         )  # fmt: skip
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed: {done.stdout}{done.stderr}")
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server on its existing data folder (after `stop`: an outage ends)."""
+        data = self.folder / "data"
         options = (
             f"-c listen_addresses='' -c unix_socket_directories='{self.socket_dir}' "
             "-c max_connections=100 -c shared_buffers=16MB"
@@ -112,6 +117,7 @@ class PostgresServer:
             raise RuntimeError(f"pg_ctl start failed: {done.stdout}{done.stderr}\n{log}")
 
     def stop(self) -> None:
+        """Stop at once, as a crash would (``-m immediate``); `resume` starts it again."""
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate", "-w",
             "stop",

@@ -26,7 +26,7 @@ from psycopg.rows import DictRow, dict_row
 from .. import migrations
 from ..errors import StorageFault, StoreError
 from .repositories import PgUnitOfWork
-from .url import password_of, redact
+from .url import connection_defaults, password_of, redact
 
 MIGRATIONS = migrations.load(f"{__package__}.migrations")
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -34,7 +34,7 @@ SCHEMA_VERSION = MIGRATIONS[-1].version
 LOCK_MIGRATE = 0x6370753300000002  # session advisory lock held while migrating
 LOCK_CLASS_LEASE = 0x63707534  # session advisory locks: once-per-database jobs (the sweep)
 CHANNEL = "cpucompat"  # LISTEN/NOTIFY channel of the coordinators' announcements
-CONNECT_TIMEOUT = 10  # seconds, unless the URL gives connect_timeout
+CONNECT_TIMEOUT = 10  # seconds to wait for the LISTEN connection at start
 
 EXPECTED_TABLES = {
     "hosts": {"host_id", "cluster", "profile_version", "heartbeat_interval", "pruned_versions"},
@@ -96,7 +96,8 @@ class PostgresStorage:
     # ---- opening -----------------------------------------------------------------------
 
     def _extra(self) -> dict[str, Any]:
-        return {} if "connect_timeout" in self.url else {"connect_timeout": CONNECT_TIMEOUT}
+        """libpq's keepalive and timeout options the URL leaves unset (`url.py`)."""
+        return connection_defaults(self.url)
 
     def _connect(self) -> psycopg.Connection[DictRow]:
         try:
@@ -202,10 +203,15 @@ class PostgresStorage:
                     backoff = 0.1
                     # What was committed before we listened (since the services loaded their
                     # mirrors, or while the connection was down) was not announced to us.
-                    self._dispatch("*", "")
+                    # Reloaded until it succeeds: after an outage the services' own
+                    # connection may still be the broken one and fail the first reload.
+                    # A failed refresh of one key too: then everything is reloaded.
+                    reloaded = self._dispatch("*", "")
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.5):
-                            self._heard(note.payload)
+                            reloaded = self._heard(note.payload) and reloaded
+                        if not reloaded:
+                            reloaded = self._dispatch("*", "")
             except psycopg.Error as exc:
                 self._listening.set()
                 log.warning(
@@ -214,25 +220,32 @@ class PostgresStorage:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    def _heard(self, payload: str) -> None:
+    def _heard(self, payload: str) -> bool:
+        """Refresh what an announcement names; False when a refresh failed."""
         try:
             note = json.loads(payload)
             if note.get("from") == self.instance:
-                return  # this coordinator's own commit: its hooks already refreshed it
-            self._dispatch(str(note["topic"]), str(note["key"]))
+                return True  # this coordinator's own commit: its hooks already refreshed it
+            return self._dispatch(str(note["topic"]), str(note["key"]))
         except (ValueError, KeyError, AttributeError):
             log.warning("ignored a malformed announcement on database %s", self.name)
+            return True
 
-    def _dispatch(self, topic: str, key: str) -> None:
+    def _dispatch(self, topic: str, key: str) -> bool:
+        """Tell every listener; whether each refreshed without an error."""
+        done = True
         for listener in self._listeners:
             try:
                 listener(topic, key)
             except Exception:  # one failing refresh must not deafen the coordinator
                 log.exception("refreshing after %s %r from another coordinator failed", topic, key)
+                done = False
+        return done
 
     def holds_lease(self, name: str) -> bool:
         """A session advisory lock on a connection of its own: it ends with the holder's
-        session, so a coordinator killed with -9 frees it as soon as the server notices."""
+        session, so a coordinator killed with -9 frees it as soon as the server notices.
+        The server unreachable: the lease is dropped and a StorageFault raised (an outage)."""
         with self._lease_lock:
             try:
                 if self._lease_conn is None or self._lease_conn.closed or self._lease_conn.broken:
@@ -249,9 +262,9 @@ class PostgresStorage:
                     self._leases.add(name)
                     return True
                 return False
-            except psycopg.Error:
+            except psycopg.Error as exc:
                 self._drop_lease()
-                return False
+                raise self.fault(exc) from None
 
     def _drop_lease(self) -> None:
         self._leases.clear()
@@ -312,11 +325,13 @@ class PostgresStorage:
                 f"the coordinator's database {self.name} is unreachable ({what}); check the "
                 "PostgreSQL server and the network to it"
             )
-        return StorageFault(f"the coordinator's database {self.name} failed: {what}")
+        # A conflict (deadlock, serialization, constraint) or a bad statement: this change's.
+        return StorageFault(f"the coordinator's database {self.name} failed: {what}", outage=False)
 
     def damaged(self, what: str) -> StorageFault:
         return StorageFault(
-            f"the coordinator's database {self.name} is damaged: {what}; restore it from a backup"
+            f"the coordinator's database {self.name} is damaged: {what}; restore it from a backup",
+            outage=False,
         )
 
     # ---- transactions ------------------------------------------------------------------

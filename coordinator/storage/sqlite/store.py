@@ -242,11 +242,16 @@ class SqliteStorage:
         name = getattr(exc, "sqlite_errorname", "") or ""
         if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
             return self.damaged(what)
-        return StorageFault(f"the coordinator's database {self.path} failed: {what}")
+        # Locked, read-only, an I/O error: the file could not be written at all.
+        return StorageFault(
+            f"the coordinator's database {self.path} failed: {what}",
+            outage=isinstance(exc, sqlite3.OperationalError),
+        )
 
     def damaged(self, what: str) -> StorageFault:
         return StorageFault(
-            f"the coordinator's database {self.path} is damaged: {what}; restore it from a backup"
+            f"the coordinator's database {self.path} is damaged: {what}; restore it from a backup",
+            outage=False,
         )
 
     def _rollback(self) -> None:
