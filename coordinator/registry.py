@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -60,6 +60,7 @@ from .profile_changes import (
     version_summary,
 )
 from .storage.blobs import PackedCapture, pack_capture, unpack_capture
+from .storage.errors import StorageFault
 from .storage.interface import EventFilter, HostRow, NewProfile, Storage, StoredRaw, UnitOfWork
 
 OnChange = Callable[[UnitOfWork, set[str], float], None]
@@ -477,10 +478,17 @@ class Registry:
                         for hook in self.on_change:
                             hook(uow, item.clusters, now)
         except Exception as exc:
-            self._load({h for item in batch for h in item.host_ids})
+            # Every caller's outcome first: nothing of this batch was committed, whatever
+            # happens next (a reload that fails too must not leave a change acknowledged).
             for item in batch:
                 item.error = item.error if isinstance(item.error, NotApplied) else exc
-            if len(batch) > 1:  # one change's failure (or a deadlock) must not fail the rest
+            with suppress(Exception):  # the mirror only ever takes committed changes
+                self._load({h for item in batch for h in item.host_ids})
+            # One change's failure (or a deadlock) must not fail the rest: each is tried
+            # alone. Not when the database itself is out: each would wait for it in turn,
+            # holding the writer, while its agent could be moving on to another coordinator.
+            outage = isinstance(exc, StorageFault) and exc.outage
+            if len(batch) > 1 and not outage:
                 for item in batch:
                     if not isinstance(item.error, NotApplied):
                         self._commit_alone(item)
