@@ -500,16 +500,18 @@ class _TypeGroup:
 
 def _class_view_keys(split: SplitCpus) -> list[tuple[object, ...]]:
     """Per CPU of a split capture, a key that is equal only when :func:`_view_key` is:
-    its class, XCR0 and the overrides that land in what :func:`_view_key` reads (an
-    override changes a register, never which leaves are present)."""
+    its class, XCR0 and the overrides that change what :func:`_view_key` reads of the
+    class (an override changes a register, never which leaves are present)."""
     keys: list[tuple[object, ...]] = []
     for member in split.members:
-        seen = tuple(
-            (leaf, sub, reg, value & _VIEW_MASKS.get((leaf, reg), 0xFFFF_FFFF))
-            for leaf, sub, reg, value in member.overrides
-            if (leaf, sub) in _VIEW_LEAVES or leaf == 0xD
-        )
-        keys.append((member.cpu_class, member.xcr0, seen))
+        base = split.classes[member.cpu_class]
+        seen = []
+        for leaf, sub, reg, value in member.overrides:
+            if (leaf, sub) in _VIEW_LEAVES or leaf == 0xD:
+                mask = _VIEW_MASKS.get((leaf, reg), 0xFFFF_FFFF)
+                if value & mask != base[(leaf, sub)][reg] & mask:
+                    seen.append((leaf, sub, reg, value & mask))
+        keys.append((member.cpu_class, member.xcr0, *sorted(seen)))
     return keys
 
 
