@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -618,9 +619,30 @@ OFFER_MSRS_NOT_FINGERPRINTED = frozenset({0x8B})
 CPU ran the ioctl; a microcode update is not by itself a change of what guests get."""
 
 
+_RECENT_OFFERS = 64
+_offer_fingerprints: dict[int, tuple[RawOffer, str]] = {}  # id -> (that very offer, its sha256)
+_offer_lock = threading.Lock()
+
+
 def offer_fingerprint(offer: RawOffer) -> str:
     """sha256 over the offer with per-CPU fields masked (KVM copies leaf 1 EBX's APIC ID,
-    the cache-sharing counts, ... from whichever CPU answered the ioctl)."""
+    the cache-sharing counts, ... from whichever CPU answered the ioctl).
+
+    Remembered for the last few offer objects (an offer is immutable): the coordinator
+    hands every unchanged report of one offer the same object (`RecentOffers`)."""
+    with _offer_lock:
+        known = _offer_fingerprints.get(id(offer))
+    if known is not None and known[0] is offer:
+        return known[1]
+    fingerprint = _offer_fingerprint(offer)
+    with _offer_lock:
+        while len(_offer_fingerprints) >= _RECENT_OFFERS:
+            del _offer_fingerprints[next(iter(_offer_fingerprints))]
+        _offer_fingerprints[id(offer)] = (offer, fingerprint)
+    return fingerprint
+
+
+def _offer_fingerprint(offer: RawOffer) -> str:
     leaves = []
     for (leaf, sub), regs in sorted(offer.leaves.items()):
         if leaf in OFFER_PER_CPU_LEAVES:
