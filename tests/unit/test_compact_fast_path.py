@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cpucompat.agent.cpu_classes import PER_CPU_MASKS, ClassMember, SplitCpus, split_cpus
-from cpucompat.agent.decode import _TypeGroup, _view_key, decode, view_of
+from cpucompat.agent.decode import CpuView, _TypeGroup, _view_key, decode, view_of
 from cpucompat.agent.dumps import DumpError, load_dump
 from cpucompat.agent.errors import CpucompatError
 from cpucompat.agent.profile import Profile
@@ -67,17 +67,17 @@ def outcome(fn, capture: RawCapture) -> object:
 def grouped(capture: RawCapture) -> list[tuple[tuple[int, ...], frozenset[str]]]:
     """First fit of every CPU's own view, no shortcut: the CPU types decoding must find."""
     vendor = decode(capture).vendor
-    views: dict[tuple[object, ...], object] = {}
+    views: dict[tuple[object, ...], CpuView] = {}
     groups: list[_TypeGroup] = []
     for cpu in capture.cpus:
         key = _view_key(cpu)
         view = views.setdefault(key, view_of(cpu, vendor))
         for group in groups:
-            if group.accepts(view):  # type: ignore[arg-type]
-                group.add(cpu, view)  # type: ignore[arg-type]
+            if group.accepts(view):
+                group.add(cpu, view)
                 break
         else:
-            groups.append(_TypeGroup.start(cpu, view))  # type: ignore[arg-type]
+            groups.append(_TypeGroup.start(cpu, view))
     groups.sort(key=lambda g: min(c.index for c in g.cpus))
     return [(tuple(sorted(c.index for c in g.cpus)), g.features) for g in groups]
 
