@@ -786,9 +786,8 @@ def _check_one_vendor(cpus: Sequence[LogicalCpu], vendor: str, split: SplitCpus 
         if member is None or any(leaf == 0 and sub == 0 for leaf, sub, _, _ in member.overrides):
             own = vendor_of(cpu)
         else:
-            own = by_class.get(member.cpu_class) or by_class.setdefault(
-                member.cpu_class, vendor_of(cpu)
-            )
+            known = by_class.get(member.cpu_class)
+            own = by_class[member.cpu_class] = vendor_of(cpu) if known is None else known
         if own != vendor:
             raise RawDataError(
                 f"logical CPUs {cpus[0].index} and {cpu.index} report different vendors"
