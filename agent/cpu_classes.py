@@ -13,7 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .raw import MAX_LEAVES_PER_CPU, MAX_LOGICAL_CPUS, LeafKey, LogicalCpu, RawDataError, Regs
+from .raw import (
+    MAX_LEAVES_PER_CPU,
+    MAX_LOGICAL_CPUS,
+    LeafKey,
+    LogicalCpu,
+    RawCapture,
+    RawDataError,
+    Regs,
+)
 
 # (leaf, register index) -> the bits that differ between the logical CPUs of one core
 # type, as every multi-CPU shared dump shows (Intel SDM vol. 2A CPUID; AMD APM vol. 3
@@ -61,6 +69,82 @@ class SplitCpus:
 
     classes: tuple[Mapping[LeafKey, Regs], ...]
     members: tuple[ClassMember, ...]
+
+
+@dataclass(frozen=True)
+class CpuClasses:
+    """A capture's CPUs as they were sent (or stored): the split and what it expands to.
+
+    Kept beside the capture (`RawCapture.classes`) so the coordinator validates, stores
+    and decodes a 128-CPU report in the time its few classes take, not its 8,000 leaves;
+    every shortcut gives exactly what the expanded ``cpus`` give.
+    """
+
+    sent: SplitCpus
+    """The split as it came, checked by :func:`expand_cpus` (it may group CPUs otherwise
+    than :func:`split_cpus` would: an older or foreign sender's choice)."""
+    cpus: tuple[LogicalCpu, ...]
+    """``expand_cpus(sent)``, member by member: the capture's ``cpus``, the same object."""
+    canonical: SplitCpus | None
+    """``split_cpus(cpus)``, when ``sent`` is already that (the agent's always is), found
+    without splitting again; None otherwise."""
+
+
+def expand_classes(split: SplitCpus) -> CpuClasses:
+    """Expand a split capture (refusing one that does not add up) and keep its classes."""
+    cpus = expand_cpus(split)
+    return CpuClasses(split, cpus, _canonical(split))
+
+
+def split_of(capture: RawCapture) -> SplitCpus:
+    """:func:`split_cpus` of the capture's CPUs; from the form they came in when it is that."""
+    classes = capture.split_form()
+    if classes is not None and classes.canonical is not None:
+        return classes.canonical
+    return split_cpus(capture.cpus)
+
+
+def _canonical(split: SplitCpus) -> SplitCpus | None:
+    """What :func:`split_cpus` makes of ``expand_cpus(split)``, or None when it is not ``split``
+    up to redundant and unordered overrides; ``split`` must have expanded without error.
+
+    split_cpus clears the per-CPU fields of every CPU, numbers the distinct results in
+    order of first use, and gives each CPU, in key and register order, the registers of
+    its per-CPU leaves that differ from its class. So ``split`` is that exactly when its
+    classes hold no per-CPU bit and are distinct, first used in number order, and no
+    override changes a bit outside the per-CPU fields.
+    """
+    contents: set[frozenset[tuple[LeafKey, Regs]]] = set()
+    for leaves in split.classes:
+        for (leaf, _), regs in leaves.items():
+            if leaf in _PER_CPU_LEAVES and any(
+                regs[i] & PER_CPU_MASKS.get((leaf, i), 0) for i in range(4)
+            ):
+                return None
+        content = frozenset(leaves.items())
+        if content in contents:
+            return None
+        contents.add(content)
+    members = []
+    used = 0
+    for member in split.members:
+        if member.cpu_class > used:
+            return None
+        used += member.cpu_class == used
+        base = split.classes[member.cpu_class]
+        kept = []
+        for override in member.overrides:
+            leaf, sub, reg, value = override
+            old = base[(leaf, sub)][reg]
+            if (value ^ old) & ~PER_CPU_MASKS.get((leaf, reg), 0):
+                return None
+            if value != old:
+                kept.append(override)
+        kept.sort()
+        if len(kept) != len(member.overrides) or kept != list(member.overrides):
+            member = ClassMember(member.index, member.cpu_class, member.xcr0, tuple(kept))
+        members.append(member)
+    return SplitCpus(split.classes, tuple(members))
 
 
 def _class_leaves(cpu: LogicalCpu) -> tuple[dict[LeafKey, Regs], list[LeafKey]]:
@@ -156,18 +240,36 @@ def _expand_one(leaves: Mapping[LeafKey, Regs], member: ClassMember) -> LogicalC
     own = dict(leaves)
     done: set[tuple[int, int, int]] = set()
     for leaf, sub, reg, value in member.overrides:
-        where = f"logical CPU {member.index}: override of leaf 0x{leaf:08x} subleaf {sub}"
         regs = own.get((leaf, sub))
-        if regs is None:
-            raise RawDataError(f"{where} names a leaf its class does not hold")
-        if not 0 <= reg <= 3:
-            raise RawDataError(f"{where} names no register; give EAX, EBX, ECX or EDX")
-        if (leaf, sub, reg) in done:
-            raise RawDataError(f"{where} gives register {reg} twice")
+        if (
+            regs is None
+            or not 0 <= reg <= 3
+            or (leaf, sub, reg) in done
+            or not 0 <= value <= 0xFFFF_FFFF
+        ):
+            raise _bad_override(member.index, leaf, sub, reg, value, regs is None, done)
         done.add((leaf, sub, reg))
-        if not 0 <= value <= 0xFFFF_FFFF:
-            raise RawDataError(f"{where}: {value} is not a 32-bit register value")
         changed = list(regs)
         changed[reg] = value
         own[(leaf, sub)] = (changed[0], changed[1], changed[2], changed[3])
     return LogicalCpu(index=member.index, leaves=own, xcr0=member.xcr0)
+
+
+def _bad_override(
+    index: int,
+    leaf: int,
+    sub: int,
+    reg: int,
+    value: int,
+    missing: bool,
+    done: set[tuple[int, int, int]],
+) -> RawDataError:
+    """Why an override cannot be applied (its message built only when it is refused)."""
+    where = f"logical CPU {index}: override of leaf 0x{leaf:08x} subleaf {sub}"
+    if missing:
+        return RawDataError(f"{where} names a leaf its class does not hold")
+    if not 0 <= reg <= 3:
+        return RawDataError(f"{where} names no register; give EAX, EBX, ECX or EDX")
+    if (leaf, sub, reg) in done:
+        return RawDataError(f"{where} gives register {reg} twice")
+    return RawDataError(f"{where}: {value} is not a 32-bit register value")

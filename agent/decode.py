@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from .cpu_classes import SplitCpus
 from .feature_table import AMD_LIKE, FEATURE_BITS, INTEL, FeatureBit, FeatureClass
 from .profile import AddressSizes, CpuType, HypervisorOffer, Profile, Tsc, Xsave, XsaveComponent
 from .raw import REG_INDEX, LogicalCpu, RawCapture, RawDataError, RawOffer, vendor_string
@@ -497,25 +499,55 @@ class _TypeGroup:
         return frozenset(self.present - self.absent)
 
 
-def group_cpu_types(cpus: Sequence[LogicalCpu], vendor: str) -> list[_TypeGroup]:
+def _class_view_keys(split: SplitCpus) -> list[tuple[object, ...]]:
+    """Per CPU of a split capture, a key that is equal only when :func:`_view_key` is:
+    its class, XCR0 and the overrides that change what :func:`_view_key` reads of the
+    class (an override changes a register, never which leaves are present)."""
+    keys: list[tuple[object, ...]] = []
+    for member in split.members:
+        base = split.classes[member.cpu_class]
+        seen = []
+        for leaf, sub, reg, value in member.overrides:
+            if (leaf, sub) in _VIEW_LEAVES or leaf == 0xD:
+                mask = _VIEW_MASKS.get((leaf, reg), 0xFFFF_FFFF)
+                if value & mask != base[(leaf, sub)][reg] & mask:
+                    seen.append((leaf, sub, reg, value & mask))
+        keys.append((member.cpu_class, member.xcr0, *sorted(seen)))
+    return keys
+
+
+def group_cpu_types(
+    cpus: Sequence[LogicalCpu], vendor: str, keys: Sequence[tuple[object, ...]] | None = None
+) -> list[_TypeGroup]:
     """Split logical CPUs into CPU types: by reported core type and by real differences.
 
     Caches, TLB descriptors, topology fields and leaves a dump lacks never split a
     type; a CPU missing a leaf joins the first type its known values agree with.
+    ``keys`` (one per CPU, equal only where :func:`_view_key` is) spares reading every
+    CPU's leaves when the capture's classes tell them (:func:`_class_view_keys`).
     """
     views: dict[tuple[object, ...], CpuView] = {}
+    joined: dict[int, _TypeGroup] = {}  # id of a view -> the type a CPU with it joined
     groups: list[_TypeGroup] = []
-    for cpu in cpus:
-        key = _view_key(cpu)
+    for n, cpu in enumerate(cpus):
+        key = _view_key(cpu) if keys is None else keys[n]
         view = views.get(key)
         if view is None:
             view = views[key] = view_of(cpu, vendor)
+        # A type that refused a view refuses it for good (what it knows only grows), and one
+        # that took a view takes it again unchanged: the same view joins the same type.
+        group = joined.get(id(view))
+        if group is not None:
+            group.cpus.append(cpu)
+            continue
         for group in groups:
             if group.accepts(view):
                 group.add(cpu, view)
                 break
         else:
-            groups.append(_TypeGroup.start(cpu, view))
+            group = _TypeGroup.start(cpu, view)
+            groups.append(group)
+        joined[id(view)] = group
     return sorted(groups, key=lambda g: min(c.index for c in g.cpus))
 
 
@@ -587,9 +619,30 @@ OFFER_MSRS_NOT_FINGERPRINTED = frozenset({0x8B})
 CPU ran the ioctl; a microcode update is not by itself a change of what guests get."""
 
 
+_RECENT_OFFERS = 64
+_offer_fingerprints: dict[int, tuple[RawOffer, str]] = {}  # id -> (that very offer, its sha256)
+_offer_lock = threading.Lock()
+
+
 def offer_fingerprint(offer: RawOffer) -> str:
     """sha256 over the offer with per-CPU fields masked (KVM copies leaf 1 EBX's APIC ID,
-    the cache-sharing counts, ... from whichever CPU answered the ioctl)."""
+    the cache-sharing counts, ... from whichever CPU answered the ioctl).
+
+    Remembered for the last few offer objects (an offer is immutable): the coordinator
+    hands every unchanged report of one offer the same object (`RecentOffers`)."""
+    with _offer_lock:
+        known = _offer_fingerprints.get(id(offer))
+    if known is not None and known[0] is offer:
+        return known[1]
+    fingerprint = _offer_fingerprint(offer)
+    with _offer_lock:
+        while len(_offer_fingerprints) >= _RECENT_OFFERS:
+            del _offer_fingerprints[next(iter(_offer_fingerprints))]
+        _offer_fingerprints[id(offer)] = (offer, fingerprint)
+    return fingerprint
+
+
+def _offer_fingerprint(offer: RawOffer) -> str:
     leaves = []
     for (leaf, sub), regs in sorted(offer.leaves.items()):
         if leaf in OFFER_PER_CPU_LEAVES:
@@ -639,18 +692,17 @@ def decode(capture: RawCapture) -> Profile:
         raise RawDataError("the capture holds no logical CPU")
     first = capture.cpus[0]
     vendor = vendor_of(first)
-    for cpu in capture.cpus:
-        if vendor_of(cpu) != vendor:
-            raise RawDataError(
-                f"logical CPUs {first.index} and {cpu.index} report different vendors"
-            )
+    classes = capture.split_form()
+    split = None if classes is None else classes.sent
+    _check_one_vendor(capture.cpus, vendor, split)
 
     cpu_types = []
     host_features: frozenset[str] | None = None
     unknown: set[str] = set()
     absent: set[str] = set()
     first_type: tuple[tuple[int, int, int], Xsave, AddressSizes] | None = None
-    for group in group_cpu_types(capture.cpus, vendor):
+    keys = None if split is None else _class_view_keys(split)
+    for group in group_cpu_types(capture.cpus, vendor, keys):
         rep = group.cpus[0]
         feats = group.features
         host_features = feats if host_features is None else host_features & feats
@@ -723,6 +775,23 @@ def decode(capture: RawCapture) -> Profile:
         hypervisor_offer=offer,
         hypervisor_offer_missing=offer_missing,
     )
+
+
+def _check_one_vendor(cpus: Sequence[LogicalCpu], vendor: str, split: SplitCpus | None) -> None:
+    """Every CPU reports ``vendor``; read once per class where ``split`` tells the classes
+    (leaf 0 is the class's unless the CPU overrides it)."""
+    by_class: dict[int, str] = {}
+    for n, cpu in enumerate(cpus):
+        member = None if split is None else split.members[n]
+        if member is None or any(leaf == 0 and sub == 0 for leaf, sub, _, _ in member.overrides):
+            own = vendor_of(cpu)
+        else:
+            known = by_class.get(member.cpu_class)
+            own = by_class[member.cpu_class] = vendor_of(cpu) if known is None else known
+        if own != vendor:
+            raise RawDataError(
+                f"logical CPUs {cpus[0].index} and {cpu.index} report different vendors"
+            )
 
 
 def _invariant_tsc(cpu: LogicalCpu) -> bool:

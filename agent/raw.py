@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .cpu_classes import CpuClasses
 
 Regs = tuple[int, int, int, int]
 """The four registers one CPUID call returns: (eax, ebx, ecx, edx)."""
@@ -144,10 +148,19 @@ class RawCapture:
     """The hypervisor's offer read beside the CPUID leaves (live, or recorded in a dump)."""
     offer_missing: str | None = None
     """Why there is no offer, when the reader knows (no /dev/kvm, permission denied...)."""
+    classes: CpuClasses | None = field(default=None, compare=False, repr=False)
+    """The compact form ``cpus`` arrived in (a report, a stored version), so validation,
+    storage and decoding take each class of CPUs once; read it through :meth:`split_form`."""
 
     @property
     def replayed(self) -> bool:
         return self.source.startswith(REPLAY_PREFIX)
+
+    def split_form(self) -> CpuClasses | None:
+        """The compact form of exactly these ``cpus``; None when there is none, or when the
+        capture was copied with other CPUs (``replace(capture, cpus=...)``)."""
+        classes = self.classes
+        return classes if classes is not None and classes.cpus is self.cpus else None
 
 
 def leaf_in_reported_range(cpu_leaves: Mapping[LeafKey, Regs], leaf: int) -> bool:
@@ -190,51 +203,95 @@ MAX_LEAVES_IN_RANGE = 0x100
 
 
 def validate_capture(capture: RawCapture) -> None:
-    """Refuse raw leaves that cannot come from a processor (a spoofed or corrupt report)."""
+    """Refuse raw leaves that cannot come from a processor (a spoofed or corrupt report).
+
+    A capture in its compact form is checked class by class: each class's leaves once,
+    then per CPU only its number and, where an override could change the outcome (leaf 0),
+    its own leaves; the first error is the one the CPU-by-CPU walk would raise.
+    """
     if not capture.cpus:
         raise RawDataError("the report holds no logical CPU")
     if len(capture.cpus) > MAX_LOGICAL_CPUS:
         raise RawDataError(f"{len(capture.cpus)} logical CPUs is more than {MAX_LOGICAL_CPUS}")
     seen: set[int] = set()
     checked: set[tuple[LeafKey, Regs]] = set()  # CPUs of one class share most leaves
-    for cpu in capture.cpus:
-        where = f"logical CPU {cpu.index}"
-        if cpu.index in seen:
-            raise RawDataError(f"{where} appears twice")
-        seen.add(cpu.index)
-        if len(cpu.leaves) > MAX_LEAVES_PER_CPU:
-            raise RawDataError(f"{where}: {len(cpu.leaves)} leaves is beyond any processor")
-        head = cpu.leaves.get((0, 0))
-        if head is None:
-            raise RawDataError(f"{where}: leaf 0 (vendor string) is missing")
-        vendor = vendor_string(head).encode("latin-1")
-        if len(vendor.rstrip(b"\0")) != 12 or not all(0x20 <= b < 0x7F for b in vendor):
-            raise RawDataError(f"{where}: vendor string {vendor!r} is not 12 printable characters")
-        for item in cpu.leaves.items():
-            if item in checked:
-                continue
-            (leaf, sub), regs = item
-            base = leaf & 0xF000_0000
-            if base not in VENDOR_RANGES and leaf not in (0x2000_0000, 0x8086_0000):
-                raise RawDataError(f"{where}: leaf 0x{leaf:08x} is outside the CPUID ranges")
-            span = 0x1000 if base == HYPERVISOR_BASE else MAX_LEAVES_IN_RANGE
-            if leaf - base >= span and leaf != 0x8FFF_FFFF:
-                raise RawDataError(
-                    f"{where}: leaf 0x{leaf:08x} is beyond the architectural range "
-                    f"0x{base:08x}..0x{base + span - 1:08x}"
-                )
-            if sub > MAX_SUBLEAF:
-                raise RawDataError(
-                    f"{where}: leaf 0x{leaf:08x} subleaf {sub} is beyond any processor"
-                )
-            check_regs(regs)
-            checked.add(item)
-        if head[0] >= MAX_LEAVES_IN_RANGE:
-            raise RawDataError(f"{where}: leaf 0 claims 0x{head[0]:x} standard leaves")
+    split = capture.split_form()
+    if split is None:
+        for cpu in capture.cpus:
+            _check_cpu(cpu, seen, checked)
+    else:
+        _check_classes(split, seen, checked)
     if capture.host_tsc is not None:
         validate_host_tsc(capture.host_tsc)
     if capture.offer is not None:
         validate_offer(capture.offer)
+
+
+def _check_cpu(cpu: LogicalCpu, seen: set[int], checked: set[tuple[LeafKey, Regs]]) -> None:
+    if cpu.index in seen:
+        raise RawDataError(f"logical CPU {cpu.index} appears twice")
+    seen.add(cpu.index)
+    _check_leaves(f"logical CPU {cpu.index}", cpu.leaves, checked)
+
+
+def _check_leaves(
+    where: str, leaves: Mapping[LeafKey, Regs], checked: set[tuple[LeafKey, Regs]]
+) -> None:
+    """One CPU's leaves; ``checked`` holds the (key, registers) pairs already found good."""
+    if len(leaves) > MAX_LEAVES_PER_CPU:
+        raise RawDataError(f"{where}: {len(leaves)} leaves is beyond any processor")
+    head = leaves.get((0, 0))
+    if head is None:
+        raise RawDataError(f"{where}: leaf 0 (vendor string) is missing")
+    vendor = vendor_string(head).encode("latin-1")
+    if len(vendor.rstrip(b"\0")) != 12 or not all(0x20 <= b < 0x7F for b in vendor):
+        raise RawDataError(f"{where}: vendor string {vendor!r} is not 12 printable characters")
+    for item in leaves.items():
+        if item in checked:
+            continue
+        (leaf, sub), regs = item
+        base = leaf & 0xF000_0000
+        if base not in VENDOR_RANGES and leaf not in (0x2000_0000, 0x8086_0000):
+            raise RawDataError(f"{where}: leaf 0x{leaf:08x} is outside the CPUID ranges")
+        span = 0x1000 if base == HYPERVISOR_BASE else MAX_LEAVES_IN_RANGE
+        if leaf - base >= span and leaf != 0x8FFF_FFFF:
+            raise RawDataError(
+                f"{where}: leaf 0x{leaf:08x} is beyond the architectural range "
+                f"0x{base:08x}..0x{base + span - 1:08x}"
+            )
+        if sub > MAX_SUBLEAF:
+            raise RawDataError(f"{where}: leaf 0x{leaf:08x} subleaf {sub} is beyond any processor")
+        check_regs(regs)
+        checked.add(item)
+    if head[0] >= MAX_LEAVES_IN_RANGE:
+        raise RawDataError(f"{where}: leaf 0 claims 0x{head[0]:x} standard leaves")
+
+
+def _check_classes(split: CpuClasses, seen: set[int], checked: set[tuple[LeafKey, Regs]]) -> None:
+    """The compact form's CPUs, in order, with each class's leaves checked once.
+
+    A CPU whose class passes passes too unless an override touches leaf 0: the others
+    keep the class's keys and replace a register by a 32-bit value (`expand_cpus`
+    refused any other), which no check here can refuse. Any other CPU is checked whole,
+    so it fails with the message it always had.
+    """
+    good: list[bool] = []
+    for leaves in split.sent.classes:
+        try:
+            _check_leaves("", leaves, checked)
+        except RawDataError:
+            good.append(False)
+        else:
+            good.append(True)
+    for cpu, member in zip(split.cpus, split.sent.members, strict=True):
+        if (
+            good[member.cpu_class]
+            and cpu.index not in seen
+            and not any(leaf == 0 and sub == 0 for leaf, sub, _, _ in member.overrides)
+        ):
+            seen.add(cpu.index)
+            continue
+        _check_cpu(cpu, seen, checked)
 
 
 def validate_host_tsc(tsc: HostTsc) -> None:

@@ -13,7 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from cpucompat.v1 import profile_pb2
 
-from .cpu_classes import ClassMember, SplitCpus, expand_cpus, split_cpus
+from .cpu_classes import ClassMember, CpuClasses, SplitCpus, expand_classes, split_of
 from .profile import FEATURE_MSR_NAMES, HypervisorOffer, Profile
 from .raw import HostTsc, LeafKey, LogicalCpu, RawCapture, RawDataError, RawOffer, Regs
 
@@ -108,7 +108,7 @@ def capture_to_proto(
         extra=dict(capture.extra),
     )
     if compact:
-        _split_to_proto(split_cpus(capture.cpus), msg)
+        _split_to_proto(split_of(capture), msg)
     for cpu in () if compact else capture.cpus:
         out = msg.cpus.add(cpu=cpu.index)
         if cpu.xcr0 is not None:
@@ -170,14 +170,17 @@ def split_from_proto(msg: profile_pb2.RawCapture) -> SplitCpus:
 
 def capture_from_proto(msg: profile_pb2.RawCapture) -> RawCapture:
     """The domain capture of either form; duplicated leaves with different values, and a
-    compact form that does not add up (see :func:`cpu_classes.expand_cpus`), are refused."""
+    compact form that does not add up (see :func:`cpu_classes.expand_cpus`), are refused.
+    The compact form stays beside the CPUs (`RawCapture.classes`) for the coordinator."""
+    classes: CpuClasses | None = None
     if msg.cpu_classes or msg.compact_cpus:
         if msg.cpus:
             raise RawDataError(
                 "the report gives its leaves twice, as cpus and as cpu_classes/compact_cpus; "
                 "send one form"
             )
-        cpus = expand_cpus(split_from_proto(msg))
+        classes = expand_classes(split_from_proto(msg))
+        cpus = classes.cpus
     else:
         cpus = tuple(
             LogicalCpu(
@@ -198,6 +201,7 @@ def capture_from_proto(msg: profile_pb2.RawCapture) -> RawCapture:
         if msg.HasField("hypervisor_offer")
         else (msg.hypervisor_offer_missing or None),
         host_tsc=_host_tsc_from_proto(msg.host_tsc) if msg.HasField("host_tsc") else None,
+        classes=classes,
     )
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 
 import grpc
 
-from cpucompat.agent.raw import RawCapture, RawDataError
+from cpucompat.agent.raw import RawCapture, RawDataError, RawOffer
+from cpucompat.agent.wire import offer_from_proto
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 from cpucompat.v1 import profile_pb2 as pb_profile
@@ -21,6 +25,7 @@ from ..store import FaultLog
 
 log = logging.getLogger("cpucompat.coordinator")
 LEAF_FIELDS = ("cpus", "cpu_classes", "compact_cpus")  # the fields holding the leaves
+OFFER_FIELD = "hypervisor_offer"
 
 
 def _converted(
@@ -33,19 +38,50 @@ def _converted(
         raise InvalidReportError(f"report for {request.host_id!r} refused: {exc}") from None
 
 
-def capture_header(raw: pb_profile.RawCapture) -> RawCapture:
+class RecentOffers:
+    """The hypervisor offers reports carried lately, each converted once per distinct wire
+    bytes: a KVM host's offer (some 75 leaves) is the same at every report, and the same
+    object lets its fingerprint be remembered too (`decode.offer_fingerprint`)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._offers: OrderedDict[bytes, RawOffer] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, msg: pb_profile.RawHypervisorOffer) -> RawOffer:
+        """The offer of ``msg``; RawDataError for a bad one (never remembered)."""
+        key = msg.SerializeToString(deterministic=True)
+        with self._lock:
+            offer = self._offers.get(key)
+            if offer is not None:
+                self._offers.move_to_end(key)
+                return offer
+        offer = offer_from_proto(msg)
+        with self._lock:
+            self._offers[key] = offer
+            while len(self._offers) > self.size:
+                self._offers.popitem(last=False)
+        return offer
+
+
+def capture_header(raw: pb_profile.RawCapture, offers: RecentOffers | None = None) -> RawCapture:
     """A report's capture without its logical CPUs: what `Registry.report_unchanged` reads.
 
-    Field by field, never copying the leaves (a 128-CPU server's are 100 KiB)."""
+    Field by field, never copying the leaves (a 128-CPU server's are 100 KiB); the offer
+    through ``offers`` when given (the same bytes, the same offer)."""
     header = pb_profile.RawCapture()
     for field, value in raw.ListFields():
-        if field.name in LEAF_FIELDS:
+        if field.name in LEAF_FIELDS or (offers is not None and field.name == OFFER_FIELD):
             continue
         if field.message_type is not None or field.is_repeated:
             getattr(header, field.name).MergeFrom(value)  # messages, maps, repeated
         else:
             setattr(header, field.name, value)
-    return convert.capture_from_proto(header)
+    capture = convert.capture_from_proto(header)
+    if offers is None or not raw.HasField(OFFER_FIELD):
+        return capture
+    # As capture_from_proto reads a capture with an offer: no reason for a missing one.
+    return replace(capture, offer=offers.get(raw.hypervisor_offer), offer_missing=None)
 
 
 def wire_digest(raw: pb_profile.RawCapture) -> bytes:
@@ -65,6 +101,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         # A log line per refused host and cluster per minute: refusals cannot flood the log
         # and are stored nowhere, so an unadmitted certificate cannot grow the database.
         self.refusals = FaultLog(log, level=logging.WARNING)
+        self.offers = RecentOffers()
 
     def _require_admission(self, host_id: str, cluster: str) -> None:
         if self.admissions is None:
@@ -86,7 +123,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         record, _unchanged = self.registry.report_from(
             request.host_id,
             request.cluster,
-            _converted(request, capture_header),
+            _converted(request, lambda raw: capture_header(raw, self.offers)),
             lambda: _converted(request, convert.capture_from_proto),
             agent_address=request.agent_address,
             heartbeat_interval=convert.duration_seconds(request.probe_interval),

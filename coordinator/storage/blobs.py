@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cpucompat.agent.cpu_classes import ClassMember, SplitCpus, expand_cpus, split_cpus
+from cpucompat.agent.cpu_classes import ClassMember, SplitCpus, expand_classes, split_of
 from cpucompat.agent.raw import LeafKey, RawCapture, RawDataError, Regs
 from cpucompat.agent.rawjson import FORMAT_NAME, capture_from_json, capture_to_json
 
@@ -55,7 +55,7 @@ class PackedCapture:
 
 def pack_capture(capture: RawCapture) -> PackedCapture:
     """A capture as stored: its classes once each, and the dump file it came from (if any)."""
-    split = split_cpus(capture.cpus)
+    split = split_of(capture)  # a report's own classes, when it was sent split this way
     digests: list[str] = []
     classes: dict[str, bytes] = {}
     for leaves in split.classes:
@@ -95,6 +95,7 @@ def unpack_capture(own: bytes, classes: Mapping[str, bytes] | None = None) -> Ra
         ClassMember(index, cpu_class, xcr0, tuple((o[0], o[1], o[2], o[3]) for o in overrides))
         for index, cpu_class, xcr0, overrides in doc["cpus"]
     )
-    cpus = expand_cpus(SplitCpus(tuple(leaves), members))
+    expanded = expand_classes(SplitCpus(tuple(leaves), members))
     doc["format"] = FORMAT_NAME
-    return capture_from_json(doc, origin=origin, cpus=cpus)
+    capture = capture_from_json(doc, origin=origin, cpus=expanded.cpus)
+    return replace(capture, classes=expanded)  # decoded, or packed again, class by class
