@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -19,6 +17,7 @@ from cpucompat.v1 import profile_pb2 as pb_profile
 
 from .. import convert
 from ..admissions import Admissions, NotAdmittedError
+from ..cache import Memo
 from ..limits import MAX_FINGERPRINT, MAX_REASON, check_text
 from ..registry import InvalidReportError, Registry, check_name
 from ..store import FaultLog
@@ -44,24 +43,12 @@ class RecentOffers:
     object lets its fingerprint be remembered too (`decode.offer_fingerprint`)."""
 
     def __init__(self, size: int = 256) -> None:
-        self.size = size
-        self._offers: OrderedDict[bytes, RawOffer] = OrderedDict()
-        self._lock = threading.Lock()
+        self._offers: Memo[bytes, RawOffer] = Memo("recent hypervisor offers", size)
 
     def get(self, msg: pb_profile.RawHypervisorOffer) -> RawOffer:
         """The offer of ``msg``; RawDataError for a bad one (never remembered)."""
         key = msg.SerializeToString(deterministic=True)
-        with self._lock:
-            offer = self._offers.get(key)
-            if offer is not None:
-                self._offers.move_to_end(key)
-                return offer
-        offer = offer_from_proto(msg)
-        with self._lock:
-            self._offers[key] = offer
-            while len(self._offers) > self.size:
-                self._offers.popitem(last=False)
-        return offer
+        return self._offers.get_or_make(key, lambda: offer_from_proto(msg))
 
 
 def capture_header(raw: pb_profile.RawCapture, offers: RecentOffers | None = None) -> RawCapture:
