@@ -7,6 +7,7 @@ decision and storage code stays plain Python that tests can read.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
@@ -235,6 +236,16 @@ _HOST_KIND_BACK = {v: k for k, v in _HOST_KIND.items()}
 
 def audit_to_proto(report: AuditReport, now: float) -> pb.AuditReport:
     """The whole report: `audit_from_proto` rebuilds what its `to_json` shows."""
+    msg = audit_summary_to_proto(report, now)
+    everyone = range(len(report.hosts))
+    add_audit_hosts(msg, report, everyone)
+    msg.groups.extend(audit_groups_to_proto(report, everyone))
+    return msg
+
+
+def audit_summary_to_proto(report: AuditReport, now: float) -> pb.AuditReport:
+    """The report without its hosts (`hosts`, `losses`, `groups`): what does not grow with
+    the number of hosts, the part the first page of a paged audit holds whole."""
     doc = report.to_json()
     msg = pb.AuditReport(
         cluster=report.cluster or "",
@@ -248,32 +259,8 @@ def audit_to_proto(report: AuditReport, now: float) -> pb.AuditReport:
         warnings=[reason_to_proto(w) for w in report.warnings],
         pair_limit=report.pair_limit,
         view=report.view,
+        profiles=audit_profiles_to_proto(report),
     )
-    for h in report.hosts:
-        p = report.profiles[h.profile]
-        msg.hosts.add(
-            name=h.name,
-            kind=_HOST_KIND[h.kind],
-            fingerprint=p.fingerprint,
-            replayed=h.replayed,
-            status=pb.HOST_STATUS_STALE if h.stale else pb.HOST_STATUS_UNSPECIFIED,
-            summary=pb_profile.ProfileSummary(
-                vendor=p.vendor, brand=h.brand, x86_64_level=p.level or ""
-            ),
-            profile=h.profile,
-        )
-        msg.losses.add(host=h.name, features=list(p.loses))
-    for p in report.profiles:
-        msg.profiles.add(
-            fingerprint=p.fingerprint,
-            vendor=p.vendor,
-            brand=p.brand,
-            family=p.family,
-            model=p.model,
-            x86_64_level=p.level or "",
-            group=p.group,
-            loses=list(p.loses),
-        )
     for i, row in enumerate(report.matrix):
         for j, v in enumerate(row):
             if i != j and not v.compatible:
@@ -282,7 +269,6 @@ def audit_to_proto(report: AuditReport, now: float) -> pb.AuditReport:
                 )
     msg.pairs.extend(_pair_to_proto(p) for p in doc["pairs"])
     msg.blocking_pairs.extend(_pair_to_proto(p) for p in doc["blocking_pairs"])
-    msg.groups.extend(pb.HostGroup(hosts=sorted(g["hosts"])) for g in doc["groups"])
     base = report.baseline
     msg.baseline.CopyFrom(
         pb.Baseline(
@@ -304,6 +290,59 @@ def audit_to_proto(report: AuditReport, now: float) -> pb.AuditReport:
             )
         )
     return msg
+
+
+def audit_profiles_to_proto(report: AuditReport) -> list[pb.AuditProfile]:
+    """The distinct profiles, which `AuditHost.profile` indexes."""
+    return [
+        pb.AuditProfile(
+            fingerprint=p.fingerprint,
+            vendor=p.vendor,
+            brand=p.brand,
+            family=p.family,
+            model=p.model,
+            x86_64_level=p.level or "",
+            group=p.group,
+            loses=list(p.loses),
+        )
+        for p in report.profiles
+    ]
+
+
+def audit_host_to_proto(report: AuditReport, index: int) -> tuple[pb.AuditHost, pb.HostLoss]:
+    """One audited host and what it loses under the baseline (`hosts` and `losses`)."""
+    h = report.hosts[index]
+    p = report.profiles[h.profile]
+    host = pb.AuditHost(
+        name=h.name,
+        kind=_HOST_KIND[h.kind],
+        fingerprint=p.fingerprint,
+        replayed=h.replayed,
+        status=pb.HOST_STATUS_STALE if h.stale else pb.HOST_STATUS_UNSPECIFIED,
+        summary=pb_profile.ProfileSummary(
+            vendor=p.vendor, brand=h.brand, x86_64_level=p.level or ""
+        ),
+        profile=h.profile,
+    )
+    return host, pb.HostLoss(host=h.name, features=list(p.loses))
+
+
+def add_audit_hosts(msg: pb.AuditReport, report: AuditReport, indices: Iterable[int]) -> None:
+    """Append the hosts at ``indices`` to `hosts` and `losses`."""
+    for index in indices:
+        host, loss = audit_host_to_proto(report, index)
+        msg.hosts.append(host)
+        msg.losses.append(loss)
+
+
+def audit_groups_to_proto(report: AuditReport, indices: Iterable[int]) -> list[pb.HostGroup]:
+    """Every group of the report, each with the labels of its hosts among ``indices``."""
+    group_of = {p: g for g, members in enumerate(report.groups) for p in members}
+    names: list[list[str]] = [[] for _ in report.groups]
+    for index in indices:
+        h = report.hosts[index]
+        names[group_of[h.profile]].append(h.name)
+    return [pb.HostGroup(hosts=sorted(n)) for n in names]
 
 
 def _data_value(text: str) -> Any:
