@@ -37,8 +37,10 @@ def target_page(
     status: Callable[[str], HostStatus],
     after: str | None,
     requested: int,
+    beside: int = 0,
 ) -> tuple[list[pb.TargetVerdict], str]:
-    """The page after host ``after`` and the token of the next one ("" on the last).
+    """The page after host ``after`` and the token of the next one ("" on the last);
+    ``beside`` is the bytes the response holds besides the targets.
 
     Within a page the order is the unpaged answer's (accepting hosts first, then by host
     id), so a client that sends no page_size sees what it saw before paging."""
@@ -54,7 +56,7 @@ def target_page(
         )
 
     pairs = [(host_id, message) for (host_id, _), message in zip(chunk, messages, strict=True)]
-    page, cut = fill(pairs, size, entry)
+    page, cut = fill(pairs, size, entry, PAGE_BYTES - beside)
     more = cut or len(ordered) > len(page)
     token = encode_token({"host": page[-1].host_id}) if page and more else ""
     page.sort(key=lambda t: (not t.verdict.compatible, t.host_id))

@@ -80,14 +80,15 @@ class VmServicer(pb_grpc.VmServiceServicer):
     ) -> pb.GetVmTargetsResponse:
         check_name(request.vm_name, "VM name")
         after = host_after(request.page_token)
-        vm = self.vms.get(request.vm_name)
+        vm = self._vm(self.vms.get(request.vm_name))
         targets, token = target_page(
             self.vms.targets(request.vm_name),
             lambda host_id: self.registry.host(host_id).status,
             after,
             request.page_size,
+            beside=vm.ByteSize(),
         )
-        return pb.GetVmTargetsResponse(vm=self._vm(vm), targets=targets, next_page_token=token)
+        return pb.GetVmTargetsResponse(vm=vm, targets=targets, next_page_token=token)
 
     def PlanFailover(
         self, request: pb.PlanFailoverRequest, context: grpc.ServicerContext
