@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,14 +24,12 @@ from typing import Any
 import grpc
 from _common import Stage
 
+from coordinator import dumps, host_id  # the sibling benchmark's fleet
 from cpucompat.coordinator.limits import Limits
 from cpucompat.coordinator.seeding import BootedVm, HostReport, register_booted, report_hosts
 from cpucompat.coordinator.server import Coordinator, CoordinatorConfig, build_server
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from coordinator import dumps, host_id  # noqa: E402  (the sibling benchmark's fleet)
 
 DEFAULT_CLIENT_LIMIT = 4 * 1024 * 1024
 CLUSTER = "big"
