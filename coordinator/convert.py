@@ -243,15 +243,18 @@ def audit_to_proto(report: AuditReport, now: float) -> pb.AuditReport:
     return msg
 
 
-def audit_summary_to_proto(report: AuditReport, now: float) -> pb.AuditReport:
-    """The report without its hosts (`hosts`, `losses`, `groups`): what does not grow with
-    the number of hosts, the part the first page of a paged audit holds whole."""
-    doc = report.to_json()
+def audit_summary_to_proto(
+    report: AuditReport, now: float, host_pairs: bool = True
+) -> pb.AuditReport:
+    """The report without its hosts (`hosts`, `losses`, `groups`) and, unless
+    ``host_pairs``, without the host pairs (`pairs`, `blocking_pairs` of an audit of up to
+    `pair_limit` hosts): the part the first page of a paged audit holds whole."""
+    blocking = report.pairs(blocking_only=True)
     msg = pb.AuditReport(
         cluster=report.cluster or "",
         offline_action=_ACTION[report.offline_action],
         reason=report.summary,
-        compatible=not doc["blocking_pairs"],
+        compatible=not blocking,
         vendors=list(report.vendors),
         distinct_profiles=len(report.profiles),
         generated_at=timestamp(now),
@@ -267,8 +270,9 @@ def audit_summary_to_proto(report: AuditReport, now: float) -> pb.AuditReport:
                 msg.refusals.add(
                     source=i, target=j, reasons=[reason_to_proto(r) for r in v.reasons]
                 )
-    msg.pairs.extend(_pair_to_proto(p) for p in doc["pairs"])
-    msg.blocking_pairs.extend(_pair_to_proto(p) for p in doc["blocking_pairs"])
+    if host_pairs or report.pairs_mode != "hosts":
+        msg.pairs.extend(_pair_to_proto(p) for p in report.pairs())
+        msg.blocking_pairs.extend(_pair_to_proto(p) for p in blocking)
     base = report.baseline
     msg.baseline.CopyFrom(
         pb.Baseline(
@@ -325,6 +329,34 @@ def audit_host_to_proto(report: AuditReport, index: int) -> tuple[pb.AuditHost, 
         profile=h.profile,
     )
     return host, pb.HostLoss(host=h.name, features=list(p.loses))
+
+
+def audit_host_pairs_to_proto(
+    report: AuditReport, index: int, reasons: dict[int, list[dict[str, Any]]]
+) -> list[pb.PairVerdict]:
+    """The entries of `pairs` whose source is the host at ``index`` (host pairs mode), in
+    the order of the whole list; ``reasons`` keeps each verdict's rendered reasons."""
+    hosts = report.hosts
+    row = report.matrix[hosts[index].profile]
+    out = []
+    for b, target in enumerate(hosts):
+        if b == index:
+            continue
+        verdict = row[target.profile]
+        rendered = reasons.get(id(verdict))
+        if rendered is None:
+            rendered = reasons[id(verdict)] = [r.to_json() for r in verdict.reasons]
+        out.append(
+            _pair_to_proto(
+                {
+                    "source": hosts[index].name,
+                    "target": target.name,
+                    "compatible": verdict.compatible,
+                    "reasons": rendered,
+                }
+            )
+        )
+    return out
 
 
 def add_audit_hosts(msg: pb.AuditReport, report: AuditReport, indices: Iterable[int]) -> None:

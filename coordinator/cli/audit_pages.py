@@ -1,7 +1,7 @@
 """Every page of a coordinator's audit, put back together as one report.
 
-The first page holds the summary; later pages only hosts, losses and group members
-(see `AuditResponse` in the proto). A later page whose distinct profiles differ from the
+The first page holds the summary; later pages only hosts, losses, group members and
+the host pairs whose source they hold (see `AuditResponse` in the proto). A later page whose distinct profiles differ from the
 first page's means the cluster's processors changed while paging: the listing starts
 again, a few times at most, so the report never mixes two states of the cluster.
 """
@@ -52,6 +52,8 @@ def _pages(args: argparse.Namespace, stub: Any, request: Any) -> Any | None:
             return None
         report.hosts.extend(page.hosts)
         report.losses.extend(page.losses)
+        report.pairs.extend(page.pairs)
+        report.blocking_pairs.extend(page.blocking_pairs)
         for group, more in zip(report.groups, page.groups, strict=True):
             group.hosts.extend(more.hosts)
         token = response.next_page_token

@@ -154,7 +154,8 @@ def test_an_audit_in_pages_is_the_unpaged_report_split_by_host(fleet: Running) -
     assert first.offline_action == whole.report.offline_action != pb.OFFLINE_ACTION_UNSPECIFIED
     assert first.refusals and first.baseline == whole.report.baseline
     for page in later:  # the summary comes once; each page indexes its own profiles
-        assert not page.refusals and not page.pairs and not page.HasField("baseline")
+        assert not page.refusals and not page.HasField("baseline")
+        assert {p.source for p in page.pairs} == {h.name for h in page.hosts}
         assert page.profiles == whole.report.profiles
         assert len(page.groups) == len(whole.report.groups)
     names = [h.name for a in answers for h in a.report.hosts]
@@ -204,7 +205,9 @@ def test_an_audit_token_counting_more_extra_hosts_than_the_request_names_is_refu
     fleet: Running,
 ) -> None:
     decisions = pb_grpc.DecisionServiceStub(fleet.channel)
-    request = pb.AuditRequest(cluster="big", extra_hosts=[proto_ref("level:x86-64-v2")], page_size=30)
+    request = pb.AuditRequest(
+        cluster="big", extra_hosts=[proto_ref("level:x86-64-v2")], page_size=30
+    )
     first = decisions.Audit(request, timeout=60)
     assert [h.name for h in first.report.hosts] == HOSTS and first.next_page_token
     request.page_token = first.next_page_token
