@@ -1,4 +1,5 @@
-"""At 100,000 hosts every page of Targets and Audit fits in a default gRPC client's 4 MiB.
+"""At 100,000 hosts every page of Targets and Audit fits in a default gRPC client's 4 MiB,
+and so does every page of an audit of `pair_limit` hosts (which lists every host pair).
 
 The answers are built by the coordinator's own page builders from a real audit of
 100,000 hosts replaying three real processors (one cluster, the worst case): unpaged,
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 from functools import cache
 
+import pytest
+
 from cpucompat.agent.decode import decode
 from cpucompat.agent.dumps import load_dump
 from cpucompat.coordinator import convert
-from cpucompat.coordinator.domain.audit import AuditReport, HostInput, audit
+from cpucompat.coordinator.domain.audit import PAIR_HOST_LIMIT, AuditReport, HostInput, audit
 from cpucompat.coordinator.domain.hosts import HostStatus
 from cpucompat.coordinator.service.host_pages import audit_page, target_page
 from cpucompat.coordinator.service.paging import decode_token
@@ -31,10 +34,10 @@ NAMES = [f"host-{n:06d}.rack{n // 40:04d}.example" for n in range(HOSTS)]
 
 
 @cache
-def fleet() -> AuditReport:
+def fleet(hosts: int = HOSTS) -> AuditReport:
     profiles = [decode(load_dump(p)) for p in PROCESSORS]
     return audit(
-        [HostInput(name, profiles[n % len(profiles)]) for n, name in enumerate(NAMES)],
+        [HostInput(name, profiles[n % len(profiles)]) for n, name in enumerate(NAMES[:hosts])],
         cluster="big",
     )
 
@@ -66,8 +69,10 @@ def test_every_targets_page_at_100000_hosts_fits_and_the_pages_hold_every_host_o
     assert sorted(seen) == NAMES[1:]
 
 
-def test_every_audit_page_at_100000_hosts_fits_and_the_pages_hold_every_host_once() -> None:
-    report = fleet()
+@pytest.mark.parametrize("hosts", [PAIR_HOST_LIMIT, HOSTS])
+def test_every_audit_page_fits_and_the_pages_hold_every_host_once(hosts: int) -> None:
+    """At `pair_limit` hosts the host pairs (hosts squared) are the biggest part."""
+    report = fleet(hosts)
     assert convert.audit_to_proto(report, 0).ByteSize() > DEFAULT_CLIENT_LIMIT
 
     names: list[str] = []
@@ -83,4 +88,4 @@ def test_every_audit_page_at_100000_hosts_fits_and_the_pages_hold_every_host_onc
             break
         place = decode_token(answer.next_page_token)
     assert pages > 1
-    assert names == NAMES
+    assert names == NAMES[:hosts]
