@@ -7,6 +7,7 @@ decision and storage code stays plain Python that tests can read.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
@@ -235,12 +236,25 @@ _HOST_KIND_BACK = {v: k for k, v in _HOST_KIND.items()}
 
 def audit_to_proto(report: AuditReport, now: float) -> pb.AuditReport:
     """The whole report: `audit_from_proto` rebuilds what its `to_json` shows."""
-    doc = report.to_json()
+    msg = audit_summary_to_proto(report, now)
+    everyone = range(len(report.hosts))
+    add_audit_hosts(msg, report, everyone)
+    msg.groups.extend(audit_groups_to_proto(report, everyone))
+    return msg
+
+
+def audit_summary_to_proto(
+    report: AuditReport, now: float, host_pairs: bool = True
+) -> pb.AuditReport:
+    """The report without its hosts (`hosts`, `losses`, `groups`) and, unless
+    ``host_pairs``, without the host pairs (`pairs`, `blocking_pairs` of an audit of up to
+    `pair_limit` hosts): the part the first page of a paged audit holds whole."""
+    blocking = report.pairs(blocking_only=True)
     msg = pb.AuditReport(
         cluster=report.cluster or "",
         offline_action=_ACTION[report.offline_action],
         reason=report.summary,
-        compatible=not doc["blocking_pairs"],
+        compatible=not blocking,
         vendors=list(report.vendors),
         distinct_profiles=len(report.profiles),
         generated_at=timestamp(now),
@@ -248,41 +262,17 @@ def audit_to_proto(report: AuditReport, now: float) -> pb.AuditReport:
         warnings=[reason_to_proto(w) for w in report.warnings],
         pair_limit=report.pair_limit,
         view=report.view,
+        profiles=audit_profiles_to_proto(report),
     )
-    for h in report.hosts:
-        p = report.profiles[h.profile]
-        msg.hosts.add(
-            name=h.name,
-            kind=_HOST_KIND[h.kind],
-            fingerprint=p.fingerprint,
-            replayed=h.replayed,
-            status=pb.HOST_STATUS_STALE if h.stale else pb.HOST_STATUS_UNSPECIFIED,
-            summary=pb_profile.ProfileSummary(
-                vendor=p.vendor, brand=h.brand, x86_64_level=p.level or ""
-            ),
-            profile=h.profile,
-        )
-        msg.losses.add(host=h.name, features=list(p.loses))
-    for p in report.profiles:
-        msg.profiles.add(
-            fingerprint=p.fingerprint,
-            vendor=p.vendor,
-            brand=p.brand,
-            family=p.family,
-            model=p.model,
-            x86_64_level=p.level or "",
-            group=p.group,
-            loses=list(p.loses),
-        )
     for i, row in enumerate(report.matrix):
         for j, v in enumerate(row):
             if i != j and not v.compatible:
                 msg.refusals.add(
                     source=i, target=j, reasons=[reason_to_proto(r) for r in v.reasons]
                 )
-    msg.pairs.extend(_pair_to_proto(p) for p in doc["pairs"])
-    msg.blocking_pairs.extend(_pair_to_proto(p) for p in doc["blocking_pairs"])
-    msg.groups.extend(pb.HostGroup(hosts=sorted(g["hosts"])) for g in doc["groups"])
+    if host_pairs or report.pairs_mode != "hosts":
+        msg.pairs.extend(_pair_to_proto(p) for p in report.pairs())
+        msg.blocking_pairs.extend(_pair_to_proto(p) for p in blocking)
     base = report.baseline
     msg.baseline.CopyFrom(
         pb.Baseline(
@@ -304,6 +294,87 @@ def audit_to_proto(report: AuditReport, now: float) -> pb.AuditReport:
             )
         )
     return msg
+
+
+def audit_profiles_to_proto(report: AuditReport) -> list[pb.AuditProfile]:
+    """The distinct profiles, which `AuditHost.profile` indexes."""
+    return [
+        pb.AuditProfile(
+            fingerprint=p.fingerprint,
+            vendor=p.vendor,
+            brand=p.brand,
+            family=p.family,
+            model=p.model,
+            x86_64_level=p.level or "",
+            group=p.group,
+            loses=list(p.loses),
+        )
+        for p in report.profiles
+    ]
+
+
+def audit_host_to_proto(report: AuditReport, index: int) -> tuple[pb.AuditHost, pb.HostLoss]:
+    """One audited host and what it loses under the baseline (`hosts` and `losses`)."""
+    h = report.hosts[index]
+    p = report.profiles[h.profile]
+    host = pb.AuditHost(
+        name=h.name,
+        kind=_HOST_KIND[h.kind],
+        fingerprint=p.fingerprint,
+        replayed=h.replayed,
+        status=pb.HOST_STATUS_STALE if h.stale else pb.HOST_STATUS_UNSPECIFIED,
+        summary=pb_profile.ProfileSummary(
+            vendor=p.vendor, brand=h.brand, x86_64_level=p.level or ""
+        ),
+        profile=h.profile,
+    )
+    return host, pb.HostLoss(host=h.name, features=list(p.loses))
+
+
+def audit_host_pairs_to_proto(
+    report: AuditReport, index: int, reasons: dict[int, list[dict[str, Any]]]
+) -> list[pb.PairVerdict]:
+    """The entries of `pairs` whose source is the host at ``index`` (host pairs mode), in
+    the order of the whole list; ``reasons`` keeps each verdict's rendered reasons."""
+    hosts = report.hosts
+    row = report.matrix[hosts[index].profile]
+    out = []
+    for b, target in enumerate(hosts):
+        if b == index:
+            continue
+        verdict = row[target.profile]
+        rendered = reasons.get(id(verdict))
+        if rendered is None:
+            rendered = reasons[id(verdict)] = [r.to_json() for r in verdict.reasons]
+        out.append(
+            _pair_to_proto(
+                {
+                    "source": hosts[index].name,
+                    "target": target.name,
+                    "compatible": verdict.compatible,
+                    "reasons": rendered,
+                }
+            )
+        )
+    return out
+
+
+def add_audit_hosts(msg: pb.AuditReport, report: AuditReport, indices: Iterable[int]) -> None:
+    """Append the hosts at ``indices`` to `hosts` and `losses`."""
+    for index in indices:
+        host, loss = audit_host_to_proto(report, index)
+        msg.hosts.append(host)
+        msg.losses.append(loss)
+
+
+def audit_groups_to_proto(report: AuditReport, indices: Iterable[int]) -> list[pb.HostGroup]:
+    """Every group of the report, each with the labels of its hosts among ``indices``."""
+    group_of = {p: g for g, members in enumerate(report.groups) for p in members}
+    names: list[list[str]] = [[] for _ in report.groups]
+    for index in indices:
+        h = report.hosts[index]
+        names[group_of[h.profile]].append(h.name)
+    return [pb.HostGroup(hosts=sorted(n)) for n in names]
 
 
 def _data_value(text: str) -> Any:

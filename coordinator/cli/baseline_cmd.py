@@ -14,7 +14,8 @@ from typing import Any
 
 from cpucompat.agent.cli.common import EXIT_OK, CliError, print_json
 
-from .client import add_client_options, call, channel_for
+from .audit_pages import call_audit
+from .client import add_client_options, channel_for
 from .compat_cmd import HOST_ARG_HELP, add_hypervisor_option, hypervisor_of, hypervisor_wire
 from .refs import check_baseline, domain_ref, is_offline, proto_ref
 
@@ -68,7 +69,7 @@ def _report(args: argparse.Namespace) -> Any:
         extra_hosts=[proto_ref(a, args.vendor) for a in args.hosts],
         hypervisor=hypervisor_wire(args),
     )
-    return audit_from_proto(call(args, stub.Audit, request).report)
+    return audit_from_proto(call_audit(args, stub, request))
 
 
 def run_baseline(args: argparse.Namespace) -> int:

@@ -144,14 +144,24 @@ def call_pages(
     args: argparse.Namespace, fn: Callable[..., Any], request: Any, field: str
 ) -> list[Any]:
     """Every entry of a paged list call: follows next_page_token until the last page."""
+    return call_paged(args, fn, request, field)[1]
+
+
+def call_paged(
+    args: argparse.Namespace, fn: Callable[..., Any], request: Any, field: str
+) -> tuple[Any, list[Any]]:
+    """The first response (for the fields beside the list) and every entry of ``field``
+    over all pages."""
+    first: Any = None
     entries: list[Any] = []
     seen: set[str] = set()
     while True:
         response = call(args, fn, request)
+        first = response if first is None else first
         entries.extend(getattr(response, field))
         token = response.next_page_token
         if not token:
-            return entries
+            return first, entries
         if token in seen:
             raise CliError(
                 f"the coordinator at {_last_address(args)} repeated a page token; listing stopped",

@@ -22,7 +22,8 @@ from cpucompat.agent.cli.common import (
     wrap,
 )
 
-from .client import add_client_options, call, channel_for
+from .audit_pages import call_audit
+from .client import add_client_options, call, call_paged, channel_for
 from .refs import (
     check_baseline,
     domain_ref,
@@ -221,14 +222,14 @@ def run_targets(args: argparse.Namespace) -> int:
         cluster=args.cluster or "",
         hypervisor=hypervisor_wire(args),
     )
-    response = call(args, stub.Targets, request)
+    response, targets = call_paged(args, stub.Targets, request, "targets")
     rows = [
         {
             "host": t.host_id,
             "status": enum_name(pb.HostStatus, t.status).lower(),
             **verdict_doc(t.verdict),
         }
-        for t in response.targets
+        for t in sorted(targets, key=lambda t: (not t.verdict.compatible, t.host_id))
     ]
     accepted = [r for r in rows if r["compatible"]]
     if args.json:
@@ -388,7 +389,7 @@ def run_audit(args: argparse.Namespace) -> int:
         from cpucompat.coordinator.convert import audit_from_proto
 
         # The same document as offline: the domain report, rebuilt from the wire.
-        doc = audit_from_proto(call(args, stub.Audit, request).report).to_json()
+        doc = audit_from_proto(call_audit(args, stub, request)).to_json()
     write_report_files(args, doc)
     if args.json:
         print_json(doc)

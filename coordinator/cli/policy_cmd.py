@@ -15,7 +15,7 @@ from cpucompat.agent.cli.common import (
     wrap,
 )
 
-from .client import add_client_options, call, call_pages, channel_for, to_doc
+from .client import add_client_options, call, call_paged, call_pages, channel_for, to_doc
 from .guard_cmd import add_guest_flags
 from .refs import read_libvirt_xml, verdict_doc
 
@@ -436,14 +436,16 @@ def run_vm_targets(args: argparse.Namespace) -> int:
     from cpucompat.agent.wire import enum_name
     from cpucompat.v1 import coordinator_service_pb2 as pb
 
-    response = call(args, _vm_stub(args).GetVmTargets, pb.GetVmTargetsRequest(vm_name=args.vm))
+    _, targets = call_paged(
+        args, _vm_stub(args).GetVmTargets, pb.GetVmTargetsRequest(vm_name=args.vm), "targets"
+    )
     rows = [
         {
             "host": t.host_id,
             "status": enum_name(pb.HostStatus, t.status).lower(),
             **verdict_doc(t.verdict),
         }
-        for t in response.targets
+        for t in sorted(targets, key=lambda t: (not t.verdict.compatible, t.host_id))
     ]
     accepted = [r["host"] for r in rows if r["compatible"]]
     if args.json:

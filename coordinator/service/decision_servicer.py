@@ -11,8 +11,11 @@ from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 from .. import convert
 from ..cache import Region
 from ..compatibility import CompatibilityService
+from ..limits import LimitError
 from ..registry import Registry
 from ..whatif import WhatIfService
+from .host_pages import audit_page, host_after, target_page
+from .paging import cursor
 
 
 class DecisionServicer(pb_grpc.DecisionServiceServicer):
@@ -47,30 +50,29 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
     def Targets(
         self, request: pb.TargetsRequest, context: grpc.ServicerContext
     ) -> pb.TargetsResponse:
+        after = host_after(request.page_token)
         source = convert.ref_from_proto(request.source)
         results = self.decisions.targets(
             source, request.cluster or None, convert.hypervisor_from_proto(request.hypervisor)
         )
-        return pb.TargetsResponse(
-            source_label=source.label,
-            targets=[
-                pb.TargetVerdict(
-                    host_id=record.host_id,
-                    status=convert.status_to_proto(record.status),
-                    verdict=message,
-                )
-                for (record, _), message in zip(
-                    results, convert.verdicts_to_proto([v for _, v in results]), strict=True
-                )
-            ],
+        status = {record.host_id: record.status for record, _ in results}
+        targets, token = target_page(
+            [(record.host_id, verdict) for record, verdict in results],
+            status.__getitem__,
+            after,
+            request.page_size,
         )
+        return pb.TargetsResponse(source_label=source.label, targets=targets, next_page_token=token)
 
     def Audit(self, request: pb.AuditRequest, context: grpc.ServicerContext) -> pb.AuditResponse:
+        place = cursor(request.page_token, {"host": str, "extras": int})
         extra = [convert.ref_from_proto(r) for r in request.extra_hosts]
+        if place is not None and not 0 <= place["extras"] <= len(extra):
+            raise LimitError("page_token does not belong to this listing; start again without it")
         report = self.decisions.audit(
             request.cluster or None, extra, convert.hypervisor_from_proto(request.hypervisor)
         )
-        return pb.AuditResponse(report=convert.audit_to_proto(report, self.registry.clock()))
+        return audit_page(report, len(extra), place, request.page_size, self.registry.clock())
 
     def WhatIf(self, request: pb.WhatIfRequest, context: grpc.ServicerContext) -> pb.WhatIfResponse:
         if self.whatif is None:

@@ -19,6 +19,10 @@ from ..limits import LimitError
 
 DEFAULT_PAGE_SIZE = 500
 MAX_PAGE_SIZE = 1000
+HOSTS_PAGE_SIZE = 10_000
+"""Default and most per page of the answers that list a cluster's hosts (Targets,
+GetVmTargets, Audit): a client that sends no page_size gets every host of any cluster
+that fits in PAGE_BYTES, as before these answers were paged."""
 PAGE_BYTES = 2 * 1024 * 1024
 """Half of the 4 MiB a default gRPC client accepts: room for the envelope and any margin."""
 
@@ -29,6 +33,11 @@ M = TypeVar("M", bound=Message)
 def page_size(requested: int) -> int:
     """0 means the default; more than MAX_PAGE_SIZE is served as MAX_PAGE_SIZE."""
     return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def hosts_page_size(requested: int) -> int:
+    """0 means HOSTS_PAGE_SIZE; more is served as HOSTS_PAGE_SIZE."""
+    return min(requested or HOSTS_PAGE_SIZE, HOSTS_PAGE_SIZE)
 
 
 def encode_token(cursor: Any) -> str:
@@ -50,8 +59,25 @@ def decode_token(token: str) -> Any:
         ) from None
 
 
-def fill(items: Sequence[T], size: int, convert: Callable[[T], M]) -> tuple[list[M], bool]:
-    """Converted entries of ``items[:size]`` that fit in PAGE_BYTES (always at least one).
+def cursor(token: str, fields: dict[str, type]) -> dict[str, Any] | None:
+    """A decoded page token with exactly ``fields`` of those types (LimitError otherwise)."""
+    decoded = decode_token(token)
+    if decoded is None:
+        return None
+    if not isinstance(decoded, dict) or set(decoded) != set(fields):
+        raise LimitError("page_token does not belong to this listing; start again without it")
+    for key, kind in fields.items():
+        value = decoded[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise LimitError("page_token does not belong to this listing; start again without it")
+    return decoded
+
+
+def fill(
+    items: Sequence[T], size: int, convert: Callable[[T], M], budget: int = PAGE_BYTES
+) -> tuple[list[M], bool]:
+    """Converted entries of ``items[:size]`` that fit in ``budget`` bytes (always at least
+    one).
 
     Returns (entries, whether items were left out).
     """
@@ -60,7 +86,7 @@ def fill(items: Sequence[T], size: int, convert: Callable[[T], M]) -> tuple[list
     for item in items[:size]:
         message = convert(item)
         cost = message.ByteSize() + 8  # tag and length prefix
-        if out and used + cost > PAGE_BYTES:
+        if out and used + cost > budget:
             return out, True
         out.append(message)
         used += cost

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 
 from cpucompat.agent.wire import capture_to_proto
@@ -15,7 +13,8 @@ from ..compatibility import CompatibilityService
 from ..domain.hosts import HostRecord
 from ..limits import MAX_REASON, LimitError, check_name, check_text
 from ..registry import Registry
-from .paging import decode_token, encode_token, fill, page_size
+from .paging import cursor as _cursor
+from .paging import encode_token, fill, page_size
 
 DEFAULT_EVENT_LIMIT = 1000
 MAX_EVENT_LIMIT = 100_000
@@ -24,20 +23,6 @@ MAX_EVENT_LIMIT = 100_000
 def optional_name(value: str, what: str) -> str | None:
     """A name filter: empty means "all"; anything else must be a whole, valid name."""
     return check_name(value, what) if value else None
-
-
-def _cursor(token: str, fields: dict[str, type]) -> dict[str, Any] | None:
-    """A decoded page token with exactly ``fields`` of those types (LimitError otherwise)."""
-    cursor = decode_token(token)
-    if cursor is None:
-        return None
-    if not isinstance(cursor, dict) or set(cursor) != set(fields):
-        raise LimitError("page_token does not belong to this listing; start again without it")
-    for key, kind in fields.items():
-        value = cursor[key]
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise LimitError("page_token does not belong to this listing; start again without it")
-    return cursor
 
 
 class QueryServicer(pb_grpc.QueryServiceServicer):

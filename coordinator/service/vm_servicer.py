@@ -13,6 +13,7 @@ from ..domain.libvirt_cpu import MAX_XML_BYTES
 from ..limits import MAX_SPEC, LimitError, check_name, check_text
 from ..registry import Registry
 from ..vms import UnknownVmError, VmRecord, VmRegistry
+from .host_pages import host_after, target_page
 from .paging import decode_token, encode_token, fill, page_size
 
 
@@ -78,19 +79,16 @@ class VmServicer(pb_grpc.VmServiceServicer):
         self, request: pb.GetVmTargetsRequest, context: grpc.ServicerContext
     ) -> pb.GetVmTargetsResponse:
         check_name(request.vm_name, "VM name")
-        vm = self.vms.get(request.vm_name)
-        results = self.vms.targets(request.vm_name)
-        targets = [
-            pb.TargetVerdict(
-                host_id=host_id,
-                status=convert.status_to_proto(self.registry.host(host_id).status),
-                verdict=message,
-            )
-            for (host_id, _), message in zip(
-                results, convert.verdicts_to_proto([v for _, v in results]), strict=True
-            )
-        ]
-        return pb.GetVmTargetsResponse(vm=self._vm(vm), targets=targets)
+        after = host_after(request.page_token)
+        vm = self._vm(self.vms.get(request.vm_name))
+        targets, token = target_page(
+            self.vms.targets(request.vm_name),
+            lambda host_id: self.registry.host(host_id).status,
+            after,
+            request.page_size,
+            beside=vm.ByteSize(),
+        )
+        return pb.GetVmTargetsResponse(vm=vm, targets=targets, next_page_token=token)
 
     def PlanFailover(
         self, request: pb.PlanFailoverRequest, context: grpc.ServicerContext

@@ -756,38 +756,50 @@ class CheckResponse(_message.Message):
     def __init__(self, verdict: _Optional[_Union[Verdict, _Mapping]] = ..., source_label: _Optional[str] = ..., target_label: _Optional[str] = ...) -> None: ...
 
 class TargetsRequest(_message.Message):
-    __slots__ = ("source", "cluster", "hypervisor")
+    __slots__ = ("source", "cluster", "hypervisor", "page_size", "page_token")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     HYPERVISOR_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     source: HostRef
     cluster: str
     hypervisor: Hypervisor
-    def __init__(self, source: _Optional[_Union[HostRef, _Mapping]] = ..., cluster: _Optional[str] = ..., hypervisor: _Optional[_Union[Hypervisor, str]] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, source: _Optional[_Union[HostRef, _Mapping]] = ..., cluster: _Optional[str] = ..., hypervisor: _Optional[_Union[Hypervisor, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class TargetsResponse(_message.Message):
-    __slots__ = ("source_label", "targets")
+    __slots__ = ("source_label", "targets", "next_page_token")
     SOURCE_LABEL_FIELD_NUMBER: _ClassVar[int]
     TARGETS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     source_label: str
     targets: _containers.RepeatedCompositeFieldContainer[TargetVerdict]
-    def __init__(self, source_label: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[TargetVerdict, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, source_label: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[TargetVerdict, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class AuditRequest(_message.Message):
-    __slots__ = ("cluster", "extra_hosts", "hypervisor")
+    __slots__ = ("cluster", "extra_hosts", "hypervisor", "page_size", "page_token")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     EXTRA_HOSTS_FIELD_NUMBER: _ClassVar[int]
     HYPERVISOR_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     extra_hosts: _containers.RepeatedCompositeFieldContainer[HostRef]
     hypervisor: Hypervisor
-    def __init__(self, cluster: _Optional[str] = ..., extra_hosts: _Optional[_Iterable[_Union[HostRef, _Mapping]]] = ..., hypervisor: _Optional[_Union[Hypervisor, str]] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, cluster: _Optional[str] = ..., extra_hosts: _Optional[_Iterable[_Union[HostRef, _Mapping]]] = ..., hypervisor: _Optional[_Union[Hypervisor, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class AuditResponse(_message.Message):
-    __slots__ = ("report",)
+    __slots__ = ("report", "next_page_token")
     REPORT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     report: AuditReport
-    def __init__(self, report: _Optional[_Union[AuditReport, _Mapping]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, report: _Optional[_Union[AuditReport, _Mapping]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class WhatIfRequest(_message.Message):
     __slots__ = ("cluster", "add", "remove", "hypervisor")
@@ -992,18 +1004,24 @@ class ListVmsResponse(_message.Message):
     def __init__(self, vms: _Optional[_Iterable[_Union[Vm, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetVmTargetsRequest(_message.Message):
-    __slots__ = ("vm_name",)
+    __slots__ = ("vm_name", "page_size", "page_token")
     VM_NAME_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     vm_name: str
-    def __init__(self, vm_name: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, vm_name: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class GetVmTargetsResponse(_message.Message):
-    __slots__ = ("vm", "targets")
+    __slots__ = ("vm", "targets", "next_page_token")
     VM_FIELD_NUMBER: _ClassVar[int]
     TARGETS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     vm: Vm
     targets: _containers.RepeatedCompositeFieldContainer[TargetVerdict]
-    def __init__(self, vm: _Optional[_Union[Vm, _Mapping]] = ..., targets: _Optional[_Iterable[_Union[TargetVerdict, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, vm: _Optional[_Union[Vm, _Mapping]] = ..., targets: _Optional[_Iterable[_Union[TargetVerdict, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class PlanFailoverRequest(_message.Message):
     __slots__ = ("vm_name", "to_host")
