@@ -9,17 +9,15 @@ follows. The host must never turn stale and no SHUTDOWN may be published while i
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli_reads import events, hosts, last_seen, state, wait_until
 from tests.support.daemons import Daemon, run_cli, start_agent, start_coordinator
-from tests.support.daemons import wait_until as wait_for
 from tests.support.paths import FIXTURES
 from tests.support.postgres import PostgresServer
 
@@ -28,37 +26,6 @@ DEV_DUMP = FIXTURES / "processors" / "dev-amd-epyc-kvm.cpuid-r.txt"
 # coordinator must be given up well within that (its keepalive ping times out in 3 s),
 # where the old 10 s call deadline alone could not keep the host online.
 INTERVAL = "4"
-
-
-def wait_until(predicate: object, what: str) -> object:
-    """Bounded polling (generous: the test machine may be busy); asserts no speed."""
-    return wait_for(predicate, timeout=120.0, what=what)  # type: ignore[arg-type]
-
-
-def hosts(address: str) -> dict[str, dict]:
-    result = run_cli("hosts", "--coordinator", address, "--json")
-    assert result.returncode == 0, result.stderr
-    return {h["host_id"]: h for h in json.loads(result.stdout)}
-
-
-def last_seen(address: str, host: str) -> float:
-    entry = hosts(address).get(host)
-    if not entry or not entry.get("last_seen"):
-        return 0.0
-    return datetime.fromisoformat(entry["last_seen"].replace("Z", "+00:00")).timestamp()
-
-
-def state(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def events(address: str) -> list[dict]:
-    done = run_cli("events", "--coordinator", address, "--json", "--limit", "1000")
-    assert done.returncode == 0, done.stderr
-    return list(json.loads(done.stdout)["events"])
 
 
 @pytest.mark.e2e
