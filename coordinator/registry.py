@@ -730,11 +730,12 @@ class Registry:
         heartbeat_interval: float = 0,
         agent_fingerprint: str = "",
         agent_version: str = "",
-        wire: bytes | None = None,
+        wire: Callable[[], bytes] | None = None,
     ) -> tuple[HostRecord, bool]:
         """A report as it arrives: ``header`` is its capture without logical CPUs, ``leaves``
         converts the whole capture, called only when the profile may have changed and the
-        capture's bytes as sent (their digest: ``wire``) were not seen before.
+        capture's bytes as sent (their digest, from ``wire``: not taken for an unchanged
+        report) were not seen before.
         Returns (the host's record, whether it was applied as unchanged)."""
         fields: dict[str, Any] = {
             "agent_address": agent_address,
@@ -747,11 +748,12 @@ class Registry:
             record = self.report_unchanged(host_id, cluster, header, **fields)
             if record is not None:
                 return record, True
-        if wire and self.cache.get(Region.WIRE, wire) is not None:
+        sent = wire() if wire is not None else None
+        if sent and self.cache.get(Region.WIRE, sent) is not None:
             # These very bytes were checked, packed and decoded before (another host of the
             # same model, the same firmware change across a fleet): the header will do.
-            return self.report(host_id, cluster, header, wire=wire, **fields), False
-        return self.report(host_id, cluster, leaves(), wire=wire, **fields), False
+            return self.report(host_id, cluster, header, wire=sent, **fields), False
+        return self.report(host_id, cluster, leaves(), wire=sent, **fields), False
 
     def report_unchanged(
         self,

@@ -116,7 +116,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             heartbeat_interval=convert.duration_seconds(request.probe_interval),
             agent_fingerprint=request.agent_fingerprint,
             agent_version=request.agent_version,
-            wire=wire_digest(request.raw),
+            wire=lambda: wire_digest(request.raw),
         )
         return pb.ReportProfileResponse(
             accepted=True,
