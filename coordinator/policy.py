@@ -15,12 +15,12 @@ from typing import Any, NamedTuple
 from cpucompat.agent.errors import NotFoundError
 from cpucompat.agent.profile import Profile
 
-from .domain.audit import HostInput, audit
+from .cache import Memo
 from .domain.baselines import Baseline
+from .domain.cluster_verdicts import ClusterVerdicts
 from .domain.hosts import EventKind, HostStatus
 from .domain.kvm_offerable import Hypervisor
 from .domain.policy import (
-    HostState,
     OfflineAction,
     PolicyDecision,
     PolicyRefusedError,
@@ -32,6 +32,7 @@ from .registry import OnChange, Registry, UnknownHostError, add_event, check_nam
 from .storage.interface import PolicyRow, Storage, UnitOfWork
 
 POLICY_PAIRS_LISTED = 20  # blocking pairs a policy lists (`audit --cluster` lists all)
+CLUSTERS_KEPT = 5_000  # clusters whose distinct profiles and refused pairs are kept
 POLICY_TOPIC = "policy"  # announced with the cluster when a new policy version is stored
 
 
@@ -72,31 +73,34 @@ def decide(
     pinned: OfflineAction | None,
     pin_reason: str = "",
     hypervisor: Hypervisor = Hypervisor.GENERIC,
+    verdicts: ClusterVerdicts | None = None,
 ) -> PolicyDecision:
     """The cluster's action from the members that have a say: the one rule, shared by the
-    stored policy and `cpucompat whatif`."""
+    stored policy and `cpucompat whatif`.
+
+    ``verdicts``: the cluster's distinct profiles and refused pairs as the previous
+    decision left them (the policy engine keeps one per cluster); None starts afresh."""
     if not members:
         return policy_decision(cluster, [], None, [], pinned, pin_reason)
-    inputs = [
-        HostInput(name=m.name, source=m.source, stale=m.status != "online", kind=m.kind)
-        for m in members
-    ]
+    if verdicts is None:
+        verdicts = ClusterVerdicts(hypervisor)
+    elif verdicts.hypervisor is not hypervisor:
+        raise ValueError("the cluster's verdicts were kept under other rules")
+    # One group exactly when no ordered pair of distinct profiles is refused (`audit`).
     # Blocking pairs are listed per distinct profile, each side named by an example host
     # with the number of hosts alike (a mixed cluster of 25 + 25 hosts has 2 pairs, not
     # 1,250), those covering most host pairs first, at most POLICY_PAIRS_LISTED: the row
     # is read and written on every change of the cluster; the audit lists them all.
-    report = audit(inputs, pair_limit=0, hypervisor=hypervisor, advice=False)
-    # The audit's groups cover the processors; freshness is judged by policy_decision().
-    processors_ok = len(report.groups) <= 1
-    listed, total = ([], 0) if processors_ok else report.ranked_blocking(POLICY_PAIRS_LISTED)
+    found = verdicts.blocking(members, POLICY_PAIRS_LISTED)
+    # Freshness is judged by policy_decision().
     return policy_decision(
         cluster,
-        [HostState(m.name, m.status) for m in members],
-        "SAVE" if processors_ok else "SHUTDOWN",
-        [_named(p) for p in listed],
+        members,
+        "SAVE" if found.processors_ok else "SHUTDOWN",
+        [_named(p) for p in found.listed],
         pinned,
         pin_reason,
-        blocking_total=total,
+        blocking_total=found.total,
     )
 
 
@@ -124,6 +128,11 @@ class PolicyEngine:
         self._policies: dict[str, StoredPolicy] = {}
         self._changed = threading.Condition()
         self._closed = False
+        # Each cluster's distinct profiles and refused pairs, kept between its changes
+        # (any state of one gives right answers: it only saves checks), used by one
+        # recompute at a time.
+        self._verdicts: Memo[str, ClusterVerdicts] = Memo("cluster verdicts", CLUSTERS_KEPT)
+        self._verdicts_lock = threading.Lock()
         # Run in the unit of work of a pin or unpin (the per-VM actions follow the pin).
         self.on_pin: list[OnChange] = []
         # Told (new, previous) after each newer version is mirrored (the metrics count changes).
@@ -152,7 +161,14 @@ class PolicyEngine:
             else None
         )
         pin_reason = str(row.details.get("pin_reason", "")) if row is not None else ""
-        return decide(cluster, members, pinned, pin_reason)
+        with self._verdicts_lock:
+            verdicts = self._verdicts.get(cluster)
+            self._verdicts.discard(cluster)  # kept again only after a decision that completed
+            verdicts = verdicts or ClusterVerdicts()
+            decision = decide(cluster, members, pinned, pin_reason, verdicts=verdicts)
+            if members:
+                self._verdicts.put(cluster, verdicts)
+        return decision
 
     def _profile(self, uow: UnitOfWork, host_id: str, version: int) -> Profile:
         """A member's decoded profile: the mirror's when it holds that very version (a

@@ -169,9 +169,9 @@ class Registry:
         # policy recompute in the same transaction takes them from here, not by reading
         # back and hashing what was just written. Cached on commit, dropped either way.
         self._added: dict[int, Profile] = {}
-        # Host rows written whole by the unit of work under way, their profile version
-        # unchanged (unchanged reports, heartbeats): after the commit the mirror takes
-        # them as written instead of reading each back. Dropped when the unit ends.
+        # Host rows written whole by the unit of work under way (reports, heartbeats):
+        # after the commit the mirror takes them as written instead of reading each back,
+        # with the profile of a version the unit added (`_added`). Dropped when it ends.
         self._written: dict[str, HostRow] = {}
         # After a restart, silence during the outage is the coordinator's, not the hosts':
         # nobody counts as stale before three intervals have passed since this start.
@@ -326,10 +326,18 @@ class Registry:
         for host_id in host_ids:
             row = self._written.get(host_id)
             old = self._hosts.get(host_id)
-            if row is None or old is None or old.profile_version != row.profile_version:
+            profile: Profile | None = None
+            if row is not None and old is not None:
+                # A changed report's new version was added by this very unit of work.
+                profile = (
+                    old.profile
+                    if old.profile_version == row.profile_version
+                    else self._added.get(row.profile_version)
+                )
+            if row is None or old is None or profile is None:
                 rest.append(host_id)
                 continue
-            record = self._record_of(row, old.profile)
+            record = self._record_of(row, profile)
             self._hosts[host_id] = record
             if _answer_key(old) != _answer_key(record):
                 self.cache.forget_host(host_id)
@@ -595,24 +603,36 @@ class Registry:
                 self._added[version] = profile
                 uow.on_commit(partial(self.cache.put, Region.PROFILE, version, profile))
             assert version is not None
-            uow.hosts.upsert(
-                HostRow(
-                    host_id=host_id,
-                    cluster=cluster,
-                    agent_address=agent_address,
-                    agent_version=agent_version,
-                    status=HostStatus.ONLINE,
-                    replayed=replayed,
-                    fingerprint=profile.fingerprint,
-                    agent_fingerprint=agent_fingerprint,
-                    profile_version=version,
-                    first_seen=now,  # kept by the storage when the host is known
-                    last_seen=now,
-                    heartbeat_interval=interval,
-                )
+            row = HostRow(
+                host_id=host_id,
+                cluster=cluster,
+                agent_address=agent_address,
+                agent_version=agent_version,
+                status=HostStatus.ONLINE,
+                replayed=replayed,
+                fingerprint=profile.fingerprint,
+                agent_fingerprint=agent_fingerprint,
+                profile_version=version,
+                first_seen=now,  # kept by the storage when the host is known
+                last_seen=now,
+                heartbeat_interval=interval,
             )
-            if stored_new_version:
+            uow.hosts.upsert(row)
+            pruned = (
                 self._prune_versions(uow, now, host_id, cluster, version)
+                if stored_new_version
+                else 0
+            )
+            if old is not None and old.maintenance != MAINTENANCE_ENDING:
+                # The row as stored now (what the storage keeps of a known host beside),
+                # mirrored as written after the commit (ending maintenance writes it again).
+                self._written[host_id] = replace(
+                    row,
+                    first_seen=old.first_seen,
+                    pruned_versions=old.pruned_versions + pruned,
+                    maintenance=old.maintenance,
+                    maintenance_reason=old.maintenance_reason,
+                )
             if old is None:
                 what = "replayed dump" if replayed else "processor"
                 self.add_event(
@@ -881,12 +901,13 @@ class Registry:
 
     def _prune_versions(
         self, uow: UnitOfWork, now: float, host_id: str, cluster: str, current: int
-    ) -> None:
-        """Keep the newest --max-profile-versions of a host; an event says what went."""
+    ) -> int:
+        """Keep the newest --max-profile-versions of a host; an event says what went.
+        Returns how many versions were pruned."""
         keep = self.limits.max_profile_versions
         count = uow.profiles.count(host_id)
         if count <= keep:
-            return
+            return 0
         ids = uow.profiles.oldest(host_id, count - keep, keep=current)
         uow.profiles.delete(ids)
         uow.hosts.add_pruned(host_id, len(ids))
@@ -902,6 +923,7 @@ class Registry:
             pruned_versions=len(ids),
             kept_versions=keep,
         )
+        return len(ids)
 
     def _forget_versions(self, versions: Iterable[int]) -> None:
         for version in versions:

@@ -342,7 +342,7 @@ def _source(
             f"host {name!r}: source must be a Profile or a Baseline, not {type(source).__name__}"
         )
     is_profile = isinstance(source, Profile)
-    key = _class_key(source, None if is_profile else target_of(source, name, hypervisor=hypervisor))
+    key = class_key(source, None if is_profile else target_of(source, name, hypervisor=hypervisor))
     pc = by_key.get(key)
     if pc is None:
         pc = by_key[key] = _ProfileClass(
@@ -363,7 +363,7 @@ def _order(code: str) -> int:
     return REFUSAL_ORDER.index(code) if code in REFUSAL_ORDER else len(REFUSAL_ORDER)
 
 
-def _class_key(source: Profile | Baseline, view: TargetView | None) -> str:
+def class_key(source: Profile | Baseline, view: TargetView | None) -> str:
     """Equal keys give equal verdicts both ways.
 
     A profile's fingerprint, told apart by the bits its capture cannot tell

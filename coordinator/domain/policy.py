@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import Any, Protocol
 
 from cpucompat.agent.errors import InputError, RefusalError
 
@@ -46,6 +46,15 @@ class HostState:
 
     name: str
     status: str  # online / stale / offline
+
+
+class HasState(Protocol):
+    """A member as `policy_decision` reads it (`HostState`, the engine's `PolicyInput`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def status(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -120,7 +129,7 @@ def _pair_text(pair: dict[str, Any]) -> str:
 
 def policy_decision(
     cluster: str,
-    hosts: Sequence[HostState],
+    hosts: Sequence[HasState],
     audit_action: str | None,
     blocking_pairs: Sequence[dict[str, Any]],
     pinned: OfflineAction | None,
