@@ -153,7 +153,7 @@ class PolicyEngine:
         members = [
             PolicyInput(h.host_id, self._profile(uow, h.host_id, h.profile_version), h.status.value)
             for h in uow.hosts.members(cluster)
-            if not has_no_say(h.maintenance, h.status == HostStatus.ONLINE)
+            if not (h.maintenance and has_no_say(h.maintenance, h.status == HostStatus.ONLINE))
         ]
         pinned = (
             OfflineAction(row.pinned_action)
