@@ -165,6 +165,7 @@ class Registry:
         self._queue: list[_Queued] = []  # changes waiting for a group commit
         self._queue_lock = threading.Lock()
         self._changes: dict[str, deque[float]] = {}  # when each host last stored new versions
+        self._rate_lock = threading.Lock()  # guards _changes
         # Profiles stored by the unit of work under way (the writer lock is held): the
         # policy recompute in the same transaction takes them from here, not by reading
         # back and hashing what was just written. Cached on commit, dropped either way.
@@ -695,16 +696,19 @@ class Registry:
                 touched.add(cluster)
             return touched
 
-        with self._lock:
+        # The rate's own lock, not the writer's: the writer is held through a whole group
+        # commit (its fsync included), and waiting for it twice more per report, before
+        # and after its own commit, left the coordinator idle while reports queued.
+        with self._rate_lock:
             known = self._hosts.get(host_id)
             if known is None or known.fingerprint != profile.fingerprint:
                 self._check_change_rate(host_id)
         # Group commit, as for unchanged reports: reports arriving together share one
         # transaction (one fsync), each still acknowledged only after it committed.
         self._commit_grouped(work, [host_id])
-        with self._lock:
-            self.cache.put(Region.CONTENT, key, profile)
-            if stored_new_version:
+        self.cache.put(Region.CONTENT, key, profile)
+        if stored_new_version:
+            with self._rate_lock:
                 self._changes.setdefault(host_id, deque()).append(self.clock())
         return self.host(host_id)
 
