@@ -43,9 +43,7 @@ def sources() -> tuple[Profile | Baseline, ...]:
 
 # A cluster's life: each step assigns some hosts (of 12 names) a source, or removes them.
 steps = st.lists(
-    st.dictionaries(
-        st.integers(0, 11), st.one_of(st.none(), st.integers(0, 10_000)), min_size=1
-    ),
+    st.dictionaries(st.integers(0, 11), st.one_of(st.none(), st.integers(0, 10_000)), min_size=1),
     min_size=1,
     max_size=8,
 )
