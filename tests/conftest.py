@@ -21,7 +21,6 @@ now with `live_host_dump` (`cpucompat probe --raw`, replayed as a dump).
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +32,7 @@ from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.profile import Profile
 
 from .support.paths import IS_X86_64
-from .support.postgres import PostgresServer, start_server
+from .support.postgres import PostgresServer, running_server
 
 if TYPE_CHECKING:
     from .support.inprocess import Running
@@ -91,12 +90,8 @@ def live_coordinator(tmp_path: Path) -> Iterator[Running]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One throwaway PostgreSQL server for the whole session (skips without its binaries)."""
-    server = start_server()
-    try:
+    with running_server() as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.folder, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

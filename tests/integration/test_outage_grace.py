@@ -9,7 +9,6 @@ really died still does, and one stale before the outage stays stale.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from cpucompat.coordinator.registry import Registry
 from cpucompat.coordinator.storage.errors import StorageFault
 from cpucompat.coordinator.storage.postgres import PostgresStorage
 from tests.support.paths import DEV_DUMP
-from tests.support.postgres import PostgresServer, start_server
+from tests.support.postgres import PostgresServer, running_server
 
 INTERVAL = 10.0  # seconds; stale after three missed: 30 s of silence
 
@@ -33,12 +32,8 @@ INTERVAL = 10.0  # seconds; stale after three missed: 30 s of silence
 @pytest.fixture
 def own_server() -> Iterator[PostgresServer]:
     """A server this test alone uses: it is stopped in the middle."""
-    server = start_server()
-    try:
+    with running_server() as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.folder, ignore_errors=True)
 
 
 def statuses(registry: Registry) -> dict[str, HostStatus]:

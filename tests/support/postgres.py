@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,6 +131,17 @@ def start_server() -> PostgresServer:
     if server is None:
         pytest.skip(SKIP_REASON)
     return server
+
+
+@contextmanager
+def running_server() -> Iterator[PostgresServer]:
+    """`start_server` for the body of a fixture: stopped and removed after it."""
+    server = start_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.folder, ignore_errors=True)
 
 
 def throwaway_server(prefix: str = "cpucompat-pg-") -> PostgresServer | None:

@@ -17,41 +17,21 @@ from cpucompat.agent.cpu_classes import (
     split_cpus,
 )
 from cpucompat.agent.decode import decode
-from cpucompat.agent.dumps import DumpError, load_dump
 from cpucompat.agent.raw import RawCapture, RawDataError
 from cpucompat.agent.wire import capture_from_proto, capture_to_proto
 from cpucompat.coordinator.storage.blobs import pack_capture, unpack_capture
 from cpucompat.v1 import profile_pb2
-from tests.support.paths import DEV_DUMP, DUMPS, PROCESSORS, SHARED_DUMPS
+from tests.support.dump_sets import PROJECT_DUMPS, SHARED, read
+from tests.support.paths import DEV_DUMP
 from tests.support.shared import shared_dump
 
 MILAN = "instlatx64-AuthenticAMD0A00F11_K19_Milan_02_CPUID.txt"
 ALDER_LAKE = "intel-x86-64-golden-cove-12th-gen-intel-core-i9-12900hk.txt"
 
 
-def _loadable(folder: Path) -> list[Path]:
-    out = []
-    for path in sorted(folder.glob("*")):
-        try:
-            load_dump(path)
-        except DumpError:
-            continue  # the parsers' bad-input fixtures
-        out.append(path)
-    return out
-
-
-PROJECT_DUMPS = _loadable(PROCESSORS) + _loadable(DUMPS)
-SHARED = sorted(SHARED_DUMPS.glob("*.txt")) if SHARED_DUMPS.is_dir() else []
-
-
 def as_received(raw: profile_pb2.RawCapture) -> RawCapture:
     """What the coordinator makes of the bytes a client sent."""
     return capture_from_proto(profile_pb2.RawCapture.FromString(raw.SerializeToString()))
-
-
-def read(path: Path) -> RawCapture:
-    # Importer warnings are for the person running `probe`; no form sends them.
-    return replace(load_dump(path), warnings=())
 
 
 def assert_round_trips(capture: RawCapture) -> None:

@@ -20,35 +20,17 @@ from hypothesis import strategies as st
 
 from cpucompat.agent.cpu_classes import PER_CPU_MASKS, ClassMember, SplitCpus, split_cpus
 from cpucompat.agent.decode import CpuView, _TypeGroup, _view_key, decode, view_of
-from cpucompat.agent.dumps import DumpError, load_dump
 from cpucompat.agent.errors import CpucompatError
 from cpucompat.agent.profile import Profile
 from cpucompat.agent.raw import LeafKey, LogicalCpu, RawCapture, Regs, validate_capture
 from cpucompat.agent.wire import capture_from_proto, capture_to_proto
 from cpucompat.coordinator.storage.blobs import pack_capture, unpack_capture
 from cpucompat.v1 import profile_pb2
-from tests.support.paths import DUMPS, PROCESSORS, SHARED_DUMPS
+from tests.support.dump_sets import PROJECT_DUMPS, SHARED, read
+from tests.support.paths import PROCESSORS
 from tests.support.shared import shared_dump
 
-
-def _loadable(folder: Path) -> list[Path]:
-    out = []
-    for path in sorted(folder.glob("*")):
-        try:
-            load_dump(path)
-        except DumpError:
-            continue  # the parsers' bad-input fixtures
-        out.append(path)
-    return out
-
-
-PROJECT_DUMPS = _loadable(PROCESSORS) + _loadable(DUMPS)
-SHARED = sorted(SHARED_DUMPS.glob("*.txt")) if SHARED_DUMPS.is_dir() else []
 MILAN = "instlatx64-AuthenticAMD0A00F11_K19_Milan_02_CPUID.txt"
-
-
-def read(path: Path) -> RawCapture:
-    return replace(load_dump(path), warnings=())  # no form sends importer warnings
 
 
 def received(msg: profile_pb2.RawCapture) -> RawCapture:
