@@ -65,6 +65,12 @@ class AgentMetrics:
             "The agent's probe and heartbeat interval (--interval)",
             registry=r,
         ).set(interval)
+        self.cycle_overruns = Counter(
+            "cpucompat_agent_cycle_overruns_total",
+            "Probe-and-report cycles that took longer than the interval (the next started at "
+            "once; heartbeats were that much further apart)",
+            registry=r,
+        )
         self.policy_version = Gauge(
             "cpucompat_agent_policy_version",
             "Version of the cluster policy the agent holds (0: none received yet)",

@@ -1,6 +1,7 @@
 """Reports this host to the coordinator: a full report at start and on change, heartbeats otherwise.
 
-The loop never gives up: while the coordinator is away it retries with
+Cycles start one interval apart, start to start (`cadence.py`), however long the probe
+takes. The loop never gives up: while the coordinator is away it retries with
 capped, jittered backoff, and the agent keeps serving its own gRPC port.
 """
 
@@ -18,6 +19,7 @@ from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
 from ..coordinators import FailoverChannel
 from ..wire import capture_to_proto, profile_to_proto
+from .cadence import Cadence
 from .metrics import AgentMetrics
 from .state import Backoff, ProfileHolder, Snapshot
 
@@ -78,6 +80,7 @@ class Reporter:
         self._wake = threading.Event()
         self._need_report = True
         self._lock = threading.Lock()
+        self._cadence = Cadence(interval)
         self._thread = threading.Thread(target=self._run, name="reporter", daemon=True)
 
     def _interval(self) -> Duration:
@@ -160,6 +163,7 @@ class Reporter:
     def _run(self) -> None:
         first = True
         while not self._stop.is_set():
+            self._cadence.begin()  # the next cycle is due one interval after this start
             if not first:
                 try:
                     previous, fresh = self.holder.refresh()
@@ -176,7 +180,7 @@ class Reporter:
                 if self._last_refusal is not None:
                     log.warning("the coordinator accepts this host again")
                     self._last_refusal = None
-                delay = self.interval
+                delay = self._until_next_cycle()
             except grpc.RpcError as exc:
                 delay = self._failed(exc)
                 first = True  # retry without re-probing
@@ -188,6 +192,25 @@ class Reporter:
                 first = True
             self._wake.wait(delay)
             self._wake.clear()
+
+    def _until_next_cycle(self) -> float:
+        """What is left of the interval since this cycle started (0: overran, start now);
+        an overrun is counted, and logged when it begins and when cycles fit again."""
+        was_late = self._cadence.overran
+        delay = self._cadence.remaining()
+        if self._cadence.overran:
+            if self.metrics is not None:
+                self.metrics.cycle_overruns.inc()
+            if not was_late:
+                log.warning(
+                    "probing and reporting took longer than the interval (%.1fs); the next "
+                    "cycle starts at once, so heartbeats are now as far apart as one cycle "
+                    "takes",
+                    self.interval,
+                )
+        elif was_late:
+            log.warning("probing and reporting fit in the interval (%.1fs) again", self.interval)
+        return delay
 
     def _failed(self, exc: grpc.RpcError) -> float:
         """Log a failed call and choose when to retry: soon when transient, slowly when refused."""

@@ -9,52 +9,15 @@ from __future__ import annotations
 
 import json
 import ssl
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.certs import TestCA
 from tests.support.daemons import Daemon, free_port, run_cli, start_agent, start_coordinator
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def scrape(url: str, context: ssl.SSLContext | None = None) -> Samples:
-    """Every sample at ``url`` as {(name, sorted labels): value}."""
-    with urllib.request.urlopen(url, timeout=30, context=context) as response:
-        assert response.status == 200
-        assert response.headers["Content-Type"].startswith("text/plain")
-        text = response.read().decode()
-    out: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    key = (name, tuple(sorted(labels.items())))
-    assert key in samples, f"{name}{labels} not exported; have {sorted(k for k in samples)}"
-    return samples[key]
-
-
-def wait_for(fetch: object, predicate: object, what: str, timeout: float = 60) -> Samples:
-    """Scrape until ``predicate(samples)``; the timeout only bounds a hung test."""
-    deadline = time.monotonic() + timeout
-    samples: Samples = {}
-    while time.monotonic() < deadline:
-        samples = fetch()  # type: ignore[operator]
-        try:
-            if predicate(samples):  # type: ignore[operator]
-                return samples
-        except AssertionError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.support.scrape import scrape, value, wait_for
 
 
 def test_both_daemons_export_what_an_operator_watches(tmp_path: Path) -> None:
