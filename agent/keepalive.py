@@ -33,9 +33,25 @@ CHANNEL_KEEPALIVE: tuple[tuple[str, int], ...] = (
     ("grpc.http2.max_pings_without_data", 0),
 )
 
-# What the coordinator's server sets so that those pings are welcome: pings without calls,
-# and as often as every half keepalive period (timer jitter must not count as a strike).
+# The coordinator's own pings. An agent that vanished without closing its connection (a
+# frozen or stopped process, a host cut off the network) leaves its WatchPolicy stream
+# open and silent: its kernel, or nobody, acknowledges at the TCP level, so only an
+# unanswered HTTP/2 ping frees the server thread that stream holds. Twice the agents'
+# period, as their pings keep a live connection busy anyway; a vanished watcher is let
+# go at most 15 s after it was last heard.
+SERVER_KEEPALIVE_TIME_MS = 10_000
+SERVER_KEEPALIVE_TIMEOUT_MS = 5_000
+
+# What the coordinator's server sets: its own pings, and the clients' pings welcome.
 SERVER_KEEPALIVE: tuple[tuple[str, int], ...] = (
+    ("grpc.keepalive_time_ms", SERVER_KEEPALIVE_TIME_MS),
+    ("grpc.keepalive_timeout_ms", SERVER_KEEPALIVE_TIMEOUT_MS),
+    ("grpc.http2.ping_timeout_ms", SERVER_KEEPALIVE_TIMEOUT_MS),
+    # A watch stream sends no data between policy changes: keep pinging it regardless.
+    ("grpc.http2.max_pings_without_data", 0),
+    # Pings without calls (both ways: an idle CLI or agent connection is pinged and may
+    # ping), and as often as every half client keepalive period (timer jitter must not
+    # count as a strike).
     ("grpc.keepalive_permit_without_calls", 1),
     # GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS; its string has no "recv" in
     # it, and gRPC ignores a name it does not know.

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -76,6 +76,17 @@ class CoordinatorMetrics:
             "Changes of a cluster's offline action (a cluster's first policy counts), by the "
             "action it changed to",
             ["cluster", "action"],
+            registry=r,
+        )
+        self.policy_watchers = Gauge(
+            "cpucompat_policy_watchers",
+            "Open WatchPolicy streams (each holds a server thread; one per connected agent)",
+            registry=r,
+        )
+        self.policy_watchers_limit = Gauge(
+            "cpucompat_policy_watchers_limit",
+            "WatchPolicy streams this coordinator serves at most (--workers less 32); more "
+            "are refused RESOURCE_EXHAUSTED",
             registry=r,
         )
         self.sweeps = Counter(

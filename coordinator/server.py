@@ -295,6 +295,7 @@ def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:
     )
     # Watch streams may take all workers but RESERVED_WORKERS, kept for reports and queries.
     max_watchers = max(1, config.workers - RESERVED_WORKERS)
+    coordinator.metrics.policy_watchers_limit.set(max_watchers)
     pb_grpc.add_PolicyServiceServicer_to_server(
         PolicyServicer(
             coordinator.policies,
@@ -302,6 +303,7 @@ def build_server(coordinator: Coordinator) -> tuple[grpc.Server, int]:
             max_watchers,
             coordinator.admissions if config.admission_required else None,
             coordinator.vms.actions,
+            on_watchers=coordinator.metrics.policy_watchers.set,
         ),
         server,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 
@@ -32,12 +32,14 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         max_watchers: int = 1000,
         admissions: Admissions | None = None,
         vm_actions: VmActions | None = None,
+        on_watchers: Callable[[int], None] | None = None,
     ) -> None:
         self.engine = engine
         self.vm_actions = vm_actions
         self.auth = auth  # who is a host, for following admission (access is checked before)
         self.admissions = admissions  # given: a revoked host's watch ends at once
         self.max_watchers = max_watchers
+        self.on_watchers = on_watchers  # told the number of open watch streams at each change
         self._watchers = 0
         self._lock = threading.Lock()
 
@@ -95,6 +97,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
                     "--workers to serve more agents"
                 )
             self._watchers += 1
+            self._tell_watchers()
         try:
             admitted = self._follow_admission(request.cluster, names, [])
             yield self._update(current, request.host_id)
@@ -108,6 +111,12 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         finally:
             with self._lock:
                 self._watchers -= 1
+                self._tell_watchers()
+
+    def _tell_watchers(self) -> None:
+        """The open watch streams to ``on_watchers`` (under the lock: in order)."""
+        if self.on_watchers is not None:
+            self.on_watchers(self._watchers)
 
     def _update(self, policy: StoredPolicy, host_id: str) -> pb.WatchPolicyResponse:
         """The policy, with the actions of the VMs running on the watching host."""
