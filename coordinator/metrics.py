@@ -10,6 +10,7 @@ one process apart. The domain never imports this module.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from .domain.hosts import HostStatus
@@ -25,6 +26,7 @@ from .domain.policy import OfflineAction
 from .registry import MAINTENANCE_ON
 
 if TYPE_CHECKING:
+    from .outage import OutageWatch
     from .policy import StoredPolicy
     from .server import Coordinator
     from .storage import Storage, StorageFault, UnitOfWork
@@ -149,6 +151,7 @@ class CoordinatorMetrics:
     def watch(self, coordinator: Coordinator) -> None:
         """Gauges of the fleet, read from ``coordinator``'s mirrors at each scrape."""
         self.registry.register(FleetCollector(coordinator))
+        self.registry.register(DatabaseCollector(coordinator.outages))
 
 
 class FleetCollector(Collector):
@@ -222,6 +225,43 @@ class FleetCollector(Collector):
         for label in [*(action_label(a) for a in OfflineAction), "none"]:
             vms.add_metric([label], by_vm[label])
         yield vms
+
+
+class DatabaseCollector(Collector):
+    """Whether the database answers, as this coordinator's outage watch (outage.py) saw it."""
+
+    def __init__(self, outages: OutageWatch) -> None:
+        self.outages = outages
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        watch = self.outages
+        down, back_at = watch.down, watch.back_at
+        yield GaugeMetricFamily(
+            "cpucompat_database_up",
+            "0 while the database does not answer this coordinator (an outage: hosts' silence "
+            "does not count toward staleness), else 1",
+            value=0 if down else 1,
+        )
+        yield CounterMetricFamily(
+            "cpucompat_database_outages",
+            "Database outages this coordinator noticed, counted when each began",
+            value=watch.began,
+        )
+        if down:
+            since = 0.0
+        elif back_at is None:
+            since = math.inf
+        else:
+            since = max(0.0, watch.clock() - back_at)
+        yield GaugeMetricFamily(
+            "cpucompat_database_seconds_since_outage",
+            "Seconds since the last outage ended (0 during one, +Inf when none since this "
+            "coordinator started); hosts get three intervals from then before they go stale",
+            value=since,
+        )
 
 
 class TimedStorage:

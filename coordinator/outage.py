@@ -40,6 +40,7 @@ class OutageWatch:
         self.down_since: float | None = None  # the first failure of the current outage
         self.back_at: float | None = None  # the end of the last outage (None: none yet)
         self.outages = 0  # outages that ended since this coordinator started
+        self.began = 0  # outages that began since this coordinator started (metrics)
 
     @property
     def down(self) -> bool:
@@ -52,6 +53,7 @@ class OutageWatch:
         with self._lock:
             if self.down_since is None:
                 self.down_since = self.clock()
+                self.began += 1
                 # The fault itself is logged where it failed (rate-limited): not repeated here.
                 log.warning(
                     "database unavailable: hosts' silence from now until it answers again "

@@ -76,7 +76,8 @@ def test_alerting_rules_are_valid() -> None:
 
 
 def test_alerts_fire_when_they_should() -> None:
-    """alerts.test.yml: stale hosts after 5 minutes, SHUTDOWN, a silent agent, errors."""
+    """alerts.test.yml: stale hosts after 5 minutes, SHUTDOWN, a silent agent, errors, the
+    database unreachable for a minute."""
     result = subprocess.run(
         [_promtool(), "test", "rules", "alerts.test.yml"],
         cwd=PROMETHEUS_DOCS,
@@ -92,5 +93,6 @@ def test_alerts_fire_when_they_should() -> None:
         "CpucompatAgentNotReporting",
         "CpucompatCoordinatorDown",
         "CpucompatRpcErrors",
+        "CpucompatDatabaseDown",
     ):
         assert f"alertname: {alert}" in tests
