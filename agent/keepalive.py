@@ -38,7 +38,7 @@ CHANNEL_KEEPALIVE: tuple[tuple[str, int], ...] = (
 # open and silent: its kernel, or nobody, acknowledges at the TCP level, so only an
 # unanswered HTTP/2 ping frees the server thread that stream holds. Twice the agents'
 # period, as their pings keep a live connection busy anyway; a vanished watcher is let
-# go at most 15 s after it was last heard.
+# go about 15 s (ping time plus timeout) after it was last heard.
 SERVER_KEEPALIVE_TIME_MS = 10_000
 SERVER_KEEPALIVE_TIMEOUT_MS = 5_000
 
