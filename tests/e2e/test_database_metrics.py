@@ -12,13 +12,12 @@ both; the outage is counted once; the seconds since the last outage go from +Inf
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.support.daemons import Daemon, free_port, start_coordinator
-from tests.support.postgres import start_server
+from tests.support.postgres import running_server
 from tests.support.scrape import Samples, scrape, value, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -34,46 +33,44 @@ def database(samples: Samples) -> tuple[float, float, float]:
 
 
 def test_database_up_and_outages_follow_a_real_outage(tmp_path: Path) -> None:
-    server = start_server()  # its own server: the test stops it
     daemons: list[Daemon] = []
-    try:
-        url = server.database()
-        urls = []
-        for name in ("holder", "idle"):
-            port = free_port()
-            daemons.append(
-                start_coordinator(
-                    tmp_path, "--metrics-listen", str(port), db=url, log=f"{name}.log"
+    with running_server() as server:  # its own server: the test stops it
+        try:
+            url = server.database()
+            urls = []
+            for name in ("holder", "idle"):
+                port = free_port()
+                daemons.append(
+                    start_coordinator(
+                        tmp_path, "--metrics-listen", str(port), db=url, log=f"{name}.log"
+                    )
                 )
-            )
-            urls.append(f"http://127.0.0.1:{port}/metrics")
+                urls.append(f"http://127.0.0.1:{port}/metrics")
 
-        for metrics in urls:
-            assert database(scrape(metrics)) == (1, 0, math.inf)
+            for metrics in urls:
+                assert database(scrape(metrics)) == (1, 0, math.inf)
 
-        server.stop()
-        for metrics in urls:
-            during = wait_for(
-                lambda m=metrics: scrape(m),
-                lambda s: value(s, "cpucompat_database_up") == 0,
-                "the outage noticed",
-            )
-            assert database(during) == (0, 1, 0)
-        server.resume()
+            server.stop()
+            for metrics in urls:
+                during = wait_for(
+                    lambda m=metrics: scrape(m),
+                    lambda s: value(s, "cpucompat_database_up") == 0,
+                    "the outage noticed",
+                )
+                assert database(during) == (0, 1, 0)
+            server.resume()
 
-        for metrics in urls:
-            after = wait_for(
-                lambda m=metrics: scrape(m),
-                lambda s: value(s, "cpucompat_database_up") == 1,
-                "the database answering again",
-            )
-            up, outages, since = database(after)
-            assert (up, outages) == (1, 1)
-            assert 0 <= since < math.inf
-        for d in daemons:
-            assert "database available again after an outage" in d.output(), d.output()
-    finally:
-        for d in daemons:
-            d.kill()
-        server.stop()
-        shutil.rmtree(server.folder, ignore_errors=True)
+            for metrics in urls:
+                after = wait_for(
+                    lambda m=metrics: scrape(m),
+                    lambda s: value(s, "cpucompat_database_up") == 1,
+                    "the database answering again",
+                )
+                up, outages, since = database(after)
+                assert (up, outages) == (1, 1)
+                assert 0 <= since < math.inf
+            for d in daemons:
+                assert "database available again after an outage" in d.output(), d.output()
+        finally:
+            for d in daemons:
+                d.kill()
