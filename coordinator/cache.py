@@ -8,7 +8,7 @@ that). Two kinds live here:
   tables). Their keys say everything the value depends on, so they never go stale;
   the bound only caps memory.
 - `AnswerCache`: answers about registered hosts (decoded profile versions, host
-  requirements and views, host-to-host verdicts, fail-over plans). Each key holds what
+  requirements and views, host-to-host verdicts, fail-over plans, whole audits). Each key holds what
   makes the answer valid (profile version, status, replayed flag, hypervisor rules,
   policy version, the VM's boot), and each entry is tagged with the hosts it speaks
   of, so the registry drops every answer about a host after the commit that removes
@@ -18,7 +18,8 @@ that). Two kinds live here:
 Bounds are counts of entries, per region, sized for the benchmarked scale (10,000
 hosts, both hypervisor rules) with room to spare; an entry is a few KiB at most
 (a decoded profile of a many-CPU host is the largest), so the whole cache stays
-within a few hundred MiB even when full.
+within a few hundred MiB even when full. Whole audits are the exception: one grows with
+its cluster (tens of MiB at 100,000 hosts), so their region holds a handful.
 """
 
 from __future__ import annotations
@@ -162,6 +163,7 @@ class Region(StrEnum):
     VIEW = "view"  # (host, version, status, replayed, rules) -> TargetView
     CHECK = "check"  # (source host, version, target host, version, status, ...) -> Verdict
     PLAN = "plan"  # (VM, boot, cluster, target host, version, status, policy version) -> plan
+    AUDIT = "audit"  # (cluster, rules, every input's state: `audit_key`) -> AuditReport
 
 
 # 10,000 hosts (the benchmarked scale) with a few stored versions each; two rules
@@ -177,6 +179,9 @@ DEFAULT_BOUNDS: dict[Region, int] = {
     Region.VIEW: 20_000,
     Region.CHECK: 100_000,
     Region.PLAN: 100_000,
+    # The pages of one listing share an audit; an audit of 100,000 hosts holds some tens of
+    # MiB, so a few listings (clusters, rules, extra hosts) at a time.
+    Region.AUDIT: 4,
 }
 
 

@@ -16,6 +16,7 @@ from cpucompat.agent.errors import InputError
 from cpucompat.agent.profile import Profile
 from cpucompat.agent.raw import RawCapture, RawDataError, validate_capture
 
+from .audit_key import InputState, audit_key, member_state
 from .cache import AnswerCache, Region
 from .domain.audit import AuditReport, HostInput, audit
 from .domain.baselines import Baseline, nearest_microarchitecture, resolve_baseline
@@ -38,14 +39,17 @@ class Ref:
     label: str
     capture: RawCapture | None = None
     vendor: str | None = None
+    content: str | None = None
+    """A dump's digest of its capture as sent (`convert.ref_from_proto`): what a cached
+    audit's key holds for it. None: the dump is audited afresh each time."""
 
     @classmethod
     def host(cls, host_id: str) -> Ref:
         return cls("host", host_id)
 
     @classmethod
-    def dump(cls, name: str, capture: RawCapture) -> Ref:
-        return cls("dump", f"dump:{name}", capture)
+    def dump(cls, name: str, capture: RawCapture, content: str | None = None) -> Ref:
+        return cls("dump", f"dump:{name}", capture, content=content)
 
     @classmethod
     def model(cls, spec: str, vendor: str | None = None) -> Ref:
@@ -240,23 +244,59 @@ class CompatibilityService:
     def audit(
         self, cluster: str | None, extra: list[Ref], hypervisor: Hypervisor | None = None
     ) -> AuditReport:
-        """Registered hosts of ``cluster`` (if given) plus dumps and models, all mixed."""
-        inputs: list[HostInput] = []
+        """Registered hosts of ``cluster`` (if given) plus dumps and models, all mixed.
+
+        Cached (`Region.AUDIT`) under everything it depends on (`audit_key`), tagged with
+        every registered member: the pages of one listing, and an audit asked again while
+        no member changed, share one computed report."""
+        rules = self._rules(hypervisor)
+        records: list[HostRecord] = []
         if cluster:
             records = self.registry.hosts(cluster)
             if not records and not extra:
                 raise UnknownHostError(
                     f"no host has joined cluster {cluster!r}; see `cpucompat hosts`"
                 )
-            inputs += [_host_input(r) for r in records]
+        sides: list[HostRecord | Ref] = [*records]
         for ref in extra:
-            if ref.kind == "host":
-                inputs.append(_host_input(self.registry.host(ref.label)))
-            else:
-                inputs.append(HostInput(ref.label, _side(ref), kind=ref.kind))
-        if not inputs:
+            sides.append(self.registry.host(ref.label) if ref.kind == "host" else ref)
+        if not sides:
             raise InputError("nothing to audit: name a --cluster, hosts, dump:PATH or model:NAME")
-        return audit(inputs, cluster=cluster or None, hypervisor=self._rules(hypervisor))
+        members = [s for s in sides if isinstance(s, HostRecord)]
+
+        def make() -> AuditReport:
+            inputs = [
+                _host_input(s)
+                if isinstance(s, HostRecord)
+                else HostInput(s.label, _side(s), kind=s.kind)
+                for s in sides
+            ]
+            return audit(inputs, cluster=cluster or None, hypervisor=rules)
+
+        states: list[InputState] = []
+        for side in sides:
+            if isinstance(side, HostRecord):
+                states.append(("host", *member_state(side)))
+            elif side.kind == "model":
+                states.append(("model", side.label, side.vendor))
+            elif side.content is not None:
+                states.append(("dump", side.label, side.content))
+            else:
+                return make()  # a dump known by no digest of its content
+        key = audit_key(cluster or None, rules, states)
+        cache = self.registry.cache
+        report: AuditReport | None = cache.get(Region.AUDIT, key)
+        if report is None:
+            report = cache.put(Region.AUDIT, key, make(), [r.host_id for r in members])
+            # A member changed while the audit ran: the registry may have dropped its
+            # answers before this one was stored. The key keeps this audit from ever
+            # answering for the new state; dropping it keeps it from taking the room.
+            for record in members:
+                now = self.registry.find(record.host_id)
+                if now is None or member_state(now) != member_state(record):
+                    cache.forget_host(record.host_id)
+                    break
+        return report
 
 
 def _host_input(record: HostRecord) -> HostInput:

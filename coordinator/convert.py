@@ -6,6 +6,7 @@ decision and storage code stays plain Python that tests can read.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -169,7 +170,10 @@ def ref_from_proto(msg: pb.HostRef) -> Ref:
         return Ref.host(msg.host_id)
     if which == "dump":
         name = msg.dump.name or "dump"
-        return Ref.dump(name.removeprefix("dump:"), capture_from_proto(msg.dump.raw))
+        # The capture travels in every request (the coordinator reads no dump file): the
+        # digest of its bytes as sent names its content in a cached audit's key.
+        content = hashlib.sha256(msg.dump.raw.SerializeToString(deterministic=True)).hexdigest()
+        return Ref.dump(name.removeprefix("dump:"), capture_from_proto(msg.dump.raw), content)
     if which == "model":
         return Ref.model(msg.model, msg.vendor or None)
     raise InputError("a host reference needs one of host_id, dump or model")

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .cache_metrics import CacheCollector
 from .domain.hosts import HostStatus
 from .domain.policy import OfflineAction
 from .registry import MAINTENANCE_ON
@@ -152,6 +153,7 @@ class CoordinatorMetrics:
         """Gauges of the fleet, read from ``coordinator``'s mirrors at each scrape."""
         self.registry.register(FleetCollector(coordinator))
         self.registry.register(DatabaseCollector(coordinator.outages))
+        self.registry.register(CacheCollector(coordinator.registry.cache))
 
 
 class FleetCollector(Collector):
