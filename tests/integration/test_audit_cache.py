@@ -23,8 +23,10 @@ from cpucompat.agent.cli.main import build_parser
 from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.metrics_http import MetricsEndpoint
 from cpucompat.agent.wire import capture_to_proto
+from cpucompat.coordinator.cache import Region
 from cpucompat.coordinator.cli.audit_pages import call_audit
 from cpucompat.coordinator.cli.refs import proto_ref
+from cpucompat.coordinator.compatibility import Ref
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 from tests.support.inprocess import Running
@@ -215,3 +217,14 @@ def test_maintenance_and_rules_are_audits_of_their_own(cluster: Cluster) -> None
     again = cluster.decisions.Audit(request(page_size=0), timeout=60)
     assert cluster.audit_cache()["misses"] == seen["misses"] + 2
     assert timeless(again) == timeless(generic)
+
+
+def test_a_dump_known_by_no_digest_is_audited_afresh_each_time(cluster: Cluster) -> None:
+    decisions = cluster.running.coordinator.decisions
+    cache = cluster.running.coordinator.registry.cache
+    named = Ref.dump("other.txt", load_dump(OTHER))  # made in process: no digest of the bytes
+    first = decisions.audit("c", [named])
+    assert cache.stats()[Region.AUDIT].size == 0
+    second = decisions.audit("c", [named])
+    assert second is not first and second.to_json() == first.to_json()
+    assert "dump:other.txt" in [h.name for h in second.hosts]
