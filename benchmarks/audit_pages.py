@@ -44,8 +44,7 @@ def seed(db: Path, hosts: int) -> float:
     try:
         seeding.registry.limits = Limits(profile_changes_per_hour=3600)
         reports = (
-            HostReport(host_id(n), CLUSTER, captures[n % len(captures)], 3600)
-            for n in range(hosts)
+            HostReport(host_id(n), CLUSTER, captures[n % len(captures)], 3600) for n in range(hosts)
         )
         with Stage(f"seeding {hosts} hosts", hosts) as stage:
             report_hosts(seeding.registry, reports, stage.advance)
