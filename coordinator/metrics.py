@@ -1,7 +1,8 @@
 """Every metric the coordinator exports, in one place; docs/operations.md says what each means.
 
 Gauges of the fleet (hosts, clusters, VMs) are read from the in-memory mirrors at
-scrape time by `FleetCollector`: no query per scrape, never out of step. Counters and
+scrape time by `FleetCollector`, the answer cache's regions by `CacheCollector`: no
+query per scrape, never out of step. Counters and
 histograms are fed by thin hooks: the RPC interceptor (service/interceptors.py), the
 stale sweeper (server.py), the policy engine's publish hook and `TimedStorage`, which
 times each unit of work. A per-coordinator CollectorRegistry keeps two coordinators in
@@ -21,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .cache_metrics import CacheCollector
+from .cache import AnswerCache
 from .domain.hosts import HostStatus
 from .domain.policy import OfflineAction
 from .registry import MAINTENANCE_ON
@@ -264,6 +265,49 @@ class DatabaseCollector(Collector):
             "coordinator started); hosts get three intervals from then before they go stale",
             value=since,
         )
+
+
+class CacheCollector(Collector):
+    """Entries, bound, hits, misses and evictions of each region of the answer cache, read
+    from `AnswerCache.stats` at scrape time (the cache keeps no counter for Prometheus)."""
+
+    def __init__(self, cache: AnswerCache) -> None:
+        self.cache = cache
+
+    def describe(self) -> list[Metric]:
+        return []  # computed at scrape time; nothing to check at registration
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["region"]
+        entries = GaugeMetricFamily(
+            "cpucompat_cache_entries", "Answers held in each region of the cache", labels=labels
+        )
+        bound = GaugeMetricFamily(
+            "cpucompat_cache_bound", "Most answers each region of the cache holds", labels=labels
+        )
+        hits = CounterMetricFamily(
+            "cpucompat_cache_hits",
+            "Questions answered from each region of the cache",
+            labels=labels,
+        )
+        misses = CounterMetricFamily(
+            "cpucompat_cache_misses",
+            "Questions each region of the cache did not hold the answer to",
+            labels=labels,
+        )
+        evictions = CounterMetricFamily(
+            "cpucompat_cache_evictions",
+            "Answers a region dropped to stay within its bound (least recently used first)",
+            labels=labels,
+        )
+        for region, stats in self.cache.stats().items():
+            name = [str(region)]
+            entries.add_metric(name, stats.size)
+            bound.add_metric(name, stats.maxsize)
+            hits.add_metric(name, stats.hits)
+            misses.add_metric(name, stats.misses)
+            evictions.add_metric(name, stats.evictions)
+        yield from (entries, bound, hits, misses, evictions)
 
 
 class TimedStorage:
