@@ -1,6 +1,6 @@
 """The coordinator's one cache: every remembered answer, bounded and dropped when it goes stale.
 
-Nothing else in the coordinator keeps a memo table (`tests/test_one_cache.py` holds
+Nothing else in the coordinator keeps a memo table (`tests/integration/test_one_cache.py` holds
 that). Two kinds live here:
 
 - `Memo`: a bounded, thread-safe LRU for pure functions of immutable content (the
