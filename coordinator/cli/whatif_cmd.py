@@ -101,6 +101,8 @@ def _why_not_save(policy: dict[str, Any]) -> list[str]:
 
 
 def render(doc: dict[str, Any]) -> str:
+    from cpucompat.coordinator.domain.vm_action import listed
+
     change = [f"add {_label(a)}" for a in doc["added"]]
     change += [f"remove {r}" for r in doc["removed"]]
     before, after = doc["before"], doc["after"]
@@ -144,7 +146,11 @@ def render(doc: dict[str, Any]) -> str:
                         v["vm"],
                         _action_cell(v["before"]),
                         _action_cell(v["after"]),
-                        ", ".join(_label(h) for h in v["after"]["refusing_hosts"]) or "-",
+                        listed(
+                            [_label(h) for h in v["after"]["refusing_hosts"]],
+                            v["after"]["refusing_hosts_total"],
+                        )
+                        or "-",
                         f"{_action_cell(v['after_power_cycle'])} ({v['power_cycle_into']})",
                     )
                     for v in vms
