@@ -22,9 +22,10 @@ from cpucompat.agent.cli.common import (
     wrap,
 )
 
-from .client import add_client_options, call, channel_for
+from .client import add_client_options, channel_for
 from .compat_cmd import _proto_refs, _vendor_option, add_hypervisor_option, hypervisor_wire
 from .refs import check_baseline, is_offline
+from .whatif_pages import call_whatif
 
 SHOWN_PAIRS = 5
 
@@ -195,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         hypervisor=hypervisor_wire(args),
     )
     stub = pb_grpc.DecisionServiceStub(channel_for(args))
-    report = whatif_from_proto(call(args, stub.WhatIf, request))
+    report = whatif_from_proto(call_whatif(args, stub, request))  # every page
     doc = report.to_json()
     if args.json:
         print_json(doc)
