@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+from collections import Counter
 from collections.abc import Iterator
+from itertools import chain
 from typing import Any
 
 from cpucompat.v1 import coordinator_service_pb2 as pb
@@ -74,33 +76,16 @@ def whatif_page(
     budget = PAGE_BYTES - page.ByteSize()
     size = requested or len(whole.vms) + sum(len(names) for names in host_lists(whole)) + 1
     count = used = 0
-
-    sources = [list(names) for names in host_lists(whole)]
-    labels = sorted(set().union(*sources)) if stage == HOSTS else []
-    members = [set(names) for names in sources]
-    start = bisect.bisect_right(labels, after) if stage == HOSTS else 0
-    end = start
-    while end < len(labels) and count < size:
-        label = labels[end]
-        cost = (len(label.encode()) + LABEL_OVERHEAD) * sum(label in m for m in members)
-        if count and used + cost > budget:
-            break
-        used += cost
-        count += 1
-        end += 1
-    if end > start:
-        low, high = labels[start], labels[end - 1]
-        for source, target in zip(sources, host_lists(page), strict=True):
-            chunk = source[bisect.bisect_left(source, low) : bisect.bisect_right(source, high)]
-            if chunk:
-                target.extend(chunk)
-    if end < len(labels):
-        page.next_page_token = encode_token({"stage": HOSTS, "after": labels[end - 1]})
-        return page
+    if stage == HOSTS:
+        count, used, sent = _labels(whole, page, after, size, budget)
+        if sent is not None:
+            page.next_page_token = encode_token({"stage": HOSTS, "after": sent})
+            return page
+        after = ""
 
     vms = list(whole.vms)
     names = [v.vm_name for v in vms]
-    first = bisect.bisect_right(names, after) if stage == VMS else 0
+    first = bisect.bisect_right(names, after)
     lose, regain = set(whole.lose_save), set(whole.regain_save_after_power_cycle)
     last = first
     while last < len(vms) and count < size:
@@ -123,3 +108,29 @@ def whatif_page(
             {"stage": VMS, "after": names[last - 1] if last else ""}
         )
     return page
+
+
+def _labels(
+    whole: pb.WhatIfResponse, page: pb.WhatIfResponse, after: str, size: int, budget: int
+) -> tuple[int, int, str | None]:
+    """Fill ``page``'s lists of host labels with the labels after ``after`` that fit;
+    returns (labels, bytes, the last label sent while more remain, else None)."""
+    sources = [list(names) for names in host_lists(whole)]
+    lists_of = Counter(chain.from_iterable(sources))  # label: how many lists hold it
+    labels = sorted(lists_of)
+    start = end = bisect.bisect_right(labels, after)
+    used = 0
+    while end < len(labels) and end - start < size:
+        label = labels[end]
+        cost = (len(label.encode()) + LABEL_OVERHEAD) * lists_of[label]
+        if end > start and used + cost > budget:
+            break
+        used += cost
+        end += 1
+    if end > start:
+        low, high = labels[start], labels[end - 1]
+        for source, target in zip(sources, host_lists(page), strict=True):
+            chunk = source[bisect.bisect_left(source, low) : bisect.bisect_right(source, high)]
+            if chunk:
+                target.extend(chunk)
+    return end - start, used, labels[end - 1] if end < len(labels) else None
