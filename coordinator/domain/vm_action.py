@@ -181,26 +181,23 @@ def _combine(
     why_refused: Sequence[str | None],
     pinned: OfflineAction | None,
 ) -> VmAction:
-    refusing: list[str] = []
-    why: list[str] = []
+    refused: list[tuple[str, str]] = []  # (host, why): every refusing member
     counted = 0
     for m, refusal in zip(members, why_refused, strict=True):
         if m.host_id == current_host or m.maintenance:
             continue
         counted += 1
         if refusal is not None:
-            refusing.append(m.host_id)
-            why.append(f"{m.host_id}: {refusal}")
-    if refusing:  # decided from every refusing member; only the naming below is bounded
-        order = sorted(range(len(refusing)), key=refusing.__getitem__)
-        refusing = [refusing[i] for i in order]
-        why = [why[i] for i in order[:MAX_NAMED_REASONS]]
-        shown = "; ".join(why) + (
-            f"; \u2026 and {len(refusing) - MAX_NAMED_REASONS} more"
-            if len(refusing) > MAX_NAMED_REASONS
+            refused.append((m.host_id, refusal))
+    refused.sort(key=lambda r: r[0])  # by host id (what-if members add labels at the end)
+    refusing = [host for host, _ in refused[:REFUSING_HOSTS_LISTED]]
+    if refused:  # decided from every refusing member; only the naming below is bounded
+        shown = "; ".join(f"{host}: {why}" for host, why in refused[:MAX_NAMED_REASONS]) + (
+            f"; \u2026 and {len(refused) - MAX_NAMED_REASONS} more"
+            if len(refused) > MAX_NAMED_REASONS
             else ""
         )
-        named = listed(refusing[:REFUSING_HOSTS_LISTED], len(refusing))
+        named = listed(refusing, len(refused))
         action, reason = OfflineAction.SHUTDOWN, f"refused by {named}: {shown}"
     elif counted == 0:
         action, reason = OfflineAction.SAVE, "no other host to fail over to outside maintenance"
@@ -216,8 +213,8 @@ def _combine(
         vm,
         cluster,
         action,
-        tuple(refusing[:REFUSING_HOSTS_LISTED]),
+        tuple(refusing),
         reason,
         current_host,
-        refusing_total=len(refusing),
+        refusing_total=len(refused),
     )
