@@ -569,6 +569,7 @@ def vm_action_to_proto(action: VmAction) -> pb.VmAction:
         refusing_hosts=list(action.refusing_hosts),
         reason=action.reason,
         current_host=action.current_host or "",
+        refusing_hosts_total=action.refusing_total,
     )
 
 
@@ -645,6 +646,8 @@ def vm_action_from_proto(msg: pb.VmAction, cluster: str) -> VmAction:
         refusing_hosts=tuple(msg.refusing_hosts),
         reason=msg.reason,
         current_host=msg.current_host or None,
+        # A coordinator from before the bound sent every host and no total.
+        refusing_total=max(msg.refusing_hosts_total, len(msg.refusing_hosts)),
     )
 
 

@@ -176,15 +176,17 @@ class VmActions:
                 if self._actions.get(new.vm) != new:
                     changed[new.vm] = new  # its action, reason or host: watchers hear of it
                     touched = True
-                stored = (row.offline_action, row.refusing_hosts)
-                if (
-                    stored == (int(new.action), new.refusing_hosts)
-                    and row.action_reason == new.reason
-                ):
+                # What is stored and sent: the action, the first refusing hosts and their
+                # count (the action itself was decided from every member).
+                stored = (row.offline_action, row.refusing_hosts, row.refusing_total)
+                fresh = (int(new.action), new.refusing_hosts, new.refusing_total)
+                if stored == fresh and row.action_reason == new.reason:
                     continue
-                uow.vms.set_action(new.vm, int(new.action), new.refusing_hosts, new.reason)
+                uow.vms.set_action(
+                    new.vm, int(new.action), new.refusing_hosts, new.reason, new.refusing_total
+                )
                 touched = True
-                if stored == (int(new.action), new.refusing_hosts):
+                if stored == fresh:
                     continue  # only the wording changed: stored, not logged
                 was = (
                     "none" if row.offline_action is None else OfflineAction(row.offline_action).name
@@ -200,6 +202,7 @@ class VmActions:
                     old_action=was,
                     new_action=new.action.name,
                     refusing_hosts=list(new.refusing_hosts),
+                    refusing_hosts_total=new.refusing_total,
                     reason=new.reason,
                 )
             if touched:
@@ -231,4 +234,5 @@ def _stored(row: VmRow) -> VmAction:
         refusing_hosts=row.refusing_hosts,
         reason=row.action_reason,
         current_host=row.current_host,
+        refusing_total=row.refusing_total,
     )

@@ -441,11 +441,13 @@ class _Actions:
 def _baseline(
     cluster: str, hosts: list[_Host], rules: Hypervisor
 ) -> tuple[ClusterBaseline | None, str]:
-    """The common baseline of the members with a say (`audit`, one decision path)."""
+    """The common baseline of the members with a say (`audit`, one decision path); its
+    members sorted, like every list of hosts in a what-if (its pages go in label order)."""
     if not hosts:
         return None, "no host outside maintenance"
+    ordered = sorted(hosts, key=lambda h: h.member.host_id)
     report = audit(
-        [HostInput(h.member.host_id, h.source, kind=h.kind) for h in hosts],
+        [HostInput(h.member.host_id, h.source, kind=h.kind) for h in ordered],
         cluster=cluster,
         hypervisor=rules,
     )

@@ -42,6 +42,7 @@ def vm_action_document(action: pb.VmAction) -> dict[str, Any]:
         "offline_action": enum_name(pb.OfflineAction, action.action),
         "hyperv_offline_action": action.hyperv_offline_action,
         "refusing_hosts": list(action.refusing_hosts),
+        "refusing_hosts_total": max(action.refusing_hosts_total, len(action.refusing_hosts)),
         "reason": action.reason,
     }
 

@@ -158,9 +158,9 @@ def _ps_quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _vm_actions(vms: list[Any], policy: Any) -> list[tuple[Any, int, str, list[str]]]:
-    """(vm, Hyper-V number, action name, refusing hosts): each VM's own action, the cluster's
-    for a VM whose own is not computed yet."""
+def _vm_actions(vms: list[Any], policy: Any) -> list[tuple[Any, int, str, list[str], int]]:
+    """(vm, Hyper-V number, action name, first refusing hosts, how many refuse): each VM's own
+    action, the cluster's for a VM whose own is not computed yet."""
     from cpucompat.agent.wire import enum_name
     from cpucompat.v1 import coordinator_service_pb2 as pb
 
@@ -173,13 +173,25 @@ def _vm_actions(vms: list[Any], policy: Any) -> list[tuple[Any, int, str, list[s
                     vm.action.hyperv_offline_action,
                     enum_name(pb.OfflineAction, vm.action.action),
                     list(vm.action.refusing_hosts),
+                    _refusing_total(vm.action),
                 )
             )
         else:
             out.append(
-                (vm, policy.hyperv_offline_action, enum_name(pb.OfflineAction, policy.action), [])
+                (
+                    vm,
+                    policy.hyperv_offline_action,
+                    enum_name(pb.OfflineAction, policy.action),
+                    [],
+                    0,
+                )
             )
     return out
+
+
+def _refusing_total(action: Any) -> int:
+    """How many hosts refuse (a coordinator from before the bound listed all, with no count)."""
+    return max(action.refusing_hosts_total, len(action.refusing_hosts))
 
 
 def _sh_quote(text: str) -> str:
@@ -191,6 +203,7 @@ def _sh_quote(text: str) -> str:
 def run_export(args: argparse.Namespace) -> int:
     """Commands for the operator to review and run on a cluster node: printed, never run."""
     from cpucompat.agent.wire import enum_name
+    from cpucompat.coordinator.domain.vm_action import listed
     from cpucompat.v1 import coordinator_service_pb2 as pb
     from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 
@@ -228,13 +241,14 @@ def run_export(args: argparse.Namespace) -> int:
                         "offline_action": number,  # the VM's own, Hyper-V's number
                         "action": name,
                         "refusing_hosts": refusing,
+                        "refusing_hosts_total": total,
                         **(
                             {"snapshot": args.snapshot_dir if name == "SAVE" else None}
                             if pacemaker
                             else {}
                         ),
                     }
-                    for vm, number, name, refusing in actions
+                    for vm, number, name, refusing, total in actions
                 ],
             }
         )
@@ -251,8 +265,8 @@ def run_export(args: argparse.Namespace) -> int:
         lines.append(
             "# No VMs are registered for this cluster: register them with `cpucompat vm register`."
         )
-    for vm, number, name, refusing in actions:
-        why = f"{vm.name}: {name}" + (f" (refused by {', '.join(refusing)})" if refusing else "")
+    for vm, number, name, refusing, total in actions:
+        why = f"{vm.name}: {name}" + (f" (refused by {listed(refusing, total)})" if total else "")
         lines.append(wrap(why, indent="# "))
         if pacemaker:
             # VirtualDomain saves the domain to `snapshot` on stop and restores it on start.
@@ -396,12 +410,14 @@ def _vm_doc(vm: Any) -> dict[str, Any]:
     doc["offline_action"] = enum_name(pb.OfflineAction, vm.action.action) if has else None
     doc["hyperv_offline_action"] = vm.action.hyperv_offline_action if has else None
     doc["refusing_hosts"] = list(vm.action.refusing_hosts)
+    doc["refusing_hosts_total"] = _refusing_total(vm.action)
     doc["action_reason"] = vm.action.reason
     doc["current_host"] = vm.action.current_host or None
     return doc
 
 
 def run_vm_list(args: argparse.Namespace) -> int:
+    from cpucompat.coordinator.domain.vm_action import listed
     from cpucompat.v1 import coordinator_service_pb2 as pb
 
     vms = call_pages(
@@ -422,7 +438,7 @@ def run_vm_list(args: argparse.Namespace) -> int:
                         v.requirement.x86_64_level or "-",
                         d["offline_action"] or "-",
                         "-" if d["hyperv_offline_action"] is None else d["hyperv_offline_action"],
-                        ", ".join(d["refusing_hosts"]) or "-",
+                        listed(d["refusing_hosts"], d["refusing_hosts_total"]) or "-",
                     )
                     for v, d in zip(vms, docs, strict=True)
                 ],

@@ -22,9 +22,10 @@ from cpucompat.agent.cli.common import (
     wrap,
 )
 
-from .client import add_client_options, call, channel_for
+from .client import add_client_options, channel_for
 from .compat_cmd import _proto_refs, _vendor_option, add_hypervisor_option, hypervisor_wire
 from .refs import check_baseline, is_offline
+from .whatif_pages import call_whatif
 
 SHOWN_PAIRS = 5
 
@@ -101,6 +102,8 @@ def _why_not_save(policy: dict[str, Any]) -> list[str]:
 
 
 def render(doc: dict[str, Any]) -> str:
+    from cpucompat.coordinator.domain.vm_action import listed
+
     change = [f"add {_label(a)}" for a in doc["added"]]
     change += [f"remove {r}" for r in doc["removed"]]
     before, after = doc["before"], doc["after"]
@@ -144,7 +147,11 @@ def render(doc: dict[str, Any]) -> str:
                         v["vm"],
                         _action_cell(v["before"]),
                         _action_cell(v["after"]),
-                        ", ".join(_label(h) for h in v["after"]["refusing_hosts"]) or "-",
+                        listed(
+                            [_label(h) for h in v["after"]["refusing_hosts"]],
+                            v["after"]["refusing_hosts_total"],
+                        )
+                        or "-",
                         f"{_action_cell(v['after_power_cycle'])} ({v['power_cycle_into']})",
                     )
                     for v in vms
@@ -189,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         hypervisor=hypervisor_wire(args),
     )
     stub = pb_grpc.DecisionServiceStub(channel_for(args))
-    report = whatif_from_proto(call(args, stub.WhatIf, request))
+    report = whatif_from_proto(call_whatif(args, stub, request))  # every page
     doc = report.to_json()
     if args.json:
         print_json(doc)

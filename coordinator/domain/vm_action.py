@@ -6,6 +6,11 @@ cluster that is not in maintenance is online and accepts the requirement the VM
 booted with (`compat.check`, the one decision path); otherwise SHUTDOWN, naming the
 hosts that refuse it. A stale, offline or unknown host refuses (fail-safe). An
 administrator's colder cluster pin wins, as it does for the cluster's action.
+
+The action is decided from every member; only the naming is bounded: an action names
+the first REFUSING_HOSTS_LISTED refusing hosts by host id and counts them all, because
+it rides in every `Vm` message, every agent's policy and every stored VM row (one VM
+refused by most of 10,000 hosts was 195 KB in each).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from .policy import OfflineAction
 from .requirement import Requirement
 
 MAX_NAMED_REASONS = 3
+REFUSING_HOSTS_LISTED = 20
+"""Refusing hosts an action names (sorted by host id); `refusing_total` counts them all."""
 IN_MAINTENANCE = "IN_MAINTENANCE"
 
 
@@ -63,7 +70,11 @@ class Member:
 
 @dataclass(frozen=True)
 class VmAction:
-    """A VM's effective offline action, the hosts that refuse it, and why."""
+    """A VM's effective offline action, the first refusing hosts and their count, and why.
+
+    ``refusing_hosts`` holds at most REFUSING_HOSTS_LISTED hosts, the first by host id;
+    ``refusing_total`` counts every refusing host. The action was decided from all of
+    them: nothing may decide from the listed few."""
 
     vm: str
     cluster: str
@@ -71,6 +82,14 @@ class VmAction:
     refusing_hosts: tuple[str, ...]
     reason: str
     current_host: str | None = None
+    refusing_total: int = 0
+
+    def __post_init__(self) -> None:
+        if self.refusing_total < len(self.refusing_hosts):
+            raise ValueError(
+                f"VM {self.vm}: refusing_total {self.refusing_total} is below the "
+                f"{len(self.refusing_hosts)} hosts listed"
+            )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,8 +98,18 @@ class VmAction:
             "offline_action": self.action.name,
             "hyperv_offline_action": int(self.action),
             "refusing_hosts": list(self.refusing_hosts),
+            "refusing_hosts_total": self.refusing_total,
             "reason": self.reason,
         }
+
+
+def listed(names: Sequence[str], total: int, sep: str = ", ") -> str:
+    """The listed names and "… and N more" for the ``total - len(names)`` not listed."""
+    rest = total - len(names)
+    head = sep.join(names)
+    if rest <= 0:
+        return head
+    return f"{head}{sep}\u2026 and {rest} more" if head else f"\u2026 and {rest} more"
 
 
 def vm_action(
@@ -152,23 +181,24 @@ def _combine(
     why_refused: Sequence[str | None],
     pinned: OfflineAction | None,
 ) -> VmAction:
-    refusing: list[str] = []
-    why: list[str] = []
+    refused: list[tuple[str, str]] = []  # (host, why): every refusing member
     counted = 0
     for m, refusal in zip(members, why_refused, strict=True):
         if m.host_id == current_host or m.maintenance:
             continue
         counted += 1
         if refusal is not None:
-            refusing.append(m.host_id)
-            why.append(f"{m.host_id}: {refusal}")
-    if refusing:
-        shown = "; ".join(why[:MAX_NAMED_REASONS]) + (
-            f"; \u2026 and {len(why) - MAX_NAMED_REASONS} more"
-            if len(why) > MAX_NAMED_REASONS
+            refused.append((m.host_id, refusal))
+    refused.sort(key=lambda r: r[0])  # by host id (what-if members add labels at the end)
+    refusing = [host for host, _ in refused[:REFUSING_HOSTS_LISTED]]
+    if refused:  # decided from every refusing member; only the naming below is bounded
+        shown = "; ".join(f"{host}: {why}" for host, why in refused[:MAX_NAMED_REASONS]) + (
+            f"; \u2026 and {len(refused) - MAX_NAMED_REASONS} more"
+            if len(refused) > MAX_NAMED_REASONS
             else ""
         )
-        action, reason = OfflineAction.SHUTDOWN, f"refused by {', '.join(refusing)}: {shown}"
+        named = listed(refusing, len(refused))
+        action, reason = OfflineAction.SHUTDOWN, f"refused by {named}: {shown}"
     elif counted == 0:
         action, reason = OfflineAction.SAVE, "no other host to fail over to outside maintenance"
     else:
@@ -179,4 +209,12 @@ def _combine(
             pinned,
             f"cluster {cluster} is pinned to {pinned.name}; processors allow SAVE",
         )
-    return VmAction(vm, cluster, action, tuple(refusing), reason, current_host)
+    return VmAction(
+        vm,
+        cluster,
+        action,
+        tuple(refusing),
+        reason,
+        current_host,
+        refusing_total=len(refused),
+    )

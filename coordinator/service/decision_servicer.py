@@ -16,6 +16,7 @@ from ..registry import Registry
 from ..whatif import WhatIfService
 from .host_pages import audit_page, host_after, target_page
 from .paging import cursor
+from .whatif_pages import whatif_page, whatif_place
 
 
 class DecisionServicer(pb_grpc.DecisionServiceServicer):
@@ -78,10 +79,11 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         if self.whatif is None:
             context.abort(grpc.StatusCode.UNIMPLEMENTED, "this coordinator serves no what-if")
         assert self.whatif is not None
+        place = whatif_place(request.page_token)  # a bad token fails before any work
         report = self.whatif.whatif(
             request.cluster,
             [convert.ref_from_proto(r) for r in request.add],
             list(request.remove),
             convert.hypervisor_from_proto(request.hypervisor),
         )
-        return convert.whatif_to_proto(report)
+        return whatif_page(convert.whatif_to_proto(report), place, request.page_size)

@@ -116,8 +116,9 @@ class VmRow:
     current_host: str | None
     cpu_definition: str | None = None  # the libvirt <cpu> it booted with, one line
     offline_action: int | None = None  # its own OfflineAction; None before the first compute
-    refusing_hosts: tuple[str, ...] = ()
+    refusing_hosts: tuple[str, ...] = ()  # the first few by host id (domain.vm_action)
     action_reason: str = ""
+    refusing_total: int = 0  # every refusing host, listed or not
 
 
 @dataclass(frozen=True)
@@ -295,9 +296,9 @@ class VmRepository(Protocol):
         ...
 
     def set_action(
-        self, name: str, action: int, refusing_hosts: Sequence[str], reason: str
+        self, name: str, action: int, refusing_hosts: Sequence[str], reason: str, total: int
     ) -> None:
-        """The VM's own offline action, the hosts that refuse it and why."""
+        """The VM's own offline action, the first hosts that refuse it, how many do, and why."""
         ...
 
     def move(self, name: str, cluster: str, current_host: str | None) -> None: ...

@@ -53,6 +53,7 @@ def policy_row(row: Row) -> PolicyRow:
 
 
 def vm_row(row: Row) -> VmRow:
+    refusing = tuple(json.loads(row["refusing_hosts"]))
     return VmRow(
         name=row["name"],
         cluster=row["cluster"],
@@ -65,6 +66,10 @@ def vm_row(row: Row) -> VmRow:
         current_host=row["current_host"],
         cpu_definition=row["cpu_definition"],
         offline_action=None if row["offline_action"] is None else int(row["offline_action"]),
-        refusing_hosts=tuple(json.loads(row["refusing_hosts"])),
+        refusing_hosts=refusing,
         action_reason=row["action_reason"],
+        # NULL: stored before the count was, when the list held every refusing host.
+        refusing_total=len(refusing)
+        if row["refusing_total"] is None
+        else int(row["refusing_total"]),
     )

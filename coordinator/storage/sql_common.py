@@ -398,7 +398,7 @@ class SqlPolicies(SqlRepository):
 
 class SqlVms(SqlRepository):
     PUT: ClassVar[str]
-    """Inserts or replaces a VM: its 13 columns, in `put`'s order."""
+    """Inserts or replaces a VM: its 14 columns, in `put`'s order."""
 
     def get(self, name: str) -> VmRow | None:
         row = self.db.execute("SELECT * FROM vms WHERE name = ?", (name,)).fetchone()
@@ -414,12 +414,12 @@ class SqlVms(SqlRepository):
         return [vm_row(row) for row in rows]
 
     def set_action(
-        self, name: str, action: int, refusing_hosts: Sequence[str], reason: str
+        self, name: str, action: int, refusing_hosts: Sequence[str], reason: str, total: int
     ) -> None:
         self.db.execute(
-            "UPDATE vms SET offline_action = ?, refusing_hosts = ?, action_reason = ? "
-            "WHERE name = ?",
-            (self._action(action), json.dumps(list(refusing_hosts)), reason, name),
+            "UPDATE vms SET offline_action = ?, refusing_hosts = ?, action_reason = ?, "
+            "refusing_total = ? WHERE name = ?",
+            (self._action(action), json.dumps(list(refusing_hosts)), reason, total, name),
         )
 
     def put(self, row: VmRow) -> None:
@@ -439,6 +439,7 @@ class SqlVms(SqlRepository):
                 self._action(row.offline_action),
                 json.dumps(list(row.refusing_hosts)),
                 row.action_reason,
+                row.refusing_total,
             ),
         )
 

@@ -38,6 +38,7 @@ def test_policy_export_json_and_tables_within_100_columns(tmp_path: Path) -> Non
                 "offline_action": doc["hyperv_offline_action"],
                 "action": doc["action"],
                 "refusing_hosts": [],
+                "refusing_hosts_total": 0,
             }
         ]
         for cmd in (

@@ -70,7 +70,7 @@ def test_a_new_database_has_the_same_tables_and_columns_as_sqlite(
     version = postgres_server.psql(
         "SELECT version FROM cpucompat_schema", database=database_name(url)
     )
-    assert int(version) == SCHEMA_VERSION == 8
+    assert int(version) == SCHEMA_VERSION == 9
 
 
 def test_coordinators_starting_together_migrate_once(postgres_server: PostgresServer) -> None:

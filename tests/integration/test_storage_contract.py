@@ -295,10 +295,14 @@ def test_a_vm_keeps_its_own_action_as_a_number(storage: Storage) -> None:
     vm = VmRow("web-1", "prod", "host", "h1", None, "stamp", 10.0, 10.0, "h1")
     with storage.unit_of_work() as uow:
         uow.vms.put(vm)
-        uow.vms.set_action("web-1", 3, ["h2", "h3"], "h2 lacks avx512f")
-    with storage.read() as uow:
+        uow.vms.set_action("web-1", 3, ["h2", "h3"], "h2 lacks avx512f", 5)
+    with storage.read() as uow:  # the first refusing hosts and how many refuse in all
         assert uow.vms.get("web-1") == replace(
-            vm, offline_action=3, refusing_hosts=("h2", "h3"), action_reason="h2 lacks avx512f"
+            vm,
+            offline_action=3,
+            refusing_hosts=("h2", "h3"),
+            action_reason="h2 lacks avx512f",
+            refusing_total=5,
         )
     with storage.unit_of_work() as uow:
         uow.vms.put(replace(vm, offline_action=2))  # a replaced VM takes its new action

@@ -95,8 +95,9 @@ def test_a_new_database_has_exactly_the_old_schema(tmp_path: Path) -> None:
     """The database format did not change: same tables, columns, types and indexes.
 
     Migrations after the fixture's version 4 (5: ``vms.cpu_definition``, 6:
-    ``baseline_pins``, 7: maintenance and per-VM actions, 8: leaf classes by digest) are applied to the old database by hand, so the comparison still
-    covers every old statement.
+    ``baseline_pins``, 7: maintenance and per-VM actions, 8: leaf classes by digest, 9:
+    ``vms.refusing_total``) are applied to the old database by hand, so the comparison
+    still covers every old statement.
     """
     old = legacy_database(tmp_path / "old.db", 4)
     with sqlite3.connect(old) as conn:
@@ -105,7 +106,7 @@ def test_a_new_database_has_exactly_the_old_schema(tmp_path: Path) -> None:
                 conn.execute(statement)
     storage = SqliteStorage(tmp_path / "new.db")
     try:
-        assert storage.schema_version() == SCHEMA_VERSION == 8
+        assert storage.schema_version() == SCHEMA_VERSION == 9
     finally:
         storage.close()
     assert schema_of(tmp_path / "new.db") == schema_of(old)
@@ -280,7 +281,7 @@ def test_schema_7_keeps_whole_captures_and_new_versions_share_their_leaf_classes
     capture = load_dump(HYBRID)
     storage = open_storage(db)
     try:
-        assert storage.schema_version() == 8  # type: ignore[attr-defined]
+        assert storage.schema_version() == SCHEMA_VERSION  # type: ignore[attr-defined]
         registry = Registry(storage, clock=lambda: 200.0, allow_replayed=True)
         # The version stored whole reads back as the capture it was.
         assert registry.host("h1").profile.raw == capture
@@ -302,5 +303,61 @@ def test_schema_7_keeps_whole_captures_and_new_versions_share_their_leaf_classes
         with storage.read() as uow:
             assert uow.profiles.leaf_class_count() == 0  # h1's version is stored whole
         assert reread.host("h1").profile.raw == capture
+    finally:
+        storage.close()
+
+
+# ---- schema 9: a VM's refusing hosts are counted beside the few listed ------------------
+
+
+def _at_version_8(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A database as cpucompat left it at schema 8, holding VM web-1 whose stored action
+    lists each of its 25 refusing hosts (as every row before schema 9 did)."""
+    insert_vm = (
+        "INSERT INTO vms (name, cluster, mode, boot_host, baseline, requirement, registered_at, "
+        "booted_at, current_host, cpu_definition, offline_action, refusing_hosts, action_reason) "
+        "VALUES ('web-1', 'prod', 'host', 'h1', NULL, 'stamp', 10.0, 10.0, 'h1', NULL, 3, {0}, "
+        "'refused')"
+    )
+    refusing = json.dumps([f"h{n:02d}" for n in range(2, 27)])
+    if backend == "sqlite":
+        db = legacy_database(tmp_path / "c.db", 4)
+        with sqlite3.connect(db) as conn:
+            for migration in load_sqlite()[4:8]:
+                for statement in migration.statements:
+                    conn.execute(statement)
+            conn.execute("PRAGMA user_version = 8")
+            conn.execute(insert_vm.format("?"), (refusing,))
+        return str(db)
+    import psycopg
+
+    url: str = request.getfixturevalue("postgres_server").database()
+    with psycopg.connect(url, autocommit=True) as pg:
+        for migration in load("cpucompat.coordinator.storage.postgres.migrations")[:8]:
+            for statement in migration.statements:
+                pg.execute(statement.encode())
+        pg.execute("CREATE TABLE cpucompat_schema (version integer NOT NULL)")
+        pg.execute("INSERT INTO cpucompat_schema (version) VALUES (8)")
+        pg.execute(insert_vm.format("%s").encode(), (refusing,))
+    return url
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_schema_8_vm_rows_count_every_host_they_list_and_take_a_bounded_action(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    db = _at_version_8(backend, tmp_path, request)
+    storage = open_storage(db)
+    try:
+        assert storage.schema_version() == SCHEMA_VERSION  # type: ignore[attr-defined]
+        with storage.read() as uow:
+            old = uow.vms.get("web-1")
+        assert old is not None and len(old.refusing_hosts) == old.refusing_total == 25
+        with storage.unit_of_work() as uow:  # what the next recompute stores
+            uow.vms.set_action("web-1", 3, old.refusing_hosts[:20], "refused", 25)
+        with storage.read() as uow:
+            new = uow.vms.get("web-1")
+        assert new is not None
+        assert (new.refusing_hosts, new.refusing_total) == (old.refusing_hosts[:20], 25)
     finally:
         storage.close()

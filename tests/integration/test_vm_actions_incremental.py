@@ -100,6 +100,7 @@ def stored_actions(coordinator: Coordinator) -> dict[str, VmAction]:
             row.refusing_hosts,
             row.action_reason,
             row.current_host,
+            row.refusing_total,
         )
         for row in rows
         if row.offline_action is not None

@@ -171,14 +171,15 @@ class PgVms(PgRepository, SqlVms):
     PUT = (
         "INSERT INTO vms (name, cluster, mode, boot_host, baseline, requirement, "
         "registered_at, booted_at, current_host, cpu_definition, offline_action, "
-        "refusing_hosts, action_reason) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "refusing_hosts, action_reason, refusing_total) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (name) DO UPDATE SET cluster = excluded.cluster, mode = excluded.mode, "
         "boot_host = excluded.boot_host, baseline = excluded.baseline, "
         "requirement = excluded.requirement, registered_at = excluded.registered_at, "
         "booted_at = excluded.booted_at, current_host = excluded.current_host, "
         "cpu_definition = excluded.cpu_definition, offline_action = excluded.offline_action, "
-        "refusing_hosts = excluded.refusing_hosts, action_reason = excluded.action_reason"
+        "refusing_hosts = excluded.refusing_hosts, action_reason = excluded.action_reason, "
+        "refusing_total = excluded.refusing_total"
     )
 
 

@@ -90,8 +90,8 @@ class SqliteVms(SqliteRepository, SqlVms):
     PUT = (
         "INSERT OR REPLACE INTO vms (name, cluster, mode, boot_host, baseline, requirement, "
         "registered_at, booted_at, current_host, cpu_definition, offline_action, "
-        "refusing_hosts, action_reason) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "refusing_hosts, action_reason, refusing_total) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
 

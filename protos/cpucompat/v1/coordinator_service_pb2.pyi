@@ -506,20 +506,22 @@ class Vm(_message.Message):
     def __init__(self, name: _Optional[str] = ..., cluster: _Optional[str] = ..., boot_host: _Optional[str] = ..., baseline: _Optional[str] = ..., requirement: _Optional[_Union[VmRequirement, _Mapping]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., booted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cpu_definition: _Optional[str] = ..., action: _Optional[_Union[VmAction, _Mapping]] = ...) -> None: ...
 
 class VmAction(_message.Message):
-    __slots__ = ("vm_name", "action", "hyperv_offline_action", "refusing_hosts", "reason", "current_host")
+    __slots__ = ("vm_name", "action", "hyperv_offline_action", "refusing_hosts", "reason", "current_host", "refusing_hosts_total")
     VM_NAME_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     HYPERV_OFFLINE_ACTION_FIELD_NUMBER: _ClassVar[int]
     REFUSING_HOSTS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     CURRENT_HOST_FIELD_NUMBER: _ClassVar[int]
+    REFUSING_HOSTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     vm_name: str
     action: OfflineAction
     hyperv_offline_action: int
     refusing_hosts: _containers.RepeatedScalarFieldContainer[str]
     reason: str
     current_host: str
-    def __init__(self, vm_name: _Optional[str] = ..., action: _Optional[_Union[OfflineAction, str]] = ..., hyperv_offline_action: _Optional[int] = ..., refusing_hosts: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., current_host: _Optional[str] = ...) -> None: ...
+    refusing_hosts_total: int
+    def __init__(self, vm_name: _Optional[str] = ..., action: _Optional[_Union[OfflineAction, str]] = ..., hyperv_offline_action: _Optional[int] = ..., refusing_hosts: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., current_host: _Optional[str] = ..., refusing_hosts_total: _Optional[int] = ...) -> None: ...
 
 class FailoverPlan(_message.Message):
     __slots__ = ("vm_name", "to_host", "action", "hyperv_offline_action", "verdict", "reason", "cluster_action")
@@ -802,16 +804,20 @@ class AuditResponse(_message.Message):
     def __init__(self, report: _Optional[_Union[AuditReport, _Mapping]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class WhatIfRequest(_message.Message):
-    __slots__ = ("cluster", "add", "remove", "hypervisor")
+    __slots__ = ("cluster", "add", "remove", "hypervisor", "page_size", "page_token")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     ADD_FIELD_NUMBER: _ClassVar[int]
     REMOVE_FIELD_NUMBER: _ClassVar[int]
     HYPERVISOR_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     add: _containers.RepeatedCompositeFieldContainer[HostRef]
     remove: _containers.RepeatedScalarFieldContainer[str]
     hypervisor: Hypervisor
-    def __init__(self, cluster: _Optional[str] = ..., add: _Optional[_Iterable[_Union[HostRef, _Mapping]]] = ..., remove: _Optional[_Iterable[str]] = ..., hypervisor: _Optional[_Union[Hypervisor, str]] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, cluster: _Optional[str] = ..., add: _Optional[_Iterable[_Union[HostRef, _Mapping]]] = ..., remove: _Optional[_Iterable[str]] = ..., hypervisor: _Optional[_Union[Hypervisor, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class WhatIfBaseline(_message.Message):
     __slots__ = ("vendor", "features", "xsave_mask", "physical_bits", "members")
@@ -858,7 +864,7 @@ class VmWhatIf(_message.Message):
     def __init__(self, vm_name: _Optional[str] = ..., mode: _Optional[str] = ..., before: _Optional[_Union[VmAction, _Mapping]] = ..., after: _Optional[_Union[VmAction, _Mapping]] = ..., after_power_cycle: _Optional[_Union[VmAction, _Mapping]] = ..., power_cycle_into: _Optional[str] = ...) -> None: ...
 
 class WhatIfResponse(_message.Message):
-    __slots__ = ("cluster", "added", "removed", "before", "after", "vms", "lose_save", "regain_save_after_power_cycle", "view", "pinned_baseline")
+    __slots__ = ("cluster", "added", "removed", "before", "after", "vms", "lose_save", "regain_save_after_power_cycle", "view", "pinned_baseline", "next_page_token", "snapshot")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     ADDED_FIELD_NUMBER: _ClassVar[int]
     REMOVED_FIELD_NUMBER: _ClassVar[int]
@@ -869,6 +875,8 @@ class WhatIfResponse(_message.Message):
     REGAIN_SAVE_AFTER_POWER_CYCLE_FIELD_NUMBER: _ClassVar[int]
     VIEW_FIELD_NUMBER: _ClassVar[int]
     PINNED_BASELINE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     added: _containers.RepeatedScalarFieldContainer[str]
     removed: _containers.RepeatedScalarFieldContainer[str]
@@ -879,7 +887,9 @@ class WhatIfResponse(_message.Message):
     regain_save_after_power_cycle: _containers.RepeatedScalarFieldContainer[str]
     view: str
     pinned_baseline: str
-    def __init__(self, cluster: _Optional[str] = ..., added: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ..., before: _Optional[_Union[WhatIfClusterState, _Mapping]] = ..., after: _Optional[_Union[WhatIfClusterState, _Mapping]] = ..., vms: _Optional[_Iterable[_Union[VmWhatIf, _Mapping]]] = ..., lose_save: _Optional[_Iterable[str]] = ..., regain_save_after_power_cycle: _Optional[_Iterable[str]] = ..., view: _Optional[str] = ..., pinned_baseline: _Optional[str] = ...) -> None: ...
+    next_page_token: str
+    snapshot: str
+    def __init__(self, cluster: _Optional[str] = ..., added: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ..., before: _Optional[_Union[WhatIfClusterState, _Mapping]] = ..., after: _Optional[_Union[WhatIfClusterState, _Mapping]] = ..., vms: _Optional[_Iterable[_Union[VmWhatIf, _Mapping]]] = ..., lose_save: _Optional[_Iterable[str]] = ..., regain_save_after_power_cycle: _Optional[_Iterable[str]] = ..., view: _Optional[str] = ..., pinned_baseline: _Optional[str] = ..., next_page_token: _Optional[str] = ..., snapshot: _Optional[str] = ...) -> None: ...
 
 class GetPolicyRequest(_message.Message):
     __slots__ = ("cluster",)

@@ -1,0 +1,52 @@
+"""Every page of a coordinator's what-if, put back together as the unpaged answer.
+
+The first page holds everything but the lists of host labels and of VMs, which later
+pages continue (see `WhatIfResponse` in the proto); merging them in order gives the
+unpaged answer. Each page is cut from a what-if computed afresh: a page whose
+`snapshot` differs from the first page's means the cluster, its VMs or its pins changed
+while paging, and the reading starts again, a few times at most, so the answer never
+mixes two states of the cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cpucompat.agent.cli.common import EXIT_FAILURE, CliError
+
+from .client import call
+
+ATTEMPTS = 3
+
+
+def call_whatif(args: argparse.Namespace, stub: Any, request: Any) -> Any:
+    """The whole `WhatIfResponse` over every page of ``request``."""
+    for _ in range(ATTEMPTS):
+        request.page_token = ""
+        answer = _pages(args, stub, request)
+        if answer is not None:
+            return answer
+    raise CliError(
+        "the cluster kept changing while its what-if was read page by page; run the command again",
+        EXIT_FAILURE,
+    )
+
+
+def _pages(args: argparse.Namespace, stub: Any, request: Any) -> Any | None:
+    """The merged answer, or None when it changed between pages."""
+    answer = call(args, stub.WhatIf, request)
+    seen: set[str] = set()
+    token = answer.next_page_token
+    while token:
+        if token in seen:
+            raise CliError("the coordinator repeated a page token; what-if stopped", EXIT_FAILURE)
+        seen.add(token)
+        request.page_token = token
+        page = call(args, stub.WhatIf, request)
+        if page.snapshot != answer.snapshot:
+            return None
+        answer.MergeFrom(page)
+        token = page.next_page_token
+    answer.next_page_token = ""
+    return answer
