@@ -514,6 +514,7 @@ def policy_to_proto(stored: StoredPolicy) -> pb.ClusterPolicy:
         reason=d.reason,
         blocking_pairs=[_pair_to_proto(p) for p in d.blocking_pairs],
         stale_hosts=list(d.stale_hosts),
+        stale_hosts_total=d.stale_total,
         updated_at=timestamp(stored.updated_at),
         version=stored.version,
         host_count=d.host_count,
@@ -599,6 +600,7 @@ def decision_to_proto(d: PolicyDecision) -> pb.ClusterPolicy:
         reason=d.reason,
         blocking_pairs=[_pair_to_proto(p) for p in d.blocking_pairs],
         stale_hosts=list(d.stale_hosts),
+        stale_hosts_total=d.stale_total,
         host_count=d.host_count,
         pin_reason=d.pin_reason,
         blocking_pairs_total=d.blocking_total,
@@ -632,6 +634,8 @@ def decision_from_proto(msg: pb.ClusterPolicy) -> PolicyDecision:
             for p in msg.blocking_pairs
         ),
         stale_hosts=tuple(msg.stale_hosts),
+        # An older coordinator sends no total: it named every stale host.
+        stale_total=max(msg.stale_hosts_total, len(msg.stale_hosts)),
         host_count=msg.host_count,
         pin_reason=msg.pin_reason,
         blocking_total=msg.blocking_pairs_total,

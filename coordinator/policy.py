@@ -21,6 +21,7 @@ from .domain.cluster_verdicts import ClusterVerdicts
 from .domain.hosts import EventKind, HostStatus
 from .domain.kvm_offerable import Hypervisor
 from .domain.policy import (
+    STALE_HOSTS_LISTED,
     OfflineAction,
     PolicyDecision,
     PolicyRefusedError,
@@ -196,6 +197,7 @@ class PolicyEngine:
         details = {
             "blocking_pairs": list(decision.blocking_pairs),
             "stale_hosts": list(decision.stale_hosts),
+            "stale_total": decision.stale_total,
             "blocking_total": decision.blocking_total,
             "host_count": decision.host_count,
             "pin_reason": decision.pin_reason,
@@ -274,7 +276,9 @@ class PolicyEngine:
             blocking_total=int(
                 details.get("blocking_total", len(details.get("blocking_pairs", [])))
             ),
-            stale_hosts=tuple(details.get("stale_hosts", [])),
+            stale_hosts=tuple(details.get("stale_hosts", [])[:STALE_HOSTS_LISTED]),
+            # Rows stored before the bound name every stale host and no total.
+            stale_total=int(details.get("stale_total", len(details.get("stale_hosts", [])))),
             host_count=int(details.get("host_count", 0)),
             pin_reason=details.get("pin_reason", ""),
         )

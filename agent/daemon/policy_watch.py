@@ -64,6 +64,8 @@ def policy_document(
         "reason": policy.reason,
         "blocking_pairs": [f"{p.source}->{p.target}" for p in policy.blocking_pairs],
         "stale_hosts": list(policy.stale_hosts),
+        # An older coordinator sends no total: it named every stale host.
+        "stale_hosts_total": max(policy.stale_hosts_total, len(policy.stale_hosts)),
         "policy_version": policy.version,
         "updated_at": policy.updated_at.ToJsonString(),
     }

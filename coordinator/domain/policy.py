@@ -15,6 +15,11 @@ from typing import Any, Protocol
 
 from cpucompat.agent.errors import InputError, RefusalError
 
+STALE_HOSTS_LISTED = 20
+"""Stale or offline hosts a policy names (sorted; `stale_total` counts all)."""
+STALE_NAMED = 5
+"""Of those, how many its one-line reason names."""
+
 
 class OfflineAction(IntEnum):
     """A VM resource's OfflineAction, with Hyper-V's own numbers."""
@@ -74,6 +79,8 @@ class PolicyDecision:
     details: dict[str, Any] = field(default_factory=dict)
     blocking_total: int = 0
     """How many blocking pairs there are in all (``blocking_pairs`` may list fewer)."""
+    stale_total: int = 0
+    """How many hosts are stale or offline (``stale_hosts`` names at most 20)."""
 
     def same_as(self, other: PolicyDecision | None) -> bool:
         """Equal in everything a watcher cares about (the version aside)."""
@@ -85,6 +92,7 @@ class PolicyDecision:
             self.blocking_pairs,
             self.blocking_total,
             self.stale_hosts,
+            self.stale_total,
             self.host_count,
             self.pin_reason,
         ) == (
@@ -95,6 +103,7 @@ class PolicyDecision:
             other.blocking_pairs,
             other.blocking_total,
             other.stale_hosts,
+            other.stale_total,
             other.host_count,
             other.pin_reason,
         )
@@ -110,6 +119,7 @@ class PolicyDecision:
             "blocking_pairs": list(self.blocking_pairs),
             "blocking_pairs_total": self.blocking_total,
             "stale_hosts": list(self.stale_hosts),
+            "stale_hosts_total": self.stale_total,
             "host_count": self.host_count,
         }
 
@@ -140,7 +150,10 @@ def policy_decision(
 
     ``blocking_total``: how many blocking pairs there are when ``blocking_pairs`` lists
     only the first (None: all are listed)."""
-    not_fresh = tuple(sorted(h.name for h in hosts if h.status != "online"))
+    # Named up to STALE_HOSTS_LISTED (the row rides in every watcher's update: a
+    # 10,000-host cluster whose agents all went silent must not make it megabytes).
+    stale = sorted(h.name for h in hosts if h.status != "online")
+    not_fresh = tuple(stale[:STALE_HOSTS_LISTED])
     pairs = tuple(blocking_pairs)
     total = len(pairs) if blocking_total is None else max(blocking_total, len(pairs))
     if not hosts:
@@ -158,7 +171,10 @@ def policy_decision(
         )
     elif not_fresh:
         computed = OfflineAction.SHUTDOWN
-        why = f"profile not fresh for {', '.join(not_fresh)} (stale or offline): unknown means shutdown"
+        named = ", ".join(stale[:STALE_NAMED]) + (
+            f", \u2026 and {len(stale) - STALE_NAMED} more" if len(stale) > STALE_NAMED else ""
+        )
+        why = f"profile not fresh for {named} (stale or offline): unknown means shutdown"
     else:
         computed, why = (
             OfflineAction.SAVE,
@@ -183,6 +199,7 @@ def policy_decision(
         reason=why,
         blocking_pairs=pairs,
         stale_hosts=not_fresh,
+        stale_total=len(stale),
         host_count=len(hosts),
         pin_reason=pin_reason,
         blocking_total=total,

@@ -178,11 +178,12 @@ def test_vm_actions_changed_through_one_coordinator_reach_agents_watching_anothe
 ) -> None:
     """A VM registered, moved and removed through B: milan-1's agent, watching A, gets
     each of its VMs' actions from A's mirror, refreshed by B's announcements."""
+    # The dumps first: without ../shared the test skips before any daemon starts.
+    milan, rome = str(shared_dump(MILAN)), str(shared_dump(ROME))
     url = postgres_server.database()
     a = start_coordinator(tmp_path, "--allow-replayed", db=url, log="a.log")
     b = start_coordinator(tmp_path, "--allow-replayed", db=url, log="b.log")
     state_file = tmp_path / "state-milan-1.json"
-    milan, rome = str(shared_dump(MILAN)), str(shared_dump(ROME))
 
     def agent(address: str, name: str, dump: str, *extra: str) -> Daemon:
         # Heartbeats every 5 s: a loaded machine must not make a host stale mid-test.

@@ -351,7 +351,7 @@ class AuditReport(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., offline_action: _Optional[_Union[OfflineAction, str]] = ..., reason: _Optional[str] = ..., compatible: _Optional[bool] = ..., hosts: _Optional[_Iterable[_Union[AuditHost, _Mapping]]] = ..., pairs: _Optional[_Iterable[_Union[PairVerdict, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[HostGroup, _Mapping]]] = ..., baseline: _Optional[_Union[Baseline, _Mapping]] = ..., losses: _Optional[_Iterable[_Union[HostLoss, _Mapping]]] = ..., best_removal: _Optional[_Union[BestRemoval, _Mapping]] = ..., vendors: _Optional[_Iterable[str]] = ..., distinct_profiles: _Optional[int] = ..., blocking_pairs: _Optional[_Iterable[_Union[PairVerdict, _Mapping]]] = ..., generated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., profiles: _Optional[_Iterable[_Union[AuditProfile, _Mapping]]] = ..., refusals: _Optional[_Iterable[_Union[ProfileRefusal, _Mapping]]] = ..., pair_limit: _Optional[int] = ..., view: _Optional[str] = ...) -> None: ...
 
 class ClusterPolicy(_message.Message):
-    __slots__ = ("cluster", "action", "computed_action", "pinned_action", "hyperv_offline_action", "reason", "blocking_pairs", "stale_hosts", "updated_at", "version", "host_count", "pin_reason", "blocking_pairs_total")
+    __slots__ = ("cluster", "action", "computed_action", "pinned_action", "hyperv_offline_action", "reason", "blocking_pairs", "stale_hosts", "updated_at", "version", "host_count", "pin_reason", "blocking_pairs_total", "stale_hosts_total")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     COMPUTED_ACTION_FIELD_NUMBER: _ClassVar[int]
@@ -365,6 +365,7 @@ class ClusterPolicy(_message.Message):
     HOST_COUNT_FIELD_NUMBER: _ClassVar[int]
     PIN_REASON_FIELD_NUMBER: _ClassVar[int]
     BLOCKING_PAIRS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    STALE_HOSTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     action: OfflineAction
     computed_action: OfflineAction
@@ -378,7 +379,8 @@ class ClusterPolicy(_message.Message):
     host_count: int
     pin_reason: str
     blocking_pairs_total: int
-    def __init__(self, cluster: _Optional[str] = ..., action: _Optional[_Union[OfflineAction, str]] = ..., computed_action: _Optional[_Union[OfflineAction, str]] = ..., pinned_action: _Optional[_Union[OfflineAction, str]] = ..., hyperv_offline_action: _Optional[int] = ..., reason: _Optional[str] = ..., blocking_pairs: _Optional[_Iterable[_Union[PairVerdict, _Mapping]]] = ..., stale_hosts: _Optional[_Iterable[str]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., host_count: _Optional[int] = ..., pin_reason: _Optional[str] = ..., blocking_pairs_total: _Optional[int] = ...) -> None: ...
+    stale_hosts_total: int
+    def __init__(self, cluster: _Optional[str] = ..., action: _Optional[_Union[OfflineAction, str]] = ..., computed_action: _Optional[_Union[OfflineAction, str]] = ..., pinned_action: _Optional[_Union[OfflineAction, str]] = ..., hyperv_offline_action: _Optional[int] = ..., reason: _Optional[str] = ..., blocking_pairs: _Optional[_Iterable[_Union[PairVerdict, _Mapping]]] = ..., stale_hosts: _Optional[_Iterable[str]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., host_count: _Optional[int] = ..., pin_reason: _Optional[str] = ..., blocking_pairs_total: _Optional[int] = ..., stale_hosts_total: _Optional[int] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("id", "time", "cluster", "host_id", "kind", "message", "features_gained", "features_lost", "old_status", "new_status", "details", "old_action", "new_action", "vm_name")
