@@ -151,8 +151,9 @@ class PolicyEngine:
     def _compute(self, uow: UnitOfWork, cluster: str, row: PolicyRow | None) -> PolicyDecision:
         """The decision from the cluster's stored members and its locked policy ``row``."""
         # A host in maintenance has no say: neither its processor nor its silence counts.
+        # (A status is a StrEnum: it is its own text, without the enum's slow `.value`.)
         members = [
-            PolicyInput(h.host_id, self._profile(uow, h.host_id, h.profile_version), h.status.value)
+            PolicyInput(h.host_id, self._profile(uow, h.host_id, h.profile_version), h.status)
             for h in uow.hosts.members(cluster)
             if not (h.maintenance and has_no_say(h.maintenance, h.status == HostStatus.ONLINE))
         ]

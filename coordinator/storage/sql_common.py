@@ -98,9 +98,13 @@ class SqlHosts(SqlRepository):
             "WHERE cluster = ? ORDER BY host_id",
             (cluster,),
         ).fetchall()
+        status = HostStatus._value2member_map_  # the enum's own lookup, without its call
         return [
             Member(
-                r["host_id"], int(r["profile_version"]), HostStatus(r["status"]), r["maintenance"]
+                r["host_id"],
+                int(r["profile_version"]),
+                status[r["status"]],  # type: ignore[arg-type]
+                r["maintenance"],
             )
             for r in rows
         ]
