@@ -14,22 +14,17 @@ from typing import Any
 from cpucompat.agent.cli.common import EXIT_FAILURE, CliError
 
 from .client import call
-
-ATTEMPTS = 3
+from .consistent_pages import read_consistently
 
 
 def call_audit(args: argparse.Namespace, stub: Any, request: Any) -> Any:
     """The whole `AuditReport` over every page of ``request``."""
-    for _ in range(ATTEMPTS):
+
+    def read() -> Any | None:
         request.page_token = ""
-        report = _pages(args, stub, request)
-        if report is not None:
-            return report
-    raise CliError(
-        "the cluster's processors kept changing while its audit was read page by page; "
-        "run the command again",
-        EXIT_FAILURE,
-    )
+        return _pages(args, stub, request)
+
+    return read_consistently(read, "the cluster's processors (its audit)")
 
 
 def _pages(args: argparse.Namespace, stub: Any, request: Any) -> Any | None:

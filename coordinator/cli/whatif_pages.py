@@ -16,21 +16,17 @@ from typing import Any
 from cpucompat.agent.cli.common import EXIT_FAILURE, CliError
 
 from .client import call
-
-ATTEMPTS = 3
+from .consistent_pages import read_consistently
 
 
 def call_whatif(args: argparse.Namespace, stub: Any, request: Any) -> Any:
     """The whole `WhatIfResponse` over every page of ``request``."""
-    for _ in range(ATTEMPTS):
+
+    def read() -> Any | None:
         request.page_token = ""
-        answer = _pages(args, stub, request)
-        if answer is not None:
-            return answer
-    raise CliError(
-        "the cluster kept changing while its what-if was read page by page; run the command again",
-        EXIT_FAILURE,
-    )
+        return _pages(args, stub, request)
+
+    return read_consistently(read, "the cluster (its what-if)")
 
 
 def _pages(args: argparse.Namespace, stub: Any, request: Any) -> Any | None:
