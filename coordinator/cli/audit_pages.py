@@ -11,49 +11,38 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cpucompat.agent.cli.common import EXIT_FAILURE, CliError
-
 from .client import call
 from .consistent_pages import read_consistently
 
 
 def call_audit(args: argparse.Namespace, stub: Any, request: Any) -> Any:
     """The whole `AuditReport` over every page of ``request``."""
-
-    def read() -> Any | None:
-        request.page_token = ""
-        return _pages(args, stub, request)
-
-    return read_consistently(read, "the cluster's processors (its audit)")
-
-
-def _pages(args: argparse.Namespace, stub: Any, request: Any) -> Any | None:
-    """The merged report, or None when the profiles changed between pages."""
-    response = call(args, stub.Audit, request)
+    response = read_consistently(
+        lambda r: call(args, stub.Audit, r),
+        request,
+        _merge,
+        "audit",
+        "the cluster's processors (its audit)",
+    )
     report = response.report
-    profiles = [p.fingerprint for p in report.profiles]
-    seen: set[str] = set()
-    token = response.next_page_token
-    while token:
-        if token in seen:
-            raise CliError("the coordinator repeated a page token; audit stopped", EXIT_FAILURE)
-        seen.add(token)
-        request.page_token = token
-        response = call(args, stub.Audit, request)
-        page = response.report
-        if [p.fingerprint for p in page.profiles] != profiles or len(page.groups) != len(
-            report.groups
-        ):
-            return None
-        report.hosts.extend(page.hosts)
-        report.losses.extend(page.losses)
-        report.pairs.extend(page.pairs)
-        report.blocking_pairs.extend(page.blocking_pairs)
-        for group, more in zip(report.groups, page.groups, strict=True):
-            group.hosts.extend(more.hosts)
-        token = response.next_page_token
     for group in report.groups:
         names = sorted(group.hosts)
         del group.hosts[:]
         group.hosts.extend(names)
     return report
+
+
+def _merge(first: Any, response: Any) -> bool:
+    """A later page into the first; False when the profiles changed between them."""
+    report, page = first.report, response.report
+    if [p.fingerprint for p in page.profiles] != [p.fingerprint for p in report.profiles] or len(
+        page.groups
+    ) != len(report.groups):
+        return False
+    report.hosts.extend(page.hosts)
+    report.losses.extend(page.losses)
+    report.pairs.extend(page.pairs)
+    report.blocking_pairs.extend(page.blocking_pairs)
+    for group, more in zip(report.groups, page.groups, strict=True):
+        group.hosts.extend(more.hosts)
+    return True

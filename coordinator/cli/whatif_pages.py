@@ -13,36 +13,26 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cpucompat.agent.cli.common import EXIT_FAILURE, CliError
-
 from .client import call
 from .consistent_pages import read_consistently
 
 
 def call_whatif(args: argparse.Namespace, stub: Any, request: Any) -> Any:
     """The whole `WhatIfResponse` over every page of ``request``."""
-
-    def read() -> Any | None:
-        request.page_token = ""
-        return _pages(args, stub, request)
-
-    return read_consistently(read, "the cluster (its what-if)")
-
-
-def _pages(args: argparse.Namespace, stub: Any, request: Any) -> Any | None:
-    """The merged answer, or None when it changed between pages."""
-    answer = call(args, stub.WhatIf, request)
-    seen: set[str] = set()
-    token = answer.next_page_token
-    while token:
-        if token in seen:
-            raise CliError("the coordinator repeated a page token; what-if stopped", EXIT_FAILURE)
-        seen.add(token)
-        request.page_token = token
-        page = call(args, stub.WhatIf, request)
-        if page.snapshot != answer.snapshot:
-            return None
-        answer.MergeFrom(page)
-        token = page.next_page_token
+    answer = read_consistently(
+        lambda r: call(args, stub.WhatIf, r),
+        request,
+        _merge,
+        "what-if",
+        "the cluster (its what-if)",
+    )
     answer.next_page_token = ""
     return answer
+
+
+def _merge(answer: Any, page: Any) -> bool:
+    """A later page into the first; False when the answer changed between them."""
+    if page.snapshot != answer.snapshot:
+        return False
+    answer.MergeFrom(page)
+    return True

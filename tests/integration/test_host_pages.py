@@ -17,31 +17,16 @@ import grpc
 import pytest
 
 from cpucompat.agent.cli.main import build_parser
-from cpucompat.agent.dumps import load_dump
-from cpucompat.agent.wire import capture_to_proto
 from cpucompat.coordinator.cli.audit_pages import call_audit
 from cpucompat.coordinator.cli.refs import proto_ref
 from cpucompat.coordinator.convert import audit_from_proto
 from cpucompat.coordinator.service.paging import encode_token
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
-from tests.support.inprocess import Running
-from tests.support.paths import FIXTURES
+from tests.support.inprocess import MIXED, Running, report_mixed
 
-PROCESSORS = [
-    FIXTURES / "processors" / "dev-amd-epyc-kvm.cpuid-r.txt",
-    FIXTURES / "processors" / "amd-zen3-x3d-l3-edited.cpuid-r.txt",
-    FIXTURES / "processors" / "intel-skylake-leaf2-edited.cpuid-r.txt",
-]
 HOSTS = [f"h{n:02d}" for n in range(30)]
 PAGE = 7
-
-
-def report(running: Running, host: str, n: int) -> None:
-    raw = capture_to_proto(load_dump(PROCESSORS[n % len(PROCESSORS)]))
-    running.registry.ReportProfile(
-        pb.ReportProfileRequest(host_id=host, cluster="big", raw=raw), timeout=30
-    )
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +34,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     running = Running(tmp_path_factory.mktemp("pages"), allow_replayed=True)
     try:
         for n, host in enumerate(HOSTS):
-            report(running, host, n)
+            report_mixed(running, host, n)
         pb_grpc.VmServiceStub(running.channel).RegisterVm(
             pb.RegisterVmRequest(vm_name="web", cluster="big", boot_host="h00"), timeout=30
         )
@@ -110,7 +95,7 @@ def test_hosts_joining_and_leaving_while_paging_skip_and_repeat_no_other_host(
     running = Running(tmp_path, allow_replayed=True)
     try:
         for n, host in enumerate(HOSTS):
-            report(running, host, n)
+            report_mixed(running, host, n)
         decisions = pb_grpc.DecisionServiceStub(running.channel)
         query = pb_grpc.QueryServiceStub(running.channel)
         request = pb.TargetsRequest(source=pb.HostRef(host_id="h00"), page_size=PAGE)
@@ -118,8 +103,8 @@ def test_hosts_joining_and_leaving_while_paging_skip_and_repeat_no_other_host(
         sent = {t.host_id for t in first.targets}
         assert sent == set(HOSTS[1 : PAGE + 1])
         # Before the cursor: a new host and a removed one; after it: the same.
-        report(running, "h05a", 0)
-        report(running, "h99", 1)
+        report_mixed(running, "h05a", 0)
+        report_mixed(running, "h99", 1)
         query.RemoveHost(pb.RemoveHostRequest(host_id="h03", force=True), timeout=30)
         query.RemoveHost(pb.RemoveHostRequest(host_id="h20", force=True), timeout=30)
         request.page_token = first.next_page_token
@@ -140,7 +125,7 @@ def strip_time(report: pb.AuditReport) -> pb.AuditReport:
 
 def test_an_audit_in_pages_is_the_unpaged_report_split_by_host(fleet: Running) -> None:
     decisions = pb_grpc.DecisionServiceStub(fleet.channel)
-    extra = [proto_ref(f"dump:{PROCESSORS[1]}"), proto_ref("level:x86-64-v2")]
+    extra = [proto_ref(f"dump:{MIXED[1]}"), proto_ref("level:x86-64-v2")]
     whole = decisions.Audit(pb.AuditRequest(cluster="big", extra_hosts=extra), timeout=60)
     assert whole.next_page_token == ""
     assert len(whole.report.hosts) == len(HOSTS) + 2

@@ -17,8 +17,6 @@ import grpc
 import pytest
 
 from cpucompat.agent.cli.main import build_parser
-from cpucompat.agent.dumps import load_dump
-from cpucompat.agent.wire import capture_to_proto
 from cpucompat.coordinator.cli.refs import proto_ref
 from cpucompat.coordinator.cli.whatif_cmd import render
 from cpucompat.coordinator.cli.whatif_pages import call_whatif
@@ -26,25 +24,12 @@ from cpucompat.coordinator.convert import whatif_from_proto
 from cpucompat.coordinator.service.paging import encode_token
 from cpucompat.v1 import coordinator_service_pb2 as pb
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
-from tests.support.inprocess import Running
-from tests.support.paths import FIXTURES
+from tests.support.inprocess import MIXED, Running, report_mixed
 
-PROCESSORS = [
-    FIXTURES / "processors" / "dev-amd-epyc-kvm.cpuid-r.txt",
-    FIXTURES / "processors" / "amd-zen3-x3d-l3-edited.cpuid-r.txt",
-    FIXTURES / "processors" / "intel-skylake-leaf2-edited.cpuid-r.txt",
-]
 HOSTS = [f"h{n:02d}" for n in range(30)]
 INTEL = [h for n, h in enumerate(HOSTS) if n % 3 == 2]
 VMS = [f"vm{n}" for n in range(8)]
 PAGE = 7
-
-
-def report(running: Running, host: str, n: int) -> None:
-    raw = capture_to_proto(load_dump(PROCESSORS[n % len(PROCESSORS)]))
-    running.registry.ReportProfile(
-        pb.ReportProfileRequest(host_id=host, cluster="big", raw=raw), timeout=30
-    )
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +37,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     running = Running(tmp_path_factory.mktemp("whatif-pages"), allow_replayed=True)
     try:
         for n, host in enumerate(HOSTS):
-            report(running, host, n)
+            report_mixed(running, host, n)
         for n, vm in enumerate(VMS):  # booted on each processor
             pb_grpc.VmServiceStub(running.channel).RegisterVm(
                 pb.RegisterVmRequest(vm_name=vm, cluster="big", boot_host=HOSTS[n]), timeout=30
@@ -65,7 +50,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 def request(**kw: Any) -> pb.WhatIfRequest:
     """Every Intel host out, an AMD dump and an x86-64 level in: the cluster after the
     change has one vendor, so its baseline lists members too."""
-    added = [proto_ref(f"dump:{PROCESSORS[1]}"), proto_ref("level:x86-64-v2@AuthenticAMD")]
+    added = [proto_ref(f"dump:{MIXED[1]}"), proto_ref("level:x86-64-v2@AuthenticAMD")]
     return pb.WhatIfRequest(cluster="big", add=added, remove=INTEL, **kw)
 
 
@@ -150,7 +135,7 @@ class JoinAfterFirstCall:
         answer = self.stub.WhatIf(req, **kw)
         self.calls += 1
         if self.calls == 1:
-            report(self.running, self.host, 0)
+            report_mixed(self.running, self.host, 0)
         return answer
 
 

@@ -13,10 +13,18 @@ import grpc
 from cpucompat.agent.dumps import load_dump
 from cpucompat.agent.wire import capture_to_proto
 from cpucompat.coordinator.server import Coordinator, CoordinatorConfig, build_server
+from cpucompat.v1 import coordinator_service_pb2 as coordinator_pb2
 from cpucompat.v1 import coordinator_service_pb2_grpc as pb_grpc
 from cpucompat.v1 import profile_pb2
 
-from .paths import DEV_DUMP
+from .paths import DEV_DUMP, FIXTURES
+
+MIXED = [
+    FIXTURES / "processors" / "dev-amd-epyc-kvm.cpuid-r.txt",
+    FIXTURES / "processors" / "amd-zen3-x3d-l3-edited.cpuid-r.txt",
+    FIXTURES / "processors" / "intel-skylake-leaf2-edited.cpuid-r.txt",
+]
+"""Three project fixtures, two AMD and one Intel: a mixed cluster whatever the host."""
 
 
 class Running:
@@ -52,3 +60,11 @@ def dev_raw(source: str = "cpuid-instruction") -> profile_pb2.RawCapture:
     raw = capture_to_proto(load_dump(DEV_DUMP))
     raw.source = source
     return raw
+
+
+def report_mixed(running: Running, host: str, n: int, cluster: str = "big") -> None:
+    """``host`` reports the ``n``-th of `MIXED` (in turn) into ``cluster`` over gRPC."""
+    raw = capture_to_proto(load_dump(MIXED[n % len(MIXED)]))
+    running.registry.ReportProfile(
+        coordinator_pb2.ReportProfileRequest(host_id=host, cluster=cluster, raw=raw), timeout=30
+    )
