@@ -337,20 +337,17 @@ def _source(
 ) -> tuple[Profile | Baseline, _ProfileClass, str, bool, str]:
     """A source object met for the first time: its class (made when new, its sides built
     for ``name``, the first host of the class), default kind, replayed flag and brand."""
-    if not isinstance(source, (Profile, Baseline)):
-        raise AuditError(
-            f"host {name!r}: source must be a Profile or a Baseline, not {type(source).__name__}"
-        )
-    is_profile = isinstance(source, Profile)
-    key = class_key(source, None if is_profile else target_of(source, name, hypervisor=hypervisor))
+    key = source_class(source, name, hypervisor)
+    assert isinstance(source, (Profile, Baseline))
     pc = by_key.get(key)
     if pc is None:
+        sides = class_sides(source, key, name, hypervisor)
         pc = by_key[key] = _ProfileClass(
             index=len(classes),
             key=key,
-            fingerprint=source.fingerprint if isinstance(source, Profile) else key,
-            view=target_of(source, name, replayed=False, hypervisor=hypervisor),
-            requirement=requirement_of(source, name, hypervisor=hypervisor),
+            fingerprint=sides.fingerprint,
+            view=sides.view,
+            requirement=sides.requirement,
             hosts=[],
         )
         classes.append(pc)
@@ -359,11 +356,42 @@ def _source(
     return source, pc, "model", False, ""
 
 
+class ClassSides(NamedTuple):
+    """One distinct processor's both sides, as the audit and a cluster's policy build them."""
+
+    fingerprint: str
+    view: TargetView  # flags cleared: the processor, not a host's state
+    requirement: Requirement
+
+
+def source_class(source: object, name: str, hypervisor: Hypervisor) -> str:
+    """The class key of a host's source (`_class_key`); AuditError for what is neither a
+    Profile nor a Baseline."""
+    if not isinstance(source, (Profile, Baseline)):
+        raise AuditError(
+            f"host {name!r}: source must be a Profile or a Baseline, not {type(source).__name__}"
+        )
+    if isinstance(source, Profile):
+        return _class_key(source, None)
+    return _class_key(source, target_of(source, name, hypervisor=hypervisor))
+
+
+def class_sides(
+    source: Profile | Baseline, key: str, name: str, hypervisor: Hypervisor
+) -> ClassSides:
+    """The sides of a class new to an audit or a cluster, built for its first host."""
+    return ClassSides(
+        fingerprint=source.fingerprint if isinstance(source, Profile) else key,
+        view=target_of(source, name, replayed=False, hypervisor=hypervisor),
+        requirement=requirement_of(source, name, hypervisor=hypervisor),
+    )
+
+
 def _order(code: str) -> int:
     return REFUSAL_ORDER.index(code) if code in REFUSAL_ORDER else len(REFUSAL_ORDER)
 
 
-def class_key(source: Profile | Baseline, view: TargetView | None) -> str:
+def _class_key(source: Profile | Baseline, view: TargetView | None) -> str:
     """Equal keys give equal verdicts both ways.
 
     A profile's fingerprint, told apart by the bits its capture cannot tell

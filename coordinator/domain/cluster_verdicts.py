@@ -22,12 +22,10 @@ from typing import Any, NamedTuple, Protocol
 
 from cpucompat.agent.profile import Profile
 
-from .audit import HOST_KINDS, AuditError, class_key
+from .audit import HOST_KINDS, AuditError, ClassSides, class_sides, source_class
 from .baselines import Baseline
-from .compat import TargetView, Verdict, check_row
+from .compat import Verdict, check_row
 from .kvm_offerable import Hypervisor
-from .requirement import Requirement
-from .sides import requirement_of, target_of
 
 
 class Member(Protocol):
@@ -39,14 +37,6 @@ class Member(Protocol):
     def source(self) -> Profile | Baseline: ...
     @property
     def kind(self) -> str: ...
-
-
-class _Side(NamedTuple):
-    """One distinct processor of the cluster: both sides built once."""
-
-    fingerprint: str
-    view: TargetView
-    requirement: Requirement
 
 
 class _Refused(NamedTuple):
@@ -75,7 +65,7 @@ class ClusterVerdicts:
         # Per source object met in the last pass: the object (held, so its id stays its
         # own) and its class key.
         self._sources: dict[int, tuple[Profile | Baseline, str]] = {}
-        self._sides: dict[str, _Side] = {}
+        self._sides: dict[str, ClassSides] = {}
         self._refused: dict[tuple[str, str], _Refused] = {}
         self._checked: set[str] = set()  # classes whose rows and columns are in _refused
 
@@ -121,20 +111,9 @@ class ClusterVerdicts:
     def _key(self, source: Profile | Baseline, name: str) -> str:
         """A source object met for the first time: its class key, its sides built (for
         ``name``) when the class is new."""
-        if not isinstance(source, (Profile, Baseline)):
-            raise AuditError(
-                f"host {name!r}: source must be a Profile or a Baseline, "
-                f"not {type(source).__name__}"
-            )
-        hv = self.hypervisor
-        is_profile = isinstance(source, Profile)
-        key = class_key(source, None if is_profile else target_of(source, name, hypervisor=hv))
+        key = source_class(source, name, self.hypervisor)
         if key not in self._sides:
-            self._sides[key] = _Side(
-                fingerprint=source.fingerprint if isinstance(source, Profile) else key,
-                view=target_of(source, name, replayed=False, hypervisor=hv),
-                requirement=requirement_of(source, name, hypervisor=hv),
-            )
+            self._sides[key] = class_sides(source, key, name, self.hypervisor)
         return key
 
     def _update(self, present: KeysView[str]) -> None:
