@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -223,6 +224,41 @@ def test_a_failing_migration_leaves_the_database_at_its_version(tmp_path: Path) 
     assert "extra" not in {name for _, name, _ in schema_of(tmp_path / "c.db")}
 
 
+Execute = Callable[[str, tuple[object, ...]], object]
+
+
+def _migrated_to(
+    version: int,
+    backend: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    fill: Callable[[Execute, str, str], None],
+) -> str:
+    """A ``backend`` database as cpucompat left it at schema ``version`` (an SQLite file
+    from schema 4 on; PostgreSQL from its first migration), then ``fill(execute,
+    placeholder, true literal)`` writes the rows that schema held. Returns its --db."""
+    if backend == "sqlite":
+        db = legacy_database(tmp_path / "c.db", 4)
+        with sqlite3.connect(db) as conn:
+            for migration in load_sqlite()[4:version]:
+                for statement in migration.statements:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+            fill(conn.execute, "?", "1")
+        return str(db)
+    import psycopg
+
+    url: str = request.getfixturevalue("postgres_server").database()
+    with psycopg.connect(url, autocommit=True) as pg:
+        for migration in load("cpucompat.coordinator.storage.postgres.migrations")[:version]:
+            for statement in migration.statements:
+                pg.execute(statement.encode())
+        pg.execute("CREATE TABLE cpucompat_schema (version integer NOT NULL)")
+        pg.execute(f"INSERT INTO cpucompat_schema (version) VALUES ({version})".encode())
+        fill(lambda sql, params: pg.execute(sql.encode(), params), "%s", "true")
+    return url
+
+
 # ---- schema 8: leaf classes stored once by digest, on both backends ---------------------
 
 HYBRID = PROCESSORS / "amd-zen5-zen5c-edited.cpuid-r.txt"  # 4 CPUs of 2 classes
@@ -249,28 +285,12 @@ def _at_version_7(backend: str, tmp_path: Path, request: pytest.FixtureRequest) 
         "heartbeat_interval) VALUES ('h1', 'prod', '', '0.1', 'online', {1}, {0}, 'a', 1, "
         "100.0, 100.0, 30.0)"
     )
-    if backend == "sqlite":
-        db = legacy_database(tmp_path / "c.db", 4)
-        with sqlite3.connect(db) as conn:
-            for migration in load_sqlite()[4:7]:
-                for statement in migration.statements:
-                    conn.execute(statement)
-            conn.execute("PRAGMA user_version = 7")
-            conn.execute(insert_profile.format("?"), row)
-            conn.execute(insert_host.format("?", 1), (profile.fingerprint,))
-        return str(db)
-    import psycopg
 
-    url: str = request.getfixturevalue("postgres_server").database()
-    with psycopg.connect(url, autocommit=True) as pg:
-        for migration in load("cpucompat.coordinator.storage.postgres.migrations")[:7]:
-            for statement in migration.statements:
-                pg.execute(statement.encode())
-        pg.execute("CREATE TABLE cpucompat_schema (version integer NOT NULL)")
-        pg.execute("INSERT INTO cpucompat_schema (version) VALUES (7)")
-        pg.execute(insert_profile.format("%s").encode(), row)
-        pg.execute(insert_host.format("%s", "true").encode(), (profile.fingerprint,))
-    return url
+    def fill(execute: Execute, mark: str, true: str) -> None:
+        execute(insert_profile.format(mark), row)
+        execute(insert_host.format(mark, true), (profile.fingerprint,))
+
+    return _migrated_to(7, backend, tmp_path, request, fill)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -320,26 +340,11 @@ def _at_version_8(backend: str, tmp_path: Path, request: pytest.FixtureRequest) 
         "'refused')"
     )
     refusing = json.dumps([f"h{n:02d}" for n in range(2, 27)])
-    if backend == "sqlite":
-        db = legacy_database(tmp_path / "c.db", 4)
-        with sqlite3.connect(db) as conn:
-            for migration in load_sqlite()[4:8]:
-                for statement in migration.statements:
-                    conn.execute(statement)
-            conn.execute("PRAGMA user_version = 8")
-            conn.execute(insert_vm.format("?"), (refusing,))
-        return str(db)
-    import psycopg
 
-    url: str = request.getfixturevalue("postgres_server").database()
-    with psycopg.connect(url, autocommit=True) as pg:
-        for migration in load("cpucompat.coordinator.storage.postgres.migrations")[:8]:
-            for statement in migration.statements:
-                pg.execute(statement.encode())
-        pg.execute("CREATE TABLE cpucompat_schema (version integer NOT NULL)")
-        pg.execute("INSERT INTO cpucompat_schema (version) VALUES (8)")
-        pg.execute(insert_vm.format("%s").encode(), (refusing,))
-    return url
+    def fill(execute: Execute, mark: str, true: str) -> None:
+        execute(insert_vm.format(mark), (refusing,))
+
+    return _migrated_to(8, backend, tmp_path, request, fill)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
